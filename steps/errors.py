@@ -1,0 +1,25 @@
+"""Errors a teacher can act on: what happened, and what to do next.
+
+Our own bugs stay ordinary exceptions (step CLIs exit with EXIT_INFRA for them); a
+TeacherError is a problem with the course, the arguments or the machine that the teacher
+can fix, so its message is the headline and the traceback is never shown.
+"""
+from __future__ import annotations
+
+__all__ = ["TeacherError", "SandboxUnavailable"]
+
+
+class TeacherError(Exception):
+    """A problem the teacher can fix. `what` says what happened, `todo` what to do."""
+
+    def __init__(self, what: str, todo: str = "") -> None:
+        super().__init__(what)
+        self.what = what
+        self.todo = todo
+
+    def __str__(self) -> str:
+        return f"{self.what}. {self.todo}" if self.todo else self.what
+
+
+class SandboxUnavailable(TeacherError):
+    """The chosen sandbox cannot run on this machine; student code is never run without one."""

@@ -1,0 +1,72 @@
+"""execute: run one submission's restored notebooks in a sandbox, with papermill.
+
+The only step that runs student code. It reads `restored/<student>/` (the work dir and
+restore.json, which says which notebooks can be graded) and writes `executed/<student>/`:
+each executed notebook, execute.json and execute.log. A student's exception, timeout or
+killed kernel is recorded in those files, never raised: the step itself fails (exit 75) only
+when our side breaks, which is what Argo retries.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+from typing import Sequence
+
+from .contract import STEPS
+from .records import OK, REPAIRED, StepRecord, read_json
+from .sandbox import DEFAULT_SANDBOX, SANDBOXES, Limits, get_sandbox
+
+__all__ = ["execute", "main", "add_limit_arguments", "limits_from_args"]
+
+STEP = STEPS["execute"]
+
+
+def execute(workspace: Path, student: str, sandbox: str = DEFAULT_SANDBOX, limits: Limits = Limits(), slot: int = 0) -> StepRecord:
+    """Execute every gradable notebook of one submission in the named sandbox."""
+    workspace = Path(workspace)
+    restored = workspace / "restored" / student
+    restore_record = StepRecord.load(restored / "restore.json")
+    notebooks = [o.notebook for o in restore_record.notebooks if o.status in (OK, REPAIRED)]
+    config = read_json(workspace / "snapshot.json").get("config", {})
+    out = workspace / "executed" / student
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    if not notebooks:
+        record = StepRecord("execute", student, detail={"sandbox": sandbox, "note": "nothing gradable to execute"})
+        record.save(out / "execute.json")
+        return record
+    return get_sandbox(sandbox).execute_submission(restored / "work", notebooks, out, limits, config, slot)
+
+
+def add_limit_arguments(p: argparse.ArgumentParser) -> None:
+    d = Limits()
+    p.add_argument("--cell-timeout", type=int, default=None, help="seconds per cell (default: nbgrader's Execute.timeout, 30)")
+    p.add_argument("--wall-time", type=int, default=d.wall_time, help=f"seconds for one submission (default {d.wall_time})")
+    p.add_argument("--memory", type=int, default=d.memory_mb, help=f"MiB per submission (default {d.memory_mb})")
+    p.add_argument("--cpu-time", type=int, default=d.cpu_time, help=f"CPU seconds per process (default {d.cpu_time})")
+    p.add_argument("--pids", type=int, default=d.pids, help=f"processes per submission (default {d.pids})")
+    p.add_argument("--disk", type=int, default=d.disk_mb, help=f"MiB of files the notebook may write (default {d.disk_mb})")
+    p.add_argument("--output", type=int, default=d.output_kb, help=f"KiB of output kept per notebook (default {d.output_kb})")
+
+
+def limits_from_args(a: argparse.Namespace) -> Limits:
+    return Limits(cell_timeout=a.cell_timeout, wall_time=a.wall_time, memory_mb=a.memory, cpu_time=a.cpu_time, pids=a.pids, disk_mb=a.disk, output_kb=a.output)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .cli import run_step
+
+    p = argparse.ArgumentParser(prog="python -m steps.execute", description=execute.__doc__)
+    p.add_argument("--workspace", type=Path, required=True)
+    p.add_argument("--student", required=True)
+    p.add_argument("--sandbox", default=DEFAULT_SANDBOX, choices=sorted(SANDBOXES))
+    p.add_argument("--slot", type=int, default=0, help="parallel slot (picks the sandbox uid when run as root)")
+    add_limit_arguments(p)
+    a = p.parse_args(argv)
+    return run_step(STEP, lambda: execute(a.workspace, a.student, a.sandbox, limits_from_args(a), a.slot))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

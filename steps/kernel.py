@@ -1,0 +1,117 @@
+"""Running one notebook with papermill, with the kernel launched through a sandbox.
+
+papermill's nbclient engine does the work (per-cell bookkeeping, saving after every cell);
+this module adds only what neither it nor nbgrader has: a kernel manager whose kernel
+command and environment come from a sandbox backend and whose sockets are Unix sockets
+(so a kernel with no network can still talk to us), and an output cap that protects the
+grading process from an output flood. nbgrader's own Execute preprocessor supplies the
+execution settings (30 s cell timeout that interrupts, errors allowed, timeout error text).
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Callable
+
+from jupyter_client.manager import AsyncKernelManager
+from nbformat import NotebookNode
+from papermill.clientwrap import PapermillNotebookClient
+from papermill.engines import NBClientEngine, papermill_engines
+from papermill.utils import merge_kwargs, remove_args
+from traitlets import Any as AnyTrait
+from traitlets import Integer
+
+__all__ = ["SandboxKernelManager", "CappedNotebookClient", "GradeflowEngine", "nbgrader_execute_settings"]
+
+log = logging.getLogger("gradeflow.execute")
+
+
+class SandboxKernelManager(AsyncKernelManager):
+    """A kernel manager whose kernel is started by `launcher` (a sandbox backend).
+
+    `launcher.kernel_command(argv)` wraps the kernel's argv and `launcher.kernel_env()`
+    replaces the environment, so the teacher's environment (tokens, keys) never reaches it.
+    """
+
+    launcher = AnyTrait(allow_none=False)
+
+    def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
+        argv = super().format_kernel_cmd(extra_arguments)
+        # Interrupt through the control channel, not a signal: signals would hit the sandbox's
+        # own supervisor process (bwrap) instead of the kernel.
+        self.kernel_spec.interrupt_mode = "message"
+        self.launcher.prepare_connection(Path(self.connection_file))
+        return self.launcher.kernel_command(argv)
+
+    async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+        kw["env"] = self.launcher.kernel_env()
+        if self.launcher.logfh is not None:  # the kernel's own stdout/stderr go to execute.log
+            kw["stdout"] = kw["stderr"] = self.launcher.logfh
+        await super()._async_launch_kernel(kernel_cmd, **kw)
+
+
+class CappedNotebookClient(PapermillNotebookClient):
+    """papermill's client with a byte budget for outputs: past it, output is dropped with a note."""
+
+    max_output_bytes = Integer(8 * 1024 * 1024).tag(config=True)
+    _spent = 0
+    _capped = False
+
+    def output(self, outs: list[NotebookNode], msg: dict[str, Any], display_id: str | None, cell_index: int) -> NotebookNode | None:
+        self._spent += len(json.dumps(msg.get("content", {}), default=str))
+        if self._spent <= self.max_output_bytes:
+            return super().output(outs, msg, display_id, cell_index)
+        if not self._capped:
+            self._capped = True
+            note = NotebookNode(
+                output_type="stream",
+                name="stderr",
+                text=f"gradeflow: output limit of {self.max_output_bytes // 1024} KiB reached; further output was dropped\n",
+            )
+            outs.append(note)
+        return None
+
+
+class GradeflowEngine(NBClientEngine):
+    """papermill's nbclient engine, running CappedNotebookClient."""
+
+    @classmethod
+    def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None, stderr_file=None, start_timeout=60, execution_timeout=None, **kwargs):  # type: ignore[override]
+        kwargs = remove_args(["input_path"], **kwargs)
+        safe_kwargs = remove_args(["timeout", "startup_timeout"], **kwargs)
+        final_kwargs = merge_kwargs(
+            safe_kwargs,
+            timeout=execution_timeout if execution_timeout else kwargs.get("timeout"),
+            startup_timeout=start_timeout,
+            kernel_name=kernel_name,
+            log=log,
+            log_output=log_output,
+            stdout_file=stdout_file,
+            stderr_file=stderr_file,
+        )
+        client = CappedNotebookClient(nb_man, **final_kwargs)
+        client.owns_km = True  # the sandbox's kernel manager is passed in; nbclient still shuts it down
+        return client.execute()
+
+
+papermill_engines.register("gradeflow", GradeflowEngine)
+
+
+def nbgrader_execute_settings(config: dict[str, Any], cell_timeout: int | None = None) -> dict[str, Any]:
+    """nbgrader's Execute settings (with the course's config) as nbclient keyword arguments."""
+    from nbgrader.preprocessors import Execute
+    from traitlets.config import Config
+
+    ex = Execute(config=Config(config))
+    on_cell_executed: Callable[..., None] = lambda **kw: Execute.on_cell_executed(ex, **kw)  # noqa: E731
+    return {
+        "timeout": cell_timeout if cell_timeout is not None else ex.timeout,
+        "interrupt_on_timeout": ex.interrupt_on_timeout,
+        "allow_errors": ex.allow_errors,
+        "raise_on_iopub_timeout": ex.raise_on_iopub_timeout,
+        "error_on_timeout": ex.error_on_timeout,
+        "extra_arguments": list(ex.extra_arguments),
+        "iopub_timeout": ex.iopub_timeout,
+        "on_cell_executed": on_cell_executed,
+    }

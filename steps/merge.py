@@ -1,0 +1,214 @@
+"""merge: gather a run's scores into results, and (given the course) into the gradebook.
+
+Always writes `results/`: results.json (every student, notebook and cell), grades.csv (one
+row per student), cells.csv (one row per graded cell) and summary.txt (counts, then one line
+per skipped, failed, repaired or missing notebook with its reason). With a course directory
+it also does what `nbgrader autograde` does to the course: the submission and its grades in
+gradebook.db (through nbgrader's own SaveAutoGrades and AssignLatePenalties, so a grader's
+manual scores are respected) and the graded notebooks in autograded/STUDENT/ASSIGNMENT/.
+Re-running is safe: rows are updated, never duplicated.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Sequence
+
+import nbformat
+
+from .contract import STEPS
+from .records import FAILED, MISSING, OK, REPAIRED, SKIPPED, Manifest, StepRecord, read_json, write_json
+
+__all__ = ["merge", "summarize", "apply_to_course", "main"]
+
+STEP = STEPS["merge"]
+
+
+def _load(path: Path) -> StepRecord | None:
+    return StepRecord.load(path) if path.is_file() else None
+
+
+def summarize(workspace: Path) -> dict[str, Any]:
+    """Build results.json's content from the manifest and every score record."""
+    manifest = Manifest.load(workspace / "manifest.json")
+    students, counts = [], {"submissions": 0, "graded": 0, OK: 0, REPAIRED: 0, SKIPPED: 0, FAILED: 0, MISSING: 0}
+    for sub in manifest.submissions:
+        counts["submissions"] += 1
+        rec = _load(workspace / "scored" / sub.student / "score.json")
+        execd = _load(workspace / "executed" / sub.student / "execute.json")
+        notebooks, total, max_total, penalty = [], 0.0, 0.0, 0.0
+        for name in manifest.notebooks:
+            o = rec.outcome(name) if rec else None
+            status, reason = (o.status, o.reason) if o else (FAILED, "not scored (the run stopped before score)")
+            g = rec.detail["notebooks"].get(name) if rec else None
+            e = execd.outcome(name) if execd else None
+            counts[status] += 1
+            entry = {"notebook": name, "status": status, "reason": reason, "changes": o.changes if o else []}
+            if g:
+                total += g["score"]
+                penalty += g["late_submission_penalty"] or 0.0
+                entry.update(score=g["score"], max_score=g["max_score"], late_submission_penalty=g["late_submission_penalty"], cells=g["grades"])
+            if e:
+                entry["execute_seconds"] = e.detail.get("seconds")
+            notebooks.append(entry)
+        max_total = sum(float(c["max_score"]) for nb in read_json(workspace / "snapshot.json")["notebooks"] for c in nb["grade_cells"] + nb["task_cells"])
+        worst = next((s for s in (FAILED, SKIPPED, REPAIRED, MISSING) if any(n["status"] == s for n in notebooks)), OK)
+        counts["graded"] += worst in (OK, REPAIRED, MISSING)
+        students.append(
+            {
+                "student": sub.student,
+                "status": worst,
+                "timestamp": sub.timestamp,
+                "content_hash": sub.content_hash,
+                "score": round(total - penalty, 6),
+                "raw_score": round(total, 6),
+                "late_submission_penalty": round(penalty, 6),
+                "max_score": max_total,
+                "needs_manual_grade": any(c["needs_manual_grade"] for n in notebooks for c in n.get("cells", [])) or worst in (SKIPPED, FAILED),
+                "execute_seconds": execd.seconds if execd else None,
+                "sandbox": execd.detail.get("sandbox") if execd else None,
+                "notebooks": notebooks,
+            }
+        )
+    return {
+        "format": "gradeflow.results/1",
+        "run_id": manifest.run_id,
+        "course_id": manifest.course_id,
+        "assignment": manifest.assignment,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(),
+        "counts": counts,
+        "problems": manifest.problems,
+        "students": students,
+    }
+
+
+def summary_lines(results: dict[str, Any]) -> list[str]:
+    """The run summary a teacher reads: counts, then one line per notebook that needs a look."""
+    c = results["counts"]
+    lines = [
+        f"{results['assignment']} run {results['run_id']}: {c['submissions']} submission(s), "
+        f"{c['graded']} graded; notebooks: {c[OK]} ok, {c[REPAIRED]} repaired, {c[MISSING]} missing, "
+        f"{c[SKIPPED]} skipped, {c[FAILED]} failed"
+    ]
+    for s in results["students"]:
+        for n in s["notebooks"]:
+            if n["status"] != OK:
+                lines.append(f"  {n['status'].upper():8} {s['student']} / {n['notebook']}.ipynb: {n['reason']}")
+    for p in results["problems"]:
+        lines.append(f"  NOTE     {p['student']}: {p['reason']}")
+    return lines
+
+
+def _write_results(workspace: Path, results: dict[str, Any]) -> Path:
+    out = workspace / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "results.json", results)
+    with open(out / "grades.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["assignment", "student_id", "timestamp", "status", "raw_score", "late_submission_penalty", "score", "max_score", "needs_manual_grade"])
+        for s in results["students"]:
+            w.writerow([results["assignment"], s["student"], s["timestamp"] or "", s["status"], s["raw_score"], s["late_submission_penalty"], s["score"], s["max_score"], s["needs_manual_grade"]])
+    with open(out / "cells.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["student_id", "notebook", "cell", "auto_score", "max_score", "needs_manual_grade"])
+        for s in results["students"]:
+            for n in s["notebooks"]:
+                for cell in n.get("cells", []):
+                    w.writerow([s["student"], n["notebook"], cell["cell"], cell["auto_score"], cell["max_score"], cell["needs_manual_grade"]])
+    (out / "summary.txt").write_text("\n".join(summary_lines(results)) + "\n")
+    return out
+
+
+def _replace_file(src: Path, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.exists() or dest.is_symlink():
+        dest.unlink()
+    shutil.copyfile(src, dest)
+
+
+def apply_to_course(workspace: Path, course_dir: Path, students: Sequence[str] | None = None) -> list[str]:
+    """Write scored submissions into gradebook.db and autograded/, as nbgrader autograde does."""
+    from nbgrader.api import Gradebook
+    from nbgrader.preprocessors import AssignLatePenalties, SaveAutoGrades
+    from traitlets.config import Config
+
+    from .collect import _course
+
+    manifest = Manifest.load(workspace / "manifest.json")
+    snapshot = read_json(workspace / "snapshot.json")
+    _, coursedir = _course(Path(course_dir))
+    cfg = Config(snapshot.get("config", {}))
+    permissions = 0o664 if coursedir.groupshared else 0o444
+    written = []
+    for sub in manifest.submissions:
+        if students and sub.student not in students:
+            continue
+        rec = _load(workspace / "scored" / sub.student / "score.json")
+        if rec is None:
+            continue
+        with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
+            gb.update_or_create_student(sub.student)
+            gb.update_or_create_submission(manifest.assignment, sub.student, **({"timestamp": sub.timestamp} if sub.timestamp else {}))
+        dest = Path(coursedir.format_path(coursedir.autograded_directory, sub.student, manifest.assignment))
+        work = workspace / "restored" / sub.student / "work"
+        for f in work.rglob("*"):
+            if f.is_file() and f.suffix != ".ipynb":
+                _replace_file(f, dest / f.relative_to(work))
+        for o in rec.notebooks:
+            target = dest / f"{o.notebook}.ipynb"
+            if o.status in (OK, REPAIRED):
+                nb = nbformat.read(str(workspace / "scored" / sub.student / f"{o.notebook}.ipynb"), as_version=4)
+                resources = {"nbgrader": {"student": sub.student, "assignment": manifest.assignment, "notebook": o.notebook, "db_url": coursedir.db_url}}
+                for pp in (SaveAutoGrades(config=cfg), AssignLatePenalties(config=cfg)):
+                    nb, resources = pp.preprocess(nb, resources)
+                if target.exists():
+                    target.unlink()
+                nbformat.write(nb, str(target), version=4)
+                continue
+            with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
+                snb = gb.find_submission_notebook(o.notebook, manifest.assignment, sub.student)
+                for grade in snb.grades:
+                    grade.auto_score = 0
+                    # nbgrader's rule for a missing notebook; a skipped or failed one needs a person
+                    grade.needs_manual_grade = o.status != MISSING
+                gb.db.commit()
+            if target.exists():
+                target.unlink()
+        for f in dest.rglob("*"):
+            if f.is_file():
+                os.chmod(f, permissions)
+        written.append(sub.student)
+    return written
+
+
+def merge(workspace: Path, course_dir: Path | None = None, students: Sequence[str] | None = None) -> dict[str, Any]:
+    """Write results/ for the run; with `course_dir`, also the gradebook and autograded/."""
+    workspace = Path(workspace)
+    if course_dir is not None:
+        apply_to_course(workspace, Path(course_dir), students)
+    results = summarize(workspace)
+    _write_results(workspace, results)
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .cli import run_step
+
+    p = argparse.ArgumentParser(prog="python -m steps.merge", description=merge.__doc__)
+    p.add_argument("--workspace", type=Path, required=True)
+    p.add_argument("--course-dir", type=Path, default=None, help="also write gradebook.db and autograded/ of this course")
+    a = p.parse_args(argv)
+
+    def run() -> None:
+        results = merge(a.workspace, a.course_dir)
+        print("\n".join(summary_lines(results)))
+
+    return run_step(STEP, run)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

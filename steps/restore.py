@@ -1,0 +1,211 @@
+"""restore: validate each submitted notebook and put back its locked and test cells.
+
+Runs nbgrader's own sanitize preprocessors (ClearOutput, DeduplicateIds, OverwriteKernelspec,
+OverwriteCells, CheckCellMetadata: the list `nbgrader autograde` runs) against a scratch
+gradebook built from the snapshot, so hidden tests come back exactly as nbgrader restores
+them. Before that it checks what nbgrader would silently mis-grade: a notebook that is not
+JSON, not nbformat 4, or whose grade cells were deleted, duplicated, renamed or re-flagged is
+*skipped* with a reason instead. What nbgrader repairs (a changed locked cell, edited points)
+is repaired the same way and reported.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any, Sequence
+
+import nbformat
+
+from .contract import STEPS
+from .snapshot import scratch_gradebook
+from .records import MISSING, OK, REPAIRED, SKIPPED, Manifest, NotebookOutcome, StepRecord, read_json
+
+__all__ = ["restore", "restore_submission", "main", "Malformed"]
+
+STEP = STEPS["restore"]
+log = logging.getLogger("gradeflow.restore")
+
+
+class Malformed(Exception):
+    """A notebook that cannot be graded faithfully; the message is the teacher-facing reason."""
+
+
+class _ChangeLog(logging.Handler):
+    """Collects nbgrader's `report_change` warnings so they become the record's changes."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def _flags(cell: Any) -> dict[str, Any]:
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return {k: bool(meta.get(k, False)) for k in ("grade", "solution", "task", "locked")}
+
+
+def _read(path: Path) -> Any:
+    """Parse the file as an nbformat-4 notebook or raise Malformed with the specific reason."""
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise Malformed("the notebook file is empty")
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise Malformed(f"the notebook is not valid JSON ({e})") from None
+    if not isinstance(data, dict) or "cells" not in data and "worksheets" not in data:
+        raise Malformed("the file is JSON but not a notebook (no cells)")
+    major = data.get("nbformat")
+    if major != 4:
+        raise Malformed(f"the notebook is nbformat version {major}; gradeflow grades version 4 (re-save it in Jupyter)")
+    try:
+        nb = nbformat.reads(raw.decode("utf-8"), as_version=4)
+        nbformat.validate(nb)
+    except Exception as e:  # noqa: BLE001 - nbformat raises several types for a broken document
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise Malformed(f"the notebook does not follow the nbformat 4 schema ({first})") from None
+    return nb
+
+
+def _check_structure(nb: Any, spec: dict[str, Any], add_missing_cells: bool) -> None:
+    """Refuse what nbgrader would mis-grade silently: deleted, duplicated, renamed or re-flagged cells."""
+    ids = [
+        c.metadata.nbgrader["grade_id"]
+        for c in nb.cells
+        if "grade_id" in c.get("metadata", {}).get("nbgrader", {}) and any(_flags(c).values())
+    ]
+    dupes = sorted(g for g, n in Counter(ids).items() if n > 1)
+    if dupes:
+        raise Malformed(f"grade cell {dupes[0]!r} appears {Counter(ids)[dupes[0]]} times (a duplicated cell)")
+    known = {c["name"]: c for c in spec["source_cells"]}
+    renamed = [g for g in ids if g not in known]
+    if renamed:
+        raise Malformed(f"cell {renamed[0]!r} is not a cell of this assignment (a renamed grade_id?)")
+    grade = {c["name"] for c in spec["grade_cells"]}
+    solution = {c["name"] for c in spec["solution_cells"]}
+    task = {c["name"] for c in spec["task_cells"]}
+    if not add_missing_cells:
+        gone = [c["name"] for c in spec["source_cells"] if c["name"] in grade | task and c["name"] not in ids]
+        if gone:
+            raise Malformed(f"grade cell {gone[0]!r} was deleted")
+    for c in nb.cells:
+        gid = c.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if gid not in known or not any(_flags(c).values()):
+            continue
+        f = _flags(c)
+        want = {"grade": gid in grade, "solution": gid in solution, "task": gid in task}
+        for flag, expected in want.items():
+            if f[flag] != expected:
+                raise Malformed(f"cell {gid!r} has its nbgrader '{flag}' flag changed to {f[flag]} (edited metadata)")
+
+
+def _preprocessors(config: dict[str, Any]) -> list[Any]:
+    from nbgrader.preprocessors import CheckCellMetadata, ClearOutput, DeduplicateIds, OverwriteCells, OverwriteKernelspec
+    from traitlets.config import Config
+
+    cfg = Config(config)
+    return [cls(config=cfg) for cls in (ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata)]
+
+
+def _sanitize(nb: Any, resources: dict[str, Any], config: dict[str, Any]) -> tuple[Any, list[str]]:
+    """Run nbgrader's sanitize preprocessors; return the notebook and the repairs they reported."""
+    changes = _ChangeLog()
+    for pp in _preprocessors(config):
+        if not pp.enabled:
+            continue
+        pp.log.addHandler(changes)
+        try:
+            nb, resources = pp.preprocess(nb, resources)
+        finally:
+            pp.log.removeHandler(changes)
+    return nb, changes.lines
+
+
+def restore_notebook(path: Path, spec: dict[str, Any], snapshot: dict[str, Any], resources: dict[str, Any]) -> tuple[Any, NotebookOutcome]:
+    """Validate and restore one notebook: (restored notebook or None, outcome)."""
+    name = spec["name"]
+    config = snapshot.get("config", {})
+    add_missing = bool(config.get("OverwriteCells", {}).get("add_missing_cells", False))
+    try:
+        nb = _read(path)
+        _check_structure(nb, spec, add_missing)
+        nb, changes = _sanitize(nb, dict(resources, nbgrader=dict(resources["nbgrader"], notebook=name)), config)
+    except Malformed as e:
+        return None, NotebookOutcome(name, SKIPPED, str(e))
+    except Exception as e:  # noqa: BLE001 - nbgrader's validator and friends: still the notebook's fault
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        return None, NotebookOutcome(name, SKIPPED, f"nbgrader could not validate the notebook: {reason}")
+    if changes:
+        return nb, NotebookOutcome(name, REPAIRED, "restored by nbgrader's rules: " + "; ".join(changes), changes)
+    return nb, NotebookOutcome(name, OK)
+
+
+def _hash_dir(root: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            h.update(str(p.relative_to(root)).encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def restore_submission(workspace: Path, manifest: Manifest, snapshot: dict[str, Any], student: str, scratch: Path) -> StepRecord:
+    """Restore one submission into `restored/<student>/work/` and write its restore.json."""
+    import time
+
+    start = time.monotonic()
+    sub = manifest.submission(student)
+    src = workspace / "submissions" / student
+    out = workspace / "restored" / student
+    if out.exists():
+        shutil.rmtree(out)
+    work = out / "work"
+    # nbgrader's build dir: every submitted file but the notebooks, which are written restored
+    shutil.copytree(src, work, ignore=shutil.ignore_patterns("*.ipynb"))
+    db_url = scratch_gradebook(snapshot, scratch / student)
+    resources = {"nbgrader": {"student": student, "assignment": manifest.assignment, "db_url": db_url}}
+    record = StepRecord("restore", student)
+    specs = {nb["name"]: nb for nb in snapshot["notebooks"]}
+    for name in manifest.notebooks:
+        if name in sub.missing:
+            record.notebooks.append(NotebookOutcome(name, MISSING, f"{name}.ipynb was not submitted: scored 0 like nbgrader"))
+            continue
+        nb, outcome = restore_notebook(src / f"{name}.ipynb", specs[name], snapshot, resources)
+        if nb is not None:
+            nbformat.write(nb, str(work / f"{name}.ipynb"), version=4)
+        record.notebooks.append(outcome)
+    record.detail["work_hash"] = _hash_dir(work)
+    record.seconds = round(time.monotonic() - start, 3)
+    record.save(out / "restore.json")
+    shutil.rmtree(scratch / student, ignore_errors=True)
+    return record
+
+
+def restore(workspace: Path, students: Sequence[str] | None = None) -> list[StepRecord]:
+    """Restore every submission in the manifest (or only `students`)."""
+    workspace = Path(workspace)
+    manifest = Manifest.load(workspace / "manifest.json")
+    snapshot = read_json(workspace / "snapshot.json")
+    with tempfile.TemporaryDirectory(prefix="gradeflow-restore-") as scratch:
+        return [restore_submission(workspace, manifest, snapshot, s, Path(scratch)) for s in (students or manifest.students())]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .cli import run_step
+
+    p = argparse.ArgumentParser(prog="python -m steps.restore", description=restore.__doc__)
+    p.add_argument("--workspace", type=Path, required=True)
+    p.add_argument("--students", nargs="*", default=None)
+    a = p.parse_args(argv)
+    return run_step(STEP, lambda: restore(a.workspace, a.students or None))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

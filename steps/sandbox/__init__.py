@@ -1,0 +1,43 @@
+"""Sandbox backends, registered by name. Callers ask `get_sandbox(name)`; nothing else
+chooses a backend. An unknown name lists the known ones."""
+from __future__ import annotations
+
+from ..errors import SandboxUnavailable, TeacherError
+from .base import KernelLauncher, KernelSandbox, Limits, Sandbox
+from .bubblewrap import BubblewrapSandbox
+from .local import NoSandbox, PodSandbox
+
+__all__ = ["Limits", "Sandbox", "KernelSandbox", "KernelLauncher", "SANDBOXES", "register", "get_sandbox", "DEFAULT_SANDBOX"]
+
+SANDBOXES: dict[str, type[Sandbox]] = {}
+DEFAULT_SANDBOX = "bubblewrap"
+
+
+def register(cls: type[Sandbox]) -> type[Sandbox]:
+    SANDBOXES[cls.name] = cls
+    return cls
+
+
+for _cls in (BubblewrapSandbox, PodSandbox, NoSandbox):
+    register(_cls)
+try:  # the podman backend is optional: it needs the grader image
+    from .podman import PodmanSandbox
+
+    register(PodmanSandbox)
+except ImportError:  # pragma: no cover
+    pass
+
+
+def get_sandbox(name: str, check: bool = True) -> Sandbox:
+    """The sandbox registered as `name`; with check, refuse one that cannot run here."""
+    try:
+        sandbox = SANDBOXES[name]()
+    except KeyError:
+        raise TeacherError(f"unknown sandbox {name!r}", f"choose one of: {', '.join(sorted(SANDBOXES))}") from None
+    why = sandbox.unavailable() if check else None
+    if why:
+        raise SandboxUnavailable(
+            f"the {name} sandbox is not available: {why}",
+            "gradeflow never runs student code unsandboxed unless you pass --unsafe-no-sandbox",
+        )
+    return sandbox

@@ -1,0 +1,210 @@
+"""What every sandbox shares: the limits, the bookkeeping, and the result record.
+
+A backend implements one thing. Kernel sandboxes (bubblewrap, pod, none) implement a
+`KernelLauncher`: how to start a Jupyter kernel contained. Papermill, the notebook and the
+grading state stay in this (trusted) process and talk to the kernel over Unix sockets, so
+student code cannot rewrite the notebook being recorded. Whole-step sandboxes (podman) run
+the execute step itself inside a container and override `execute_submission`.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Sequence
+
+import nbformat
+
+from ..records import FAILED, OK, NotebookOutcome, StepRecord
+
+__all__ = ["Limits", "Sandbox", "KernelSandbox", "KernelLauncher", "minimal_env"]
+
+log = logging.getLogger("gradeflow.execute")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits for one submission. Defaults suit an intro-course notebook."""
+
+    cell_timeout: int | None = None  # seconds per cell; None = nbgrader's Execute.timeout (30 s)
+    wall_time: int = 600  # seconds for all of one submission's notebooks
+    memory_mb: int = 1024  # memory of the kernel and its children
+    cpu_time: int = 300  # CPU seconds per process
+    pids: int = 128  # processes and threads
+    disk_mb: int = 256  # largest file the kernel may write (and /tmp's size)
+    output_kb: int = 8192  # notebook output kept per notebook; the rest is dropped with a note
+    nofile: int = 256  # open files per process
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def minimal_env(home: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The kernel's whole environment: nothing of the teacher's (no tokens, no keys)."""
+    env = {
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]),
+        "HOME": home,
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONUNBUFFERED": "1",
+        "MPLBACKEND": "Agg",
+        "NBGRADER_EXECUTION": "autograde",  # nbgrader sets this while autograding; notebooks may test it
+    }
+    env.update(extra or {})
+    return env
+
+
+class KernelLauncher:
+    """Starts kernels for one submission. The base launcher does not contain anything.
+
+    Subclasses wrap the kernel command (`kernel_command`) and clean up after it (`close`).
+    """
+
+    def __init__(self, work: Path, scratch: Path, limits: Limits) -> None:
+        self.work = work
+        self.scratch = scratch
+        self.limits = limits
+        self.kernels: list[Any] = []
+        self.logfh: Any = None  # execute.log, for the kernel's own stdout and stderr
+
+    def prepare_connection(self, connection_file: Path) -> None:
+        """Make the connection file and socket dir usable by the kernel."""
+
+    def kernel_command(self, argv: list[str]) -> list[str]:
+        return argv
+
+    def kernel_env(self) -> dict[str, str]:
+        return minimal_env(str(self.scratch / "home"))
+
+    def kill_all(self) -> None:
+        """Kill every process the submission started (used at the wall-time limit)."""
+        for km in self.kernels:
+            pgid = getattr(getattr(km, "provisioner", None), "pgid", None)
+            if pgid:
+                try:
+                    os.killpg(pgid, signal.SIGKILL)
+                except OSError:
+                    pass
+
+    def close(self) -> dict[str, Any]:
+        """Tear down; return evidence (e.g. how many leftover processes were killed)."""
+        self.kill_all()
+        return {}
+
+
+class Sandbox:
+    """A way to run student code. Subclasses register under `name` in steps.sandbox."""
+
+    name: ClassVar[str] = ""
+    guarantee: ClassVar[str] = ""
+    contained: ClassVar[bool] = True  # False only for the loudly labelled no-sandbox mode
+
+    def unavailable(self) -> str | None:
+        """Why this sandbox cannot run here, or None when it can."""
+        return None
+
+    def execute_submission(self, work_src: Path, notebooks: Sequence[str], out_dir: Path, limits: Limits, config: dict[str, Any], slot: int = 0) -> StepRecord:
+        raise NotImplementedError
+
+
+class KernelSandbox(Sandbox):
+    """Sandboxes where only the kernel is contained: papermill runs here, in the trusted process."""
+
+    launcher_class: ClassVar[type[KernelLauncher]] = KernelLauncher
+
+    def make_launcher(self, work: Path, scratch: Path, limits: Limits, slot: int) -> KernelLauncher:
+        return self.launcher_class(work, scratch, limits)
+
+    def execute_submission(self, work_src: Path, notebooks: Sequence[str], out_dir: Path, limits: Limits, config: dict[str, Any], slot: int = 0) -> StepRecord:
+        from ..kernel import nbgrader_execute_settings
+
+        start = time.monotonic()
+        out_dir.mkdir(parents=True, exist_ok=True)
+        record = StepRecord("execute", out_dir.name, detail={"sandbox": self.name, "limits": limits.to_dict()})
+        settings = nbgrader_execute_settings(config, limits.cell_timeout)
+        logfile = out_dir / "execute.log"
+        with tempfile.TemporaryDirectory(prefix="gradeflow-execute-") as tmp, open(logfile, "a", encoding="utf-8") as logfh:
+            scratch = Path(tmp)
+            os.chmod(scratch, 0o755)
+            work = scratch / "work"
+            shutil.copytree(work_src, work)
+            (scratch / "home").mkdir()
+            launcher = self.make_launcher(work, scratch, limits, slot)
+            launcher.logfh = logfh
+            deadline = threading.Timer(limits.wall_time, launcher.kill_all)
+            deadline.daemon = True
+            deadline.start()
+            try:
+                for name in notebooks:
+                    outcome = self._run_notebook(name, work, scratch, out_dir, launcher, settings, limits, logfh, start)
+                    record.notebooks.append(outcome)
+            finally:
+                deadline.cancel()
+                record.detail["teardown"] = launcher.close()
+        record.seconds = round(time.monotonic() - start, 3)
+        record.save(out_dir / "execute.json")
+        return record
+
+    def _run_notebook(self, name: str, work: Path, scratch: Path, out_dir: Path, launcher: KernelLauncher, settings: dict[str, Any], limits: Limits, logfh: Any, start: float) -> NotebookOutcome:
+        from papermill.engines import papermill_engines
+        from papermill.execute import prepare_notebook_metadata
+        from papermill.iorw import load_notebook_node
+
+        from ..kernel import SandboxKernelManager
+
+        target = out_dir / f"{name}.ipynb"
+        nb = prepare_notebook_metadata(load_notebook_node(str(work / f"{name}.ipynb")), str(work / f"{name}.ipynb"), str(target))
+        kernel_name = nb.metadata.get("kernelspec", {}).get("name", "python3")
+        ipc = scratch / f"ipc-{name}"
+        ipc.mkdir()
+        km = SandboxKernelManager(kernel_name=kernel_name, launcher=launcher, transport="ipc", ip=str(ipc / "k"), connection_file=str(ipc / "kernel.json"))
+        launcher.kernels.append(km)
+        t0 = time.monotonic()
+        logfh.write(f"[execute] {name}: starting kernel {kernel_name!r} in sandbox {self.name}\n")
+        logfh.flush()
+        outcome = NotebookOutcome(name)
+        try:
+            papermill_engines.execute_notebook_with_engine(
+                "gradeflow",
+                nb,
+                kernel_name=kernel_name,
+                output_path=str(target),
+                progress_bar=False,
+                km=km,
+                resources={"metadata": {"path": str(work)}},
+                max_output_bytes=limits.output_kb * 1024,
+                shutdown_kernel="immediate",
+                **settings,
+            )
+        except Exception as e:  # noqa: BLE001 - a dead kernel is the student's result, not our crash
+            elapsed = time.monotonic() - start
+            if elapsed >= limits.wall_time - 1:
+                why = f"the submission hit the wall-time limit of {limits.wall_time} s and was stopped"
+            else:
+                why = f"the kernel died ({type(e).__name__}: {str(e).strip()[:160]}); probably the memory ({limits.memory_mb} MiB), process or CPU-time limit"
+            outcome.status, outcome.reason = FAILED, why
+            nb.metadata.setdefault("gradeflow", {})["failed"] = why
+            banner = nbformat.v4.new_markdown_cell(f"<div style='color:#b00'><b>gradeflow:</b> execution stopped: {why}. This notebook was not graded.</div>")
+            banner.metadata["tags"] = ["gradeflow-error"]
+            if nb.get("nbformat_minor", 5) < 5:
+                del banner["id"]
+            nb.cells.insert(0, banner)
+        cells = [c for c in nb.cells if c.cell_type == "code"]
+        outcome.detail = {
+            "seconds": round(time.monotonic() - t0, 3),
+            "code_cells": len(cells),
+            "error_cells": sum(any(o.get("output_type") == "error" for o in c.get("outputs", [])) for c in cells),
+            "timeouts": sum(any(o.get("ename") == "CellTimeoutError" for o in c.get("outputs", [])) for c in cells),
+        }
+        nbformat.write(nb, str(target), version=4)
+        logfh.write(f"[execute] {name}: {outcome.status} in {outcome.detail['seconds']} s, {outcome.detail['error_cells']} cell(s) with errors, {outcome.detail['timeouts']} timeout(s) {outcome.reason}\n")
+        logfh.flush()
+        return outcome

@@ -1,0 +1,164 @@
+"""The bubblewrap sandbox: the kernel alone runs in a fresh set of Linux namespaces.
+
+What the kernel sees: the OS's /usr (read-only), the Python environment it needs (read-only),
+a private /tmp, and the submission's work dir at /work. No network (not even loopback to the
+host), no course dir, no gradebook, no HOME, no other submission, none of the teacher's
+environment variables. When gradeflow runs as root the kernel runs as an unprivileged uid of
+its own per parallel slot, inside a memory and pids cgroup; limits are also set with rlimits.
+papermill and the notebook stay outside, talking to the kernel over Unix sockets.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import site
+import sys
+from pathlib import Path
+from typing import Any
+
+from .base import KernelLauncher, KernelSandbox, Limits, minimal_env
+from .cgroup import Cgroup
+
+__all__ = ["BubblewrapSandbox", "BubblewrapLauncher", "SANDBOX_UID_BASE"]
+
+SANDBOX_UID_BASE = 61000  # slot k runs as uid/gid 61000+k when gradeflow runs as root
+_ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "localtime", "fonts", "mime.types", "ssl")
+
+
+def _python_dirs() -> list[Path]:
+    """The directories the kernel's Python needs, outside /usr."""
+    dirs = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve()}
+    user_site = site.getusersitepackages() if site.ENABLE_USER_SITE else None
+    if user_site and Path(user_site).is_dir():
+        dirs.add(Path(user_site).resolve())
+    return sorted(d for d in dirs if not str(d).startswith("/usr/"))
+
+
+def _traversable_by(path: Path, uid: int) -> bool:
+    """Could `uid` (not root) reach `path`? Every parent needs the x bit for 'other'."""
+    if uid == 0:
+        return True
+    for parent in [*reversed(path.parents), path]:
+        st = parent.stat()
+        if st.st_uid != uid and not st.st_mode & 0o001:
+            return False
+    return True
+
+
+class BubblewrapLauncher(KernelLauncher):
+    def __init__(self, work: Path, scratch: Path, limits: Limits, slot: int = 0) -> None:
+        super().__init__(work, scratch, limits)
+        self.root = os.geteuid() == 0
+        self.uid = SANDBOX_UID_BASE + slot if self.root else os.geteuid()
+        self.cgroup = Cgroup.create(f"gradeflow-{os.getpid()}-{slot}", limits.memory_mb, limits.pids) if self.root else None
+        if self.root:
+            for p in (scratch, work, *work.rglob("*")):
+                os.lchown(p, self.uid, self.uid)
+
+    def prepare_connection(self, connection_file: Path) -> None:
+        if self.root:  # the kernel (an unprivileged uid) must read the key and create its sockets
+            os.chown(connection_file.parent, self.uid, self.uid)
+            os.chown(connection_file, self.uid, self.uid)
+
+    def kernel_env(self) -> dict[str, str]:
+        env = minimal_env("/tmp/home", {"IPYTHONDIR": "/tmp/home/.ipython", "MPLCONFIGDIR": "/tmp/home/.mpl", "USER": "student", "LOGNAME": "student"})
+        user_site = site.getusersitepackages() if site.ENABLE_USER_SITE else None
+        if user_site and Path(user_site).is_dir():
+            env["PYTHONPATH"] = user_site
+        return env
+
+    def _bwrap(self, argv: list[str], hidden: dict[Path, Path]) -> list[str]:
+        lim = self.limits
+        cmd = ["bwrap", "--unshare-all", "--die-with-parent", "--hostname", "sandbox", "--clearenv"]
+        for key, value in self.kernel_env().items():
+            cmd += ["--setenv", key, value]
+        cmd += ["--ro-bind", "/usr", "/usr"]
+        for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+            if os.path.islink(top):
+                cmd += ["--symlink", os.readlink(top), top]
+            elif os.path.isdir(top):
+                cmd += ["--ro-bind", top, top]
+        for name in _ETC:
+            if os.path.exists(f"/etc/{name}"):
+                cmd += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
+        for d in _python_dirs():
+            cmd += ["--ro-bind", str(hidden.get(d, d)), str(d)]
+        cmd += ["--proc", "/proc", "--dev", "/dev"]
+        cmd += ["--size", str(lim.disk_mb * 1024 * 1024), "--tmpfs", "/tmp", "--dir", "/tmp/home"]
+        ipc = Path(self.kernels[-1].connection_file).parent if self.kernels else self.scratch
+        cmd += ["--bind", str(self.work), "/work", "--bind", str(ipc), str(ipc), "--chdir", "/work"]
+        cmd += ["--cap-drop", "ALL", "--"]
+        return cmd + argv
+
+    def kernel_command(self, argv: list[str]) -> list[str]:
+        lim = self.limits
+        hidden: dict[Path, Path] = {}
+        if self.root:
+            # A Python under /root (pyenv, a venv in the teacher's home) is not reachable by the
+            # sandbox uid. In a private mount namespace, bind each such dir somewhere reachable
+            # first; the host's mounts are untouched and nothing else of HOME is exposed.
+            for i, d in enumerate(_python_dirs()):
+                if not _traversable_by(d, self.uid):
+                    hidden[d] = self.scratch / f"python-{i}"
+                    hidden[d].mkdir(exist_ok=True)
+        chain: list[str] = []
+        if self.cgroup is not None:
+            chain += self.cgroup.join_command()
+        if hidden:
+            mounts = " && ".join(f"mount --bind -o ro {src} {dst}" for src, dst in hidden.items())
+            chain += ["unshare", "--mount", "--propagation", "private", "sh", "-c", f'{mounts} && exec "$@"', "sh"]
+        chain += [
+            "prlimit",
+            f"--as={lim.memory_mb * 1024 * 1024 * 4}",  # address space: a backstop; the cgroup counts real memory
+            f"--cpu={lim.cpu_time}",
+            f"--fsize={lim.disk_mb * 1024 * 1024}",
+            f"--nofile={lim.nofile}",
+            "--core=0",
+        ]
+        if self.root:
+            chain += [f"--nproc={lim.pids}", "--", "setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups", "--no-new-privs"]
+        else:
+            chain += ["--"]
+        return chain + self._bwrap(argv, hidden)
+
+    def kill_all(self) -> None:
+        super().kill_all()
+        if self.cgroup is not None:
+            self.cgroup.kill_all()
+
+    def close(self) -> dict[str, Any]:
+        super().kill_all()
+        evidence: dict[str, Any] = {}
+        if self.cgroup is not None:
+            evidence["leftover_processes_killed"] = self.cgroup.kill_all()
+            evidence["memory_peak_mb"] = self.cgroup.memory_peak_mb()
+            self.cgroup.remove()
+        if self.root:
+            shutil.chown(self.scratch, 0, 0)
+        return evidence
+
+
+class BubblewrapSandbox(KernelSandbox):
+    name = "bubblewrap"
+    guarantee = (
+        "kernel only in fresh namespaces (no network, private /tmp, read-only system), unprivileged uid "
+        "when run as root, cgroup memory/pids limits; the notebook and papermill stay outside"
+    )
+    launcher_class = BubblewrapLauncher
+
+    def make_launcher(self, work: Path, scratch: Path, limits: Limits, slot: int) -> KernelLauncher:
+        return BubblewrapLauncher(work, scratch, limits, slot)
+
+    def unavailable(self) -> str | None:
+        missing = [t for t in ("bwrap", "prlimit") + (("setpriv", "unshare") if os.geteuid() == 0 else ()) if not shutil.which(t)]
+        if missing:
+            return f"{', '.join(missing)} not found: install them with `apt-get install bubblewrap util-linux`"
+        import subprocess
+
+        probe = subprocess.run(["bwrap", "--unshare-all", "--ro-bind", "/", "/", "true"], capture_output=True, text=True)
+        if probe.returncode != 0:
+            return (
+                f"bubblewrap cannot create namespaces here ({probe.stderr.strip()[:200]}); enable unprivileged user "
+                "namespaces (sysctl kernel.unprivileged_userns_clone=1) or use --sandbox podman"
+            )
+        return None

@@ -1,0 +1,160 @@
+"""score: grade every cell of the executed notebooks with nbgrader's own rules.
+
+Runs the part of `nbgrader autograde`'s preprocessor list that comes after execution
+(IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades, AssignLatePenalties,
+CheckCellMetadata) against a scratch gradebook built from the snapshot, then reads the grades
+back out as JSON. So partial credit, checksums of unchanged answers, needs-manual-grade and
+late penalties are nbgrader's, computed without the real gradebook. Before grading it checks
+that the executed notebook still has the restored cells: a kernel that rewrote its own
+notebook file (possible where papermill runs inside the sandbox) is not graded.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import nbformat
+
+from .contract import STEPS
+from .records import FAILED, MISSING, OK, REPAIRED, SKIPPED, Manifest, NotebookOutcome, StepRecord, read_json
+from .snapshot import scratch_gradebook
+
+__all__ = ["score", "score_submission", "main", "grade_preprocessors", "read_grades"]
+
+STEP = STEPS["score"]
+
+
+def grade_preprocessors(config: dict[str, Any]) -> list[Any]:
+    """nbgrader autograde's post-execution preprocessors, configured like the course."""
+    from nbconvert.preprocessors import ClearMetadataPreprocessor
+    from nbgrader.preprocessors import AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput, SaveAutoGrades
+    from traitlets.config import Config
+
+    cfg = Config(config)
+    return [cls(config=cfg) for cls in (IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata)]
+
+
+def run_preprocessors(nb: Any, resources: dict[str, Any], preprocessors: list[Any]) -> Any:
+    for pp in preprocessors:
+        if pp.enabled:
+            nb, resources = pp.preprocess(nb, resources)
+    return nb
+
+
+def read_grades(gb: Any, assignment: str, notebook: str, student: str) -> dict[str, Any]:
+    """One submitted notebook's grades, comments and late penalty, read from a Gradebook."""
+    snb = gb.find_submission_notebook(notebook, assignment, student)
+    return {
+        "grades": [
+            {
+                "cell": g.name,
+                "auto_score": g.auto_score,
+                "manual_score": g.manual_score,
+                "score": g.score,
+                "max_score": g.max_score,
+                "needs_manual_grade": g.needs_manual_grade,
+            }
+            for g in sorted(snb.grades, key=lambda g: g.name)
+        ],
+        "comments": {c.name: c.auto_comment for c in sorted(snb.comments, key=lambda c: c.name)},
+        "late_submission_penalty": snb.late_submission_penalty,
+        "score": snb.score,
+        "max_score": snb.max_score,
+    }
+
+
+def _cells_unchanged(restored: Any, executed: Any) -> str:
+    """'' when the executed notebook has the restored cells, else what changed."""
+    if len(restored.cells) != len(executed.cells):
+        return f"it has {len(executed.cells)} cells instead of {len(restored.cells)}"
+    for i, (a, b) in enumerate(zip(restored.cells, executed.cells)):
+        if a.cell_type != b.cell_type or a.source != b.source or a.metadata.get("nbgrader") != b.metadata.get("nbgrader"):
+            return f"cell {i} was changed"
+    return ""
+
+
+def _strip_papermill(nb: Any) -> Any:
+    nb.metadata.pop("papermill", None)
+    for cell in nb.cells:
+        cell.metadata.pop("papermill", None)
+    return nb
+
+
+def score_submission(workspace: Path, manifest: Manifest, snapshot: dict[str, Any], student: str, scratch: Path) -> StepRecord:
+    """Score one submission into `scored/<student>/`: graded notebooks and score.json."""
+    from nbgrader.api import Gradebook
+
+    start = time.monotonic()
+    sub = manifest.submission(student)
+    restored_dir, executed_dir = workspace / "restored" / student, workspace / "executed" / student
+    out = workspace / "scored" / student
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    restore_rec = StepRecord.load(restored_dir / "restore.json")
+    exec_path = executed_dir / "execute.json"
+    exec_rec = StepRecord.load(exec_path) if exec_path.is_file() else None
+    db_url = scratch_gradebook(snapshot, scratch / student)
+    with Gradebook(db_url) as gb:
+        gb.update_or_create_student(student)
+        gb.update_or_create_submission(manifest.assignment, student, **({"timestamp": sub.timestamp} if sub.timestamp else {}))
+    record = StepRecord("score", student, detail={"timestamp": sub.timestamp, "notebooks": {}})
+    config = snapshot.get("config", {})
+    for name in manifest.notebooks:
+        r = restore_rec.outcome(name)
+        e = exec_rec.outcome(name) if exec_rec else None
+        if r is None or r.status in (MISSING, SKIPPED):
+            record.notebooks.append(NotebookOutcome(name, r.status if r else MISSING, r.reason if r else "not restored"))
+            continue
+        if e is None:
+            record.notebooks.append(NotebookOutcome(name, FAILED, "not executed (the execute step did not finish for this submission)"))
+            continue
+        if e.status != OK:
+            record.notebooks.append(NotebookOutcome(name, e.status, e.reason))
+            continue
+        executed = nbformat.read(str(executed_dir / f"{name}.ipynb"), as_version=4)
+        changed = _cells_unchanged(nbformat.read(str(restored_dir / "work" / f"{name}.ipynb"), as_version=4), executed)
+        if changed:
+            record.notebooks.append(NotebookOutcome(name, SKIPPED, f"the notebook was modified while it ran ({changed}): not graded"))
+            continue
+        resources = {"nbgrader": {"student": student, "assignment": manifest.assignment, "notebook": name, "db_url": db_url}}
+        try:
+            graded = run_preprocessors(_strip_papermill(executed), resources, grade_preprocessors(config))
+        except Exception as ex:  # noqa: BLE001 - nbgrader's validation of the executed notebook
+            record.notebooks.append(NotebookOutcome(name, SKIPPED, f"nbgrader could not grade the executed notebook: {str(ex).splitlines()[0] if str(ex) else type(ex).__name__}"))
+            continue
+        nbformat.write(graded, str(out / f"{name}.ipynb"), version=4)
+        with Gradebook(db_url) as gb:
+            record.detail["notebooks"][name] = read_grades(gb, manifest.assignment, name, student)
+        record.notebooks.append(NotebookOutcome(name, r.status, r.reason, list(r.changes)))
+    record.seconds = round(time.monotonic() - start, 3)
+    record.save(out / "score.json")
+    shutil.rmtree(scratch / student, ignore_errors=True)
+    return record
+
+
+def score(workspace: Path, students: Sequence[str] | None = None) -> list[StepRecord]:
+    """Score every submission in the manifest (or only `students`)."""
+    workspace = Path(workspace)
+    manifest = Manifest.load(workspace / "manifest.json")
+    snapshot = read_json(workspace / "snapshot.json")
+    with tempfile.TemporaryDirectory(prefix="gradeflow-score-") as scratch:
+        return [score_submission(workspace, manifest, snapshot, s, Path(scratch)) for s in (students or manifest.students())]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .cli import run_step
+
+    p = argparse.ArgumentParser(prog="python -m steps.score", description=score.__doc__)
+    p.add_argument("--workspace", type=Path, required=True)
+    p.add_argument("--students", nargs="*", default=None)
+    a = p.parse_args(argv)
+    return run_step(STEP, lambda: score(a.workspace, a.students or None))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
