@@ -82,6 +82,7 @@ def summarize(workspace: Path) -> dict[str, Any]:
         "created": dt.datetime.now(dt.timezone.utc).isoformat(),
         "counts": counts,
         "problems": manifest.problems,
+        "unchanged": manifest.unchanged,
         "students": students,
     }
 
@@ -100,6 +101,8 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
                 lines.append(f"  {n['status'].upper():8} {s['student']} / {n['notebook']}.ipynb: {n['reason']}")
     for p in results["problems"]:
         lines.append(f"  NOTE     {p['student']}: {p['reason']}")
+    if results.get("unchanged"):
+        lines.append(f"  {len(results['unchanged'])} submission(s) unchanged since they were last graded: not regraded (use --force to regrade)")
     return lines
 
 

@@ -81,6 +81,7 @@ class Manifest:
     submissions: list[Submission]
     created: str = ""
     problems: list[dict[str, str]] = field(default_factory=list)  # submissions collect could not take
+    unchanged: list[str] = field(default_factory=list)  # graded before with the same content: not regraded
     format: str = "gradeflow.manifest/1"
 
     def students(self) -> list[str]:
