@@ -143,7 +143,7 @@ def _execute_and_score(workspace: str, student: str, sandbox: str, limits: Limit
 def _pool(jobs: int) -> ProcessPoolExecutor:
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(["steps.execute", "steps.score", "nbgrader.preprocessors", "papermill", "nbclient"])
-    slots = ctx.Manager().Queue()
+    slots = ctx.Queue()
     for i in range(jobs):
         slots.put(i)
     return ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=(slots,))

@@ -14,6 +14,7 @@ import argparse
 import hashlib
 import json
 import logging
+import re
 import shutil
 import tempfile
 from collections import Counter
@@ -45,6 +46,18 @@ class _ChangeLog(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.lines.append(record.getMessage())
+
+
+_CHANGE = re.compile(r"Attribute '(\w+)' for cell (\S+) has changed")
+_WHAT = {"checksum": "locked cell {cell!r} was edited", "points": "the points of cell {cell!r} were edited", "cell_type": "the type of cell {cell!r} was changed", "locked": "cell {cell!r} was unlocked"}
+
+
+def _plain(change: str) -> str:
+    """nbgrader's report_change line, as a teacher would say it."""
+    m = _CHANGE.search(change)
+    if not m:
+        return change
+    return _WHAT.get(m.group(1), "attribute {attr} of cell {cell!r} was changed").format(attr=m.group(1), cell=m.group(2)) + ": restored from the assignment"
 
 
 def _flags(cell: Any) -> dict[str, Any]:
@@ -115,6 +128,33 @@ def _preprocessors(config: dict[str, Any]) -> list[Any]:
     return [cls(config=cfg) for cls in (ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata)]
 
 
+def _released_sources(spec: dict[str, Any], config: dict[str, Any]) -> dict[str, set[str]]:
+    """Per locked cell, the sources a student legitimately has: the released one (hidden tests
+    removed by nbgrader's own ClearHiddenTests) and the full one."""
+    from nbgrader.preprocessors import ClearHiddenTests
+    from traitlets.config import Config
+
+    clear = ClearHiddenTests(config=Config(config))
+    out = {}
+    for c in spec["source_cells"]:
+        if c["locked"]:
+            cell = nbformat.v4.new_code_cell(c["source"]) if c["cell_type"] == "code" else nbformat.v4.new_markdown_cell(c["source"])
+            clear._remove_hidden_test_region(cell)  # noqa: SLF001 - nbgrader's own hidden-test rule
+            out[c["name"]] = {c["source"].strip(), cell.source.strip()}
+    return out
+
+
+def _edited_locked_cells(nb: Any, spec: dict[str, Any], config: dict[str, Any]) -> set[str]:
+    """Locked cells whose source the student changed (restoring hidden tests is not a change)."""
+    released = _released_sources(spec, config)
+    edited = set()
+    for c in nb.cells:
+        gid = c.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if gid in released and c.source.strip() not in released[gid]:
+            edited.add(gid)
+    return edited
+
+
 def _sanitize(nb: Any, resources: dict[str, Any], config: dict[str, Any]) -> tuple[Any, list[str]]:
     """Run nbgrader's sanitize preprocessors; return the notebook and the repairs they reported."""
     changes = _ChangeLog()
@@ -137,14 +177,17 @@ def restore_notebook(path: Path, spec: dict[str, Any], snapshot: dict[str, Any],
     try:
         nb = _read(path)
         _check_structure(nb, spec, add_missing)
+        edited = _edited_locked_cells(nb, spec, config)
         nb, changes = _sanitize(nb, dict(resources, nbgrader=dict(resources["nbgrader"], notebook=name)), config)
+        # nbgrader reports every restored hidden test as a checksum change: keep only real edits
+        changes = [c for c in changes if not ((m := _CHANGE.search(c)) and m.group(1) == "checksum" and m.group(2) not in edited)]
     except Malformed as e:
         return None, NotebookOutcome(name, SKIPPED, str(e))
     except Exception as e:  # noqa: BLE001 - nbgrader's validator and friends: still the notebook's fault
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         return None, NotebookOutcome(name, SKIPPED, f"nbgrader could not validate the notebook: {reason}")
     if changes:
-        return nb, NotebookOutcome(name, REPAIRED, "restored by nbgrader's rules: " + "; ".join(changes), changes)
+        return nb, NotebookOutcome(name, REPAIRED, "; ".join(_plain(c) for c in changes), changes)
     return nb, NotebookOutcome(name, OK)
 
 

@@ -1,0 +1,16 @@
+# The two commands a newcomer needs (see README.md).
+PYTHON ?= python3
+DEMO ?= /tmp/gradeflow-demo
+
+.PHONY: setup demo test
+setup:
+	bash .ci/setup
+
+## set everything up, build the example course and grade it, sandboxed and in parallel
+demo: setup
+	$(PYTHON) examples/make_course.py $(DEMO) --force
+	gradeflow grade $(DEMO) ps1
+
+## run the whole test suite (sandbox, S3, Argo-contract, container and browser tiers included)
+test: setup
+	$(PYTHON) -m pytest -ra
