@@ -12,7 +12,6 @@ import fcntl
 import logging
 import multiprocessing as mp
 import os
-import time
 import warnings
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field

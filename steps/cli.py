@@ -5,15 +5,21 @@ the same function runs on a laptop, in the local runner and in an Argo pod.
 """
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
+import tempfile
 import traceback
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Callable, Sequence
 
 from .contract import EXIT_INFRA, EXIT_OK, EXIT_USAGE, Step
 from .errors import TeacherError
+from .records import Manifest, StepRecord, read_json
 
-__all__ = ["run_step", "setup_logging"]
+__all__ = ["run_step", "setup_logging", "for_each_submission", "submissions_main"]
+
+OneSubmission = Callable[[Path, Manifest, dict, str, Path], StepRecord]
 
 
 def setup_logging(level: int = logging.INFO) -> None:
@@ -33,3 +39,21 @@ def run_step(step: Step, call: Callable[[], Any]) -> int:
         log.error("%s failed:\n%s", step.name, traceback.format_exc())
         return EXIT_INFRA
     return EXIT_OK
+
+
+def for_each_submission(step: Step, one: OneSubmission, workspace: Path, students: Sequence[str] | None) -> list[StepRecord]:
+    """Run a per-submission step function over the manifest's students (or only `students`)."""
+    workspace = Path(workspace)
+    manifest = Manifest.load(workspace / "manifest.json")
+    snapshot = read_json(workspace / "snapshot.json")
+    with tempfile.TemporaryDirectory(prefix=f"gradeflow-{step.name}-") as scratch:
+        return [one(workspace, manifest, snapshot, s, Path(scratch)) for s in (students or manifest.students())]
+
+
+def submissions_main(step: Step, run: Callable[[Path, Sequence[str] | None], Any], argv: Sequence[str] | None) -> int:
+    """The CLI of a step that takes a workspace and optionally some students."""
+    p = argparse.ArgumentParser(prog=f"python -m {step.module}", description=run.__doc__)
+    p.add_argument("--workspace", type=Path, required=True)
+    p.add_argument("--students", nargs="*", default=None)
+    a = p.parse_args(argv)
+    return run_step(step, lambda: run(a.workspace, a.students or None))

@@ -10,22 +10,21 @@ is repaired the same way and reported.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import logging
 import re
 import shutil
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
 import nbformat
 
+from .cli import for_each_submission, submissions_main
 from .contract import STEPS
 from .snapshot import scratch_gradebook
-from .records import MISSING, OK, REPAIRED, SKIPPED, Manifest, NotebookOutcome, StepRecord, read_json
+from .records import MISSING, OK, REPAIRED, SKIPPED, Manifest, NotebookOutcome, StepRecord
 
 __all__ = ["restore", "restore_submission", "main", "Malformed"]
 
@@ -233,21 +232,11 @@ def restore_submission(workspace: Path, manifest: Manifest, snapshot: dict[str, 
 
 def restore(workspace: Path, students: Sequence[str] | None = None) -> list[StepRecord]:
     """Restore every submission in the manifest (or only `students`)."""
-    workspace = Path(workspace)
-    manifest = Manifest.load(workspace / "manifest.json")
-    snapshot = read_json(workspace / "snapshot.json")
-    with tempfile.TemporaryDirectory(prefix="gradeflow-restore-") as scratch:
-        return [restore_submission(workspace, manifest, snapshot, s, Path(scratch)) for s in (students or manifest.students())]
+    return for_each_submission(STEP, restore_submission, workspace, students)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .cli import run_step
-
-    p = argparse.ArgumentParser(prog="python -m steps.restore", description=restore.__doc__)
-    p.add_argument("--workspace", type=Path, required=True)
-    p.add_argument("--students", nargs="*", default=None)
-    a = p.parse_args(argv)
-    return run_step(STEP, lambda: restore(a.workspace, a.students or None))
+    return submissions_main(STEP, restore, argv)
 
 
 if __name__ == "__main__":

@@ -10,17 +10,16 @@ notebook file (possible where papermill runs inside the sandbox) is not graded.
 """
 from __future__ import annotations
 
-import argparse
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
 import nbformat
 
+from .cli import for_each_submission, submissions_main
 from .contract import STEPS
-from .records import FAILED, MISSING, OK, REPAIRED, SKIPPED, Manifest, NotebookOutcome, StepRecord, read_json
+from .records import FAILED, MISSING, OK, SKIPPED, Manifest, NotebookOutcome, StepRecord
 from .snapshot import scratch_gradebook
 
 __all__ = ["score", "score_submission", "main", "grade_preprocessors", "read_grades"]
@@ -139,21 +138,11 @@ def score_submission(workspace: Path, manifest: Manifest, snapshot: dict[str, An
 
 def score(workspace: Path, students: Sequence[str] | None = None) -> list[StepRecord]:
     """Score every submission in the manifest (or only `students`)."""
-    workspace = Path(workspace)
-    manifest = Manifest.load(workspace / "manifest.json")
-    snapshot = read_json(workspace / "snapshot.json")
-    with tempfile.TemporaryDirectory(prefix="gradeflow-score-") as scratch:
-        return [score_submission(workspace, manifest, snapshot, s, Path(scratch)) for s in (students or manifest.students())]
+    return for_each_submission(STEP, score_submission, workspace, students)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .cli import run_step
-
-    p = argparse.ArgumentParser(prog="python -m steps.score", description=score.__doc__)
-    p.add_argument("--workspace", type=Path, required=True)
-    p.add_argument("--students", nargs="*", default=None)
-    a = p.parse_args(argv)
-    return run_step(STEP, lambda: score(a.workspace, a.students or None))
+    return submissions_main(STEP, score, argv)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Sequence
 
 import nbformat
 
-from ..records import FAILED, OK, NotebookOutcome, StepRecord
+from ..records import FAILED, NotebookOutcome, StepRecord
 
 __all__ = ["Limits", "Sandbox", "KernelSandbox", "KernelLauncher", "minimal_env"]
 
