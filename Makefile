@@ -8,7 +8,7 @@ setup:
 
 ## set everything up, build the example course and grade it, sandboxed and in parallel
 demo: setup
-	$(PYTHON) examples/make_course.py $(DEMO) --force
+	$(PYTHON) examples/make_course.py $(DEMO) --force --with-malformed
 	gradeflow grade $(DEMO) ps1
 
 ## run the whole test suite (sandbox, S3, Argo-contract, container and browser tiers included)

@@ -432,8 +432,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--variants", default=None,
                     help="comma-separated variant names (default: all regular variants); "
                          "malformed cases of tests/corpus/malformed are accepted too")
+    ap.add_argument("--with-malformed", action="store_true",
+                    help="add two malformed submissions (a deleted test cell, invalid JSON) to the regular variants")
+    ap.add_argument("--force", action="store_true", help="replace DEST if it exists")
     args = ap.parse_args(argv)
     variants = [v for v in args.variants.split(",") if v] if args.variants else None
+    if args.with_malformed:
+        variants = (variants or list(VARIANTS)) + ["deleted-test-cell", "invalid-json"]
+    if args.force and args.dest.exists():
+        shutil.rmtree(args.dest)
     dest = make_course(args.dest, students=args.students, seed=args.seed, variants=variants)
     roster = json.loads((dest / "roster.json").read_text())["students"]
     for sid, info in roster.items():

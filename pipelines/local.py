@@ -148,6 +148,16 @@ def _pool(jobs: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=(slots,))
 
 
+def _write_report(workspace: Path) -> None:
+    """results/report.html; a report that cannot be written never fails the grading."""
+    try:
+        from .report import render_report
+
+        render_report(workspace)
+    except Exception:  # noqa: BLE001 - the grades are written; `gradeflow report RUN_DIR` can retry
+        log.warning("could not write results/report.html (grading is complete; retry with `gradeflow report %s`)", workspace, exc_info=True)
+
+
 def grade(course_dir: Path, assignment: str, options: GradeOptions | None = None, progress: Progress | None = None) -> dict[str, Any]:
     """Grade every (changed) submission of `assignment`; return the run's results.json content."""
     options = options or GradeOptions()
@@ -191,6 +201,7 @@ def grade(course_dir: Path, assignment: str, options: GradeOptions | None = None
         results["run_dir"] = store.run_url(run_id)
         results["sandbox"] = sandbox.name
         write_json(ws / "results" / "results.json", results)
+        _write_report(ws)
         store.push(ws, run_id, "results")
         if not store.is_local:  # the teacher keeps the results next to the course either way
             import shutil

@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 
 from .contract import EXIT_INFRA, EXIT_OK, EXIT_USAGE, Step
 from .errors import TeacherError
-from .records import Manifest, StepRecord, read_json
+from .records import Manifest, StepRecord, read_json, write_json
 
 __all__ = ["run_step", "setup_logging", "for_each_submission", "submissions_main"]
 
@@ -50,10 +50,27 @@ def for_each_submission(step: Step, one: OneSubmission, workspace: Path, student
         return [one(workspace, manifest, snapshot, s, Path(scratch)) for s in (students or manifest.students())]
 
 
-def submissions_main(step: Step, run: Callable[[Path, Sequence[str] | None], Any], argv: Sequence[str] | None) -> int:
-    """The CLI of a step that takes a workspace and optionally some students."""
+def submissions_main(
+    step: Step,
+    run: Callable[[Path, Sequence[str] | None], Any],
+    argv: Sequence[str] | None,
+    emit: Callable[[list[StepRecord]], list[dict]] | None = None,
+) -> int:
+    """The CLI of a step that takes a workspace and optionally some students.
+
+    With `emit`, the CLI also takes `--emit-students PATH` and writes `emit(records)` there as
+    JSON: the list an Argo workflow fans the next step out over (see pipelines.workflow).
+    """
     p = argparse.ArgumentParser(prog=f"python -m {step.module}", description=run.__doc__)
     p.add_argument("--workspace", type=Path, required=True)
     p.add_argument("--students", nargs="*", default=None)
+    if emit:
+        p.add_argument("--emit-students", type=Path, default=None, metavar="PATH", help="also write one JSON entry per student to PATH")
     a = p.parse_args(argv)
-    return run_step(step, lambda: run(a.workspace, a.students or None))
+
+    def call() -> None:
+        records = run(a.workspace, a.students or None)
+        if emit and a.emit_students:
+            write_json(a.emit_students, emit(records))
+
+    return run_step(step, call)

@@ -40,9 +40,14 @@ def execute(workspace: Path, student: str, sandbox: str = DEFAULT_SANDBOX, limit
     return get_sandbox(sandbox).execute_submission(restored / "work", notebooks, out, limits, config, slot)
 
 
+def _seconds_or_course_default(value: str) -> int | None:
+    """An int, or '' for "not set" (an Argo parameter cannot leave a flag out)."""
+    return int(value) if value.strip() else None
+
+
 def add_limit_arguments(p: argparse.ArgumentParser) -> None:
     d = Limits()
-    p.add_argument("--cell-timeout", type=int, default=None, help="seconds per cell (default: nbgrader's Execute.timeout, 30)")
+    p.add_argument("--cell-timeout", type=_seconds_or_course_default, default=None, help="seconds per cell (default, or '': nbgrader's Execute.timeout, 30)")
     p.add_argument("--wall-time", type=int, default=d.wall_time, help=f"seconds for one submission (default {d.wall_time})")
     p.add_argument("--memory", type=int, default=d.memory_mb, help=f"MiB per submission (default {d.memory_mb})")
     p.add_argument("--cpu-time", type=int, default=d.cpu_time, help=f"CPU seconds per process (default {d.cpu_time})")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 from pathlib import Path
 from typing import Any, Callable
 
@@ -114,4 +115,7 @@ def nbgrader_execute_settings(config: dict[str, Any], cell_timeout: int | None =
         "extra_arguments": list(ex.extra_arguments),
         "iopub_timeout": ex.iopub_timeout,
         "on_cell_executed": on_cell_executed,
+        # nbclient does not run cells tagged `skip-execution`, and a test cell that never ran has no
+        # error, so nbgrader gives it full marks. Tags are the student's to write: let none skip a cell.
+        "skip_cells_with_tag": f"gradeflow-never-skip-{secrets.token_hex(8)}",
     }

@@ -235,8 +235,13 @@ def restore(workspace: Path, students: Sequence[str] | None = None) -> list[Step
     return for_each_submission(STEP, restore_submission, workspace, students)
 
 
+def fan_out_items(records: Sequence[StepRecord]) -> list[dict[str, str]]:
+    """One entry per restored submission: its student and the content hash of its work dir."""
+    return [{"student": r.student, "work-hash": r.detail["work_hash"]} for r in records]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    return submissions_main(STEP, restore, argv)
+    return submissions_main(STEP, restore, argv, emit=fan_out_items)
 
 
 if __name__ == "__main__":

@@ -171,6 +171,11 @@ class KernelSandbox(Sandbox):
         logfh.write(f"[execute] {name}: starting kernel {kernel_name!r} in sandbox {self.name}\n")
         logfh.flush()
         outcome = NotebookOutcome(name)
+        # nbclient's own messages (timeouts, interrupts) belong in this submission's log
+        handler = logging.StreamHandler(logfh)
+        handler.setFormatter(logging.Formatter("[nbclient] %(message)s"))
+        log.addHandler(handler)
+        log.propagate = False
         try:
             papermill_engines.execute_notebook_with_engine(
                 "gradeflow",
@@ -197,6 +202,9 @@ class KernelSandbox(Sandbox):
             if nb.get("nbformat_minor", 5) < 5:
                 del banner["id"]
             nb.cells.insert(0, banner)
+        finally:
+            log.removeHandler(handler)
+            log.propagate = True
         cells = [c for c in nb.cells if c.cell_type == "code"]
         outcome.detail = {
             "seconds": round(time.monotonic() - t0, 3),

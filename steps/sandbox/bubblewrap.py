@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import site
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -45,12 +46,34 @@ def _traversable_by(path: Path, uid: int) -> bool:
     return True
 
 
+def _mount_quota(scratch: Path, disk_mb: int) -> int | None:
+    """Put the scratch dir (work dir and kernel sockets, both writable by the kernel) on a tmpfs
+    of disk_mb plus what is already there, so that all the files the kernel writes together,
+    not only each one (RLIMIT_FSIZE), stay under the disk limit. Root only; None if it can't."""
+    used = sum(p.stat().st_size for p in scratch.rglob("*") if p.is_file() and not p.is_symlink())
+    size_mb = disk_mb + used // 2**20 + 1
+    staged = scratch.with_name(scratch.name + ".staged")
+    os.rename(scratch, staged)
+    scratch.mkdir(mode=0o755)
+    try:
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m,mode=0755,nosuid,nodev", "gradeflow-scratch", str(scratch)], check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError):  # no CAP_SYS_ADMIN here: only the per-file limit applies
+        scratch.rmdir()
+        os.rename(staged, scratch)
+        return None
+    for entry in staged.iterdir():
+        shutil.move(str(entry), str(scratch / entry.name))
+    staged.rmdir()
+    return size_mb
+
+
 class BubblewrapLauncher(KernelLauncher):
     def __init__(self, work: Path, scratch: Path, limits: Limits, slot: int = 0) -> None:
         super().__init__(work, scratch, limits)
         self.root = os.geteuid() == 0
         self.uid = SANDBOX_UID_BASE + slot if self.root else os.geteuid()
         self.cgroup = Cgroup.create(f"gradeflow-{os.getpid()}-{slot}", limits.memory_mb, limits.pids) if self.root else None
+        self.quota_mb = _mount_quota(scratch, limits.disk_mb) if self.root else None
         if self.root:
             for p in (scratch, work, *work.rglob("*")):
                 os.lchown(p, self.uid, self.uid)
@@ -87,6 +110,7 @@ class BubblewrapLauncher(KernelLauncher):
         cmd += ["--size", str(lim.disk_mb * 1024 * 1024), "--tmpfs", "/tmp", "--dir", "/tmp/home"]
         ipc = Path(self.kernels[-1].connection_file).parent if self.kernels else self.scratch
         cmd += ["--bind", str(self.work), "/work", "--bind", str(ipc), str(ipc), "--chdir", "/work"]
+        cmd += ["--remount-ro", "/"]  # the sandbox's own root is a tmpfs: files there would be unbounded memory
         cmd += ["--cap-drop", "ALL", "--"]
         return cmd + argv
 
@@ -133,6 +157,9 @@ class BubblewrapLauncher(KernelLauncher):
             evidence["leftover_processes_killed"] = self.cgroup.kill_all()
             evidence["memory_peak_mb"] = self.cgroup.memory_peak_mb()
             self.cgroup.remove()
+        if self.quota_mb is not None:
+            evidence["disk_quota_mb"] = self.quota_mb
+            subprocess.run(["umount", "--lazy", str(self.scratch)], check=False)
         if self.root:
             shutil.chown(self.scratch, 0, 0)
         return evidence

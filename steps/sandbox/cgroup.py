@@ -37,7 +37,12 @@ class Cgroup:
             pid.mkdir(exist_ok=True)
             (mem / "memory.limit_in_bytes").write_text(str(memory_mb * 1024 * 1024))
             (pid / "pids.max").write_text(str(pids))
-            return cls([mem, pid], mem / "memory.limit_in_bytes", mem / "memory.max_usage_in_bytes")
+            # A cpu group of its own: the submission's processes share one CPU share, so a
+            # submission running many busy processes cannot starve the ones graded beside it.
+            cpu = [ROOT / "cpu" / name] if (ROOT / "cpu" / "cpu.shares").is_file() else []
+            for d in cpu:
+                d.mkdir(exist_ok=True)
+            return cls([mem, pid, *cpu], mem / "memory.limit_in_bytes", mem / "memory.max_usage_in_bytes")
         except OSError:
             return None
 
