@@ -1,7 +1,7 @@
 """The local runner: the grading DAG on this machine, no cluster needed.
 
-collect → restore → execute ∥ score (N parallel jobs, each submission scored as soon as it
-is executed) → merge, calling the same `steps` functions the Argo pods run, with artifacts
+collect → (restore → execute → score per submission, N in parallel) → merge, calling the
+same `steps` functions the Argo pods run, with artifacts
 in a store (a directory in the course by default). Submissions graded before with the same
 content are not regraded unless forced.
 """
@@ -23,7 +23,6 @@ from steps.contract import STEPS
 from steps.errors import TeacherError
 from steps.merge import merge
 from steps.records import FAILED, MISSING, OK, REPAIRED, Manifest, NotebookOutcome, StepRecord, read_json, write_json
-from steps.restore import restore
 from steps.sandbox import DEFAULT_SANDBOX, Limits, get_sandbox
 
 from .store import open_store
@@ -115,33 +114,36 @@ def _init_worker(slots: Any) -> None:
     warnings.filterwarnings("ignore", category=Warning, message=".*not in session.*")
 
 
-def _execute_and_score(workspace: str, student: str, sandbox: str, limits: Limits) -> tuple[StepRecord, StepRecord]:
+def _grade_submission(workspace: str, student: str, sandbox: str, limits: Limits) -> tuple[StepRecord, StepRecord]:
+    """restore → execute → score for one submission, in a worker: the per-submission part of
+    the DAG runs as soon as a slot is free instead of step by step for the whole class."""
     import tempfile
 
     from steps.execute import execute
+    from steps.restore import restore_submission
     from steps.score import score_submission
 
     ws = Path(workspace)
-    try:
-        executed = execute(ws, student, sandbox, limits, _slot)
-    except Exception as e:  # noqa: BLE001 - our side broke for this submission; the batch goes on
-        log.exception("execute failed for %s", student)
-        executed = StepRecord("execute", student, detail={"error": f"{type(e).__name__}: {e}"})
-        out = ws / "executed" / student
-        out.mkdir(parents=True, exist_ok=True)
-        manifest = Manifest.load(ws / "manifest.json")
-        executed.notebooks = [NotebookOutcome(n, FAILED, f"gradeflow could not execute it ({type(e).__name__}: {e}); retry the run") for n in manifest.submission(student).notebooks]
-        executed.save(out / "execute.json")
     manifest = Manifest.load(ws / "manifest.json")
     snapshot = read_json(ws / "snapshot.json")
-    with tempfile.TemporaryDirectory(prefix="gradeflow-score-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="gradeflow-") as scratch:
+        restore_submission(ws, manifest, snapshot, student, Path(scratch))
+        try:
+            executed = execute(ws, student, sandbox, limits, _slot)
+        except Exception as e:  # noqa: BLE001 - our side broke for this submission; the batch goes on
+            log.exception("execute failed for %s", student)
+            executed = StepRecord("execute", student, detail={"error": f"{type(e).__name__}: {e}"})
+            executed.notebooks = [NotebookOutcome(n, FAILED, f"gradeflow could not execute it ({type(e).__name__}: {e}); retry the run") for n in manifest.submission(student).notebooks]
+            out = ws / "executed" / student
+            out.mkdir(parents=True, exist_ok=True)
+            executed.save(out / "execute.json")
         scored = score_submission(ws, manifest, snapshot, student, Path(scratch))
     return executed, scored
 
 
 def _pool(jobs: int) -> ProcessPoolExecutor:
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["steps.execute", "steps.score", "nbgrader.preprocessors", "papermill", "nbclient"])
+    ctx.set_forkserver_preload(["steps.restore", "steps.execute", "steps.score", "nbgrader.preprocessors", "papermill", "nbclient"])
     slots = ctx.Queue()
     for i in range(jobs):
         slots.put(i)
@@ -176,23 +178,18 @@ def grade(course_dir: Path, assignment: str, options: GradeOptions | None = None
         students = manifest.students()
         progress(Event("collect", "done", total=len(students)))
 
-        progress(Event("restore", "start", total=len(students)))
-        restore(ws, students)
-        store.push(ws, run_id, "restored")
-        progress(Event("restore", "done", total=len(students)))
-
         progress(Event("execute", "start", total=len(students)))
         jobs = max(1, min(options.jobs, len(students) or 1))
         if students:
             with _pool(jobs) as pool:
-                pending = {pool.submit(_execute_and_score, str(ws), s, sandbox.name, options.limits): s for s in students}
+                pending = {pool.submit(_grade_submission, str(ws), s, sandbox.name, options.limits): s for s in students}
                 while pending:
                     done, _ = wait(pending, return_when=FIRST_COMPLETED)
                     for fut in done:
                         student = pending.pop(fut)
                         executed, scored = fut.result()
-                        store.push(ws, run_id, f"executed/{student}")
-                        store.push(ws, run_id, f"scored/{student}")
+                        for step_dir in ("restored", "executed", "scored"):
+                            store.push(ws, run_id, f"{step_dir}/{student}")
                         progress(Event("execute", "submission", total=len(students), student=student, status=scored.status, seconds=executed.seconds))
         progress(Event("execute", "done", total=len(students)))
 
