@@ -6,7 +6,7 @@ can fix, so its message is the headline and the traceback is never shown.
 """
 from __future__ import annotations
 
-__all__ = ["TeacherError", "SandboxUnavailable"]
+__all__ = ["TeacherError", "SandboxUnavailable", "SandboxError"]
 
 
 class TeacherError(Exception):
@@ -23,3 +23,7 @@ class TeacherError(Exception):
 
 class SandboxUnavailable(TeacherError):
     """The chosen sandbox cannot run on this machine; student code is never run without one."""
+
+
+class SandboxError(RuntimeError):
+    """The sandbox broke (a kernel could not start): our failure, retryable, never the student's."""

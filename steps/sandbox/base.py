@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Sequence
 
 import nbformat
 
+from ..errors import SandboxError
 from ..records import FAILED, NotebookOutcome, StepRecord
 
 __all__ = ["Limits", "Sandbox", "KernelSandbox", "KernelLauncher", "minimal_env"]
@@ -190,6 +191,10 @@ class KernelSandbox(Sandbox):
                 **settings,
             )
         except Exception as e:  # noqa: BLE001 - a dead kernel is the student's result, not our crash
+            if not any(c.get("execution_count") or c.get("outputs") for c in nb.cells if c.cell_type == "code"):
+                # no cell ever ran: the sandbox could not start the kernel. That is our failure, not
+                # the student's; the step fails (exit 75) and a retry may help.
+                raise SandboxError(f"the {self.name} sandbox could not start a kernel for {name}.ipynb ({type(e).__name__}: {e}); see {out_dir / 'execute.log'}") from e
             elapsed = time.monotonic() - start
             if elapsed >= limits.wall_time - 1:
                 why = f"the submission hit the wall-time limit of {limits.wall_time} s and was stopped"

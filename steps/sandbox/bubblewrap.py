@@ -19,6 +19,7 @@ from typing import Any
 
 from .base import KernelLauncher, KernelSandbox, Limits, minimal_env
 from .cgroup import Cgroup
+from .quota import mount_quota, unmount_quota
 
 __all__ = ["BubblewrapSandbox", "BubblewrapLauncher", "SANDBOX_UID_BASE"]
 
@@ -46,34 +47,13 @@ def _traversable_by(path: Path, uid: int) -> bool:
     return True
 
 
-def _mount_quota(scratch: Path, disk_mb: int) -> int | None:
-    """Put the scratch dir (work dir and kernel sockets, both writable by the kernel) on a tmpfs
-    of disk_mb plus what is already there, so that all the files the kernel writes together,
-    not only each one (RLIMIT_FSIZE), stay under the disk limit. Root only; None if it can't."""
-    used = sum(p.stat().st_size for p in scratch.rglob("*") if p.is_file() and not p.is_symlink())
-    size_mb = disk_mb + used // 2**20 + 1
-    staged = scratch.with_name(scratch.name + ".staged")
-    os.rename(scratch, staged)
-    scratch.mkdir(mode=0o755)
-    try:
-        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m,mode=0755,nosuid,nodev", "gradeflow-scratch", str(scratch)], check=True, capture_output=True)
-    except (OSError, subprocess.CalledProcessError):  # no CAP_SYS_ADMIN here: only the per-file limit applies
-        scratch.rmdir()
-        os.rename(staged, scratch)
-        return None
-    for entry in staged.iterdir():
-        shutil.move(str(entry), str(scratch / entry.name))
-    staged.rmdir()
-    return size_mb
-
-
 class BubblewrapLauncher(KernelLauncher):
     def __init__(self, work: Path, scratch: Path, limits: Limits, slot: int = 0) -> None:
         super().__init__(work, scratch, limits)
         self.root = os.geteuid() == 0
         self.uid = SANDBOX_UID_BASE + slot if self.root else os.geteuid()
         self.cgroup = Cgroup.create(f"gradeflow-{os.getpid()}-{slot}", limits.memory_mb, limits.pids) if self.root else None
-        self.quota_mb = _mount_quota(scratch, limits.disk_mb) if self.root else None
+        self.quota_mb = mount_quota(scratch, limits.disk_mb) if self.root else None
         if self.root:
             for p in (scratch, work, *work.rglob("*")):
                 os.lchown(p, self.uid, self.uid)
@@ -159,7 +139,7 @@ class BubblewrapLauncher(KernelLauncher):
             self.cgroup.remove()
         if self.quota_mb is not None:
             evidence["disk_quota_mb"] = self.quota_mb
-            subprocess.run(["umount", "--lazy", str(self.scratch)], check=False)
+            unmount_quota(self.scratch)
         if self.root:
             shutil.chown(self.scratch, 0, 0)
         return evidence
@@ -180,8 +160,6 @@ class BubblewrapSandbox(KernelSandbox):
         missing = [t for t in ("bwrap", "prlimit") + (("setpriv", "unshare") if os.geteuid() == 0 else ()) if not shutil.which(t)]
         if missing:
             return f"{', '.join(missing)} not found: install them with `apt-get install bubblewrap util-linux`"
-        import subprocess
-
         probe = subprocess.run(["bwrap", "--unshare-all", "--ro-bind", "/", "/", "true"], capture_output=True, text=True)
         if probe.returncode != 0:
             return (

@@ -1,0 +1,114 @@
+"""The podman sandbox: the kernel runs in the grader image, under the Argo pod's restrictions.
+
+Each notebook's kernel is a container of `images/grader` (build it with
+`images/grader/build.sh`): uid 1000, read-only root filesystem, tmpfs /tmp, the work dir
+bound at /work, no network, all capabilities dropped, no privilege escalation, memory,
+pids, open-files and CPU-time limits. papermill and the notebook stay in this process and
+reach the kernel over Unix sockets in a bind-mounted directory, exactly as with bubblewrap,
+so student code cannot rewrite the notebook being recorded. Rootful podman; on this kind of
+host it needs `--runtime runc` and explicit ulimits (see images/README.md).
+"""
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from .base import KernelLauncher, KernelSandbox, Limits, minimal_env
+from .quota import mount_quota, unmount_quota
+
+__all__ = ["PodmanSandbox", "PodmanLauncher", "DEFAULT_IMAGE", "CONTAINER_UID"]
+
+DEFAULT_IMAGE = "localhost/gradeflow-grader:dev"
+CONTAINER_UID = 1000  # the image's non-root user
+PODMAN = ["podman", "--runtime", "runc"]
+
+
+class PodmanLauncher(KernelLauncher):
+    def __init__(self, work: Path, scratch: Path, limits: Limits, slot: int, image: str) -> None:
+        super().__init__(work, scratch, limits)
+        self.image = image
+        self.slot = slot
+        self.containers: list[str] = []
+        self.quota_mb = mount_quota(scratch, limits.disk_mb)
+        for p in (scratch, *scratch.rglob("*")):
+            os.lchown(p, CONTAINER_UID, CONTAINER_UID)
+
+    def prepare_connection(self, connection_file: Path) -> None:
+        os.chown(connection_file.parent, CONTAINER_UID, CONTAINER_UID)
+        os.chown(connection_file, CONTAINER_UID, CONTAINER_UID)
+
+    def kernel_env(self) -> dict[str, str]:
+        """The environment of the podman client, not of the container (see `_container_env`)."""
+        keep = {k: v for k, v in os.environ.items() if k.startswith(("CONTAINERS_", "XDG_"))}
+        return {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": os.environ.get("HOME", "/root"), "LANG": "C.UTF-8", **keep}
+
+    @staticmethod
+    def _container_env() -> dict[str, str]:
+        env = minimal_env("/tmp", {"USER": "student"})
+        env.pop("PATH")  # the image's own PATH finds the image's Python
+        return env
+
+    def kernel_command(self, argv: list[str]) -> list[str]:
+        lim = self.limits
+        name = f"gradeflow-{os.getpid()}-{self.slot}-{len(self.containers)}"
+        self.containers.append(name)
+        ipc = str(Path(argv[argv.index("-f") + 1]).parent)
+        # runc refuses an nproc limit above what the host allows it (65536 fails here, 4096 works)
+        hard = resource.getrlimit(resource.RLIMIT_NPROC)[1]
+        nproc = 4096 if hard == resource.RLIM_INFINITY else min(4096, hard)
+        cmd = [
+            *PODMAN, "run", "--rm", "--name", name, "--init", "--hostname", "sandbox",
+            "--network", "none", "--read-only", "--user", f"{CONTAINER_UID}:{CONTAINER_UID}",
+            "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+            f"--memory={lim.memory_mb}m", f"--memory-swap={lim.memory_mb}m", f"--pids-limit={lim.pids}",
+            f"--ulimit=nofile={lim.nofile}:{lim.nofile}", f"--ulimit=cpu={lim.cpu_time}:{lim.cpu_time}",
+            f"--ulimit=nproc={nproc}:{nproc}",  # uid 1000 is shared by every container: --pids-limit bounds each one
+            "--tmpfs", f"/tmp:rw,size={lim.disk_mb}m,mode=1777",
+            "-v", f"{self.work}:/work:rw", "-w", "/work", "-v", f"{ipc}:{ipc}:rw",
+        ]
+        for key, value in self._container_env().items():
+            cmd += ["--env", f"{key}={value}"]
+        return [*cmd, self.image, "python", *argv[1:]]
+
+    def kill_all(self) -> None:
+        super().kill_all()
+        if self.containers:
+            subprocess.run([*PODMAN, "rm", "--force", "--ignore", "--time", "0", *self.containers], capture_output=True, check=False)
+
+    def close(self) -> dict[str, Any]:
+        self.kill_all()
+        left = subprocess.run([*PODMAN, "ps", "--all", "--quiet", "--filter", f"name=gradeflow-{os.getpid()}-{self.slot}-"], capture_output=True, text=True).stdout.split()
+        evidence: dict[str, Any] = {"containers": len(self.containers), "leftover_containers": len(left)}
+        if self.quota_mb is not None:
+            evidence["disk_quota_mb"] = self.quota_mb
+            unmount_quota(self.scratch)
+        shutil.chown(self.scratch, 0, 0)
+        return evidence
+
+
+class PodmanSandbox(KernelSandbox):
+    name = "podman"
+    guarantee = (
+        "kernel only, in the grader image: uid 1000, read-only root, tmpfs /tmp, no network, no capabilities, "
+        "no privilege escalation, memory/pids/CPU limits; the notebook and papermill stay outside"
+    )
+
+    def __init__(self, image: str = DEFAULT_IMAGE) -> None:
+        self.image = image
+
+    def make_launcher(self, work: Path, scratch: Path, limits: Limits, slot: int) -> KernelLauncher:
+        return PodmanLauncher(work, scratch, limits, slot, self.image)
+
+    def unavailable(self) -> str | None:
+        missing = [t for t in ("podman", "runc") if not shutil.which(t)]
+        if missing:
+            return f"{', '.join(missing)} not found: install them with `apt-get install podman runc`"
+        if os.geteuid() != 0:
+            return "the podman sandbox needs rootful podman (run gradeflow as root), or use --sandbox bubblewrap"
+        if subprocess.run(["podman", "image", "exists", self.image], capture_output=True).returncode != 0:
+            return f"the grader image {self.image} is not built: run `bash images/grader/build.sh`"
+        return None
