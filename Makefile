@@ -2,9 +2,13 @@
 PYTHON ?= python3
 DEMO ?= /tmp/gradeflow-demo
 
-.PHONY: setup demo test
+.PHONY: setup image demo test
 setup:
 	bash .ci/setup
+
+## the grader image for the podman sandbox (cached: a no-op when nothing changed)
+image: setup
+	bash images/grader/build.sh
 
 ## set everything up, build the example course and grade it, sandboxed and in parallel
 demo: setup
@@ -12,5 +16,5 @@ demo: setup
 	gradeflow grade $(DEMO) ps1
 
 ## run the whole test suite (sandbox, S3, Argo-contract, container and browser tiers included)
-test: setup
+test: setup image
 	$(PYTHON) -m pytest -ra
