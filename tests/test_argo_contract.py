@@ -1,0 +1,129 @@
+"""The rendered templates and the step CLIs agree: each pod, given only its declared inputs, makes its declared outputs.
+
+Scenario: argo/workflowtemplate.yaml (as pipelines/workflow.py renders it) runs pod by pod on
+this machine with pipelines.argo_emulator: for every container template, a fresh directory
+stands for the pod's /gradeflow and holds ONLY the template's declared input artifacts,
+fetched by their rendered keys from a store (here a local directory); the template's
+command runs as `sys.executable -m steps.<name>` with the rendered arguments (execute with
+`--sandbox none` instead of `pod`: there is no pod here); and every declared output must then
+exist at its declared path and land at its declared key. The course is a one-notebook nbgrader
+course built with nbgrader's own generate_assignment; alice's answer is right, bob's raises.
+A renamed flag, a moved output or a step that starts reading an undeclared file fails here.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+import coursekit as ck
+from pipelines.argo_emulator import EmulatedRun, Emulator
+from pipelines.workflow import build_template
+from steps.contract import DAG, STEPS
+
+RUN = "contract-1"
+
+
+def built_course(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The squares course: the suite's session build when conftest offers it, else our own."""
+    try:
+        src = request.getfixturevalue("squares_built")
+    except pytest.FixtureLookupError:
+        src = ck.squares_course(tmp_path_factory.mktemp("argo-course") / "built")
+    course = ck.copy_course(src, tmp_path_factory.mktemp("argo-contract") / "course")
+    ck.submit(course, "alice", {"squares": ck.CORRECT})
+    ck.submit(course, "bob", {"squares": "def squares(n):\n    raise RuntimeError('not done yet')"})
+    return course
+
+
+def tree_hash(root: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and "gradeflow_runs" not in p.parts:
+            h.update(str(p.relative_to(root)).encode() + p.read_bytes())
+    return h.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def setup(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    course = built_course(request, tmp_path_factory)
+    store = tmp_path_factory.mktemp("argo-store")
+    before = tree_hash(course)
+    template = build_template().to_dict()
+    cache: dict = {}
+    run = Emulator(template, {"assignment": "ps1", "run-id": RUN}, store.as_uri(), course, cache=cache).run()
+    return {"course": course, "store": store, "run": run, "template": template, "cache": cache, "before": before}
+
+
+def templates(setup: dict) -> dict[str, dict]:
+    return {t["name"]: t for t in setup["template"]["spec"]["templates"]}
+
+
+def test_the_run_succeeds_with_one_pod_per_step_and_submission(setup: dict) -> None:
+    run: EmulatedRun = setup["run"]
+    assert run.phase == "Succeeded", [(p.node, p.log[-2000:]) for p in run.pods if p.exit_code != 0]
+    counts = {name: len(run.by_template(name)) for name in DAG}
+    assert counts == {"collect": 1, "restore": 1, "execute": 2, "score": 1, "merge": 1}
+    assert sorted(p.parameters["student"] for p in run.by_template("execute")) == ["alice", "bob"]
+    assert all(p.exit_code == 0 and p.attempts == 1 for p in run.pods)
+
+
+@pytest.mark.parametrize("name", list(DAG))
+def test_each_pod_held_only_its_declared_inputs(setup: dict, name: str) -> None:
+    decl = templates(setup)[name].get("inputs", {}).get("artifacts", [])
+    declared = [a["path"].lstrip("/") for a in decl]
+    required = {a["name"] for a in decl if not a.get("optional")}
+    for pod in setup["run"].by_template(name):
+        allowed = [d.replace("{{inputs.parameters.student}}", pod.parameters.get("student", "")) for d in declared]
+        stray = [f for f in pod.root_files if not any(f == a or f.startswith(a + "/") for a in allowed)]
+        assert stray == [], f"{pod.node} got files it did not declare"
+        assert required <= set(pod.inputs), f"{pod.node} ran without {required - set(pod.inputs)}"
+        assert [a.name for a in STEPS[name].inputs] == [a["name"] for a in decl]
+
+
+def test_an_execute_pod_sees_no_other_submission(setup: dict) -> None:
+    for pod in setup["run"].by_template("execute"):
+        other = "bob" if pod.parameters["student"] == "alice" else "alice"
+        assert pod.root_files and not any(other in f for f in pod.root_files)
+        assert not any(f.startswith("gradeflow/submissions") or "gradebook" in f for f in pod.root_files)
+
+
+@pytest.mark.parametrize("name", list(DAG))
+def test_each_pod_made_its_declared_outputs_at_their_keys(setup: dict, name: str) -> None:
+    store: Path = setup["store"]
+    for pod in setup["run"].by_template(name):
+        student = pod.parameters.get("student", "")
+        for a in STEPS[name].outputs:
+            key = f"gradeflow/{RUN}/{a.at(student) if a.per_submission else a.path}"
+            assert pod.outputs[a.name] == key
+            where = store / key
+            assert where.is_file() or any(p.is_file() for p in where.rglob("*")), f"{key} is empty"
+
+
+def test_output_parameters_feed_the_next_steps(setup: dict) -> None:
+    run: EmulatedRun = setup["run"]
+    (restore,) = run.by_template("restore")
+    items = json.loads(restore.output_parameters["students"])
+    assert [i["student"] for i in items] == ["alice", "bob"] and all(len(i["work-hash"]) == 64 for i in items)
+    assert run.global_outputs["students"] == restore.output_parameters["students"]
+    assert {p.output_parameters["ran-in"] for p in run.by_template("execute")} == {RUN}
+    (merge,) = run.by_template("merge")
+    assert merge.output_parameters["summary"].startswith(f"ps1 run {RUN}: 2 submission(s), 2 graded")
+
+
+def test_collect_reads_the_course_and_writes_nothing_to_it(setup: dict) -> None:
+    assert tree_hash(setup["course"]) == setup["before"]
+    manifest = json.loads((setup["store"] / "gradeflow" / RUN / "manifest.json").read_text())
+    assert manifest["run_id"] == RUN and [s["student"] for s in manifest["submissions"]] == ["alice", "bob"]
+
+
+def test_copy_memoized_moves_a_cached_result_into_another_run(setup: dict) -> None:
+    """The one template that is not a step: its pod gets the cached artifact and re-uploads it."""
+    em = Emulator(setup["template"], {"assignment": "ps1", "run-id": "contract-2"}, setup["store"].as_uri(), setup["course"])
+    pod = em.run_pod(templates(setup)["copy-memoized"], "contract-2.copy", {"student": "alice"}, {"executed-submission": f"gradeflow/{RUN}/executed/alice"})
+    assert pod.exit_code == 0 and pod.outputs == {"executed-submission": "gradeflow/contract-2/executed/alice"}
+    old, new = setup["store"] / "gradeflow" / RUN / "executed" / "alice", setup["store"] / "gradeflow" / "contract-2" / "executed" / "alice"
+    assert sorted(p.name for p in new.iterdir()) == sorted(p.name for p in old.iterdir()) == ["execute.json", "execute.log", "squares.ipynb"]
+    assert (new / "execute.json").read_bytes() == (old / "execute.json").read_bytes()

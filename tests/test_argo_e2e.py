@@ -1,0 +1,165 @@
+"""End to end through a real S3 API: the five steps as Argo would run them, then `gradeflow sync` into the gradebook.
+
+Scenario: the store is an S3 bucket on a real S3 API server (moto, on 127.0.0.1), reached
+only through s3fs/fsspec, as a MinIO artifact repository would be. The rendered template
+runs pod by pod (pipelines.argo_emulator): each pod downloads its declared artifacts by key
+and uploads its outputs, so after the run the bucket holds `gradeflow/<run-id>/` laid out
+like a local workspace. A teacher then runs `gradeflow sync`, which downloads that prefix
+and merges it into the course with the same steps.merge the local runner uses: grades in
+gradebook.db, graded notebooks in autograded/, results next to the course.
+
+A second run regrades the same submissions: bob's unchanged result comes from the execute
+cache (memoized in the first run) and is copied into the new run; alice's cache entry is
+gone and her execute pod breaks (its restore.json vanishes: an infrastructure failure, exit
+75), so it is retried three times, and the run fails, yet score and merge still run from the
+exit handler and the summary names her. That is the run `gradeflow retry` would fix.
+"""
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+import coursekit as ck
+from pipelines.argo_emulator import Emulator
+from pipelines.client import Backend, ArgoSettings, sync
+from pipelines.workflow import build_template, build_workflow
+from steps.contract import EXIT_INFRA
+
+BUCKET = "grading"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory: pytest.TempPathFactory):
+    pytest.importorskip("moto.server", reason="moto[server] is needed for a real S3 API on 127.0.0.1")
+    import boto3
+    import s3fs
+    from moto.server import ThreadedMotoServer
+
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per S3 request otherwise
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, v)
+        boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1").create_bucket(Bucket=BUCKET)
+        s3fs.S3FileSystem.clear_instance_cache()
+        yield s3fs.S3FileSystem(client_kwargs={"endpoint_url": env["AWS_ENDPOINT_URL"]})
+        s3fs.S3FileSystem.clear_instance_cache()
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def course(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    try:
+        src = request.getfixturevalue("squares_built")
+    except pytest.FixtureLookupError:
+        src = ck.squares_course(tmp_path_factory.mktemp("argo-course") / "built")
+    c = ck.copy_course(src, tmp_path_factory.mktemp("argo-e2e") / "course")
+    ck.submit(c, "alice", {"squares": ck.CORRECT})
+    ck.submit(c, "bob", {"squares": "def squares(n):\n    raise RuntimeError('not done yet')"})
+    return c
+
+
+@pytest.fixture(scope="module")
+def first(s3, course: Path) -> dict:
+    template = build_template().to_dict()
+    cache: dict = {}
+    run = Emulator(template, {"assignment": "ps1", "run-id": "e2e-1"}, f"s3://{BUCKET}", course, cache=cache).run()
+    return {"run": run, "cache": cache, "template": template}
+
+
+def keys(s3, prefix: str) -> set[str]:
+    return {k[len(f"{BUCKET}/{prefix}/") :] for k in s3.find(f"{BUCKET}/{prefix}")}
+
+
+def test_the_bucket_holds_the_run_as_a_workspace(s3, first: dict) -> None:
+    assert first["run"].phase == "Succeeded", [p.log[-1500:] for p in first["run"].pods if p.exit_code]
+    k = keys(s3, "gradeflow/e2e-1")
+    for expected in (
+        "manifest.json",
+        "snapshot.json",
+        "submissions/alice/squares.ipynb",
+        "restored/bob/restore.json",
+        "restored/bob/work/squares.ipynb",
+        "executed/alice/execute.json",
+        "executed/bob/squares.ipynb",
+        "scored/alice/score.json",
+        "results/results.json",
+        "results/summary.txt",
+    ):
+        assert expected in k, f"{expected} missing from s3://{BUCKET}/gradeflow/e2e-1/"
+
+
+def test_sync_merges_the_run_into_the_gradebook(s3, first: dict, course: Path) -> None:
+    from nbgrader.api import Gradebook
+
+    results = sync(f"s3://{BUCKET}/gradeflow/e2e-1", course)
+    assert results["counts"]["submissions"] == 2
+    by_student = {s["student"]: s for s in results["students"]}
+    assert by_student["alice"]["score"] == 2.0 and by_student["bob"]["score"] == 0.0
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        assert gb.find_submission("ps1", "alice").score == 2.0
+        assert gb.find_submission("ps1", "bob").score == 0.0
+    assert (course / "autograded" / "alice" / "ps1" / "squares.ipynb").is_file()
+    assert json.loads((course / "gradeflow_runs" / "e2e-1" / "results" / "results.json").read_text())["run_id"] == "e2e-1"
+
+
+class OneRun(Backend):
+    """A backend that knows one submitted run, as the Argo Server would return it."""
+
+    name = "test"
+
+    def __init__(self, workflow: dict) -> None:
+        super().__init__(ArgoSettings())
+        self.workflow = workflow
+
+    def get_workflow(self, name: str) -> dict:
+        return self.workflow
+
+
+def test_sync_by_run_name_finds_the_prefix_and_is_idempotent(s3, first: dict, course: Path) -> None:
+    from nbgrader.api import Gradebook
+
+    wf = build_workflow("ps1", "e2e-1", course="test-course").to_dict()
+    results = sync("e2e-1", course, backend=OneRun(wf), store=f"s3://{BUCKET}")
+    assert results["run_dir"] == f"s3://{BUCKET}/gradeflow/e2e-1"
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        assert len(gb.find_assignment("ps1").submissions) == 2  # merged twice, recorded once
+
+
+def test_a_regrade_reuses_the_cache_and_still_reports_a_broken_pod(s3, first: dict, course: Path) -> None:
+    run1 = first["run"]
+    (alice1,) = [p for p in run1.by_template("execute") if p.parameters["student"] == "alice"]
+    cache = {k: v for k, v in first["cache"].items() if k != alice1.memo_key}
+
+    def break_alice(template: str, params: dict, root: Path) -> None:
+        if template == "execute" and params.get("student") == "alice":
+            (root / "gradeflow" / "restored" / "alice" / "restore.json").unlink()
+
+    run = Emulator(first["template"], {"assignment": "ps1", "run-id": "e2e-2"}, f"s3://{BUCKET}", course, cache=cache, before_pod=break_alice).run()
+    by = {p.parameters.get("student"): p for p in run.by_template("execute")}
+    # bob: served by the cache, then copied from run e2e-1 into e2e-2
+    assert by["bob"].memoized and by["bob"].outputs["executed-submission"] == "gradeflow/e2e-1/executed/bob"
+    (copy,) = run.by_template("copy-memoized")
+    assert copy.parameters["student"] == "bob" and copy.outputs["executed-submission"] == "gradeflow/e2e-2/executed/bob"
+    # alice: our own crash (exit 75) is retried three times, then the run fails
+    assert by["alice"].exit_code == EXIT_INFRA and by["alice"].attempts == 4
+    assert run.phase == "Failed"
+    # ... and score and merge ran anyway, from the exit handler, naming what failed
+    assert [p.template for p in run.pods[-2:]] == ["score", "merge"] and all(p.exit_code == 0 for p in run.pods[-2:])
+    summary = run.by_template("merge")[0].output_parameters["summary"]
+    assert "FAILED   alice / squares.ipynb: not executed" in summary
+    assert "executed/bob/execute.json" in keys(s3, "gradeflow/e2e-2")
