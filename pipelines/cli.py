@@ -1,6 +1,7 @@
 """The `gradeflow` command: grade locally, run one step, or drive Argo.
 
     gradeflow grade COURSE_DIR ASSIGNMENT [--jobs N] [--student ID ...] [--cell-timeout S]
+    gradeflow report RUN_DIR                                   (rewrite RUN_DIR/results/report.html)
     gradeflow step {collect,restore,execute,score,merge} ...   (the step CLIs, as pods run them)
 
 Exit codes: 0 done (even when some submissions were skipped or failed: see the summary),
@@ -16,12 +17,14 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 from steps.contract import DAG, EXIT_INFRA, EXIT_OK, EXIT_USAGE
 from steps.errors import TeacherError
 from steps.execute import add_limit_arguments, limits_from_args
 from steps.sandbox import DEFAULT_SANDBOX, SANDBOXES
+
+from .progress import choose_mode, progress_printer
 
 __all__ = ["main", "build_parser"]
 
@@ -29,43 +32,6 @@ UNSAFE_BANNER = (
     "!!! --unsafe-no-sandbox: student code will run AS YOU, with your files, network and credentials in reach.\n"
     "!!! Use it only for notebooks you trust (your own solutions)."
 )
-
-
-class _Progress:
-    """Live progress on a terminal (rich); one line per step otherwise; nothing with --json."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.tty = enabled and sys.stderr.isatty()
-        self.bar: Any = None
-        self.task: Any = None
-        self.counts = {"ok": 0, "repaired": 0, "missing": 0, "skipped": 0, "failed": 0}
-
-    def __call__(self, e: Any) -> None:
-        if not self.enabled:
-            return
-        if e.step == "execute" and e.kind == "start" and self.tty and e.total:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-            self.bar = Progress(TextColumn("execute"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), transient=True)
-            self.bar.start()
-            self.task = self.bar.add_task("", total=e.total)
-            return
-        if e.kind == "submission":
-            self.counts[e.status] = self.counts.get(e.status, 0) + 1
-            desc = " ".join(f"{k} {v}" for k, v in self.counts.items() if v)
-            if self.bar:
-                self.bar.update(self.task, advance=1, description=desc)
-            else:
-                done = sum(self.counts.values())
-                print(f"[execute] {done}/{e.total} {e.student}: {e.status} ({e.seconds:.1f} s)", file=sys.stderr)
-            return
-        if e.step == "execute" and e.kind == "done" and self.bar:
-            self.bar.stop()
-            self.bar = None
-        if e.kind == "done":
-            extra = f": {e.total} submission(s) to grade" if e.step == "collect" else ""
-            print(f"[{e.step}] done{extra}", file=sys.stderr)
 
 
 def _cmd_grade(a: argparse.Namespace) -> int:
@@ -77,13 +43,24 @@ def _cmd_grade(a: argparse.Namespace) -> int:
     if sandbox == "none":
         print(UNSAFE_BANNER, file=sys.stderr)
     options = GradeOptions(jobs=a.jobs or os.cpu_count() or 1, students=a.student or None, sandbox=sandbox, limits=limits_from_args(a), store=a.store, force=a.force)
-    results = grade(a.course_dir, a.assignment, options, progress=_Progress(not a.json))
+    printer = progress_printer(choose_mode(a.json, a.quiet))
+    try:
+        results = grade(a.course_dir, a.assignment, options, progress=printer)
+    finally:
+        printer.close()
     if a.json:
         json.dump(results, sys.stdout, indent=1)
         print()
     else:
         print("\n".join(summary_lines(results)))
-        print(f"results: {results['run_dir']}/results/ (results.json, grades.csv, cells.csv, summary.txt)")
+        print(f"results: {results['run_dir']}/results/ (report.html, results.json, grades.csv, cells.csv, summary.txt)")
+    return EXIT_OK
+
+
+def _cmd_report(a: argparse.Namespace) -> int:
+    from .report import render_report
+
+    print(render_report(a.run_dir))
     return EXIT_OK
 
 
@@ -105,9 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--unsafe-no-sandbox", action="store_true", help="run student code WITHOUT a sandbox (trusted notebooks only)")
     g.add_argument("--store", default=None, help="artifact store URL (default COURSE_DIR/gradeflow_runs; s3://bucket/prefix works)")
     g.add_argument("--force", action="store_true", help="regrade submissions that did not change since they were graded")
-    g.add_argument("--json", action="store_true", help="print results.json instead of the summary; no progress output")
+    g.add_argument("--json", action="store_true", help="print results.json instead of the summary; progress goes to stderr as JSON lines")
+    g.add_argument("--quiet", "-q", action="store_true", help="no progress output, only the summary (a live bar is shown only on a terminal)")
     add_limit_arguments(g)
     g.set_defaults(func=_cmd_grade)
+
+    r = sub.add_parser("report", help="(re)write a run's HTML report, RUN_DIR/results/report.html")
+    r.add_argument("run_dir", type=Path, help="a run folder, e.g. COURSE_DIR/gradeflow_runs/ps1-20261122T101500Z")
+    r.set_defaults(func=_cmd_report)
 
     s = sub.add_parser("step", help="run one step's CLI (what an Argo pod runs)")
     s.add_argument("step_name", choices=DAG)
@@ -127,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING, format="%(name)s %(levelname)s %(message)s")
     warnings.filterwarnings("ignore", message=".*not in session.*")
+    if not a.verbose:  # nbgrader's per-cell warnings go to the run's logs, not the teacher's console
+        logging.getLogger("traitlets").setLevel(logging.ERROR)
     try:
         return a.func(a)
     except TeacherError as e:

@@ -165,12 +165,21 @@ def grade(course_dir: Path, assignment: str, options: GradeOptions | None = None
     options = options or GradeOptions()
     progress = progress or (lambda e: None)
     course_dir = Path(course_dir).resolve()
+    if not course_dir.is_dir():
+        raise TeacherError(f"course directory {course_dir} does not exist", "give the folder that holds gradebook.db")
     sandbox = get_sandbox(options.sandbox)  # refuse before doing anything if it cannot run here
     store = open_store(options.store or course_dir / RUNS_DIR)
     run_id = new_run_id(assignment)
     with _course_lock(course_dir, assignment), store.workspace(run_id) as ws:
         progress(Event("collect", "start"))
-        manifest = collect(course_dir, assignment, ws, options.students, run_id)
+        try:
+            manifest = collect(course_dir, assignment, ws, options.students, run_id)
+        except TeacherError:
+            if store.is_local:  # nothing was graded: leave no empty run folder behind
+                import shutil
+
+                shutil.rmtree(ws, ignore_errors=True)
+            raise
         _drop_unchanged(manifest, course_dir, options.force)
         manifest.save(ws / "manifest.json")
         for a in STEPS["collect"].outputs:

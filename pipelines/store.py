@@ -30,6 +30,8 @@ class Store:
             self.fs, self.root = fsspec.core.url_to_fs(self.url)
         except ImportError as e:
             raise TeacherError(f"cannot open store {url}: {e}", "for s3:// URLs install the extra: pip install 'gradeflow[s3]'") from None
+        except ValueError as e:  # fsspec: "Protocol not known"
+            raise TeacherError(f"cannot open store {url}: {e}", "use a directory, file://PATH or s3://BUCKET/PREFIX (any fsspec URL works)") from None
         self.root = self.root.rstrip("/")
 
     @property
