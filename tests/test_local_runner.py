@@ -20,8 +20,8 @@ import coursekit as ck  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    course = ck.squares_course(tmp_path_factory.mktemp("built") / "course")
+def built(squares_built: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    course = ck.copy_course(squares_built, tmp_path_factory.mktemp("built") / "course")
     ck.submit(course, "good", {"squares": ck.CORRECT})
     ck.submit(course, "wrong", {"squares": "def squares(n):\n    return []"})
     d = ck.submit(course, "broken", {"squares": ck.CORRECT})

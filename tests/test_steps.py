@@ -26,14 +26,9 @@ from steps.restore import restore  # noqa: E402
 from steps.score import score  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return ck.squares_course(tmp_path_factory.mktemp("built") / "course")
-
-
 @pytest.fixture
-def course(built: Path, tmp_path: Path) -> Path:
-    return ck.copy_course(built, tmp_path / "course")
+def course(squares_course: Path) -> Path:
+    return squares_course
 
 
 def _record(ws: Path, step: str, student: str) -> StepRecord:
