@@ -136,7 +136,10 @@ class KernelSandbox(Sandbox):
             scratch = Path(tmp)
             os.chmod(scratch, 0o755)
             work = scratch / "work"
-            shutil.copytree(work_src, work)
+            # The kernel gets the submission's files but not the notebooks: cells reach it one by
+            # one from papermill, so student code never reads the hidden tests ahead of them or
+            # rewrites the next notebook of the submission.
+            shutil.copytree(work_src, work, ignore=shutil.ignore_patterns("*.ipynb"))
             (scratch / "home").mkdir()
             launcher = self.make_launcher(work, scratch, limits, slot)
             launcher.logfh = logfh
@@ -145,7 +148,7 @@ class KernelSandbox(Sandbox):
             deadline.start()
             try:
                 for name in notebooks:
-                    outcome = self._run_notebook(name, work, scratch, out_dir, launcher, settings, limits, logfh, start)
+                    outcome = self._run_notebook(name, work_src, work, scratch, out_dir, launcher, settings, limits, logfh, start)
                     record.notebooks.append(outcome)
             finally:
                 deadline.cancel()
@@ -154,7 +157,7 @@ class KernelSandbox(Sandbox):
         record.save(out_dir / "execute.json")
         return record
 
-    def _run_notebook(self, name: str, work: Path, scratch: Path, out_dir: Path, launcher: KernelLauncher, settings: dict[str, Any], limits: Limits, logfh: Any, start: float) -> NotebookOutcome:
+    def _run_notebook(self, name: str, work_src: Path, work: Path, scratch: Path, out_dir: Path, launcher: KernelLauncher, settings: dict[str, Any], limits: Limits, logfh: Any, start: float) -> NotebookOutcome:
         from papermill.engines import papermill_engines
         from papermill.execute import prepare_notebook_metadata
         from papermill.iorw import load_notebook_node
@@ -162,7 +165,7 @@ class KernelSandbox(Sandbox):
         from ..kernel import SandboxKernelManager
 
         target = out_dir / f"{name}.ipynb"
-        nb = prepare_notebook_metadata(load_notebook_node(str(work / f"{name}.ipynb")), str(work / f"{name}.ipynb"), str(target))
+        nb = prepare_notebook_metadata(load_notebook_node(str(work_src / f"{name}.ipynb")), str(work_src / f"{name}.ipynb"), str(target))
         kernel_name = nb.metadata.get("kernelspec", {}).get("name", "python3")
         ipc = scratch / f"ipc-{name}"
         ipc.mkdir()

@@ -63,6 +63,7 @@ class PodmanLauncher(KernelLauncher):
         cmd = [
             *PODMAN, "run", "--rm", "--name", name, "--init", "--hostname", "sandbox",
             "--network", "none", "--read-only", "--user", f"{CONTAINER_UID}:{CONTAINER_UID}",
+            "--log-driver", "none",  # no copy of the kernel's stdout under /var/lib/containers (no size limit there)
             "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
             f"--memory={lim.memory_mb}m", f"--memory-swap={lim.memory_mb}m", f"--pids-limit={lim.pids}",
             f"--ulimit=nofile={lim.nofile}:{lim.nofile}", f"--ulimit=cpu={lim.cpu_time}:{lim.cpu_time}",
@@ -72,7 +73,10 @@ class PodmanLauncher(KernelLauncher):
         ]
         for key, value in self._container_env().items():
             cmd += ["--env", f"{key}={value}"]
-        return [*cmd, self.image, "python", *argv[1:]]
+        # The kernel's raw stdout reaches execute.log through this podman client: RLIMIT_FSIZE on the
+        # client bounds that file (past it the client exits and the kernel is reported dead), and the
+        # container inherits it as the per-file limit bubblewrap also sets.
+        return ["prlimit", f"--fsize={lim.disk_mb * 1024 * 1024}", "--", *cmd, self.image, "python", *argv[1:]]
 
     def kill_all(self) -> None:
         super().kill_all()
@@ -104,7 +108,7 @@ class PodmanSandbox(KernelSandbox):
         return PodmanLauncher(work, scratch, limits, slot, self.image)
 
     def unavailable(self) -> str | None:
-        missing = [t for t in ("podman", "runc") if not shutil.which(t)]
+        missing = [t for t in ("podman", "runc", "prlimit") if not shutil.which(t)]
         if missing:
             return f"{', '.join(missing)} not found: install them with `apt-get install podman runc`"
         if os.geteuid() != 0:
