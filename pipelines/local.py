@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator, Sequence
 from steps.collect import collect, new_run_id
 from steps.contract import STEPS
 from steps.errors import TeacherError
-from steps.merge import merge
+from steps.merge import apply_to_course, merge
 from steps.records import FAILED, MISSING, OK, REPAIRED, Manifest, NotebookOutcome, StepRecord, read_json, write_json
 from steps.sandbox import DEFAULT_SANDBOX, Limits, get_sandbox
 
@@ -141,6 +141,10 @@ def _grade_submission(workspace: str, student: str, sandbox: str, limits: Limits
     return executed, scored
 
 
+def _warm() -> None:
+    """Start a worker (its imports come from the forkserver's preload) before there is work."""
+
+
 def _pool(jobs: int) -> ProcessPoolExecutor:
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(["steps.restore", "steps.execute", "steps.score", "nbgrader.preprocessors", "papermill", "nbclient"])
@@ -170,7 +174,9 @@ def grade(course_dir: Path, assignment: str, options: GradeOptions | None = None
     sandbox = get_sandbox(options.sandbox)  # refuse before doing anything if it cannot run here
     store = open_store(options.store or course_dir / RUNS_DIR)
     run_id = new_run_id(assignment)
-    with _course_lock(course_dir, assignment), store.workspace(run_id) as ws:
+    jobs = max(1, options.jobs)
+    with _course_lock(course_dir, assignment), store.workspace(run_id) as ws, _pool(jobs) as pool:
+        warm = [pool.submit(_warm) for _ in range(jobs)]  # workers import while collect runs
         progress(Event("collect", "start"))
         try:
             manifest = collect(course_dir, assignment, ws, options.students, run_id)
@@ -188,22 +194,22 @@ def grade(course_dir: Path, assignment: str, options: GradeOptions | None = None
         progress(Event("collect", "done", total=len(students)))
 
         progress(Event("execute", "start", total=len(students)))
-        jobs = max(1, min(options.jobs, len(students) or 1))
-        if students:
-            with _pool(jobs) as pool:
-                pending = {pool.submit(_grade_submission, str(ws), s, sandbox.name, options.limits): s for s in students}
-                while pending:
-                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        student = pending.pop(fut)
-                        executed, scored = fut.result()
-                        for step_dir in ("restored", "executed", "scored"):
-                            store.push(ws, run_id, f"{step_dir}/{student}")
-                        progress(Event("execute", "submission", total=len(students), student=student, status=scored.status, seconds=executed.seconds))
+        wait(warm)
+        pending = {pool.submit(_grade_submission, str(ws), s, sandbox.name, options.limits): s for s in students}
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                student = pending.pop(fut)
+                executed, scored = fut.result()
+                for step_dir in ("restored", "executed", "scored"):
+                    store.push(ws, run_id, f"{step_dir}/{student}")
+                # merge's gradebook writes for this submission now, while the workers run the next
+                apply_to_course(ws, course_dir, [student])
+                progress(Event("execute", "submission", total=len(students), student=student, status=scored.status, seconds=executed.seconds))
         progress(Event("execute", "done", total=len(students)))
 
         progress(Event("merge", "start"))
-        results = merge(ws, course_dir, students)
+        results = merge(ws)  # the gradebook already has every submission: only results/ is left
         results["run_dir"] = store.run_url(run_id)
         results["sandbox"] = sandbox.name
         write_json(ws / "results" / "results.json", results)

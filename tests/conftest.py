@@ -16,6 +16,7 @@ import multiprocessing.forkserver
 import os
 import re
 import shutil
+import tempfile
 import socket
 import sys
 import threading
@@ -217,3 +218,43 @@ class HostListener:
             t.join()
         self.tcp.close()
         self.unix.close()
+
+
+# --- headless Chromium, for the report and the Jupyter page --------------------------------------
+
+ARTIFACTS = Path(__file__).parent / "artifacts"  # screenshots (gitignored)
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+CHROMIUM_FLAGS = "--headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking --disable-component-update --disable-sync".split()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium driven by selenium, with a fresh profile."""
+    webdriver = pytest.importorskip("selenium.webdriver", reason="BROWSER TESTS NEED selenium: pip install -e '.[dev]'")
+    from selenium.webdriver.chrome.service import Service
+
+    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
+        pytest.skip("BROWSER TESTS NEED CHROMIUM: apt-get install chromium chromium-driver (.ci/setup does)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in CHROMIUM_FLAGS + ["--window-size=1280,1000"]:
+        options.add_argument(flag)
+    profile = tempfile.mkdtemp(prefix="gradeflow-chromium-")
+    options.add_argument(f"--user-data-dir={profile}")
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    driver.set_page_load_timeout(60)
+    driver.set_script_timeout(30)
+    yield driver
+    driver.quit()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+def full_page_screenshot(driver, name: str) -> Path:
+    """Screenshot the whole page into tests/artifacts/NAME."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    height = driver.execute_script("return Math.max(document.body.scrollHeight, document.documentElement.scrollHeight)")
+    driver.set_window_size(1280, min(max(height + 120, 700), 6000))
+    path = ARTIFACTS / name
+    driver.save_screenshot(str(path))
+    driver.set_window_size(1280, 1000)
+    return path

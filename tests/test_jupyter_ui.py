@@ -14,11 +14,9 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -29,11 +27,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 import coursekit as ck  # noqa: E402
+from conftest import full_page_screenshot  # noqa: E402
 
-ARTIFACTS = Path(__file__).parent / "artifacts"
 KILLS_ITS_KERNEL = "def squares(n):\n    import os\n    os._exit(3)"  # the kernel dies when the test cell calls it
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-CHROMIUM_FLAGS = "--headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking --disable-component-update --disable-sync".split()
 GRADING_TIMEOUT = 240
 
 
@@ -104,35 +100,6 @@ def server(course: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
             proc.wait()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    webdriver = pytest.importorskip("selenium.webdriver", reason="BROWSER TESTS NEED selenium: pip install -e '.[dev]'")
-    from selenium.webdriver.chrome.service import Service
-
-    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
-        pytest.skip("BROWSER TESTS NEED CHROMIUM: apt-get install chromium chromium-driver (.ci/setup does)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in CHROMIUM_FLAGS + ["--window-size=1280,1000"]:
-        options.add_argument(flag)
-    profile = tempfile.mkdtemp(prefix="gradeflow-chromium-")
-    options.add_argument(f"--user-data-dir={profile}")
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-    driver.set_page_load_timeout(60)
-    driver.set_script_timeout(30)
-    yield driver
-    driver.quit()
-    shutil.rmtree(profile, ignore_errors=True)
-
-
-def shot(driver, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    height = driver.execute_script("return Math.max(document.body.scrollHeight, document.documentElement.scrollHeight)")
-    driver.set_window_size(1280, min(max(height + 120, 700), 5000))
-    driver.save_screenshot(str(ARTIFACTS / name))
-    driver.set_window_size(1280, 1000)
-
-
 def counts(driver) -> dict[str, str]:
     from selenium.webdriver.common.by import By
 
@@ -160,14 +127,14 @@ def test_a_teacher_grades_retries_and_opens_the_report_from_jupyter(server: Serv
     assert browser.find_element(By.ID, "runner-local").is_selected()
     assert not browser.find_elements(By.ID, "runner-argo")
     assert "ARGO_SERVER" in browser.find_element(By.ID, "runner-argo-why").text
-    shot(browser, "jupyter-1-start.png")
+    full_page_screenshot(browser, "jupyter-1-start.png")
 
     # 2. start grading and watch it run
     browser.find_element(By.ID, "start").click()
     WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "state").get_attribute("data-state") == "running")
     assert browser.find_element(By.ID, "start").get_attribute("disabled"), "one run per assignment at a time"
     WebDriverWait(browser, GRADING_TIMEOUT).until(lambda d: not d.find_element(By.ID, "progress-text").text.startswith("0 /") or d.find_element(By.ID, "state").get_attribute("data-state") != "running")
-    shot(browser, "jupyter-2-running.png")
+    full_page_screenshot(browser, "jupyter-2-running.png")
 
     # 3. the counts and every failed or skipped submission with its reason
     assert wait_for_job(browser) == "done", browser.find_element(By.ID, "error").text
@@ -176,14 +143,14 @@ def test_a_teacher_grades_retries_and_opens_the_report_from_jupyter(server: Serv
     assert sorted(rows) == ["broken", "crash"]
     assert "the kernel died" in rows["crash"] and "not valid JSON" in rows["broken"]
     assert browser.find_element(By.ID, "retry").text == "Retry 1 failed submission(s)"
-    shot(browser, "jupyter-3-done.png")
+    full_page_screenshot(browser, "jupyter-3-done.png")
 
     # 4. retry regrades only the failed submission, forced
     browser.find_element(By.ID, "retry").click()
     WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "job-title").text == "Retrying ps1 (crash)")
     assert wait_for_job(browser) == "done", browser.find_element(By.ID, "error").text
     assert counts(browser) == {"done": "1", "graded": "0", "failed": "1", "skipped": "0"}
-    shot(browser, "jupyter-4-retried.png")
+    full_page_screenshot(browser, "jupyter-4-retried.png")
 
     # 5. the report of that run, and the execute log it links to, served by the extension
     report_url = browser.find_element(By.ID, "report-link").get_attribute("href")
@@ -193,7 +160,7 @@ def test_a_teacher_grades_retries_and_opens_the_report_from_jupyter(server: Serv
     browser.switch_to.window(browser.window_handles[-1])
     WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#summary .card"))
     assert "the kernel died" in browser.find_element(By.ID, "problems").text
-    shot(browser, "jupyter-5-report.png")
+    full_page_screenshot(browser, "jupyter-5-report.png")
     log_link = browser.find_element(By.LINK_TEXT, "execute log").get_attribute("href")
     browser.get(log_link)
     assert "[execute] squares: failed" in browser.find_element(By.TAG_NAME, "body").text
@@ -208,7 +175,7 @@ def test_a_teacher_grades_retries_and_opens_the_report_from_jupyter(server: Serv
         WebDriverWait(browser, 15).until(lambda d: "Loading, please wait" not in d.find_element(By.TAG_NAME, "body").text)
     except TimeoutException:
         pass
-    shot(browser, "jupyter-6-formgrader.png")
+    full_page_screenshot(browser, "jupyter-6-formgrader.png")
 
 
 def test_the_api_needs_a_login_and_the_xsrf_token(server: Server, browser) -> None:

@@ -11,12 +11,10 @@ control. Screenshots go to tests/artifacts/.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -24,13 +22,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 import coursekit as ck  # noqa: E402
+from conftest import full_page_screenshot  # noqa: E402
 
 from pipelines.report import _histogram_bins, build_html, render_report  # noqa: E402
 
-ARTIFACTS = Path(__file__).parent / "artifacts"
 KILLS_ITS_KERNEL = "def squares(n):\n    import os\n    os._exit(3)"  # the kernel dies when the test cell calls it
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-CHROMIUM_FLAGS = "--headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking --disable-component-update --disable-sync".split()
 
 
 @pytest.fixture(scope="module")
@@ -44,36 +40,6 @@ def run_dir(squares_built: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     run = subprocess.run([sys.executable, "-m", "pipelines.cli", "grade", str(course), "ps1", "--json", "--jobs", "2", "--cell-timeout", "10"], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     return course / "gradeflow_runs" / json.loads(run.stdout)["run_id"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    webdriver = pytest.importorskip("selenium.webdriver", reason="BROWSER TESTS NEED selenium: pip install -e '.[dev]'")
-    from selenium.webdriver.chrome.service import Service
-
-    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
-        pytest.skip("BROWSER TESTS NEED CHROMIUM: apt-get install chromium chromium-driver (.ci/setup does)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in CHROMIUM_FLAGS + ["--window-size=1280,1000"]:
-        options.add_argument(flag)
-    profile = tempfile.mkdtemp(prefix="gradeflow-chromium-")
-    options.add_argument(f"--user-data-dir={profile}")
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
-    shutil.rmtree(profile, ignore_errors=True)
-
-
-def full_page_screenshot(driver, name: str) -> Path:
-    ARTIFACTS.mkdir(exist_ok=True)
-    height = driver.execute_script("return Math.max(document.body.scrollHeight, document.documentElement.scrollHeight)")
-    driver.set_window_size(1280, min(max(height + 120, 600), 6000))
-    path = ARTIFACTS / name
-    driver.save_screenshot(str(path))
-    driver.set_window_size(1280, 1000)
-    return path
 
 
 def page_links(driver) -> list[str]:

@@ -185,7 +185,7 @@ class KernelSandbox(Sandbox):
                 "gradeflow",
                 nb,
                 kernel_name=kernel_name,
-                output_path=str(target),
+                output_path=None,  # written once below: saving after every cell costs more than the cells
                 progress_bar=False,
                 km=km,
                 resources={"metadata": {"path": str(work)}},
