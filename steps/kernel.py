@@ -52,6 +52,12 @@ class SandboxKernelManager(AsyncKernelManager):
         await super()._async_launch_kernel(kernel_cmd, **kw)
 
 
+def _size(content: dict[str, Any]) -> int:
+    """About how many bytes an output adds to the notebook (cheap: a flood sends many)."""
+    data = content.get("data") or {}
+    return 64 + len(content.get("text") or "") + sum(len(v) if isinstance(v, str) else len(json.dumps(v)) for v in data.values()) + sum(map(len, content.get("traceback") or []))
+
+
 class CappedNotebookClient(PapermillNotebookClient):
     """papermill's client with a byte budget for outputs: past it, output is dropped with a note."""
 
@@ -60,7 +66,7 @@ class CappedNotebookClient(PapermillNotebookClient):
     _capped = False
 
     def output(self, outs: list[NotebookNode], msg: dict[str, Any], display_id: str | None, cell_index: int) -> NotebookNode | None:
-        self._spent += len(json.dumps(msg.get("content", {}), default=str))
+        self._spent += _size(msg.get("content", {}))
         if self._spent <= self.max_output_bytes:
             return super().output(outs, msg, display_id, cell_index)
         if not self._capped:

@@ -155,16 +155,22 @@ def _edited_locked_cells(nb: Any, spec: dict[str, Any], config: dict[str, Any]) 
 
 
 def _sanitize(nb: Any, resources: dict[str, Any], config: dict[str, Any]) -> tuple[Any, list[str]]:
-    """Run nbgrader's sanitize preprocessors; return the notebook and the repairs they reported."""
+    """Run nbgrader's sanitize preprocessors; return the notebook and the repairs they reported.
+
+    The preprocessors log through a logger of our own, so the repairs are captured whatever
+    the process's logging configuration says about the shared "traitlets" logger."""
     changes = _ChangeLog()
-    for pp in _preprocessors(config):
-        if not pp.enabled:
-            continue
-        pp.log.addHandler(changes)
-        try:
-            nb, resources = pp.preprocess(nb, resources)
-        finally:
-            pp.log.removeHandler(changes)
+    capture = logging.getLogger("gradeflow.restore.nbgrader")
+    capture.setLevel(logging.WARNING)
+    capture.propagate = False
+    capture.addHandler(changes)
+    try:
+        for pp in _preprocessors(config):
+            if pp.enabled:
+                pp.log = capture
+                nb, resources = pp.preprocess(nb, resources)
+    finally:
+        capture.removeHandler(changes)
     return nb, changes.lines
 
 

@@ -8,6 +8,7 @@ refusals, score's nbgrader grades, merge's gradebook rows and its rerun safety.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import sys
 from pathlib import Path
@@ -100,7 +101,9 @@ def _tampered(course: Path) -> None:
     (d / "squares.ipynb").unlink()
 
 
-def test_restore_repairs_like_nbgrader_and_skips_what_it_cannot_grade_faithfully(course: Path, tmp_path: Path) -> None:
+def test_restore_repairs_like_nbgrader_and_skips_what_it_cannot_grade_faithfully(course: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the CLI quiets nbgrader's shared "traitlets" logger; repairs must be reported regardless
+    monkeypatch.setattr(logging.getLogger("traitlets"), "level", logging.ERROR)
     _tampered(course)
     ws = tmp_path / "ws"
     collect(course, "ps1", ws)

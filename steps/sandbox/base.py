@@ -199,7 +199,9 @@ class KernelSandbox(Sandbox):
                 # the student's; the step fails (exit 75) and a retry may help.
                 raise SandboxError(f"the {self.name} sandbox could not start a kernel for {name}.ipynb ({type(e).__name__}: {e}); see {out_dir / 'execute.log'}") from e
             elapsed = time.monotonic() - start
-            if elapsed >= limits.wall_time - 1:
+            if type(e).__name__ == "CellTimeoutError":
+                why = "a cell timed out and the kernel did not go quiet after the interrupt (a loop that keeps printing?); nbgrader stops on such a notebook too"
+            elif elapsed >= limits.wall_time - 1:
                 why = f"the submission hit the wall-time limit of {limits.wall_time} s and was stopped"
             else:
                 why = f"the kernel died ({type(e).__name__}: {str(e).strip()[:160]}); probably the memory ({limits.memory_mb} MiB), process or CPU-time limit"
