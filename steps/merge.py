@@ -35,12 +35,14 @@ def _load(path: Path) -> StepRecord | None:
 def summarize(workspace: Path) -> dict[str, Any]:
     """Build results.json's content from the manifest and every score record."""
     manifest = Manifest.load(workspace / "manifest.json")
+    snapshot = read_json(workspace / "snapshot.json")
+    max_total = sum(float(c["max_score"]) for nb in snapshot["notebooks"] for c in nb["grade_cells"] + nb["task_cells"])
     students, counts = [], {"submissions": 0, "graded": 0, OK: 0, REPAIRED: 0, SKIPPED: 0, FAILED: 0, MISSING: 0}
     for sub in manifest.submissions:
         counts["submissions"] += 1
         rec = _load(workspace / "scored" / sub.student / "score.json")
         execd = _load(workspace / "executed" / sub.student / "execute.json")
-        notebooks, total, max_total, penalty = [], 0.0, 0.0, 0.0
+        notebooks, total, penalty = [], 0.0, 0.0
         for name in manifest.notebooks:
             o = rec.outcome(name) if rec else None
             status, reason = (o.status, o.reason) if o else (FAILED, "not scored (the run stopped before score)")
@@ -55,7 +57,6 @@ def summarize(workspace: Path) -> dict[str, Any]:
             if e:
                 entry["execute_seconds"] = e.detail.get("seconds")
             notebooks.append(entry)
-        max_total = sum(float(c["max_score"]) for nb in read_json(workspace / "snapshot.json")["notebooks"] for c in nb["grade_cells"] + nb["task_cells"])
         worst = next((s for s in (FAILED, SKIPPED, REPAIRED, MISSING) if any(n["status"] == s for n in notebooks)), OK)
         counts["graded"] += worst in (OK, REPAIRED, MISSING)
         students.append(

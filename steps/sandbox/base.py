@@ -75,6 +75,7 @@ class KernelLauncher:
         self.limits = limits
         self.kernels: list[Any] = []
         self.logfh: Any = None  # execute.log, for the kernel's own stdout and stderr
+        self.quota_mb: int | None = None  # set by launchers that put the scratch dir on a tmpfs quota
 
     def prepare_connection(self, connection_file: Path) -> None:
         """Make the connection file and socket dir usable by the kernel."""
@@ -99,6 +100,16 @@ class KernelLauncher:
         """Tear down; return evidence (e.g. how many leftover processes were killed)."""
         self.kill_all()
         return {}
+
+    def release_scratch(self, evidence: dict[str, Any]) -> None:
+        """Unmount the scratch quota and give the scratch dir back to root, noting the quota."""
+        from .quota import unmount_quota
+
+        if self.quota_mb is not None:
+            evidence["disk_quota_mb"] = self.quota_mb
+            unmount_quota(self.scratch)
+        if os.geteuid() == 0:
+            shutil.chown(self.scratch, 0, 0)
 
 
 class Sandbox:

@@ -19,7 +19,7 @@ from typing import Any
 
 from .base import KernelLauncher, KernelSandbox, Limits, minimal_env
 from .cgroup import Cgroup
-from .quota import mount_quota, unmount_quota
+from .quota import mount_quota
 
 __all__ = ["BubblewrapSandbox", "BubblewrapLauncher", "SANDBOX_UID_BASE"]
 
@@ -137,11 +137,7 @@ class BubblewrapLauncher(KernelLauncher):
             evidence["leftover_processes_killed"] = self.cgroup.kill_all()
             evidence["memory_peak_mb"] = self.cgroup.memory_peak_mb()
             self.cgroup.remove()
-        if self.quota_mb is not None:
-            evidence["disk_quota_mb"] = self.quota_mb
-            unmount_quota(self.scratch)
-        if self.root:
-            shutil.chown(self.scratch, 0, 0)
+        self.release_scratch(evidence)
         return evidence
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .base import KernelLauncher, KernelSandbox, Limits, minimal_env
-from .quota import mount_quota, unmount_quota
+from .quota import mount_quota
 
 __all__ = ["PodmanSandbox", "PodmanLauncher", "DEFAULT_IMAGE", "CONTAINER_UID"]
 
@@ -87,10 +87,7 @@ class PodmanLauncher(KernelLauncher):
         self.kill_all()
         left = subprocess.run([*PODMAN, "ps", "--all", "--quiet", "--filter", f"name=gradeflow-{os.getpid()}-{self.slot}-"], capture_output=True, text=True).stdout.split()
         evidence: dict[str, Any] = {"containers": len(self.containers), "leftover_containers": len(left)}
-        if self.quota_mb is not None:
-            evidence["disk_quota_mb"] = self.quota_mb
-            unmount_quota(self.scratch)
-        shutil.chown(self.scratch, 0, 0)
+        self.release_scratch(evidence)
         return evidence
 
 
