@@ -24,6 +24,8 @@ import nbformat
 
 from ..errors import SandboxError
 from ..records import FAILED, NotebookOutcome, StepRecord
+from .zygote import SOURCE as ZYGOTE_SOURCE
+from .zygote import ForkedKernel, Zygote, ipykernel_arguments, zygote_enabled
 
 __all__ = ["Limits", "Sandbox", "KernelSandbox", "KernelLauncher", "minimal_env"]
 
@@ -76,18 +78,45 @@ class KernelLauncher:
         self.kernels: list[Any] = []
         self.logfh: Any = None  # execute.log, for the kernel's own stdout and stderr
         self.quota_mb: int | None = None  # set by launchers that put the scratch dir on a tmpfs quota
+        self.ipc = scratch / "ipc"  # the kernels' sockets (a dir per notebook) and the zygote's
+        self.ipc.mkdir(exist_ok=True)
+        self.zygote: Zygote | None = None
+        self._zygote_failed = False
 
     def prepare_connection(self, connection_file: Path) -> None:
         """Make the connection file and socket dir usable by the kernel."""
 
-    def kernel_command(self, argv: list[str]) -> list[str]:
+    def kernel_command(self, argv: list[str], as_pid_1: bool = False) -> list[str]:
+        """The command that runs `argv` in this sandbox; `as_pid_1`: as the init of its PID namespace."""
         return argv
+
+    def fork_kernel(self, argv: list[str]) -> ForkedKernel | None:
+        """Start the kernel `argv` by forking it from this submission's zygote; None: start it
+        directly (not an ipykernel, zygote disabled, or it failed: logged, never fatal)."""
+        args = ipykernel_arguments(argv)
+        if args is None or self._zygote_failed or not zygote_enabled():
+            return None
+        try:
+            if self.zygote is None:
+                sock = self.ipc / "zygote.sock"
+                self.zygote = Zygote(self.kernel_command([argv[0], "-c", ZYGOTE_SOURCE, str(sock)], as_pid_1=True), self.kernel_env(), self.work, sock, self.logfh)
+            return self.zygote.spawn(args)
+        except (SandboxError, OSError) as e:
+            log.warning("kernel zygote unavailable (%s); starting kernels directly", e)
+            if self.logfh is not None:
+                self.logfh.write(f"[execute] kernel zygote unavailable ({e}); starting kernels directly\n")
+            self._zygote_failed = True
+            if self.zygote is not None:
+                self.zygote.kill()
+            return None
 
     def kernel_env(self) -> dict[str, str]:
         return minimal_env(str(self.scratch / "home"))
 
     def kill_all(self) -> None:
         """Kill every process the submission started (used at the wall-time limit)."""
+        if self.zygote is not None:
+            self.zygote.kill()
         for km in self.kernels:
             pgid = getattr(getattr(km, "provisioner", None), "pgid", None)
             if pgid:
@@ -98,8 +127,15 @@ class KernelLauncher:
 
     def close(self) -> dict[str, Any]:
         """Tear down; return evidence (e.g. how many leftover processes were killed)."""
+        evidence = self.stop_kernels()
         self.kill_all()
-        return {}
+        return evidence
+
+    def stop_kernels(self) -> dict[str, Any]:
+        """End the zygote (and so its sandbox) politely; say how the kernels were started."""
+        if self.zygote is not None:
+            self.zygote.stop()
+        return {"kernels": len(self.kernels), "kernels_forked": self.zygote.forked if self.zygote else 0}
 
     def release_scratch(self, evidence: dict[str, Any]) -> None:
         """Unmount the scratch quota and give the scratch dir back to root, noting the quota."""
@@ -178,7 +214,7 @@ class KernelSandbox(Sandbox):
         target = out_dir / f"{name}.ipynb"
         nb = prepare_notebook_metadata(load_notebook_node(str(work_src / f"{name}.ipynb")), str(work_src / f"{name}.ipynb"), str(target))
         kernel_name = nb.metadata.get("kernelspec", {}).get("name", "python3")
-        ipc = scratch / f"ipc-{name}"
+        ipc = launcher.ipc / str(len(launcher.kernels))  # short: socket paths have a length limit
         ipc.mkdir()
         km = SandboxKernelManager(kernel_name=kernel_name, launcher=launcher, transport="ipc", ip=str(ipc / "k"), connection_file=str(ipc / "kernel.json"))
         launcher.kernels.append(km)

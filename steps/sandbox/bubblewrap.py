@@ -55,7 +55,7 @@ class BubblewrapLauncher(KernelLauncher):
         self.cgroup = Cgroup.create(f"gradeflow-{os.getpid()}-{slot}", limits.memory_mb, limits.pids) if self.root else None
         self.quota_mb = mount_quota(scratch, limits.disk_mb) if self.root else None
         if self.root:
-            for p in (scratch, work, *work.rglob("*")):
+            for p in (scratch, self.ipc, work, *work.rglob("*")):
                 os.lchown(p, self.uid, self.uid)
 
     def prepare_connection(self, connection_file: Path) -> None:
@@ -70,9 +70,11 @@ class BubblewrapLauncher(KernelLauncher):
             env["PYTHONPATH"] = user_site
         return env
 
-    def _bwrap(self, argv: list[str], hidden: dict[Path, Path]) -> list[str]:
+    def _bwrap(self, argv: list[str], hidden: dict[Path, Path], as_pid_1: bool) -> list[str]:
         lim = self.limits
         cmd = ["bwrap", "--unshare-all", "--die-with-parent", "--hostname", "sandbox", "--clearenv"]
+        if as_pid_1:
+            cmd += ["--as-pid-1"]
         for key, value in self.kernel_env().items():
             cmd += ["--setenv", key, value]
         cmd += ["--ro-bind", "/usr", "/usr"]
@@ -88,13 +90,12 @@ class BubblewrapLauncher(KernelLauncher):
             cmd += ["--ro-bind", str(hidden.get(d, d)), str(d)]
         cmd += ["--proc", "/proc", "--dev", "/dev"]
         cmd += ["--size", str(lim.disk_mb * 1024 * 1024), "--tmpfs", "/tmp", "--dir", "/tmp/home"]
-        ipc = Path(self.kernels[-1].connection_file).parent if self.kernels else self.scratch
-        cmd += ["--bind", str(self.work), "/work", "--bind", str(ipc), str(ipc), "--chdir", "/work"]
+        cmd += ["--bind", str(self.work), "/work", "--bind", str(self.ipc), str(self.ipc), "--chdir", "/work"]
         cmd += ["--remount-ro", "/"]  # the sandbox's own root is a tmpfs: files there would be unbounded memory
         cmd += ["--cap-drop", "ALL", "--"]
         return cmd + argv
 
-    def kernel_command(self, argv: list[str]) -> list[str]:
+    def kernel_command(self, argv: list[str], as_pid_1: bool = False) -> list[str]:
         lim = self.limits
         hidden: dict[Path, Path] = {}
         if self.root:
@@ -123,7 +124,7 @@ class BubblewrapLauncher(KernelLauncher):
             chain += [f"--nproc={lim.pids}", "--", "setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups", "--no-new-privs"]
         else:
             chain += ["--"]
-        return chain + self._bwrap(argv, hidden)
+        return chain + self._bwrap(argv, hidden, as_pid_1)
 
     def kill_all(self) -> None:
         super().kill_all()
@@ -131,8 +132,8 @@ class BubblewrapLauncher(KernelLauncher):
             self.cgroup.kill_all()
 
     def close(self) -> dict[str, Any]:
+        evidence: dict[str, Any] = self.stop_kernels()
         super().kill_all()
-        evidence: dict[str, Any] = {}
         if self.cgroup is not None:
             evidence["leftover_processes_killed"] = self.cgroup.kill_all()
             evidence["memory_peak_mb"] = self.cgroup.memory_peak_mb()

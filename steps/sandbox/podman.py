@@ -52,16 +52,16 @@ class PodmanLauncher(KernelLauncher):
         env.pop("PATH")  # the image's own PATH finds the image's Python
         return env
 
-    def kernel_command(self, argv: list[str]) -> list[str]:
+    def kernel_command(self, argv: list[str], as_pid_1: bool = False) -> list[str]:
         lim = self.limits
         name = f"gradeflow-{os.getpid()}-{self.slot}-{len(self.containers)}"
         self.containers.append(name)
-        ipc = str(Path(argv[argv.index("-f") + 1]).parent)
+        ipc = str(self.ipc)
         # runc refuses an nproc limit above what the host allows it (65536 fails here, 4096 works)
         hard = resource.getrlimit(resource.RLIMIT_NPROC)[1]
         nproc = 4096 if hard == resource.RLIM_INFINITY else min(4096, hard)
         cmd = [
-            *PODMAN, "run", "--rm", "--name", name, "--init", "--hostname", "sandbox",
+            *PODMAN, "run", "--rm", "--name", name, *([] if as_pid_1 else ["--init"]), "--hostname", "sandbox",
             "--network", "none", "--read-only", "--user", f"{CONTAINER_UID}:{CONTAINER_UID}",
             "--log-driver", "none",  # no copy of the kernel's stdout under /var/lib/containers (no size limit there)
             "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
@@ -84,9 +84,10 @@ class PodmanLauncher(KernelLauncher):
             subprocess.run([*PODMAN, "rm", "--force", "--ignore", "--time", "0", *self.containers], capture_output=True, check=False)
 
     def close(self) -> dict[str, Any]:
+        evidence: dict[str, Any] = self.stop_kernels()
         self.kill_all()
         left = subprocess.run([*PODMAN, "ps", "--all", "--quiet", "--filter", f"name=gradeflow-{os.getpid()}-{self.slot}-"], capture_output=True, text=True).stdout.split()
-        evidence: dict[str, Any] = {"containers": len(self.containers), "leftover_containers": len(left)}
+        evidence.update(containers=len(self.containers), leftover_containers=len(left))
         self.release_scratch(evidence)
         return evidence
 

@@ -1,0 +1,166 @@
+"""Kernels forked from a warmed interpreter inside the submission's own sandbox.
+
+A submission's first kernel start launches a zygote (`zygote_main.py`) in the sandbox, the
+same sandbox a kernel would get; it imports ipykernel before any student code exists there
+and forks one fresh kernel per notebook. jupyter_client manages a forked kernel like any
+other: `ForkedKernel` is the small part of `subprocess.Popen` its LocalProvisioner uses.
+One zygote per submission, never reused by another student.
+Set GRADEFLOW_ZYGOTE=0 to start every kernel directly instead.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import SandboxError
+
+__all__ = ["Zygote", "ForkedKernel", "zygote_enabled", "ipykernel_arguments", "SOURCE"]
+
+log = logging.getLogger("gradeflow.execute")
+SOURCE = (Path(__file__).with_name("zygote_main.py")).read_text(encoding="utf-8")
+
+
+def zygote_enabled() -> bool:
+    return os.environ.get("GRADEFLOW_ZYGOTE", "1").lower() not in ("0", "no", "false", "off")
+
+
+def ipykernel_arguments(argv: list[str]) -> list[str] | None:
+    """The ipykernel arguments of a `python -m ipykernel_launcher -f FILE ...` command, else None
+    (another kernel, e.g. R: started directly)."""
+    if len(argv) >= 5 and argv[1:3] == ["-m", "ipykernel_launcher"] and "-f" in argv:
+        return argv[3:]
+    return None
+
+
+class ForkedKernel:
+    """A kernel forked by the zygote, as jupyter_client's provisioner sees a process."""
+
+    stdin = stdout = stderr = None
+
+    def __init__(self, conn: socket.socket, pid: int) -> None:
+        self._conn = conn
+        self._buf = b""
+        self.pid = pid  # in the sandbox's PID namespace
+        self.returncode: int | None = None
+        self._killed = False
+
+    def _read(self, timeout: float | None) -> None:
+        self._conn.settimeout(timeout)
+        try:
+            data = self._conn.recv(4096)
+        except (BlockingIOError, socket.timeout):
+            return
+        except OSError:
+            data = b""
+        if not data:  # the zygote is gone, and with it (PID 1) the whole sandbox
+            self.returncode = -signal.SIGKILL if self.returncode is None else self.returncode
+            self._conn.close()
+            return
+        self._buf += data
+        while b"\n" in self._buf:
+            line, self._buf = self._buf.split(b"\n", 1)
+            msg = json.loads(line)
+            if "exit" in msg:
+                self.returncode = msg["exit"]
+                self._conn.close()
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            # after a kill the exit report is a few ms away: wait for it rather than have the
+            # provisioner sleep 0.1 s between polls
+            self._read(0.05 if self._killed else 0)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.returncode is None:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise subprocess.TimeoutExpired("kernel", timeout or 0)
+            self._read(left)
+        return self.returncode
+
+    def send_signal(self, signum: int) -> None:
+        """Only stopping is supported: interrupts go over the control channel (interrupt_mode=message)."""
+        if signum in (signal.SIGKILL, signal.SIGTERM):
+            self.kill()
+        else:
+            log.debug("signal %s to a forked kernel ignored", signum)
+
+    def kill(self) -> None:
+        if self.returncode is None:
+            self._killed = True
+            try:
+                self._conn.sendall(b"kill\n")
+            except OSError:
+                pass
+
+    terminate = kill
+
+
+class Zygote:
+    """The zygote process of one submission; `spawn` asks it for a kernel."""
+
+    def __init__(self, command: list[str], env: dict[str, str], cwd: Path, socket_path: Path, logfh: Any, start_timeout: float = 60) -> None:
+        self.socket_path = socket_path
+        self.start_timeout = start_timeout
+        self.forked = 0
+        self.proc = subprocess.Popen(command, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=logfh, stderr=logfh, start_new_session=True)
+
+    def _connect(self) -> socket.socket:
+        deadline = time.monotonic() + self.start_timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise SandboxError(f"the kernel zygote exited with code {self.proc.returncode} before it was ready")
+            conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                conn.connect(str(self.socket_path))
+                return conn
+            except (FileNotFoundError, ConnectionRefusedError):
+                conn.close()
+            if time.monotonic() > deadline:
+                raise SandboxError(f"the kernel zygote was not ready after {self.start_timeout:.0f} s")
+            time.sleep(0.01)
+
+    def spawn(self, arguments: list[str]) -> ForkedKernel:
+        """A new kernel with these ipykernel arguments (`-f CONNECTION_FILE ...`)."""
+        conn = self._connect()
+        conn.sendall(json.dumps({"argv": arguments}).encode() + b"\n")
+        conn.settimeout(self.start_timeout)
+        reply = b""
+        while not reply.endswith(b"\n"):
+            chunk = conn.recv(256)
+            if not chunk:
+                conn.close()
+                raise SandboxError("the kernel zygote closed the connection instead of starting a kernel")
+            reply += chunk
+        self.forked += 1
+        return ForkedKernel(conn, json.loads(reply)["pid"])
+
+    def stop(self) -> None:
+        """End the sandbox politely (nothing left to kill afterwards), or kill it."""
+        if self.proc.poll() is None:
+            try:
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+                    conn.settimeout(2)
+                    conn.connect(str(self.socket_path))
+                    conn.sendall(b'{"exit": true}\n')
+                self.proc.wait(timeout=2)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        self.kill()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except OSError:
+                self.proc.kill()
+        self.proc.wait()

@@ -1,0 +1,155 @@
+"""The zygote: runs INSIDE one submission's sandbox and forks that submission's kernels.
+
+Starting an IPython kernel is mostly importing it (about 0.5 s of CPU). The zygote imports
+ipykernel once per submission, before any student code exists in the sandbox, and forks a
+fresh kernel for each notebook, so a submission with two notebooks pays the import once.
+Nothing is shared between students: every submission has its own sandbox and zygote.
+
+It is started as `python -c <this file> SOCKET` and runs as PID 1 of the sandbox's PID
+namespace, so student code cannot signal it (the kernel reaches PID 1 neither by kill(-1)
+nor by its pid) and it is not dumpable, so student code cannot ptrace it either.
+Protocol, one connection per kernel, JSON lines over the Unix socket SOCKET:
+  -> {"argv": [...ipykernel arguments...]}       <- {"pid": N}
+  -> "kill"          (or closing the connection)  <- {"exit": CODE}  when the kernel is gone
+  -> {"exit": true}  the submission is done: the zygote exits, and with it the sandbox
+After each kernel the zygote kills every other process in the sandbox, so the next notebook
+starts from a clean process table, as a new sandbox would.
+Standard library and ipykernel only: the gradeflow package is not inside the sandbox.
+"""
+import json
+import os
+import select
+import signal
+import socket
+import sys
+
+
+def _prctl_dumpable(flag: int) -> None:
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(4, flag, 0, 0, 0)  # PR_SET_DUMPABLE
+    except Exception:  # noqa: BLE001 - hardening only; the sandbox holds without it
+        pass
+
+
+def _run_kernel(argv: list) -> None:
+    """In the forked child: become an ordinary kernel process (see ipykernel_launcher)."""
+    _prctl_dumpable(1)
+    os.setpgid(0, 0)
+    for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGPIPE):
+        signal.signal(sig, signal.SIG_DFL if sig != signal.SIGINT else signal.default_int_handler)
+    code = 0
+    try:
+        from ipykernel import kernelapp
+
+        sys.argv = ["ipykernel_launcher", *argv]
+        kernelapp.launch_new_instance()
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+    except BaseException:  # noqa: BLE001 - report like an interpreter would, then exit
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+def _reap(kid: int) -> int | None:
+    """Reap every finished child (PID 1 inherits orphans); the kernel's exit code if it ended."""
+    status = None
+    while True:
+        try:
+            pid, st = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return status
+        if pid == 0:
+            return status
+        if pid == kid:
+            status = os.waitstatus_to_exitcode(st)
+
+
+def _serve_one(conn: socket.socket) -> None:
+    reader = conn.makefile("r")
+    request = json.loads(reader.readline() or "{}")
+    if request.get("exit"):  # the submission is done: PID 1 exiting ends the whole sandbox
+        _clear_sandbox()
+        os._exit(0)
+    argv = request.get("argv")
+    if not isinstance(argv, list):
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    kid = os.fork()
+    if kid == 0:
+        conn.close()
+        _listener.close()
+        _run_kernel([str(a) for a in argv])
+    conn.sendall(json.dumps({"pid": kid}).encode() + b"\n")
+    pidfd = os.pidfd_open(kid) if hasattr(os, "pidfd_open") else None
+    code, listening = None, True
+    while code is None:
+        watch = ([conn] if listening else []) + ([pidfd] if pidfd is not None else [])
+        ready, _, _ = select.select(watch, [], [], 0.05 if pidfd is None else 5)
+        if conn in ready:
+            data = conn.recv(64)
+            listening = data != b""
+            if data.startswith(b"kill") or not listening:
+                try:
+                    os.killpg(kid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        code = _reap(kid)
+    if pidfd is not None:
+        os.close(pidfd)
+    _clear_sandbox()
+    try:
+        conn.sendall(json.dumps({"exit": code}).encode() + b"\n")
+    except OSError:
+        pass
+
+
+def _clear_sandbox() -> None:
+    """Kill whatever the kernel left running (daemons, setsid'd children): only PID 1 remains."""
+    if os.getpid() != 1:
+        return
+    try:
+        os.kill(-1, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    while True:
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            return
+
+
+def main(path: str) -> None:
+    global _listener
+    # Not the working directory (the student's files) on sys.path while importing: a file
+    # named like a module must not run in the zygote. The kernel adds it back itself.
+    sys.path[:] = [p for p in sys.path if p not in ("", ".", os.getcwd())]
+    _prctl_dumpable(0)
+    from ipykernel import kernelapp  # noqa: F401 - the point of the zygote
+    import ipykernel.debugger  # noqa: F401 - imported lazily by every kernel's init
+    import ipykernel.ipkernel  # noqa: F401
+    import ipykernel.zmqshell  # noqa: F401
+
+    _listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    _listener.bind(path)
+    _listener.listen(4)
+    while True:
+        conn, _ = _listener.accept()
+        with conn:
+            _serve_one(conn)
+
+
+_listener: socket.socket
+
+if __name__ == "__main__":
+    main(sys.argv[1])
