@@ -68,7 +68,11 @@ def _cmd_step(a: argparse.Namespace) -> int:
     return importlib.import_module(f"steps.{a.step_name}").main(a.step_args)
 
 
-def build_parser() -> argparse.ArgumentParser:
+LOCAL_COMMANDS = ("grade", "report", "step")
+
+
+def build_parser(argo: bool = True) -> argparse.ArgumentParser:
+    """The whole CLI; `argo=False` leaves out the Argo commands (and Hera's ~1 s import)."""
     p = argparse.ArgumentParser(prog="gradeflow", description="Secure, parallel autograding of nbgrader assignments.")
     p.add_argument("-v", "--verbose", action="store_true", help="log what each step does")
     sub = p.add_subparsers(dest="command", required=True)
@@ -96,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("step_args", nargs=argparse.REMAINDER)
     s.set_defaults(func=_cmd_step)
 
+    if not argo:
+        return p
     try:
         from .client import add_argo_commands
     except ImportError:
@@ -106,7 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    a = build_parser().parse_args(argv)
+    args = list(sys.argv[1:] if argv is None else argv)
+    command = next((x for x in args if not x.startswith("-")), None)
+    a = build_parser(argo=command not in LOCAL_COMMANDS).parse_args(args)
     logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING, format="%(name)s %(levelname)s %(message)s")
     warnings.filterwarnings("ignore", message=".*not in session.*")
     if not a.verbose:  # nbgrader's per-cell warnings go to the run's logs, not the teacher's console

@@ -12,6 +12,7 @@ import fcntl
 import logging
 import multiprocessing as mp
 import os
+import threading
 import warnings
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from typing import Any, Callable, Iterator, Sequence
 from steps.collect import collect, new_run_id
 from steps.contract import STEPS
 from steps.errors import TeacherError
-from steps.merge import apply_to_course, merge
+from steps.merge import CourseWriter, merge
 from steps.records import FAILED, MISSING, OK, REPAIRED, Manifest, NotebookOutcome, StepRecord, read_json, write_json
 from steps.sandbox import DEFAULT_SANDBOX, Limits, get_sandbox
 
@@ -105,11 +106,18 @@ def _remember(course_dir: Path, results: dict[str, Any]) -> None:
 # --- the parallel part: one process per job, each with its own sandbox slot -------------------
 
 _slot: int = 0
+_scratch: Path | None = None  # the worker's scratch gradebook dir: one path, so one engine (steps.gradebook)
 
 
 def _init_worker(slots: Any) -> None:
-    global _slot
+    global _slot, _scratch
+    import shutil
+    import tempfile
+    from multiprocessing.util import Finalize
+
     _slot = slots.get()
+    _scratch = Path(tempfile.mkdtemp(prefix=f"gradeflow-worker-{_slot}-"))
+    Finalize(None, shutil.rmtree, args=(_scratch,), kwargs={"ignore_errors": True}, exitpriority=10)
     warnings.filterwarnings("ignore", module="nbgrader")
     warnings.filterwarnings("ignore", category=Warning, message=".*not in session.*")
 
@@ -117,8 +125,6 @@ def _init_worker(slots: Any) -> None:
 def _grade_submission(workspace: str, student: str, sandbox: str, limits: Limits) -> tuple[StepRecord, StepRecord]:
     """restore → execute → score for one submission, in a worker: the per-submission part of
     the DAG runs as soon as a slot is free instead of step by step for the whole class."""
-    import tempfile
-
     from steps.execute import execute
     from steps.restore import restore_submission
     from steps.score import score_submission
@@ -126,23 +132,36 @@ def _grade_submission(workspace: str, student: str, sandbox: str, limits: Limits
     ws = Path(workspace)
     manifest = Manifest.load(ws / "manifest.json")
     snapshot = read_json(ws / "snapshot.json")
-    with tempfile.TemporaryDirectory(prefix="gradeflow-") as scratch:
-        restore_submission(ws, manifest, snapshot, student, Path(scratch))
-        try:
-            executed = execute(ws, student, sandbox, limits, _slot)
-        except Exception as e:  # noqa: BLE001 - our side broke for this submission; the batch goes on
-            log.exception("execute failed for %s", student)
-            executed = StepRecord("execute", student, detail={"error": f"{type(e).__name__}: {e}"})
-            executed.notebooks = [NotebookOutcome(n, FAILED, f"gradeflow could not execute it ({type(e).__name__}: {e}); retry the run") for n in manifest.submission(student).notebooks]
-            out = ws / "executed" / student
-            out.mkdir(parents=True, exist_ok=True)
-            executed.save(out / "execute.json")
-        scored = score_submission(ws, manifest, snapshot, student, Path(scratch))
+    assert _scratch is not None, "runs in a worker started by _pool"
+    restore_submission(ws, manifest, snapshot, student, _scratch)
+    try:
+        executed = execute(ws, student, sandbox, limits, _slot)
+    except Exception as e:  # noqa: BLE001 - our side broke for this submission; the batch goes on
+        log.exception("execute failed for %s", student)
+        executed = StepRecord("execute", student, detail={"error": f"{type(e).__name__}: {e}"})
+        executed.notebooks = [NotebookOutcome(n, FAILED, f"gradeflow could not execute it ({type(e).__name__}: {e}); retry the run") for n in manifest.submission(student).notebooks]
+        out = ws / "executed" / student
+        out.mkdir(parents=True, exist_ok=True)
+        executed.save(out / "execute.json")
+    scored = score_submission(ws, manifest, snapshot, student, _scratch)
     return executed, scored
 
 
 def _warm() -> None:
     """Start a worker (its imports come from the forkserver's preload) before there is work."""
+
+
+def _start_warming(pool: ProcessPoolExecutor, jobs: int) -> threading.Thread:
+    """Start the workers in the background: starting one waits for the forkserver's imports,
+    which should run beside collect, not before it."""
+
+    def run() -> None:
+        with contextlib.suppress(RuntimeError):  # the pool was shut down (collect failed)
+            wait([pool.submit(_warm) for _ in range(jobs)])
+
+    thread = threading.Thread(target=run, name="gradeflow-warm", daemon=True)
+    thread.start()
+    return thread
 
 
 def _pool(jobs: int) -> ProcessPoolExecutor:
@@ -176,7 +195,7 @@ def grade(course_dir: Path, assignment: str, options: GradeOptions | None = None
     run_id = new_run_id(assignment)
     jobs = max(1, options.jobs)
     with _course_lock(course_dir, assignment), store.workspace(run_id) as ws, _pool(jobs) as pool:
-        warm = [pool.submit(_warm) for _ in range(jobs)]  # workers import while collect runs
+        warming = _start_warming(pool, jobs)
         progress(Event("collect", "start"))
         try:
             manifest = collect(course_dir, assignment, ws, options.students, run_id)
@@ -194,7 +213,8 @@ def grade(course_dir: Path, assignment: str, options: GradeOptions | None = None
         progress(Event("collect", "done", total=len(students)))
 
         progress(Event("execute", "start", total=len(students)))
-        wait(warm)
+        writer = CourseWriter(ws, course_dir)
+        warming.join()
         pending = {pool.submit(_grade_submission, str(ws), s, sandbox.name, options.limits): s for s in students}
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -204,7 +224,7 @@ def grade(course_dir: Path, assignment: str, options: GradeOptions | None = None
                 for step_dir in ("restored", "executed", "scored"):
                     store.push(ws, run_id, f"{step_dir}/{student}")
                 # merge's gradebook writes for this submission now, while the workers run the next
-                apply_to_course(ws, course_dir, [student])
+                writer.write(student)
                 progress(Event("execute", "submission", total=len(students), student=student, status=scored.status, seconds=executed.seconds))
         progress(Event("execute", "done", total=len(students)))
 

@@ -23,7 +23,7 @@ import nbformat
 from .contract import STEPS
 from .records import FAILED, MISSING, OK, REPAIRED, SKIPPED, Manifest, StepRecord, read_json, write_json
 
-__all__ = ["merge", "summarize", "apply_to_course", "main"]
+__all__ = ["merge", "summarize", "apply_to_course", "CourseWriter", "main"]
 
 STEP = STEPS["merge"]
 
@@ -134,47 +134,58 @@ def _replace_file(src: Path, dest: Path) -> None:
     shutil.copyfile(src, dest)
 
 
-def apply_to_course(workspace: Path, course_dir: Path, students: Sequence[str] | None = None) -> list[str]:
-    """Write scored submissions into gradebook.db and autograded/, as nbgrader autograde does."""
-    from nbgrader.api import Gradebook
-    from nbgrader.preprocessors import AssignLatePenalties, SaveAutoGrades
-    from traitlets.config import Config
+class CourseWriter:
+    """Writes scored submissions into gradebook.db and autograded/, as nbgrader autograde does.
 
-    from .collect import _course
+    Reads the manifest, snapshot and course config once, so the local runner can write each
+    submission as soon as it is scored (`write`) without paying that per student.
+    """
 
-    manifest = Manifest.load(workspace / "manifest.json")
-    snapshot = read_json(workspace / "snapshot.json")
-    _, coursedir = _course(Path(course_dir))
-    cfg = Config(snapshot.get("config", {}))
-    permissions = 0o664 if coursedir.groupshared else 0o444
-    written = []
-    for sub in manifest.submissions:
-        if students and sub.student not in students:
-            continue
-        rec = _load(workspace / "scored" / sub.student / "score.json")
+    def __init__(self, workspace: Path, course_dir: Path) -> None:
+        from traitlets.config import Config
+
+        from .collect import _course
+        from .gradebook import share_engines
+
+        share_engines()  # one engine for the whole run, not one per notebook
+        self.workspace = Path(workspace)
+        self.manifest = Manifest.load(self.workspace / "manifest.json")
+        self.snapshot = read_json(self.workspace / "snapshot.json")
+        _, self.coursedir = _course(Path(course_dir))
+        self.config = Config(self.snapshot.get("config", {}))
+        self.permissions = 0o664 if self.coursedir.groupshared else 0o444
+
+    def write(self, student: str) -> bool:
+        """One submission into the course; False when it has no score record (not scored)."""
+        from nbgrader.api import Gradebook
+        from nbgrader.preprocessors import AssignLatePenalties, SaveAutoGrades
+
+        ws, assignment, coursedir = self.workspace, self.manifest.assignment, self.coursedir
+        sub = self.manifest.submission(student)
+        rec = _load(ws / "scored" / student / "score.json")
         if rec is None:
-            continue
+            return False
         with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
-            gb.update_or_create_student(sub.student)
-            gb.update_or_create_submission(manifest.assignment, sub.student, **({"timestamp": sub.timestamp} if sub.timestamp else {}))
-        dest = Path(coursedir.format_path(coursedir.autograded_directory, sub.student, manifest.assignment))
-        work = workspace / "restored" / sub.student / "work"
+            gb.update_or_create_student(student)
+            gb.update_or_create_submission(assignment, student, **({"timestamp": sub.timestamp} if sub.timestamp else {}))
+        dest = Path(coursedir.format_path(coursedir.autograded_directory, student, assignment))
+        work = ws / "restored" / student / "work"
         for f in work.rglob("*"):
             if f.is_file() and f.suffix != ".ipynb":
                 _replace_file(f, dest / f.relative_to(work))
         for o in rec.notebooks:
             target = dest / f"{o.notebook}.ipynb"
             if o.status in (OK, REPAIRED):
-                nb = nbformat.read(str(workspace / "scored" / sub.student / f"{o.notebook}.ipynb"), as_version=4)
-                resources = {"nbgrader": {"student": sub.student, "assignment": manifest.assignment, "notebook": o.notebook, "db_url": coursedir.db_url}}
-                for pp in (SaveAutoGrades(config=cfg), AssignLatePenalties(config=cfg)):
+                nb = nbformat.read(str(ws / "scored" / student / f"{o.notebook}.ipynb"), as_version=4)
+                resources = {"nbgrader": {"student": student, "assignment": assignment, "notebook": o.notebook, "db_url": coursedir.db_url}}
+                for pp in (SaveAutoGrades(config=self.config), AssignLatePenalties(config=self.config)):
                     nb, resources = pp.preprocess(nb, resources)
                 if target.exists():
                     target.unlink()
                 nbformat.write(nb, str(target), version=4)
                 continue
             with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
-                snb = gb.find_submission_notebook(o.notebook, manifest.assignment, sub.student)
+                snb = gb.find_submission_notebook(o.notebook, assignment, student)
                 for grade in snb.grades:
                     grade.auto_score = 0
                     # nbgrader's rule for a missing notebook; a skipped or failed one needs a person
@@ -184,9 +195,14 @@ def apply_to_course(workspace: Path, course_dir: Path, students: Sequence[str] |
                 target.unlink()
         for f in dest.rglob("*"):
             if f.is_file():
-                os.chmod(f, permissions)
-        written.append(sub.student)
-    return written
+                os.chmod(f, self.permissions)
+        return True
+
+
+def apply_to_course(workspace: Path, course_dir: Path, students: Sequence[str] | None = None) -> list[str]:
+    """Write scored submissions (all, or only `students`) into the course; return who was written."""
+    writer = CourseWriter(workspace, course_dir)
+    return [s.student for s in writer.manifest.submissions if (not students or s.student in students) and writer.write(s.student)]
 
 
 def merge(workspace: Path, course_dir: Path | None = None, students: Sequence[str] | None = None) -> dict[str, Any]:

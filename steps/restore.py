@@ -217,7 +217,7 @@ def restore_submission(workspace: Path, manifest: Manifest, snapshot: dict[str, 
     work = out / "work"
     # nbgrader's build dir: every submitted file but the notebooks, which are written restored
     shutil.copytree(src, work, ignore=shutil.ignore_patterns("*.ipynb"))
-    db_url = scratch_gradebook(snapshot, scratch / student)
+    db_url = scratch_gradebook(snapshot, scratch)
     resources = {"nbgrader": {"student": student, "assignment": manifest.assignment, "db_url": db_url}}
     record = StepRecord("restore", student)
     specs = {nb["name"]: nb for nb in snapshot["notebooks"]}
@@ -232,7 +232,6 @@ def restore_submission(workspace: Path, manifest: Manifest, snapshot: dict[str, 
     record.detail["work_hash"] = _hash_dir(work)
     record.seconds = round(time.monotonic() - start, 3)
     record.save(out / "restore.json")
-    shutil.rmtree(scratch / student, ignore_errors=True)
     return record
 
 

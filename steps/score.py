@@ -97,7 +97,7 @@ def score_submission(workspace: Path, manifest: Manifest, snapshot: dict[str, An
     restore_rec = StepRecord.load(restored_dir / "restore.json")
     exec_path = executed_dir / "execute.json"
     exec_rec = StepRecord.load(exec_path) if exec_path.is_file() else None
-    db_url = scratch_gradebook(snapshot, scratch / student)
+    db_url = scratch_gradebook(snapshot, scratch)
     with Gradebook(db_url) as gb:
         gb.update_or_create_student(student)
         gb.update_or_create_submission(manifest.assignment, student, **({"timestamp": sub.timestamp} if sub.timestamp else {}))
@@ -132,7 +132,6 @@ def score_submission(workspace: Path, manifest: Manifest, snapshot: dict[str, An
         record.notebooks.append(NotebookOutcome(name, r.status, r.reason, list(r.changes)))
     record.seconds = round(time.monotonic() - start, 3)
     record.save(out / "score.json")
-    shutil.rmtree(scratch / student, ignore_errors=True)
     return record
 
 

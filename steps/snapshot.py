@@ -160,11 +160,15 @@ def _build_scratch(snapshot: dict[str, Any], path: Path) -> None:
 
 
 def scratch_gradebook(snapshot: dict[str, Any], directory: Path) -> str:
-    """Write a gradebook holding only the snapshot into `directory`; return its database URL.
+    """Write a gradebook holding only the snapshot to `directory`/gradebook.db; return its URL.
 
     The first call per snapshot builds a template in a private temp dir; later calls copy it,
-    which is what makes per-submission scratch gradebooks cheap.
+    which is what makes per-submission scratch gradebooks cheap. Reusing one `directory` for
+    many submissions (one at a time) keeps the URL, and so nbgrader's engine, the same.
     """
+    from .gradebook import mark_volatile, release, share_engines
+
+    share_engines()
     key = hashlib.sha256(json.dumps(snapshot, sort_keys=True).encode()).hexdigest()[:16]
     with _scratch_lock:
         template = _scratch_cache.get(key)
@@ -174,5 +178,8 @@ def scratch_gradebook(snapshot: dict[str, Any], directory: Path) -> str:
             _scratch_cache[key] = template
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / "gradebook.db"
+    url = f"sqlite:///{target}"
+    mark_volatile(url)
+    release(url)  # no connection may outlive the file it was opened on
     shutil.copyfile(template, target)
-    return f"sqlite:///{target}"
+    return url
