@@ -1,16 +1,17 @@
 """Benchmark: sandboxed `gradeflow grade --jobs 2` against `nbgrader autograde` on one course.
 
 For each N it builds the example course with N submissions (cheap variants: no infinite
-loops), makes two fresh copies, and times `nbgrader autograde ps1` and `gradeflow grade ps1`
-on them in the same run. It reports wall time, per-submission overhead (wall time not spent
-in the notebooks' own cells, from nbclient's per-cell timings in the output notebooks), peak
-memory of the whole process tree (a memory cgroup per command when run as root, else the
-largest RSS) and the ratio; plus the per-notebook overhead of a bare
-`jupyter nbconvert --execute` of the same notebooks, the yardstick for overhead.
+loops), makes fresh copies, and times `nbgrader autograde ps1` and `gradeflow grade ps1` (per
+sandbox) on them in the same run. It reports wall time, CPU time and peak memory of the whole
+process tree (cgroups when run as root), per-submission overhead (time not spent in the
+notebooks' own cells, from nbclient's per-cell timings in the output notebooks) and the ratio;
+the per-notebook overhead of a bare `jupyter nbconvert --execute` of the same notebooks, the
+yardstick for overhead; and, per gradeflow run, where its time went (from the run's records).
 
-    python bench/bench.py                    # N = 60
-    python bench/bench.py --sizes 10,30,100  # how cost grows
-    python bench/bench.py --sandbox podman --json bench.json
+    python bench/bench.py                                      # N = 60, bubblewrap
+    python bench/bench.py --sizes 10,30,60,100                 # how cost grows
+    python bench/bench.py --sandbox bubblewrap,podman --json bench.json
+    python bench/bench.py --tools gradeflow --nbconvert-sample 0   # gradeflow alone, quickly
 """
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ from typing import Any
 import nbformat
 
 REPO = Path(__file__).resolve().parents[1]
-CGROUP_V1 = Path("/sys/fs/cgroup/memory")
+CGROUP_V1 = Path("/sys/fs/cgroup")
+NOTEBOOKS_PER_SUBMISSION = 2  # the example course's ps1: problems and data_analysis
 
 
 def _make_course_module():
@@ -42,26 +44,32 @@ def _make_course_module():
 
 
 def measured(cmd: list[str], cwd: Path, name: str) -> dict[str, Any]:
-    """Run cmd; return wall seconds and the peak memory of its whole process tree."""
-    cg = CGROUP_V1 / f"gradeflow-bench-{os.getpid()}-{name}"
-    use_cg = os.geteuid() == 0 and CGROUP_V1.is_dir()
-    if use_cg:
-        cg.mkdir(exist_ok=True)
-        cmd = ["sh", "-c", f'echo $$ > {cg}/cgroup.procs && exec "$@"', "sh", *cmd]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Run cmd; return wall seconds, CPU seconds and peak memory of its whole process tree."""
+    tag = f"gradeflow-bench-{os.getpid()}-{name}"
+    groups = {c: CGROUP_V1 / c / tag for c in ("memory", "cpuacct")} if os.geteuid() == 0 and (CGROUP_V1 / "memory").is_dir() else {}
+    if groups:
+        for g in groups.values():
+            g.mkdir(exist_ok=True)
+        joins = " && ".join(f"echo $$ > {g}/cgroup.procs" for g in groups.values())
+        cmd = ["sh", "-c", f'{joins} && exec "$@"', "sh", *cmd]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     wall = time.monotonic() - t0
-    if use_cg:
-        peak = int((cg / "memory.max_usage_in_bytes").read_text()) / 2**20
-        cg.rmdir()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if groups:
+        peak = int((groups["memory"] / "memory.max_usage_in_bytes").read_text()) / 2**20
+        cpu = int((groups["cpuacct"] / "cpuacct.usage").read_text()) / 1e9
+        for g in groups.values():
+            g.rmdir()
         how = "cgroup (whole tree)"
     else:
-        peak = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
-        how = "largest child RSS"
+        peak = after.ru_maxrss / 1024
+        cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+        how = "largest child RSS; CPU of waited-for children"
     if proc.returncode not in (0, 1):  # nbgrader exits 1 when some submission failed
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
-    return {"wall_s": round(wall, 2), "peak_mb": round(peak, 1), "peak_how": how}
+    return {"wall_s": round(wall, 2), "cpu_s": round(cpu, 1), "peak_mb": round(peak, 1), "peak_how": how}
 
 
 def cell_seconds(notebooks: list[Path]) -> float:
@@ -78,31 +86,68 @@ def cell_seconds(notebooks: list[Path]) -> float:
     return total
 
 
-def bench_size(n: int, jobs: int, sandbox: str, root: Path, nbconvert_sample: int) -> dict[str, Any]:
+def profile(run_dir: Path) -> dict[str, Any]:
+    """Where a gradeflow run's time went, from its own records (results.json timings, and the
+    `seconds` of every restore.json / execute.json / score.json)."""
+    results = json.loads((run_dir / "results" / "results.json").read_text())
+    t = results.get("timings", {})
+
+    def mean(values: list[float]) -> float:
+        return round(sum(values) / len(values), 3) if values else 0.0
+
+    recs = {step: [json.loads(p.read_text()) for p in sorted(run_dir.glob(f"{d}/*/{step}.json"))] for step, d in (("restore", "restored"), ("execute", "executed"), ("score", "scored"))}
+    teardown = [r["detail"].get("teardown", {}) for r in recs["execute"]]
+    executed = sorted(run_dir.glob("executed/*/*.ipynb"))
+    n = max(1, len(recs["execute"]))
+    return {
+        "startup_and_collect_s": t.get("collect_s"),
+        "results_and_report_s": round(t["results_s"] - t["graded_s"], 3) if "results_s" in t else None,
+        "per_submission": {
+            "restore_s": mean([r["seconds"] for r in recs["restore"]]),
+            "execute_s": mean([r["seconds"] for r in recs["execute"]]),
+            "of_which_zygote_ready_s": mean([d["zygote_ready_s"] for d in teardown if "zygote_ready_s" in d]),
+            "of_which_cells_s": round(cell_seconds(executed) / n, 3),
+            "score_s": mean([r["seconds"] for r in recs["score"]]),
+            "course_write_s": round(t.get("course_writes_s", 0) / n, 3),
+        },
+        "kernels": sum(d.get("kernels", 0) for d in teardown),
+        "kernels_forked": sum(d.get("kernels_forked", 0) for d in teardown),
+    }
+
+
+def bench_size(n: int, jobs: int, sandboxes: list[str], tools: list[str], root: Path, nbconvert_sample: int) -> dict[str, Any]:
     mc = _make_course_module()
     base = mc.make_course(root / f"n{n}" / "base", students=n, seed=n)
-    nbg, gf = root / f"n{n}" / "nbgrader", root / f"n{n}" / "gradeflow"
-    shutil.copytree(base, nbg)
-    shutil.copytree(base, gf)
-    out: dict[str, Any] = {"submissions": n, "jobs": jobs, "sandbox": sandbox}
+    out: dict[str, Any] = {"submissions": n, "jobs": jobs, "runs": []}
 
-    r = measured([sys.executable, "-m", "nbgrader", "autograde", "ps1", "--force"], nbg, f"nbgrader-{n}")
-    nbs = sorted((nbg / "autograded").glob("*/ps1/*.ipynb"))
-    r["cell_s"] = round(cell_seconds(nbs), 2)
-    r["overhead_per_submission_s"] = round((r["wall_s"] - r["cell_s"]) / n, 3)
-    out["nbgrader"] = r
+    if "nbgrader" in tools:
+        nbg = root / f"n{n}" / "nbgrader"
+        shutil.copytree(base, nbg)
+        r = measured([sys.executable, "-m", "nbgrader", "autograde", "ps1", "--force"], nbg, f"nbgrader-{n}")
+        r["cell_s"] = round(cell_seconds(sorted((nbg / "autograded").glob("*/ps1/*.ipynb"))), 2)
+        r["overhead_per_submission_s"] = round((r["wall_s"] - r["cell_s"]) / n, 3)
+        out["runs"].append({"tool": "nbgrader", **r})
 
-    r = measured([sys.executable, "-m", "pipelines.cli", "grade", str(gf), "ps1", "--jobs", str(jobs), "--sandbox", sandbox, "--json"], REPO, f"gradeflow-{n}")
-    run_dirs = sorted((gf / "gradeflow_runs").glob("ps1-*"))
-    nbs = sorted(run_dirs[-1].glob("executed/*/*.ipynb"))
-    r["cell_s"] = round(cell_seconds(nbs), 2)
-    # with J jobs, J notebooks run at once: overhead is the slot-time not spent in cells
-    r["overhead_per_submission_s"] = round((r["wall_s"] * jobs - r["cell_s"]) / n, 3)
-    out["gradeflow"] = r
-    out["ratio_wall"] = round(out["gradeflow"]["wall_s"] / out["nbgrader"]["wall_s"], 3)
+    if "gradeflow" in tools:
+        for sandbox in sandboxes:
+            gf = root / f"n{n}" / f"gradeflow-{sandbox}"
+            shutil.copytree(base, gf)
+            r = measured([sys.executable, "-m", "pipelines.cli", "grade", str(gf), "ps1", "--jobs", str(jobs), "--sandbox", sandbox, "--json"], REPO, f"gradeflow-{sandbox}-{n}")
+            run_dir = sorted((gf / "gradeflow_runs").glob("ps1-*"))[-1]
+            r["cell_s"] = round(cell_seconds(sorted(run_dir.glob("executed/*/*.ipynb"))), 2)
+            # with J jobs, J notebooks run at once: overhead is the slot-time not spent in cells
+            r["overhead_per_submission_s"] = round((r["wall_s"] * jobs - r["cell_s"]) / n, 3)
+            r["profile"] = profile(run_dir)
+            if sandbox == "podman":
+                r["peak_how"] += "; the containers run in podman's own cgroups: their memory and CPU are not in these figures"
+            nbg_run = next((x for x in out["runs"] if x["tool"] == "nbgrader"), None)
+            if nbg_run:
+                r["ratio_wall"] = round(r["wall_s"] / nbg_run["wall_s"], 3)
+            out["runs"].append({"tool": f"gradeflow/{sandbox}", **r})
 
     if nbconvert_sample:
-        sample = sorted((gf / "gradeflow_runs").glob("ps1-*/restored/*/work/*.ipynb"))[:nbconvert_sample]
+        # what nbgrader executed (restored cells, hidden tests) when it ran, else the submissions
+        sample = sorted((root / f"n{n}" / "nbgrader").glob("autograded/*/ps1/*.ipynb"))[:nbconvert_sample] or sorted(base.glob("submitted/*/ps1/*.ipynb"))[:nbconvert_sample]
         walls, cells = 0.0, 0.0
         for nb in sample:
             with tempfile.TemporaryDirectory() as tmp:
@@ -114,22 +159,36 @@ def bench_size(n: int, jobs: int, sandbox: str, root: Path, nbconvert_sample: in
                 cells += cell_seconds([work / "out.ipynb"]) if (work / "out.ipynb").exists() else 0.0
         per_nb = (walls - cells) / max(1, len(sample))
         out["nbconvert_overhead_per_notebook_s"] = round(per_nb, 3)
-        notebooks_per_submission = 2
-        out["gradeflow_overhead_vs_nbconvert"] = round(out["gradeflow"]["overhead_per_submission_s"] / (per_nb * notebooks_per_submission), 3)
+        for r in out["runs"]:
+            if r["tool"].startswith("gradeflow"):
+                r["overhead_vs_nbconvert"] = round(r["overhead_per_submission_s"] / (per_nb * NOTEBOOKS_PER_SUBMISSION), 3)
     return out
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    lines = [
-        f"{'N':>4} {'tool':10} {'wall s':>8} {'cells s':>8} {'ovh/sub s':>10} {'peak MiB':>9}  ratio",
-    ]
-    for r in rows:
-        for tool in ("nbgrader", "gradeflow"):
-            t = r[tool]
-            ratio = f"{r['ratio_wall']:.2f}x" if tool == "gradeflow" else ""
-            lines.append(f"{r['submissions']:>4} {tool:10} {t['wall_s']:>8.1f} {t['cell_s']:>8.1f} {t['overhead_per_submission_s']:>10.3f} {t['peak_mb']:>9.0f}  {ratio}")
-        if "nbconvert_overhead_per_notebook_s" in r:
-            lines.append(f"{'':>4} nbconvert --execute overhead per notebook: {r['nbconvert_overhead_per_notebook_s']:.3f} s; gradeflow per-submission overhead / (2 x that) = {r['gradeflow_overhead_vs_nbconvert']:.2f}")
+    lines = [f"{'N':>4} {'tool':20} {'wall s':>8} {'cpu s':>7} {'cells s':>8} {'ovh/sub s':>10} {'peak MiB':>9}  ratio"]
+    for row in rows:
+        for r in row["runs"]:
+            ratio = f"{r['ratio_wall']:.2f}x" if "ratio_wall" in r else ""
+            lines.append(f"{row['submissions']:>4} {r['tool']:20} {r['wall_s']:>8.1f} {r['cpu_s']:>7.1f} {r['cell_s']:>8.1f} {r['overhead_per_submission_s']:>10.3f} {r['peak_mb']:>9.0f}  {ratio}")
+        if "nbconvert_overhead_per_notebook_s" in row:
+            vs = ", ".join(f"{r['tool']} {r['overhead_vs_nbconvert']:.2f}" for r in row["runs"] if "overhead_vs_nbconvert" in r)
+            lines.append(f"{'':>4} bare nbconvert --execute overhead per notebook: {row['nbconvert_overhead_per_notebook_s']:.3f} s; per-submission overhead / ({NOTEBOOKS_PER_SUBMISSION} x that): {vs}")
+    return "\n".join(lines)
+
+
+def profile_lines(rows: list[dict[str, Any]]) -> str:
+    lines = []
+    for row in rows:
+        for r in row["runs"]:
+            if "profile" not in r:
+                continue
+            p, per = r["profile"], r["profile"]["per_submission"]
+            lines.append(
+                f"{row['submissions']:>4} {r['tool']:20} start+collect {p['startup_and_collect_s']:.1f} s | per submission: restore {per['restore_s']:.3f}, "
+                f"execute {per['execute_s']:.3f} (zygote ready {per['of_which_zygote_ready_s']:.3f}, cells {per['of_which_cells_s']:.3f}), score {per['score_s']:.3f}, "
+                f"course write {per['course_write_s']:.3f} (parent) | results+report {p['results_and_report_s']:.1f} s | kernels {p['kernels']} ({p['kernels_forked']} forked)"
+            )
     return "\n".join(lines)
 
 
@@ -137,26 +196,37 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="60", help="comma-separated submission counts (default 60)")
     p.add_argument("--jobs", type=int, default=2)
-    p.add_argument("--sandbox", default="bubblewrap")
+    p.add_argument("--sandbox", default="bubblewrap", help="comma-separated sandboxes for gradeflow (default bubblewrap)")
+    p.add_argument("--tools", default="nbgrader,gradeflow", help="which tools to run (default both; gradeflow alone for a quick look)")
     p.add_argument("--nbconvert-sample", type=int, default=6, help="notebooks to time with bare nbconvert (0: skip)")
     p.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     p.add_argument("--keep", type=Path, default=None, help="build courses here and keep them")
     a = p.parse_args(argv)
     root = a.keep or Path(tempfile.mkdtemp(prefix="gradeflow-bench-"))
+    tools, sandboxes = a.tools.split(","), a.sandbox.split(",")
     rows = []
     try:
         for n in [int(x) for x in a.sizes.split(",")]:
-            rows.append(bench_size(n, a.jobs, a.sandbox, root, a.nbconvert_sample))
+            rows.append(bench_size(n, a.jobs, sandboxes, tools, root, a.nbconvert_sample))
             print(table(rows[-1:]), flush=True)
+            if a.json:  # keep what was measured even if a later size fails
+                a.json.write_text(json.dumps({"machine": machine(), "rows": rows}, indent=1))
     finally:
         if a.keep is None:
             shutil.rmtree(root, ignore_errors=True)
     print()
-    print(f"machine: {os.cpu_count()} CPUs; python {sys.version.split()[0]}")
+    m = machine()
+    print(f"machine: {m['cpus']} CPUs, {m['memory_gb']} GB; python {m['python']}; {m['date']}")
     print(table(rows))
-    if a.json:
-        a.json.write_text(json.dumps({"machine": {"cpus": os.cpu_count()}, "rows": rows}, indent=1))
+    print()
+    print("where gradeflow's time went (from the run's own records):")
+    print(profile_lines(rows))
     return 0
+
+
+def machine() -> dict[str, Any]:
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {"cpus": os.cpu_count(), "memory_gb": round(mem), "python": sys.version.split()[0], "date": dt.date.today().isoformat()}
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import logging
 import multiprocessing as mp
 import os
 import threading
+import time
 import warnings
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -194,6 +195,8 @@ def grade(course_dir: Path, assignment: str, options: GradeOptions | None = None
     store = open_store(options.store or course_dir / RUNS_DIR)
     run_id = new_run_id(assignment)
     jobs = max(1, options.jobs)
+    clock = time.monotonic()
+    timings: dict[str, float] = {"course_writes_s": 0.0}  # where the run's time went (bench/, report)
     with _course_lock(course_dir, assignment), store.workspace(run_id) as ws, _pool(jobs) as pool:
         warming = _start_warming(pool, jobs)
         progress(Event("collect", "start"))
@@ -211,6 +214,7 @@ def grade(course_dir: Path, assignment: str, options: GradeOptions | None = None
             store.push(ws, run_id, a.path)
         students = manifest.students()
         progress(Event("collect", "done", total=len(students)))
+        timings["collect_s"] = time.monotonic() - clock
 
         progress(Event("execute", "start", total=len(students)))
         writer = CourseWriter(ws, course_dir)
@@ -224,14 +228,20 @@ def grade(course_dir: Path, assignment: str, options: GradeOptions | None = None
                 for step_dir in ("restored", "executed", "scored"):
                     store.push(ws, run_id, f"{step_dir}/{student}")
                 # merge's gradebook writes for this submission now, while the workers run the next
+                t = time.monotonic()
                 writer.write(student)
+                timings["course_writes_s"] += time.monotonic() - t
                 progress(Event("execute", "submission", total=len(students), student=student, status=scored.status, seconds=executed.seconds))
         progress(Event("execute", "done", total=len(students)))
+        timings["graded_s"] = time.monotonic() - clock
 
         progress(Event("merge", "start"))
         results = merge(ws)  # the gradebook already has every submission: only results/ is left
         results["run_dir"] = store.run_url(run_id)
         results["sandbox"] = sandbox.name
+        results["jobs"] = jobs
+        timings["results_s"] = time.monotonic() - clock
+        results["timings"] = {k: round(v, 3) for k, v in timings.items()}
         write_json(ws / "results" / "results.json", results)
         _write_report(ws)
         store.push(ws, run_id, "results")

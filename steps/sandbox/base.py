@@ -135,7 +135,10 @@ class KernelLauncher:
         """End the zygote (and so its sandbox) politely; say how the kernels were started."""
         if self.zygote is not None:
             self.zygote.stop()
-        return {"kernels": len(self.kernels), "kernels_forked": self.zygote.forked if self.zygote else 0}
+        evidence: dict[str, Any] = {"kernels": len(self.kernels), "kernels_forked": self.zygote.forked if self.zygote else 0}
+        if self.zygote is not None and self.zygote.ready_s is not None:
+            evidence["zygote_ready_s"] = self.zygote.ready_s
+        return evidence
 
     def release_scratch(self, evidence: dict[str, Any]) -> None:
         """Unmount the scratch quota and give the scratch dir back to root, noting the quota."""

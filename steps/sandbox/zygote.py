@@ -112,6 +112,8 @@ class Zygote:
         self.socket_path = socket_path
         self.start_timeout = start_timeout
         self.forked = 0
+        self.started = time.monotonic()
+        self.ready_s: float | None = None  # how long its imports took, for execute.json
         self.proc = subprocess.Popen(command, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=logfh, stderr=logfh, start_new_session=True)
 
     def _connect(self) -> socket.socket:
@@ -122,6 +124,8 @@ class Zygote:
             conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
                 conn.connect(str(self.socket_path))
+                if self.ready_s is None:
+                    self.ready_s = round(time.monotonic() - self.started, 3)
                 return conn
             except (FileNotFoundError, ConnectionRefusedError):
                 conn.close()

@@ -1,0 +1,137 @@
+"""Kernels forked from the per-submission zygote (steps/sandbox/zygote*.py).
+
+Scenario: a submission of two notebooks runs through a sandbox's `execute_submission`. The
+second notebook's kernel is forked from the same zygote as the first; it must start as fresh
+as a kernel of its own (no variables, modules state or processes of the first, new random
+state), student code must not be able to kill or reach the zygote, and when the zygote is
+switched off or broken the kernels start directly and grading is unchanged.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from conftest import FAST_LIMITS, notebook_text, require_sandbox, sandbox_leftovers
+from steps.records import FAILED, OK
+from steps.sandbox import Limits, get_sandbox
+from steps.sandbox.zygote import ipykernel_arguments
+
+FIRST = {
+    "state": "import sys, os, json, random\nsys.gradeflow_marker = 'from the first notebook'\nsecret = 42\nprint(json.dumps({'pid': os.getpid(), 'random': random.random()}))",
+    "daemon": (
+        "import os, time, json\npid = os.fork()\nif pid == 0:\n    os.setsid()\n    time.sleep(300)\n    os._exit(0)\n"
+        "open('/tmp/daemon.pid', 'w').write(str(pid))\nprint(json.dumps({'daemon': pid}))"
+    ),
+}
+SECOND = {
+    "state": (
+        "import sys, os, json, random\n"
+        "print(json.dumps({'pid': os.getpid(), 'random': random.random(), 'marker': hasattr(sys, 'gradeflow_marker'), 'secret': 'secret' in globals()}))"
+    ),
+    "daemon": (
+        "import os, json\npid = int(open('/tmp/daemon.pid').read())\n"
+        "def alive(p):\n    try:\n        os.kill(p, 0)\n        return True\n    except ProcessLookupError:\n        return False\n"
+        "print(json.dumps({'daemon_alive': alive(pid)}))"
+    ),
+}
+ATTACK = {
+    "kill": (
+        "import os, signal, json\nresult = {}\nfor target in (1, -1):\n    try:\n        os.kill(target, signal.SIGKILL)\n        result[str(target)] = 'sent'\n"
+        "    except OSError as e:\n        result[str(target)] = type(e).__name__\nprint(json.dumps(result))"
+    ),
+    "ptrace": (
+        "import json\ntry:\n    open('/proc/1/mem', 'rb').read(1)\n    r = 'read'\nexcept OSError as e:\n    r = type(e).__name__\nprint(json.dumps({'mem': r}))"
+    ),
+    "alive": "import json\nprint(json.dumps({'alive': True}))",
+}
+
+
+def _notebook(cells: dict[str, str]) -> nbformat.NotebookNode:
+    nb = new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    nb.cells = [new_code_cell(src, metadata={"nbgrader": {"grade_id": key}}) for key, src in cells.items()]
+    return nb
+
+
+def _run(tmp_path: Path, sandbox: str, notebooks: dict[str, dict[str, str]], limits: Limits | None = None) -> tuple[Any, dict[str, dict[str, Any]]]:
+    work = tmp_path / "work"
+    work.mkdir()
+    for name, cells in notebooks.items():
+        nbformat.write(_notebook(cells), str(work / f"{name}.ipynb"))
+    out = tmp_path / "out"
+    record = get_sandbox(sandbox).execute_submission(work, list(notebooks), out, limits or Limits(**FAST_LIMITS), config={}, slot=0)
+    printed = {}
+    for name in notebooks:
+        text = notebook_text(out / f"{name}.ipynb")
+        printed[name] = {k: json.loads(v.strip().splitlines()[-1]) for k, v in text.items() if v.strip().startswith("{")}
+    return record, printed
+
+
+@pytest.mark.parametrize("sandbox", ["bubblewrap", "podman"])
+def test_the_second_notebook_gets_a_fresh_kernel(sandbox: str, tmp_path: Path) -> None:
+    require_sandbox(sandbox)
+    record, out = _run(tmp_path, sandbox, {"first": FIRST, "second": SECOND})
+    assert [o.status for o in record.notebooks] == [OK, OK]
+    assert record.detail["teardown"]["kernels_forked"] == 2  # both kernels came from the zygote
+    first, second = out["first"], out["second"]
+    assert second["state"]["pid"] != first["state"]["pid"]
+    assert second["state"]["marker"] is False and second["state"]["secret"] is False
+    assert second["state"]["random"] != first["state"]["random"]  # reseeded after the fork
+    # the first notebook's background process was killed before the second kernel started
+    assert second["daemon"] == {"daemon_alive": False}
+    assert sandbox_leftovers() == []
+
+
+@pytest.mark.parametrize("sandbox", ["bubblewrap", "podman"])
+def test_student_code_cannot_kill_or_read_the_zygote(sandbox: str, tmp_path: Path) -> None:
+    require_sandbox(sandbox)
+    record, out = _run(tmp_path, sandbox, {"attacker": ATTACK, "after": {"alive": ATTACK["alive"]}})
+    assert [o.status for o in record.notebooks] == [OK, OK]
+    assert out["attacker"]["alive"] == {"alive": True}  # kill(-1) did not take the kernel's own sandbox down
+    assert out["attacker"]["ptrace"]["mem"] in ("PermissionError", "FileNotFoundError")
+    assert record.detail["teardown"]["kernels_forked"] == 2  # the zygote survived to fork the next kernel
+    assert out["after"]["alive"] == {"alive": True}
+
+
+def test_a_kernel_killed_for_memory_does_not_stop_the_next_notebook(tmp_path: Path) -> None:
+    require_sandbox("bubblewrap")
+    bomb = {"bomb": "blocks = []\nwhile True:\n    blocks.append(bytearray(32 << 20))"}
+    record, out = _run(tmp_path, "bubblewrap", {"bomb": bomb, "after": {"alive": ATTACK["alive"]}})
+    assert record.notebooks[0].status == FAILED and "kernel died" in record.notebooks[0].reason
+    assert record.notebooks[1].status == OK and out["after"]["alive"] == {"alive": True}
+
+
+def test_without_the_zygote_kernels_start_directly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    require_sandbox("bubblewrap")
+    monkeypatch.setenv("GRADEFLOW_ZYGOTE", "0")
+    record, out = _run(tmp_path, "bubblewrap", {"first": FIRST, "second": SECOND})
+    assert [o.status for o in record.notebooks] == [OK, OK]
+    assert record.detail["teardown"]["kernels_forked"] == 0 and record.detail["teardown"]["kernels"] == 2
+    assert out["second"]["state"]["marker"] is False
+
+
+def test_a_broken_zygote_falls_back_to_direct_kernels(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    require_sandbox("bubblewrap")
+    monkeypatch.setattr("steps.sandbox.base.ZYGOTE_SOURCE", "import sys; sys.exit(3)")
+    record, out = _run(tmp_path, "bubblewrap", {"first": FIRST, "second": SECOND})
+    assert [o.status for o in record.notebooks] == [OK, OK]
+    assert record.detail["teardown"]["kernels_forked"] == 0
+    log = (tmp_path / "out" / "execute.log").read_text()
+    assert "kernel zygote unavailable (the kernel zygote exited with code 3" in log
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["python", "-m", "ipykernel_launcher", "-f", "/x/k.json"], ["-f", "/x/k.json"]),
+        (["/usr/bin/python3", "-m", "ipykernel_launcher", "-f", "/x/k.json", "--debug"], ["-f", "/x/k.json", "--debug"]),
+        (["R", "--slave", "-e", "IRkernel::main()", "--args", "/x/k.json"], None),  # another language: started directly
+        (["python", "-m", "ipykernel", "-f", "/x/k.json"], None),  # not the launcher we know how to replace
+    ],
+)
+def test_only_ipykernel_launches_are_forked(argv: list[str], expected: list[str] | None) -> None:
+    assert ipykernel_arguments(argv) == expected
