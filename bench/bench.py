@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -43,8 +44,15 @@ def _make_course_module():
     return mod
 
 
-def measured(cmd: list[str], cwd: Path, name: str) -> dict[str, Any]:
-    """Run cmd; return wall seconds, CPU seconds and peak memory of its whole process tree."""
+PODMAN_CGROUP = "libpod_parent"  # where rootful podman (cgroupfs manager, v1) puts every container
+
+
+def measured(cmd: list[str], cwd: Path, name: str, containers: bool = False) -> dict[str, Any]:
+    """Run cmd; return wall seconds, CPU seconds and peak memory of its whole process tree.
+
+    `containers`: the command starts podman containers, which live in podman's own cgroup, not
+    in the command's: add their CPU, and their peak memory to the command's (an upper bound).
+    """
     tag = f"gradeflow-bench-{os.getpid()}-{name}"
     groups = {c: CGROUP_V1 / c / tag for c in ("memory", "cpuacct")} if os.geteuid() == 0 and (CGROUP_V1 / "memory").is_dir() else {}
     if groups:
@@ -52,10 +60,16 @@ def measured(cmd: list[str], cwd: Path, name: str) -> dict[str, Any]:
             g.mkdir(exist_ok=True)
         joins = " && ".join(f"echo $$ > {g}/cgroup.procs" for g in groups.values())
         cmd = ["sh", "-c", f'{joins} && exec "$@"', "sh", *cmd]
+    pods = {c: CGROUP_V1 / c / PODMAN_CGROUP for c in ("memory", "cpuacct")} if containers and groups and (CGROUP_V1 / "cpuacct" / PODMAN_CGROUP).is_dir() else {}
+    if pods:
+        (pods["memory"] / "memory.max_usage_in_bytes").write_text("0")  # v1: resets the peak
+        pods_cpu0 = int((pods["cpuacct"] / "cpuacct.usage").read_text())
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    sampler = RssSampler([groups["memory"], *([pods["memory"]] if pods else [])]) if groups else None
     t0 = time.monotonic()
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     wall = time.monotonic() - t0
+    rss = sampler.stop() if sampler else None
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if groups:
         peak = int((groups["memory"] / "memory.max_usage_in_bytes").read_text()) / 2**20
@@ -63,13 +77,50 @@ def measured(cmd: list[str], cwd: Path, name: str) -> dict[str, Any]:
         for g in groups.values():
             g.rmdir()
         how = "cgroup (whole tree)"
+        if pods:
+            peak += int((pods["memory"] / "memory.max_usage_in_bytes").read_text()) / 2**20
+            cpu += (int((pods["cpuacct"] / "cpuacct.usage").read_text()) - pods_cpu0) / 1e9
+            how += " + podman's containers (peaks added: an upper bound)"
     else:
         peak = after.ru_maxrss / 1024
         cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
         how = "largest child RSS; CPU of waited-for children"
     if proc.returncode not in (0, 1):  # nbgrader exits 1 when some submission failed
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
-    return {"wall_s": round(wall, 2), "cpu_s": round(cpu, 1), "peak_mb": round(peak, 1), "peak_how": how}
+    out = {"wall_s": round(wall, 2), "cpu_s": round(cpu, 1), "peak_mb": round(peak, 1), "peak_how": how}
+    if rss is not None:
+        out["peak_rss_mb"] = round(rss, 1)  # process memory only: no page cache of the files written
+    return out
+
+
+class RssSampler:
+    """Samples the anonymous memory (`total_rss`, no page cache) of memory cgroups, keeps the max."""
+
+    def __init__(self, groups: list[Path], every: float = 0.1) -> None:
+        self.groups, self.every, self.peak = groups, every, 0.0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> float:
+        total = 0
+        # plus bubblewrap's per-submission sandbox cgroups, which live outside the command's
+        for g in [*self.groups, *(CGROUP_V1 / "memory").glob("gradeflow-[0-9]*")]:
+            try:
+                stat = dict(line.split() for line in (g / "memory.stat").read_text().splitlines())
+                total += int(stat.get("total_rss", 0))
+            except OSError:
+                pass
+        return total / 2**20
+
+    def _run(self) -> None:
+        while not self._done.wait(self.every):
+            self.peak = max(self.peak, self._sample())
+
+    def stop(self) -> float:
+        self._done.set()
+        self._thread.join()
+        return self.peak
 
 
 def cell_seconds(notebooks: list[Path]) -> float:
@@ -112,6 +163,7 @@ def profile(run_dir: Path) -> dict[str, Any]:
         },
         "kernels": sum(d.get("kernels", 0) for d in teardown),
         "kernels_forked": sum(d.get("kernels_forked", 0) for d in teardown),
+        "_teardown": teardown,
     }
 
 
@@ -132,14 +184,18 @@ def bench_size(n: int, jobs: int, sandboxes: list[str], tools: list[str], root: 
         for sandbox in sandboxes:
             gf = root / f"n{n}" / f"gradeflow-{sandbox}"
             shutil.copytree(base, gf)
-            r = measured([sys.executable, "-m", "pipelines.cli", "grade", str(gf), "ps1", "--jobs", str(jobs), "--sandbox", sandbox, "--json"], REPO, f"gradeflow-{sandbox}-{n}")
+            r = measured([sys.executable, "-m", "pipelines.cli", "grade", str(gf), "ps1", "--jobs", str(jobs), "--sandbox", sandbox, "--json"], REPO, f"gradeflow-{sandbox}-{n}", containers=sandbox == "podman")
             run_dir = sorted((gf / "gradeflow_runs").glob("ps1-*"))[-1]
             r["cell_s"] = round(cell_seconds(sorted(run_dir.glob("executed/*/*.ipynb"))), 2)
             # with J jobs, J notebooks run at once: overhead is the slot-time not spent in cells
             r["overhead_per_submission_s"] = round((r["wall_s"] * jobs - r["cell_s"]) / n, 3)
             r["profile"] = profile(run_dir)
-            if sandbox == "podman":
-                r["peak_how"] += "; the containers run in podman's own cgroups: their memory and CPU are not in these figures"
+            sandbox_peaks = [t.get("memory_peak_mb") or 0 for t in r["profile"].pop("_teardown")]
+            if sandbox != "podman" and any(sandbox_peaks):
+                # the kernels live in per-submission cgroups of their own, outside the command's:
+                # add the largest of them once per job (an upper bound)
+                r["peak_mb"] = round(r["peak_mb"] + jobs * max(sandbox_peaks), 1)
+                r["peak_how"] += f" + {jobs} x the largest sandbox cgroup peak ({max(sandbox_peaks):.0f} MiB; an upper bound)"
             nbg_run = next((x for x in out["runs"] if x["tool"] == "nbgrader"), None)
             if nbg_run:
                 r["ratio_wall"] = round(r["wall_s"] / nbg_run["wall_s"], 3)
@@ -166,11 +222,11 @@ def bench_size(n: int, jobs: int, sandboxes: list[str], tools: list[str], root: 
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    lines = [f"{'N':>4} {'tool':20} {'wall s':>8} {'cpu s':>7} {'cells s':>8} {'ovh/sub s':>10} {'peak MiB':>9}  ratio"]
+    lines = [f"{'N':>4} {'tool':20} {'wall s':>8} {'cpu s':>7} {'cells s':>8} {'ovh/sub s':>10} {'peak MiB':>9} {'rss MiB':>8}  ratio"]
     for row in rows:
         for r in row["runs"]:
             ratio = f"{r['ratio_wall']:.2f}x" if "ratio_wall" in r else ""
-            lines.append(f"{row['submissions']:>4} {r['tool']:20} {r['wall_s']:>8.1f} {r['cpu_s']:>7.1f} {r['cell_s']:>8.1f} {r['overhead_per_submission_s']:>10.3f} {r['peak_mb']:>9.0f}  {ratio}")
+            lines.append(f"{row['submissions']:>4} {r['tool']:20} {r['wall_s']:>8.1f} {r['cpu_s']:>7.1f} {r['cell_s']:>8.1f} {r['overhead_per_submission_s']:>10.3f} {r['peak_mb']:>9.0f} {r.get('peak_rss_mb', float('nan')):>8.0f}  {ratio}")
         if "nbconvert_overhead_per_notebook_s" in row:
             vs = ", ".join(f"{r['tool']} {r['overhead_vs_nbconvert']:.2f}" for r in row["runs"] if "overhead_vs_nbconvert" in r)
             lines.append(f"{'':>4} bare nbconvert --execute overhead per notebook: {row['nbconvert_overhead_per_notebook_s']:.3f} s; per-submission overhead / ({NOTEBOOKS_PER_SUBMISSION} x that): {vs}")

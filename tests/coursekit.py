@@ -19,6 +19,9 @@ TIMESTAMP = "2026-11-20 10:00:00.000000 UTC"
 SOLUTION = "def squares(n):\n    ### BEGIN SOLUTION\n    return [i * i for i in range(1, n + 1)]\n    ### END SOLUTION"
 TESTS = "assert squares(3) == [1, 4, 9]\n### BEGIN HIDDEN TESTS\nassert squares(1) == [1]\n### END HIDDEN TESTS"
 CORRECT = "def squares(n):\n    return [i * i for i in range(1, n + 1)]"
+WRONG = "def squares(n):\n    return []"
+RAISES = "def squares(n):\n    raise RuntimeError('not done yet')"
+KILLS_ITS_KERNEL = "def squares(n):\n    import os\n    os._exit(3)"  # the kernel dies when the test cell calls it
 
 
 def _meta(grade_id: str, *, grade: bool = False, solution: bool = False, locked: bool = False, points: float | None = None) -> dict:
@@ -83,3 +86,22 @@ def copy_course(src: Path, dest: Path) -> Path:
 
 def student_ids(course: Path, assignment: str = "ps1") -> Iterable[str]:
     return sorted(p.name for p in (course / "submitted").iterdir() if (p / assignment).is_dir())
+
+
+def submit_kinds(course: Path, kinds: Iterable[str]) -> Path:
+    """Submit one student per kind, named after it: `good` (correct), `wrong` (wrong answer),
+    `raises` (an exception), `crash` (kills its kernel: failed), `broken` (invalid JSON: skipped)."""
+    sources = {"good": CORRECT, "wrong": WRONG, "raises": RAISES, "crash": KILLS_ITS_KERNEL, "broken": CORRECT}
+    for kind in kinds:
+        folder = submit(course, kind, {"squares": sources[kind]})
+        if kind == "broken":
+            (folder / "squares.ipynb").write_text("{ not json")
+    return course
+
+
+def alice_and_bob(course: Path) -> Path:
+    """The two-student class of the Argo tests: alice is correct, bob's solution raises."""
+    submit(course, "alice", {"squares": CORRECT})
+    submit(course, "bob", {"squares": RAISES})
+    return course
+

@@ -26,18 +26,6 @@ from steps.contract import DAG, STEPS
 RUN = "contract-1"
 
 
-def built_course(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The squares course: the suite's session build when conftest offers it, else our own."""
-    try:
-        src = request.getfixturevalue("squares_built")
-    except pytest.FixtureLookupError:
-        src = ck.squares_course(tmp_path_factory.mktemp("argo-course") / "built")
-    course = ck.copy_course(src, tmp_path_factory.mktemp("argo-contract") / "course")
-    ck.submit(course, "alice", {"squares": ck.CORRECT})
-    ck.submit(course, "bob", {"squares": "def squares(n):\n    raise RuntimeError('not done yet')"})
-    return course
-
-
 def tree_hash(root: Path) -> str:
     h = hashlib.sha256()
     for p in sorted(root.rglob("*")):
@@ -47,8 +35,8 @@ def tree_hash(root: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def setup(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    course = built_course(request, tmp_path_factory)
+def setup(squares_built: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    course = ck.alice_and_bob(ck.copy_course(squares_built, tmp_path_factory.mktemp("argo-contract") / "course"))
     store = tmp_path_factory.mktemp("argo-store")
     before = tree_hash(course)
     template = build_template().to_dict()

@@ -62,15 +62,8 @@ def s3(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="module")
-def course(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    try:
-        src = request.getfixturevalue("squares_built")
-    except pytest.FixtureLookupError:
-        src = ck.squares_course(tmp_path_factory.mktemp("argo-course") / "built")
-    c = ck.copy_course(src, tmp_path_factory.mktemp("argo-e2e") / "course")
-    ck.submit(c, "alice", {"squares": ck.CORRECT})
-    ck.submit(c, "bob", {"squares": "def squares(n):\n    raise RuntimeError('not done yet')"})
-    return c
+def course(squares_built: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return ck.alice_and_bob(ck.copy_course(squares_built, tmp_path_factory.mktemp("argo-e2e") / "course"))
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 import coursekit as ck  # noqa: E402
 from conftest import full_page_screenshot  # noqa: E402
 
-KILLS_ITS_KERNEL = "def squares(n):\n    import os\n    os._exit(3)"  # the kernel dies when the test cell calls it
 GRADING_TIMEOUT = 240
 
 
@@ -55,12 +54,7 @@ class Server:
 @pytest.fixture(scope="module")
 def course(squares_built: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     course = ck.copy_course(squares_built, tmp_path_factory.mktemp("jupyter") / "course")
-    ck.submit(course, "good", {"squares": ck.CORRECT})
-    ck.submit(course, "wrong", {"squares": "def squares(n):\n    return []"})
-    ck.submit(course, "crash", {"squares": KILLS_ITS_KERNEL})
-    broken = ck.submit(course, "broken", {"squares": ck.CORRECT})
-    (broken / "squares.ipynb").write_text("{ not json")
-    return course
+    return ck.submit_kinds(course, ["good", "wrong", "crash", "broken"])
 
 
 @pytest.fixture(scope="module")

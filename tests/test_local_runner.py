@@ -23,7 +23,7 @@ import coursekit as ck  # noqa: E402
 def built(squares_built: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     course = ck.copy_course(squares_built, tmp_path_factory.mktemp("built") / "course")
     ck.submit(course, "good", {"squares": ck.CORRECT})
-    ck.submit(course, "wrong", {"squares": "def squares(n):\n    return []"})
+    ck.submit(course, "wrong", {"squares": ck.WRONG})
     d = ck.submit(course, "broken", {"squares": ck.CORRECT})
     (d / "squares.ipynb").write_text("{ not json")
     return course

@@ -25,17 +25,12 @@ from pipelines.local import Event  # noqa: E402
 from steps.contract import DAG  # noqa: E402
 from pipelines.progress import BarPrinter, choose_mode, progress_printer  # noqa: E402
 
-KILLS_ITS_KERNEL = "def squares(n):\n    import os\n    os._exit(3)"  # the kernel dies when the test cell calls it
 
 
 @pytest.fixture(scope="module")
 def course(squares_built: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     course = ck.copy_course(squares_built, tmp_path_factory.mktemp("progress") / "course")
-    ck.submit(course, "good", {"squares": ck.CORRECT})
-    ck.submit(course, "crash", {"squares": KILLS_ITS_KERNEL})
-    broken = ck.submit(course, "broken", {"squares": ck.CORRECT})
-    (broken / "squares.ipynb").write_text("{ not json")
-    return course
+    return ck.submit_kinds(course, ["good", "crash", "broken"])
 
 
 def gradeflow(*args: str) -> subprocess.CompletedProcess[str]:

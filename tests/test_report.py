@@ -26,17 +26,12 @@ from conftest import full_page_screenshot  # noqa: E402
 
 from pipelines.report import _histogram_bins, build_html, render_report  # noqa: E402
 
-KILLS_ITS_KERNEL = "def squares(n):\n    import os\n    os._exit(3)"  # the kernel dies when the test cell calls it
 
 
 @pytest.fixture(scope="module")
 def run_dir(squares_built: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     course = ck.copy_course(squares_built, tmp_path_factory.mktemp("report") / "course")
-    ck.submit(course, "good", {"squares": ck.CORRECT})
-    ck.submit(course, "wrong", {"squares": "def squares(n):\n    return []"})
-    ck.submit(course, "crash", {"squares": KILLS_ITS_KERNEL})
-    broken = ck.submit(course, "broken", {"squares": ck.CORRECT})
-    (broken / "squares.ipynb").write_text("{ not json")
+    ck.submit_kinds(course, ["good", "wrong", "crash", "broken"])
     run = subprocess.run([sys.executable, "-m", "pipelines.cli", "grade", str(course), "ps1", "--json", "--jobs", "2", "--cell-timeout", "10"], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     return course / "gradeflow_runs" / json.loads(run.stdout)["run_id"]

@@ -1,9 +1,10 @@
 """The podman sandbox: the kernel runs in the grader image, under the Argo pod's restrictions.
 
-Each notebook's kernel is a container of `images/grader` (build it with
-`images/grader/build.sh`): uid 1000, read-only root filesystem, tmpfs /tmp, the work dir
-bound at /work, no network, all capabilities dropped, no privilege escalation, memory,
-pids, open-files and CPU-time limits. papermill and the notebook stay in this process and
+Each submission's kernels run in one container of `images/grader` (build it with
+`images/grader/build.sh`), forked by the submission's zygote, which is the container's PID 1
+(a kernel that cannot be forked gets a container of its own): uid 1000, read-only root
+filesystem, tmpfs /tmp, the work dir bound at /work, no network, all capabilities dropped,
+no privilege escalation, memory, pids, open-files and CPU-time limits. papermill and the notebook stay in this process and
 reach the kernel over Unix sockets in a bind-mounted directory, exactly as with bubblewrap,
 so student code cannot rewrite the notebook being recorded. Rootful podman; on this kind of
 host it needs `--runtime runc` and explicit ulimits (see images/README.md).
