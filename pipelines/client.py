@@ -491,6 +491,31 @@ class FailedNode:
     node: dict[str, Any] = field(repr=False)
 
 
+# Why a pod has not started (Argo puts the pod's waiting reason in the node's message), and
+# what to do. The first word of the message is Kubernetes' reason.
+WAITING_HINTS = {
+    "ImagePullBackOff": "the nodes cannot pull the grader image: check its name and tag (`gradeflow submit --image`, docs/argo.md §2), that the nodes reach the registry, and imagePullSecrets for a private one",
+    "ErrImagePull": "the nodes cannot pull the grader image: check its name and tag (`gradeflow submit --image`, docs/argo.md §2), that the nodes reach the registry, and imagePullSecrets for a private one",
+    "InvalidImageName": "the grader image name is not valid: check `gradeflow submit --image` (docs/argo.md §2)",
+    "Unschedulable": "no node has room for the pod: lower --parallelism or the execute pod's CPU/memory requests, or add nodes",
+    "CreateContainerConfigError": "a Secret or ConfigMap the pod needs is missing, e.g. the artifact store's credentials (docs/argo.md §3)",
+}
+
+
+@dataclass
+class WaitingPods:
+    """Pods of one step that cannot start, for the same reason."""
+
+    step: str
+    reason: str
+    message: str
+    students: list[str]
+
+    @property
+    def hint(self) -> str:
+        return WAITING_HINTS.get(self.reason, "")
+
+
 @dataclass
 class RunStatus:
     name: str
@@ -500,6 +525,7 @@ class RunStatus:
     steps: dict[str, StepProgress]
     failed: list[FailedNode]
     summary: str
+    waiting: list[WaitingPods] = field(default_factory=list)
 
     @property
     def finished(self) -> bool:
@@ -512,6 +538,11 @@ class RunStatus:
         for f in self.failed:
             who = f" {f.student}" if f.student else ""
             out.append(f"  FAILED {f.step}{who}: {f.message or f.phase}  (gradeflow logs {self.name}{' --student ' + f.student if f.student else ' --step ' + f.step})")
+        for w in self.waiting:
+            who = f" ({len(w.students)} pods: {', '.join(w.students[:3])}{', ...' if len(w.students) > 3 else ''})" if w.students else ""
+            out.append(f"  WAITING {w.step}{who}: {w.message[:300]}")
+            if w.hint:
+                out.append(f"    -> {w.hint}")
         if self.summary:
             out += ["", self.summary.rstrip()]
         return out
@@ -537,7 +568,16 @@ def run_status(workflow: dict[str, Any]) -> RunStatus:
     params = {p["name"]: p.get("value") for p in (workflow.get("spec", {}).get("arguments", {}).get("parameters") or [])}
     steps = {s: StepProgress(s) for s in STEP_ORDER}
     failed: list[FailedNode] = []
+    waiting: dict[tuple[str, str], WaitingPods] = {}
     summary = ""
+    for n in nodes.values():  # pods that cannot start: the pod itself says why (retry nodes do not)
+        if n.get("type") == "Pod" and n.get("phase") == "Pending" and n.get("message"):
+            step = n.get("templateName") or (n.get("templateRef") or {}).get("template") or "?"
+            reason = n["message"].split(":", 1)[0].strip()
+            w = waiting.setdefault((step, reason), WaitingPods(step, reason, n["message"], []))
+            student = _param(n.get("inputs"), "student")
+            if student:
+                w.students.append(student)
     for n in _units(nodes):
         step = n.get("templateName") or (n.get("templateRef") or {}).get("template")
         if step not in steps:
@@ -569,6 +609,7 @@ def run_status(workflow: dict[str, Any]) -> RunStatus:
         steps=steps,
         failed=sorted(failed, key=lambda f: (STEP_ORDER.index(f.step), f.student or "")),
         summary=summary,
+        waiting=[waiting[k] for k in sorted(waiting)],
     )
 
 
@@ -798,7 +839,7 @@ def _cmd_status(a: argparse.Namespace) -> int:
         return 0
     st = run_status(find_run(b, a.run))
     if a.json:
-        print(json.dumps({"name": st.name, "run_id": st.run_id, "phase": st.phase, "message": st.message, "steps": {k: vars(v) for k, v in st.steps.items()}, "failed": [{"step": f.step, "student": f.student, "message": f.message} for f in st.failed], "summary": st.summary}, indent=1))
+        print(json.dumps({"name": st.name, "run_id": st.run_id, "phase": st.phase, "message": st.message, "steps": {k: vars(v) for k, v in st.steps.items()}, "failed": [{"step": f.step, "student": f.student, "message": f.message} for f in st.failed], "waiting": [{**vars(w), "hint": w.hint} for w in st.waiting], "summary": st.summary}, indent=1))
     else:
         _print_status(st)
     return 0

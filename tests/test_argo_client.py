@@ -212,6 +212,25 @@ def test_status_counts_each_step_and_names_the_failed_submission() -> None:
     assert "FAILED   alice / squares.ipynb: not executed" in text
 
 
+def test_pods_that_cannot_start_are_explained() -> None:
+    name = "ps1-c"
+    pull = 'ImagePullBackOff: Back-off pulling image "registry.example.edu/grader:v9"'
+    stuck = [
+        node(name, f"execute({i}:student:{s},work-hash:h).execute(0)", "execute", "Pending", student=s, message=pull)
+        for i, s in enumerate(["amy", "ben", "cat", "dan"])
+    ]
+    wait_room = node(name, "restore(0)", "restore", "Pending", message="Unschedulable: 0/3 nodes are available: 3 Insufficient cpu.")
+    starting = node(name, "collect(0)", "collect", "Pending")  # no message: just not started yet
+    nodes = {n["id"]: n for n in [*stuck, wait_room, starting]}
+    st = run_status(a_workflow(name, "Running", nodes, students=["amy", "ben", "cat", "dan"]))
+    assert [(w.step, w.reason, sorted(w.students)) for w in st.waiting] == [("execute", "ImagePullBackOff", ["amy", "ben", "cat", "dan"]), ("restore", "Unschedulable", [])]
+    text = "\n".join(st.lines())
+    assert "WAITING execute (4 pods: " in text and "registry.example.edu/grader:v9" in text
+    assert "cannot pull the grader image" in text and "--image" in text
+    assert "WAITING restore: Unschedulable" in text and "lower --parallelism" in text
+    assert "WAITING collect" not in text
+
+
 def test_watch_polls_until_the_run_finishes(argo: FakeArgo) -> None:
     answers = iter([a_workflow("ps1-b", "Running"), a_workflow("ps1-b", "Running"), failed_run()])
     argo.routes[("GET", f"/api/v1/workflows/{NS}/ps1-b")] = (200, lambda req: next(answers))
