@@ -180,6 +180,26 @@ class Backend:
         return "check ARGO_SERVER, or port-forward the Argo Server: kubectl -n argo port-forward svc/argo-server 2746:2746"
 
 
+class _UnreadableError(Exception):
+    """An Argo Server error whose JSON body has no "message" (Hera would fail with KeyError)."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(status, detail)
+        self.status, self.detail = status, detail
+
+
+def _unreadable_errors(resp: Any, *args: Any, **kwargs: Any) -> None:
+    """requests response hook: turn error bodies Hera cannot read into _UnreadableError."""
+    if resp.ok:
+        return
+    try:
+        body = resp.json()
+    except ValueError:
+        return  # not JSON: Hera reports the text itself
+    if not isinstance(body, dict) or "message" not in body:
+        raise _UnreadableError(resp.status_code, resp.text or resp.reason or "")
+
+
 class ArgoServerBackend(Backend):
     """The Argo Server's REST API, through Hera's WorkflowsService."""
 
@@ -196,6 +216,7 @@ class ArgoServerBackend(Backend):
             verify_ssl=not settings.insecure_skip_verify,
             session=session,
         )
+        self.service.session.hooks["response"].append(_unreadable_errors)
 
     def where(self) -> str:
         return f"namespace {self.namespace} on {self.settings.url}"
@@ -206,6 +227,8 @@ class ArgoServerBackend(Backend):
 
         try:
             return fn()
+        except _UnreadableError as e:
+            raise self.explain(e.status, e.detail, action, what) from None
         except HeraException as e:
             status = getattr(e, "status_code", None) if type(e) is not HeraException else _status_in(str(e))
             raise self.explain(status, str(e), action, what) from None
@@ -265,6 +288,8 @@ class ArgoServerBackend(Backend):
                 resp = svc.session.get(url, params=params, headers={"Authorization": svc.token} if svc.token else {}, verify=svc.verify_ssl)
             except requests.exceptions.ConnectionError as e:
                 raise self.explain(None, str(e), "read logs", f"logs of {node.get('displayName')}") from None
+            except _UnreadableError as e:
+                raise self.explain(e.status, e.detail, "read logs", f"the pod of {node.get('displayName')}") from None
             if not resp.ok:
                 raise self.explain(resp.status_code, resp.text, "read logs", f"the pod of {node.get('displayName')}")
             return resp.text

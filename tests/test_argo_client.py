@@ -154,6 +154,20 @@ def test_a_rejected_token_says_to_set_argo_token(argo: FakeArgo) -> None:
     assert "Argo rejected the token" in str(e.value) and "ARGO_TOKEN" in str(e.value)
 
 
+@pytest.mark.parametrize("body", [{}, {"code": 16}, b"Unauthorized"])
+def test_a_rejected_token_is_explained_whatever_the_body(argo: FakeArgo, body: Any) -> None:
+    # Hera reads an error's "message"; a proxy or an older server may send none
+    argo.routes[("GET", f"/api/v1/workflows/{NS}/r1")] = (401, body)
+    with pytest.raises(TeacherError, match="ARGO_TOKEN"):
+        client.find_run(server_backend(argo), "r1")
+
+
+def test_a_server_error_without_a_message_keeps_its_text(argo: FakeArgo) -> None:
+    argo.routes[("GET", f"/api/v1/workflows/{NS}/r1")] = (500, {"error": "etcd is down"})
+    with pytest.raises(TeacherError, match=r"HTTP 500.*etcd is down"):
+        client.find_run(server_backend(argo), "r1")
+
+
 def test_forbidden_and_unreachable_are_explained(argo: FakeArgo) -> None:
     argo.routes[("GET", f"/api/v1/workflows/{NS}/r1")] = (403, {"code": 7, "message": 'workflows.argoproj.io "r1" is forbidden'})
     with pytest.raises(TeacherError, match="gradeflow-submitter"):
