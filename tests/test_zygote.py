@@ -31,7 +31,9 @@ FIRST = {
 SECOND = {
     "state": (
         "import sys, os, json, random\n"
-        "print(json.dumps({'pid': os.getpid(), 'random': random.random(), 'marker': hasattr(sys, 'gradeflow_marker'), 'secret': 'secret' in globals()}))"
+        "import signal\nname = lambda h: h.name if isinstance(h, signal.Handlers) else getattr(h, '__name__', str(h))\n"
+        "sigs = {n: name(signal.getsignal(getattr(signal, n))) for n in ('SIGPIPE', 'SIGXFSZ', 'SIGINT', 'SIGTERM', 'SIGCHLD')}\n"
+        "print(json.dumps({'pid': os.getpid(), 'random': random.random(), 'marker': hasattr(sys, 'gradeflow_marker'), 'secret': 'secret' in globals(), 'signals': sigs}))"
     ),
     "daemon": (
         "import os, json\npid = int(open('/tmp/daemon.pid').read())\n"
@@ -46,6 +48,15 @@ ATTACK = {
     ),
     "ptrace": (
         "import json\ntry:\n    open('/proc/1/mem', 'rb').read(1)\n    r = 'read'\nexcept OSError as e:\n    r = type(e).__name__\nprint(json.dumps({'mem': r}))"
+    ),
+    "socket": (
+        "import json, os, socket, sys\n"
+        "conn_file = sys.argv[sys.argv.index('-f') + 1]\n"
+        "path = os.path.join(os.path.dirname(os.path.dirname(conn_file)), 'zygote.sock')\n"
+        "s = socket.socket(socket.AF_UNIX)\ns.settimeout(5)\n"
+        "try:\n    s.connect(path)\n    s.sendall(b'{\"exit\": true}\\n')\n    r = s.recv(100).decode() or 'closed'\n"
+        "except OSError as e:\n    r = type(e).__name__\n"
+        "print(json.dumps({'found': os.path.exists(path), 'reply': r}))"
     ),
     "alive": "import json\nprint(json.dumps({'alive': True}))",
 }
@@ -81,6 +92,9 @@ def test_the_second_notebook_gets_a_fresh_kernel(sandbox: str, tmp_path: Path) -
     assert second["state"]["pid"] != first["state"]["pid"]
     assert second["state"]["marker"] is False and second["state"]["secret"] is False
     assert second["state"]["random"] != first["state"]["random"]  # reseeded after the fork
+    # signal dispositions of a new interpreter: a write to a closed pipe raises, it does not kill
+    sigs = second["state"]["signals"]
+    assert sigs == {"SIGPIPE": "SIG_IGN", "SIGXFSZ": "SIG_IGN", "SIGINT": "default_int_handler", "SIGTERM": "SIG_DFL", "SIGCHLD": "SIG_DFL"}
     # the first notebook's background process was killed before the second kernel started
     assert second["daemon"] == {"daemon_alive": False}
     assert sandbox_leftovers() == []
@@ -93,6 +107,9 @@ def test_student_code_cannot_kill_or_read_the_zygote(sandbox: str, tmp_path: Pat
     assert [o.status for o in record.notebooks] == [OK, OK]
     assert out["attacker"]["alive"] == {"alive": True}  # kill(-1) did not take the kernel's own sandbox down
     assert out["attacker"]["ptrace"]["mem"] in ("PermissionError", "FileNotFoundError")
+    # the kernel can reach the zygote's socket, but the zygote hangs up on it: no exit, no kernel
+    assert out["attacker"]["socket"]["found"] is True
+    assert out["attacker"]["socket"]["reply"] in ("closed", "BrokenPipeError", "ConnectionResetError")
     assert record.detail["teardown"]["kernels_forked"] == 2  # the zygote survived to fork the next kernel
     assert out["after"]["alive"] == {"alive": True}
 
@@ -112,6 +129,8 @@ def test_without_the_zygote_kernels_start_directly(tmp_path: Path, monkeypatch: 
     assert [o.status for o in record.notebooks] == [OK, OK]
     assert record.detail["teardown"]["kernels_forked"] == 0 and record.detail["teardown"]["kernels"] == 2
     assert out["second"]["state"]["marker"] is False
+    # the same signal dispositions as a forked kernel (test_the_second_notebook_gets_a_fresh_kernel)
+    assert out["second"]["state"]["signals"] == {"SIGPIPE": "SIG_IGN", "SIGXFSZ": "SIG_IGN", "SIGINT": "default_int_handler", "SIGTERM": "SIG_DFL", "SIGCHLD": "SIG_DFL"}
 
 
 def test_a_broken_zygote_falls_back_to_direct_kernels(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
