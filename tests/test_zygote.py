@@ -68,9 +68,11 @@ def _notebook(cells: dict[str, str]) -> nbformat.NotebookNode:
     return nb
 
 
-def _run(tmp_path: Path, sandbox: str, notebooks: dict[str, dict[str, str]], limits: Limits | None = None) -> tuple[Any, dict[str, dict[str, Any]]]:
+def _run(tmp_path: Path, sandbox: str, notebooks: dict[str, dict[str, str]], limits: Limits | None = None, files: dict[str, str] | None = None) -> tuple[Any, dict[str, dict[str, Any]]]:
     work = tmp_path / "work"
     work.mkdir()
+    for name, text in (files or {}).items():
+        (work / name).write_text(text)
     for name, cells in notebooks.items():
         nbformat.write(_notebook(cells), str(work / f"{name}.ipynb"))
     out = tmp_path / "out"
@@ -141,6 +143,19 @@ def test_a_broken_zygote_falls_back_to_direct_kernels(tmp_path: Path, monkeypatc
     assert record.detail["teardown"]["kernels_forked"] == 0
     log = (tmp_path / "out" / "execute.log").read_text()
     assert "kernel zygote unavailable (the kernel zygote exited with code 3" in log
+
+
+@pytest.mark.parametrize("zygote", ["1", "0"])
+def test_a_helper_module_of_the_submission_imports_as_in_a_new_kernel(zygote: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the zygote imports with the work dir off sys.path (a student's file must not run in it);
+    # the kernel must still find the submission's own modules, as a directly started one does
+    require_sandbox("bubblewrap")
+    monkeypatch.setenv("GRADEFLOW_ZYGOTE", zygote)
+    cell = "import sys, json, helper\nprint(json.dumps({'value': helper.VALUE, 'path': sys.path}))"
+    record, out = _run(tmp_path, "bubblewrap", {"uses_helper": {"imp": cell}}, files={"helper.py": "VALUE = 42\n"})
+    assert record.notebooks[0].status == OK and record.detail["teardown"]["kernels_forked"] == int(zygote)
+    assert out["uses_helper"]["imp"]["value"] == 42
+    assert "" in out["uses_helper"]["imp"]["path"] or "/work" in out["uses_helper"]["imp"]["path"]
 
 
 @pytest.mark.parametrize(
