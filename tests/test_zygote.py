@@ -169,3 +169,34 @@ def test_a_helper_module_of_the_submission_imports_as_in_a_new_kernel(zygote: st
 )
 def test_only_ipykernel_launches_are_forked(argv: list[str], expected: list[str] | None) -> None:
     assert ipykernel_arguments(argv) == expected
+
+
+def test_an_exit_report_arriving_with_the_pid_is_not_lost(tmp_path: Path) -> None:
+    # a kernel that dies at once: the zygote's pid line and exit line can arrive in one read
+    import socket
+    import threading
+
+    from steps.sandbox.zygote import Zygote
+
+    path = tmp_path / "z.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    server.listen(1)
+
+    def answer() -> None:
+        conn, _ = server.accept()
+        conn.makefile("r").readline()
+        conn.sendall(b'{"pid": 7}\n{"exit": 3}\n')
+        conn.recv(16)  # until the client closes
+        conn.close()
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    with open(tmp_path / "log", "w") as log:
+        zygote = Zygote(["sleep", "30"], {}, tmp_path, path, log, start_timeout=10)
+        try:
+            kernel = zygote.spawn(["-f", "k.json"])
+            assert kernel.pid == 7 and kernel.poll() == 3 and kernel.wait(timeout=1) == 3
+        finally:
+            zygote.kill()
+            server.close()

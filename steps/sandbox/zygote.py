@@ -44,12 +44,22 @@ class ForkedKernel:
 
     stdin = stdout = stderr = None
 
-    def __init__(self, conn: socket.socket, pid: int) -> None:
+    def __init__(self, conn: socket.socket, pid: int, buffered: bytes = b"") -> None:
         self._conn = conn
-        self._buf = b""
+        self._buf = buffered  # what arrived after the pid line (an exit report, if it was quick)
         self.pid = pid  # in the sandbox's PID namespace
         self.returncode: int | None = None
         self._killed = False
+        self._consume()
+
+    def _consume(self) -> None:
+        """Act on every complete line received so far."""
+        while b"\n" in self._buf and self.returncode is None:
+            line, self._buf = self._buf.split(b"\n", 1)
+            msg = json.loads(line)
+            if "exit" in msg:
+                self.returncode = msg["exit"]
+                self._conn.close()
 
     def _read(self, timeout: float | None) -> None:
         self._conn.settimeout(timeout)
@@ -64,12 +74,7 @@ class ForkedKernel:
             self._conn.close()
             return
         self._buf += data
-        while b"\n" in self._buf:
-            line, self._buf = self._buf.split(b"\n", 1)
-            msg = json.loads(line)
-            if "exit" in msg:
-                self.returncode = msg["exit"]
-                self._conn.close()
+        self._consume()
 
     def poll(self) -> int | None:
         if self.returncode is None:
@@ -139,14 +144,15 @@ class Zygote:
         conn.sendall(json.dumps({"argv": arguments}).encode() + b"\n")
         conn.settimeout(self.start_timeout)
         reply = b""
-        while not reply.endswith(b"\n"):
+        while b"\n" not in reply:
             chunk = conn.recv(256)
             if not chunk:
                 conn.close()
                 raise SandboxError("the kernel zygote closed the connection instead of starting a kernel")
             reply += chunk
+        line, rest = reply.split(b"\n", 1)
         self.forked += 1
-        return ForkedKernel(conn, json.loads(reply)["pid"])
+        return ForkedKernel(conn, json.loads(line)["pid"], rest)
 
     def stop(self) -> None:
         """End the sandbox politely (nothing left to kill afterwards), or kill it."""
