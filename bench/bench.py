@@ -163,7 +163,7 @@ def profile(run_dir: Path) -> dict[str, Any]:
         },
         "kernels": sum(d.get("kernels", 0) for d in teardown),
         "kernels_forked": sum(d.get("kernels_forked", 0) for d in teardown),
-        "_teardown": teardown,
+        "largest_sandbox_peak_mb": max((d.get("memory_peak_mb") or 0 for d in teardown), default=0),
     }
 
 
@@ -190,12 +190,12 @@ def bench_size(n: int, jobs: int, sandboxes: list[str], tools: list[str], root: 
             # with J jobs, J notebooks run at once: overhead is the slot-time not spent in cells
             r["overhead_per_submission_s"] = round((r["wall_s"] * jobs - r["cell_s"]) / n, 3)
             r["profile"] = profile(run_dir)
-            sandbox_peaks = [t.get("memory_peak_mb") or 0 for t in r["profile"].pop("_teardown")]
-            if sandbox != "podman" and any(sandbox_peaks):
+            sandbox_peak = r["profile"]["largest_sandbox_peak_mb"]
+            if sandbox != "podman" and sandbox_peak:
                 # the kernels live in per-submission cgroups of their own, outside the command's:
                 # add the largest of them once per job (an upper bound)
-                r["peak_mb"] = round(r["peak_mb"] + jobs * max(sandbox_peaks), 1)
-                r["peak_how"] += f" + {jobs} x the largest sandbox cgroup peak ({max(sandbox_peaks):.0f} MiB; an upper bound)"
+                r["peak_mb"] = round(r["peak_mb"] + jobs * sandbox_peak, 1)
+                r["peak_how"] += f" + {jobs} x the largest sandbox cgroup peak ({sandbox_peak:.0f} MiB; an upper bound)"
             nbg_run = next((x for x in out["runs"] if x["tool"] == "nbgrader"), None)
             if nbg_run:
                 r["ratio_wall"] = round(r["wall_s"] / nbg_run["wall_s"], 3)

@@ -518,9 +518,10 @@ class FailedNode:
 
 # Why a pod has not started (Argo puts the pod's waiting reason in the node's message), and
 # what to do. The first word of the message is Kubernetes' reason.
+_CANNOT_PULL = "the nodes cannot pull the grader image: check its name and tag (`gradeflow submit --image`, docs/argo.md §2), that the nodes reach the registry, and imagePullSecrets for a private one"
 WAITING_HINTS = {
-    "ImagePullBackOff": "the nodes cannot pull the grader image: check its name and tag (`gradeflow submit --image`, docs/argo.md §2), that the nodes reach the registry, and imagePullSecrets for a private one",
-    "ErrImagePull": "the nodes cannot pull the grader image: check its name and tag (`gradeflow submit --image`, docs/argo.md §2), that the nodes reach the registry, and imagePullSecrets for a private one",
+    "ImagePullBackOff": _CANNOT_PULL,
+    "ErrImagePull": _CANNOT_PULL,
     "InvalidImageName": "the grader image name is not valid: check `gradeflow submit --image` (docs/argo.md §2)",
     "Unschedulable": "no node has room for the pod: lower --parallelism or the execute pod's CPU/memory requests, or add nodes",
     "CreateContainerConfigError": "a Secret or ConfigMap the pod needs is missing, e.g. the artifact store's credentials (docs/argo.md §3)",
