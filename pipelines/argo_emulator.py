@@ -334,7 +334,8 @@ class Emulator:
             vf = p.get("valueFrom") or {}
             path = self._pod_path(root, vf["path"])
             if path.is_file():
-                out_params[p["name"]] = path.read_text()
+                # executor.go SaveParameters: "Trims off a single newline for user convenience"
+                out_params[p["name"]] = path.read_text().removesuffix("\n")
             elif "default" in vf:
                 out_params[p["name"]] = vf["default"]
             elif proc.returncode == 0:
@@ -426,7 +427,11 @@ class Emulator:
         """The entrypoint DAG, then the exit handler; the phase Argo would report."""
         self.global_outputs: dict[str, str] = {}
         main = self._run_template(self.spec["entrypoint"], self.scope["workflow.name"], {})
-        phase = main["phase"]
+        return self.run_exit_handler(main["phase"])
+
+    def run_exit_handler(self, phase: str = "Succeeded") -> EmulatedRun:
+        """Only the exit handler, after an entrypoint that ended in `phase`, with the global
+        outputs gathered so far (none when called alone: what `argo resubmit --memoized` gives)."""
         if self.spec.get("onExit"):
             self.scope["workflow.status"] = phase
             exit_ = self._run_template(self.spec["onExit"], self.scope["workflow.name"] + ".onExit", {})

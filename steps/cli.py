@@ -48,6 +48,7 @@ def for_each_submission(step: Step, one: OneSubmission, workspace: Path, student
         # In Argo, score runs in the exit handler even when collect never finished: no retry
         # can make the manifest appear, so this is not our crash (EXIT_INFRA) but a stop.
         raise TeacherError(f"{step.name}: no manifest.json in {workspace}: collect did not finish for this run", "fix what collect reported (gradeflow logs RUN) and run again")
+    manifest = Manifest.load(workspace / "manifest.json")
     snapshot = read_json(workspace / "snapshot.json")
     with tempfile.TemporaryDirectory(prefix=f"gradeflow-{step.name}-") as scratch:
         return [one(workspace, manifest, snapshot, s, Path(scratch)) for s in (students or manifest.students())]
