@@ -294,7 +294,11 @@ class Emulator:
         for art in (t.get("inputs") or {}).get("artifacts", []) or []:
             key = (art.get("s3") or {}).get("key") or from_artifacts.get(art["name"])
             dest = self._pod_path(root, art["path"])
-            if key and self._download(key, dest):
+            if "raw" in art:  # the init container writes raw data, no store involved
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                dest.write_text(art["raw"]["data"])
+                placed[art["name"]] = art["path"]
+            elif key and self._download(key, dest):
                 placed[art["name"]] = art["path"]
             elif not art.get("optional"):
                 return PodRun(t["name"], node, dict(params), placed, {}, {}, None, log=f"input artifact {art['name']} ({key}) not found")

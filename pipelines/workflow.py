@@ -37,6 +37,7 @@ from hera.workflows import (
     ExistingVolume,
     NoneArchiveStrategy,
     Parameter,
+    RawArtifact,
     S3Artifact,
     Workflow,
     WorkflowTemplate,
@@ -334,6 +335,30 @@ def _copy_memoized_container() -> Container:
     )
 
 
+NETWORK_CHECK_FILE = f"{WORKDIR}/network-check.txt"
+
+
+def _network_check_container() -> Container:
+    """A pod like execute's (same label: the same NetworkPolicy) that only uploads one small file.
+
+    Argo's wait container needs DNS, the object store and the API server to finish it, as in
+    every execute pod. When the NetworkPolicy blocks any of them this pod errors (Argo retries
+    it, then fails the run) before a single submission runs, instead of every execute pod
+    failing after running the student's notebook.
+    """
+    return Container(
+        name="network-check",
+        command=["true"],  # the init container writes the file, the wait container uploads it
+        inputs=[RawArtifact(name="probe", path=NETWORK_CHECK_FILE, data="gradeflow: execute pods can reach the store\n")],
+        outputs=[S3Artifact(name="probe", path=NETWORK_CHECK_FILE, key=f"{RUN_PREFIX}/network-check.txt", archive=NoneArchiveStrategy())],
+        automount_service_account_token=False,
+        executor=ExecutorConfig(service_account_name=EXECUTOR_SERVICE_ACCOUNT),
+        labels={LABEL_STEP: "execute", LABEL_UNTRUSTED: "true"},
+        annotations={"gradeflow.io/description": "can execute pods upload? If this fails, the NetworkPolicy blocks the object store, the API server or DNS: docs/argo.md section 3"},
+        **_pod(resources=pods.copy_resources(), timeout=pods.COPY_TIMEOUT),
+    )
+
+
 def _template_parameter(p: WorkflowParameter) -> Parameter:
     # a parameter without a value is one the submitter must give (the UI form asks for it)
     if p.default is None:
@@ -376,6 +401,7 @@ def build_template(parallelism: int = DEFAULT_PARALLELISM) -> WorkflowTemplate:
         execute = _execute_container()
         execute_again = _execute_container("execute-again", memoized=False)
         copy_memoized = _copy_memoized_container()
+        network_check = _network_check_container()
         class_resources, class_mib = pods.class_scratch_resources(_DEFAULTS)
         class_scratch = dict(resources=class_resources, workspace_mib=class_mib, pod_spec_patch=pods.class_scratch_pod_spec_patch())
         # score runs in the exit handler however the run ended, so its inputs may be missing
@@ -401,6 +427,7 @@ def build_template(parallelism: int = DEFAULT_PARALLELISM) -> WorkflowTemplate:
 
         with DAG(name="autograde", fail_fast=False):
             c = collect(name="collect")
+            n = network_check(name="network-check")
             r = restore(name="restore")
             e = execute_submission(
                 name="execute",
@@ -408,6 +435,7 @@ def build_template(parallelism: int = DEFAULT_PARALLELISM) -> WorkflowTemplate:
                 arguments={"student": "{{item.student}}", "work-hash": "{{item.work-hash}}"},
             )
             c >> r >> e
+            n >> e  # no student code runs before the policy has been seen to let uploads through
 
         with DAG(name="score-and-merge"):
             # runs on exit however execute ended, gated on nothing global: `argo resubmit

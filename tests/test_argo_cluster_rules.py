@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from argo_schemas import core_errors, crd_errors, json_schema_errors, name_and_label_errors
-from pipelines.argo_emulator import evaluate, retry_wanted, substitute
+from pipelines.argo_emulator import retry_wanted, substitute
 from pipelines.argo_pods import INFRASTRUCTURE_MESSAGES, MAIN_CONTAINER
 from pipelines.workflow import (
     DEFAULT_CLASS_SIZE,
@@ -398,5 +398,36 @@ def test_expression_tags_compare_pod_outputs_as_data(wt: dict) -> None:
             assert not re.search(r"\{\{tasks\.[^}]*outputs\.parameters", task.get("when", "")), task["name"]
     copy_task = {x["name"]: x for x in templates(wt)["execute-submission"]["dag"]["tasks"]}["copy-memoized"]
     hostile = "x' || true || 'y"
-    assert evaluate(substitute(copy_task["when"], {"workflow.parameters.run-id": "r2", "tasks.execute.outputs.parameters.ran-in": hostile}), {}) is True
+    assert substitute(copy_task["when"], {"workflow.parameters.run-id": "r2", "tasks.execute.outputs.parameters.ran-in": hostile}) == "true"
     assert substitute(copy_task["when"], {"workflow.parameters.run-id": hostile, "tasks.execute.outputs.parameters.ran-in": hostile}) == "false"
+
+
+# --- 9. the NetworkPolicy outside the quick start -------------------------------------------------
+
+
+def test_network_check_runs_under_the_execute_policy_before_any_submission(wt: dict) -> None:
+    t = templates(wt)
+    (np,) = [o for o in install_objects() if o["kind"] == "NetworkPolicy"]
+    selector = np["spec"]["podSelector"]["matchLabels"]
+    for name in ("network-check", "execute", "execute-again"):
+        labels = t[name]["metadata"]["labels"]
+        assert all(labels.get(k) == v for k, v in selector.items()), f"{name} is not under the policy"
+        assert t[name]["automountServiceAccountToken"] is False and t[name]["executor"] == {"serviceAccountName": "gradeflow-executor"}
+    # it moves a file through the store as every execute pod does: raw in, S3 out
+    check = t["network-check"]
+    assert check["inputs"]["artifacts"][0]["raw"]["data"] and check["outputs"]["artifacts"][0]["s3"]["key"].endswith("/network-check.txt")
+    tasks = {x["name"]: x for x in t["autograde"]["dag"]["tasks"]}
+    assert "network-check" in tasks["execute"]["depends"]
+
+
+def test_network_policy_takes_several_api_servers_and_other_dns() -> None:
+    (np,) = [o for o in install_objects() if o["kind"] == "NetworkPolicy"]
+    api, store, dns = np["spec"]["egress"]
+    assert all("ipBlock" in peer for peer in api["to"])  # one entry per endpoint address
+    assert {p["port"] for p in api["ports"]} == {443, 6443}
+    assert {p["port"] for p in dns["ports"]} == {53}
+    assert any(peer.get("namespaceSelector") == {} and peer["podSelector"] == {"matchLabels": {"k8s-app": "kube-dns"}} for peer in dns["to"])
+    assert {"ipBlock": {"cidr": "169.254.20.10/32"}} in dns["to"]  # NodeLocal DNSCache
+    text = DOCS.read_text()
+    for must in ("endpointslices", "ipBlock", "toEntities: [kube-apiserver]", "Calico", "Cilium", "kindnet", "NodeLocal DNSCache", "openshift-dns", "network-check"):
+        assert must in text, must

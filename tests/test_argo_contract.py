@@ -179,3 +179,24 @@ def test_the_work_hash_covers_the_course_execute_config(setup: dict, tmp_path: P
         (ws / "snapshot.json").write_text(json.dumps(snap))
         hashes.append({i["student"]: i["work-hash"] for i in fan_out_items(restore(ws))})
     assert hashes[0] == hashes[1] and all(hashes[0][s] != hashes[2][s] for s in ("alice", "bob"))
+
+
+def test_network_check_uploads_before_any_execute(setup: dict) -> None:
+    run: EmulatedRun = setup["run"]
+    (check,) = run.by_template("network-check")
+    assert check.exit_code == 0 and (setup["store"] / "gradeflow" / RUN / "network-check.txt").is_file()
+
+
+def test_blocked_uploads_fail_the_run_before_any_student_code_runs(setup: dict) -> None:
+    """The policy blocks the store: network-check cannot upload its file (emulated: the file is
+    gone when the wait container looks), it fails after its retries and no execute pod runs."""
+
+    def blocked(template: str, params: dict, root: Path) -> None:
+        if template == "network-check":
+            (root / "gradeflow" / "network-check.txt").unlink()
+
+    run = Emulator(setup["template"], {"assignment": "ps1", "run-id": "contract-blocked"}, setup["store"].as_uri(), setup["course"], before_pod=blocked).run()
+    assert run.phase == "Failed"
+    (check,) = run.by_template("network-check")
+    assert check.exit_code is None and check.attempts == 4 and "network-check.txt" in check.log
+    assert run.by_template("execute") == [] and run.by_template("execute-again") == []

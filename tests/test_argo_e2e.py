@@ -29,6 +29,8 @@ from pipelines.workflow import build_template, build_workflow
 from steps.contract import EXIT_INFRA
 
 BUCKET = "grading"
+# memoization reuses results across runs only for an image pinned by digest (a tag can move)
+PINNED = {"image": "registry.example.edu/gradeflow-grader@sha256:" + "5" * 64}
 
 
 def free_port() -> int:
@@ -70,7 +72,7 @@ def course(squares_built: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 def first(s3, course: Path) -> dict:
     template = build_template().to_dict()
     cache: dict = {}
-    run = Emulator(template, {"assignment": "ps1", "run-id": "e2e-1"}, f"s3://{BUCKET}", course, cache=cache).run()
+    run = Emulator(template, {"assignment": "ps1", "run-id": "e2e-1", **PINNED}, f"s3://{BUCKET}", course, cache=cache).run()
     return {"run": run, "cache": cache, "template": template}
 
 
@@ -142,7 +144,7 @@ def test_a_regrade_reuses_the_cache_and_still_reports_a_broken_pod(s3, first: di
         if template == "execute" and params.get("student") == "alice":
             (root / "gradeflow" / "restored" / "alice" / "restore.json").unlink()
 
-    run = Emulator(first["template"], {"assignment": "ps1", "run-id": "e2e-2"}, f"s3://{BUCKET}", course, cache=cache, before_pod=break_alice).run()
+    run = Emulator(first["template"], {"assignment": "ps1", "run-id": "e2e-2", **PINNED}, f"s3://{BUCKET}", course, cache=cache, before_pod=break_alice).run()
     by = {p.parameters.get("student"): p for p in run.by_template("execute")}
     # bob: served by the cache, then copied from run e2e-1 into e2e-2
     assert by["bob"].memoized and by["bob"].outputs["executed-submission"] == "gradeflow/e2e-1/executed/bob"

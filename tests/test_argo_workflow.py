@@ -87,8 +87,8 @@ def test_checked_in_yaml_is_what_pipelines_render() -> None:
 def test_dag_reads_like_the_drawing(wt: dict) -> None:
     t = by_name(wt)
     main = {task["name"]: task for task in t["autograde"]["dag"]["tasks"]}
-    assert list(main) == ["collect", "restore", "execute"]
-    assert main["restore"]["depends"] == "collect" and main["execute"]["depends"] == "restore"
+    assert list(main) == ["collect", "network-check", "restore", "execute"]
+    assert main["restore"]["depends"] == "collect" and main["execute"]["depends"] == "restore && network-check"
     # one pod per submission, named per student in the UI (execute(0:student:alice,...))
     assert main["execute"]["withParam"] == "{{tasks.restore.outputs.parameters.students}}"
     assert {p["name"]: p["value"] for p in main["execute"]["arguments"]["parameters"]} == {"student": "{{item.student}}", "work-hash": "{{item.work-hash}}"}
