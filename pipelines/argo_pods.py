@@ -39,6 +39,7 @@ __all__ = [
     "RETRY_LIMIT",
     "INFRASTRUCTURE_MESSAGES",
     "SCRATCH_PER_SUBMISSION_MIB",
+    "EXECUTE_TMP_MIB",
     "container_security",
     "pod_security",
     "scratch_volumes",
@@ -101,20 +102,25 @@ def pod_security() -> PodSecurityContext:
     )
 
 
-def scratch_volumes(workspace_mib: int = WORKSPACE_MIB) -> list[EmptyDirVolume]:
-    """The only writable places in a pod: the step workspace and /tmp (HOME)."""
-    return [
-        EmptyDirVolume(name="workspace", mount_path="/gradeflow", size_limit=f"{workspace_mib}Mi"),
-        EmptyDirVolume(name="tmp", mount_path="/tmp", size_limit=f"{TMP_MIB}Mi"),
-    ]
+def scratch_volumes(workspace_mib: int = WORKSPACE_MIB, tmp_in_memory_mib: int | None = None) -> list[EmptyDirVolume]:
+    """The only writable places in a pod: the step workspace and /tmp (HOME).
+
+    execute's /tmp is the only place student code may write, so it is memory-backed: a tmpfs
+    whose size is its sizeLimit, where a disk filler gets ENOSPC at the disk limit, as in
+    bubblewrap, instead of the kubelet evicting the pod. Its pages count towards the pod's
+    memory, which execute_pod_spec_patch adds."""
+    tmp = EmptyDirVolume(name="tmp", mount_path="/tmp", size_limit=f"{TMP_MIB}Mi")
+    if tmp_in_memory_mib:
+        tmp = EmptyDirVolume(name="tmp", mount_path="/tmp", medium="Memory", size_limit=f"{tmp_in_memory_mib}Mi")
+    return [EmptyDirVolume(name="workspace", mount_path="/gradeflow", size_limit=f"{workspace_mib}Mi"), tmp]
 
 
 # --- resources ----------------------------------------------------------------------------------
 
 
-def _ephemeral(workspace_mib: int) -> tuple[str, str]:
-    """(request, limit) of ephemeral-storage: emptyDirs count towards the pod's limit."""
-    return "512Mi", f"{workspace_mib + TMP_MIB + LOGS_MIB}Mi"
+def _ephemeral(workspace_mib: int, tmp_mib: int = TMP_MIB) -> tuple[str, str]:
+    """(request, limit) of ephemeral-storage: disk-backed emptyDirs count towards the pod's limit."""
+    return "512Mi", f"{workspace_mib + tmp_mib + LOGS_MIB}Mi"
 
 
 def trusted_resources(workspace_mib: int = WORKSPACE_MIB) -> ResourceRequirements:
@@ -133,14 +139,16 @@ def copy_resources() -> ResourceRequirements:
     )
 
 
-# execute's pod: the notebooks' own limit (--memory) plus papermill's share
+# execute's pod: the notebooks' own limit (--memory) plus papermill's share and its tmpfs /tmp
 PAPERMILL_MIB = 512
+EXECUTE_TMP_MIB = 256  # all student code may write: the disk limit (steps.sandbox.Limits.disk_mb)
+EXECUTE_EXTRA_MIB = PAPERMILL_MIB + EXECUTE_TMP_MIB
 
 
 def execute_resources(defaults: dict[str, str]) -> ResourceRequirements:
     """Static quantities: what the podSpecPatch makes of the parameters' defaults."""
-    memory = f"{int(defaults['memory']) + PAPERMILL_MIB}Mi"
-    request, limit = _ephemeral(WORKSPACE_MIB)
+    memory = f"{int(defaults['memory']) + EXECUTE_EXTRA_MIB}Mi"
+    request, limit = _ephemeral(WORKSPACE_MIB, tmp_mib=0)  # /tmp is in memory
     return ResourceRequirements(
         requests={"cpu": "250m", "memory": memory, "ephemeral-storage": request},
         limits={"cpu": defaults["cpu"], "memory": memory, "ephemeral-storage": limit},
@@ -157,7 +165,7 @@ def _patch(resources: dict[str, dict[str, str]], volumes: list[dict] | None = No
 
 def execute_pod_spec_patch() -> str:
     """The parameterised part of execute's resources: its memory and CPU."""
-    memory = "{{=asInt(" + _expr_p("memory") + f") + {PAPERMILL_MIB}" + "}}Mi"
+    memory = "{{=asInt(" + _expr_p("memory") + f") + {EXECUTE_EXTRA_MIB}" + "}}Mi"
     return _patch({"limits": {"cpu": _p("cpu"), "memory": memory}, "requests": {"memory": memory}})
 
 

@@ -92,12 +92,7 @@ EXECUTE_CACHE_MAX_AGE = "2160h"  # a semester: a regrade of an unchanged submiss
 DEFAULT_IMAGE = "localhost/gradeflow-grader:dev"  # what images/grader/build.sh tags
 DEFAULT_PARALLELISM = 10
 DEFAULT_CLASS_SIZE = 200
-# Argo versions the template runs right on (docs/argo.md, "Argo versions"): memoize together
-# with retryStrategy never caches before 3.5.5 (argoproj/argo-workflows#10426, #12490), and a
-# manual retry re-runs succeeded tasks in 3.7.0-3.7.1 (#14796).
-MIN_ARGO_VERSION = (3, 5, 5)
-BROKEN_ARGO_VERSIONS = {(3, 7, 0): "a manual retry re-runs succeeded tasks (#14796)", (3, 7, 1): "a manual retry re-runs succeeded tasks (#14796)"}
-SUPPORTED_ARGO = ">= 3.5.5, != 3.7.0, != 3.7.1"
+SUPPORTED_ARGO = ">= 3.5.0"  # runs there; which releases run it RIGHT: docs/argo.md "Argo versions"
 
 LABEL_COURSE = "gradeflow.io/course"
 LABEL_ASSIGNMENT = "gradeflow.io/assignment"
@@ -226,12 +221,12 @@ _DEFAULTS = {p.name: p.default for p in PARAMETERS if p.default is not None}
 
 def _pod(**settings) -> dict:
     """What every container template gets: hardening, scratch space, resources, deadline, retries."""
-    workspace_mib = settings.pop("workspace_mib", None)
+    scratch = {k: settings.pop(k) for k in ("workspace_mib", "tmp_in_memory_mib") if k in settings}
     return dict(
         image=_p("image"),
         image_pull_policy="IfNotPresent",
         env=_ENV,
-        volumes=pods.scratch_volumes(*([workspace_mib] if workspace_mib else [])),
+        volumes=pods.scratch_volumes(**scratch),
         security_context=pods.container_security(),
         pod_security_context=pods.pod_security(),
         resources=settings.pop("resources", pods.trusted_resources()),
@@ -297,6 +292,7 @@ def _execute_container(name: str = "execute", memoized: bool = True) -> Containe
         timeout=pods.EXECUTE_TIMEOUT,
         resources=pods.execute_resources(_DEFAULTS),
         pod_spec_patch=pods.execute_pod_spec_patch(),
+        tmp_in_memory_mib=pods.EXECUTE_TMP_MIB,
         memoize=memo if memoized else None,
         output_parameters=[
             # Which run produced these outputs. A memoized result keeps the producing run's

@@ -85,7 +85,7 @@ def test_execute_pod_is_limited_and_isolated(templates: dict[str, dict], name: s
     scope = {f"workflow.parameters.{p.name}": p.default for p in PARAMETERS if p.default is not None}
     assert substitute(str(t["activeDeadlineSeconds"]), scope) == str(600 + 300)
     limits = json.loads(substitute(t["podSpecPatch"], scope))["containers"][0]["resources"]["limits"]
-    assert limits["memory"] == "1536Mi" and limits["cpu"] == "1"
+    assert limits["memory"] == "1792Mi" and limits["cpu"] == "1"  # 1024 + papermill 512 + tmpfs /tmp 256
     assert t["metadata"]["labels"][LABEL_UNTRUSTED] == "true"
     assert all(LABEL_UNTRUSTED not in templates[n].get("metadata", {}).get("labels", {}) for n in DAG if n != "execute")
     assert LABEL_UNTRUSTED not in templates["copy-memoized"]["metadata"]["labels"]
