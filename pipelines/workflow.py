@@ -1,7 +1,13 @@
 """The grading DAG on Argo Workflows: a Hera WorkflowTemplate built from the step contract.
 
     autograde:        collect >> restore >> execute (one sandboxed pod per submission)
+                      network-check >> execute    (can execute pods reach the store? before any runs)
+    execute, each:    execute (memoized) >> copy-memoized (a hit from another run)
+                                         >> execute-again (that hit's files are gone)
     onExit, always:   score >> merge
+
+Pod-level settings (hardening, resources and podSpecPatch, timeouts, retries) are in
+pipelines/argo_pods.py, each with the Argo or Kubernetes rule it follows.
 
 Every container template is made from `steps.contract.STEPS`: it runs
 `python -m steps.<name> --workspace /gradeflow ...` in the grader image, and its S3 artifacts

@@ -345,6 +345,9 @@ def test_the_key_counts_the_image_only_by_digest(wt: dict) -> None:
     assert _memo(wt, image=digest)[1] != _memo(wt, image=digest.replace("a" * 64, "b" * 64))[1]
     for name in ("student", "work-hash"):
         assert _memo(wt, image=digest)[1] != _memo(wt, image=digest, **{f"inputs.parameters.{name}": "other"})[1]
+    # workflow/controller/cache/cache.go: cacheKeyRegex = regexp.MustCompile("^[a-zA-Z0-9][-a-zA-Z0-9]*$"),
+    # checked on every Load and Save ("invalid cache key")
+    assert re.fullmatch(r"[a-zA-Z0-9][-a-zA-Z0-9]*", _memo(wt, image=tag, **{"inputs.parameters.student": "Ann Lee", "course": "a b"})[1])
 
 
 # --- 8. the exit handler -------------------------------------------------------------------------
