@@ -179,7 +179,7 @@ UNBOUND: dict[tuple[str, str], str] = {
 # CLI flags the cluster needs beyond the contract's parameters.
 EXTRA_ARGUMENTS: dict[str, list[str]] = {
     "collect": ["--run-id", _p("run-id")],
-    "restore": ["--emit-students", STUDENTS_FILE],
+    "restore": ["--emit-students", STUDENTS_FILE, "--class-size", _p("class-size")],
 }
 
 

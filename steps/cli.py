@@ -63,17 +63,25 @@ def submissions_main(
     """The CLI of a step that takes a workspace and optionally some students.
 
     With `emit`, the CLI also takes `--emit-students PATH` and writes `emit(records)` there as
-    JSON: the list an Argo workflow fans the next step out over (see pipelines.workflow).
+    JSON: the list an Argo workflow fans the next step out over (see pipelines.workflow), and
+    `--class-size N`, refusing a fan-out of more than N: score and merge size their scratch
+    space from N, so a bigger class must stop here, before any notebook runs, not in score.
     """
     p = argparse.ArgumentParser(prog=f"python -m {step.module}", description=run.__doc__)
     p.add_argument("--workspace", type=Path, required=True)
     p.add_argument("--students", nargs="*", default=None)
     if emit:
         p.add_argument("--emit-students", type=Path, default=None, metavar="PATH", help="also write one JSON entry per student to PATH")
+        p.add_argument("--class-size", type=int, default=None, metavar="N", help="refuse more than N submissions")
     a = p.parse_args(argv)
 
     def call() -> None:
         records = run(a.workspace, a.students or None)
+        if emit and a.class_size is not None and len(records) > a.class_size:
+            raise TeacherError(
+                f"{len(records)} submissions, but the run's class-size is {a.class_size}: score and merge would run out of scratch space",
+                f"submit the run again with class-size {len(records)} or more",
+            )
         if emit and a.emit_students:
             write_json(a.emit_students, emit(records))
 

@@ -200,3 +200,13 @@ def test_blocked_uploads_fail_the_run_before_any_student_code_runs(setup: dict) 
     (check,) = run.by_template("network-check")
     assert check.exit_code is None and check.attempts == 4 and "network-check.txt" in check.log
     assert run.by_template("execute") == [] and run.by_template("execute-again") == []
+
+
+def test_a_class_bigger_than_class_size_stops_at_restore(setup: dict) -> None:
+    """score's and merge's scratch space is sized from class-size: a bigger class stops at
+    restore with what to do (EXIT_USAGE, not retried), before any notebook runs."""
+    run = Emulator(setup["template"], {"assignment": "ps1", "run-id": "contract-big", "class-size": "1"}, setup["store"].as_uri(), setup["course"]).run()
+    assert run.phase == "Failed"
+    (restore,) = run.by_template("restore")
+    assert restore.exit_code == EXIT_USAGE and restore.attempts == 1 and "2 submissions, but the run's class-size is 1" in restore.log
+    assert run.by_template("execute") == []
