@@ -6,7 +6,7 @@ can fix, so its message is the headline and the traceback is never shown.
 """
 from __future__ import annotations
 
-__all__ = ["TeacherError", "SandboxUnavailable", "SandboxError"]
+__all__ = ["TeacherError", "SandboxUnavailable", "InfraError", "SandboxError", "Interrupted"]
 
 
 class TeacherError(Exception):
@@ -25,5 +25,26 @@ class SandboxUnavailable(TeacherError):
     """The chosen sandbox cannot run on this machine; student code is never run without one."""
 
 
-class SandboxError(RuntimeError):
+class InfraError(RuntimeError):
+    """gradeflow or the sandbox broke: never a grade. Exit 75; `what` and `todo` as in TeacherError."""
+
+    def __init__(self, what: str, todo: str = "") -> None:
+        super().__init__(what)
+        self.what = what
+        self.todo = todo
+
+    def __str__(self) -> str:
+        return f"{self.what}. {self.todo}" if self.todo else self.what
+
+
+class SandboxError(InfraError):
     """The sandbox broke (a kernel could not start): our failure, retryable, never the student's."""
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM: stop now, keep what is merged. A BaseException like KeyboardInterrupt,
+    so that no `except Exception` on the way turns a stop into a result."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
