@@ -474,14 +474,16 @@ def _run(course_dir: Path, assignment: str, options: GradeOptions, progress: Pro
     writer = CourseWriter(ws, course_dir)
     warming.join()
     hashes = {s.student: s.content_hash for s in manifest.submissions}
-    pending = {pool.submit(_grade_submission, str(ws), s, sandbox, options.limits): s for s in students}
+    queue = list(reversed(students))  # submitted a few at a time, so a failing run can stop early
+    pending: dict[Any, str] = {}
     first_kinds: list[str] = []  # how the first submissions ended: "" graded, else the infrastructure failure
-    while pending:
+    while queue or pending:
+        while queue and len(pending) < 2 * jobs:
+            s = queue.pop()
+            pending[pool.submit(_grade_submission, str(ws), s, sandbox, options.limits)] = s
         done, _ = wait(pending, return_when=FIRST_COMPLETED)
         for fut in done:
             student = pending.pop(fut)
-            if fut.cancelled():
-                continue
             executed, scored, kind = fut.result()
             for step_dir in ("restored", "executed", "scored"):
                 if (ws / step_dir / student).exists():
@@ -495,13 +497,12 @@ def _run(course_dir: Path, assignment: str, options: GradeOptions, progress: Pro
             progress(Event("execute", "submission", total=len(students), student=student, status=scored.status, seconds=executed.seconds if executed else 0.0))
             if len(first_kinds) < STOP_AFTER:
                 first_kinds.append(kind)
-                if len(first_kinds) == min(STOP_AFTER, len(students)) and first_kinds[0] and len(set(first_kinds)) == 1 and pending:
-                    reason = f"not run: the first {len(first_kinds)} submissions all failed the same way ({scored.notebooks[0].reason.removeprefix('not graded: ')})"
-                    for f, s in list(pending.items()):
-                        if f.cancel():
-                            pending.pop(f)
-                            ungraded_record(ws, manifest, s, reason, "stopped")
-                            progress(Event("execute", "submission", total=len(students), student=s, status=UNGRADED))
+                if len(first_kinds) == STOP_AFTER and first_kinds[0] and len(set(first_kinds)) == 1 and queue:
+                    reason = f"not run: the first {STOP_AFTER} submissions all failed the same way ({scored.notebooks[0].reason.removeprefix('not graded: ')})"
+                    for s in reversed(queue):
+                        ungraded_record(ws, manifest, s, reason, "stopped")
+                        progress(Event("execute", "submission", total=len(students), student=s, status=UNGRADED))
+                    queue.clear()
     progress(Event("execute", "done", total=len(students)))
     timings["graded_s"] = time.monotonic() - clock
 
