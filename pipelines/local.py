@@ -29,6 +29,7 @@ from steps.merge import CourseWriter, merge
 from steps.records import MISSING, OK, REPAIRED, UNGRADED, Manifest, NotebookOutcome, StepRecord, read_json, write_json
 from steps.sandbox import DEFAULT_SANDBOX, Limits, get_sandbox
 
+from .forkserver_preload import die_with_parent
 from .store import open_store
 
 __all__ = ["GradeOptions", "grade", "RUNS_DIR", "Event"]
@@ -166,31 +167,22 @@ def _teacher_os_error(e: OSError) -> TeacherError | None:
 _slot: int = 0
 _scratch: Path | None = None  # the worker's scratch gradebook dir: one path, so one engine (steps.gradebook)
 _stopping = False  # the worker got SIGTERM: it tears its sandbox down and exits
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """SIGTERM this worker when its parent (the forkserver, which ends with the run) dies, so a
-    killed run leaves no worker starting sandboxes; SIGTERM, not SIGKILL, so it still cleans up."""
-    import ctypes
-
-    parent = os.getppid()
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    if os.getppid() != parent:  # the parent died before the line above
-        os._exit(143)
-
-
 def _on_sigterm(signum: int, frame: Any) -> None:
-    """Unwind the submission (its `finally` blocks unmount the scratch tmpfs, empty the cgroup and
-    remove the temp dir), quietly: the run prints one line, not one traceback per worker."""
+    """Tear this worker's sandboxes down (kernels, cgroup, scratch tmpfs, temp dirs) and exit at
+    once, quietly: the run prints one line, not one traceback per worker."""
     global _stopping
     if _stopping:
         return
     _stopping = True
+    from multiprocessing.util import _run_finalizers
+
+    from steps.sandbox.base import teardown_active
+
     with contextlib.suppress(OSError):
         os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
-    raise SystemExit(128 + signum)
+    teardown_active()
+    _run_finalizers()  # the worker's scratch gradebook and snapshot dirs
+    os._exit(128 + signum)
 
 
 def _init_worker(slots: Any) -> None:
@@ -203,20 +195,12 @@ def _init_worker(slots: Any) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the main process decides
     signal.signal(signal.SIGTERM, _on_sigterm)
-    _die_with_parent()
+    die_with_parent()  # SIGTERM when the forkserver (which ends with the run) dies: a killed run leaves no worker
     _slot = slots.get()
     _scratch = Path(tempfile.mkdtemp(prefix=temp_prefix("worker")))
     Finalize(None, shutil.rmtree, args=(_scratch,), kwargs={"ignore_errors": True}, exitpriority=10)
     warnings.filterwarnings("ignore", module="nbgrader")
     warnings.filterwarnings("ignore", category=Warning, message=".*not in session.*")
-
-
-def _exit_if_stopping() -> None:
-    if _stopping:
-        from multiprocessing.util import _run_finalizers
-
-        _run_finalizers()  # the scratch dirs (os._exit skips them)
-        os._exit(143)
 
 
 def _infra_reason(e: BaseException) -> tuple[str, str]:
@@ -262,13 +246,9 @@ def _grade_submission(workspace: str, student: str, sandbox: str, limits: Limits
         executed = execute(ws, student, sandbox, limits, _slot)
         scored = score_submission(ws, manifest, snapshot, student, _scratch)
     except Exception as e:  # noqa: BLE001 - our side broke for this submission: not a grade; the batch goes on
-        _exit_if_stopping()
         kind, reason = _infra_reason(e)
         log.warning("gradeflow could not grade %s: %s", student, reason, exc_info=not isinstance(e, InfraError))
         return None, ungraded_record(ws, manifest, student, reason, kind), kind
-    except BaseException:
-        _exit_if_stopping()
-        raise
     return executed, scored, ""
 
 
@@ -283,7 +263,10 @@ def _canary(sandbox: str, limits: Limits) -> str:
 
     from steps.sandbox.leftovers import temp_prefix
 
+    from multiprocessing.util import Finalize
+
     tmp = Path(tempfile.mkdtemp(prefix=temp_prefix("canary")))
+    remove = Finalize(None, shutil.rmtree, args=(tmp,), kwargs={"ignore_errors": True}, exitpriority=10)  # also on SIGTERM
     try:
         work, out = tmp / "work", tmp / "canary"
         work.mkdir()
@@ -292,7 +275,6 @@ def _canary(sandbox: str, limits: Limits) -> str:
         try:
             rec = get_sandbox(sandbox, check=False).execute_submission(work, ["canary"], out, limits, {}, _slot)
         except Exception as e:  # noqa: BLE001 - reported to the teacher, not raised in a worker
-            _exit_if_stopping()
             return _infra_reason(e)[1]
         outcome = rec.outcome("canary")
         ran = nbformat.read(str(out / "canary.ipynb"), as_version=4).cells[-1].get("outputs", [])
@@ -301,7 +283,7 @@ def _canary(sandbox: str, limits: Limits) -> str:
             return f"a kernel started but could not run `1 + 1` ({outcome.reason if outcome else 'no outcome'}); its log ends: {log_text.strip()}"
         return ""
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove()
 
 
 def _warm() -> None:
@@ -325,7 +307,7 @@ def _pool(jobs: int) -> ProcessPoolExecutor:
     from multiprocessing import forkserver
 
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["steps.restore", "steps.execute", "steps.score", "nbgrader.preprocessors", "papermill", "nbclient"])
+    ctx.set_forkserver_preload(["pipelines.forkserver_preload", "steps.restore", "steps.execute", "steps.score", "nbgrader.preprocessors", "papermill", "nbclient"])
     forkserver.ensure_running()  # from this thread, not the warming thread: the workers' parent must outlive it
     slots = ctx.Queue()
     for i in range(jobs):

@@ -64,14 +64,16 @@ def run_leftovers(pids: set[int]) -> dict[str, list[str]]:
 
 
 def group_members(pgid: int) -> set[int]:
+    """Live processes of the process group (zombies waiting for init to reap them hold nothing)."""
     found = set()
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
             try:
-                if os.getpgid(int(proc.name)) == pgid:
-                    found.add(int(proc.name))
+                fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
-                pass
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                found.add(int(proc.name))
     return found
 
 

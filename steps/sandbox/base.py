@@ -28,7 +28,7 @@ from .leftovers import temp_prefix
 from .zygote import SOURCE as ZYGOTE_SOURCE
 from .zygote import ForkedKernel, Zygote, ipykernel_arguments, zygote_enabled
 
-__all__ = ["Limits", "Sandbox", "KernelSandbox", "KernelLauncher", "minimal_env"]
+__all__ = ["Limits", "Sandbox", "KernelSandbox", "KernelLauncher", "minimal_env", "teardown_active"]
 
 log = logging.getLogger("gradeflow.execute")
 
@@ -64,6 +64,22 @@ def minimal_env(home: str, extra: dict[str, str] | None = None) -> dict[str, str
     }
     env.update(extra or {})
     return env
+
+
+# The submissions this process is executing: a SIGTERM'd worker tears them down (kernels, cgroup,
+# scratch tmpfs, temp dir) before it exits, instead of leaving them for the next run.
+_ACTIVE: dict[int, tuple["KernelLauncher", Path]] = {}
+
+
+def teardown_active() -> None:
+    """Kill and remove every sandbox this process is running; safe to call from a signal handler
+    that exits right after."""
+    for launcher, scratch in list(_ACTIVE.values()):
+        try:
+            launcher.close()
+        except Exception:  # noqa: BLE001 - best effort on the way out; the next run removes the rest
+            pass
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _log_tail(path: Path) -> str:
@@ -202,6 +218,7 @@ class KernelSandbox(Sandbox):
             shutil.copytree(work_src, work, ignore=shutil.ignore_patterns("*.ipynb"))
             (scratch / "home").mkdir()
             launcher = self.make_launcher(work, scratch, limits, slot)
+            _ACTIVE[id(launcher)] = (launcher, scratch)
             launcher.logfh = logfh
             deadline = threading.Timer(limits.wall_time, launcher.kill_all)
             deadline.daemon = True
@@ -212,6 +229,7 @@ class KernelSandbox(Sandbox):
                     record.notebooks.append(outcome)
             finally:
                 deadline.cancel()
+                _ACTIVE.pop(id(launcher), None)
                 record.detail["teardown"] = launcher.close()
         record.seconds = round(time.monotonic() - start, 3)
         record.save(out_dir / "execute.json")
