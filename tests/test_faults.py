@@ -228,7 +228,7 @@ def test_kill_9_mid_run_then_rerun_loses_nothing_and_grades_only_the_rest(slow_c
     rows = gradebook_rows(slow_course)
     assert len(rows["submitted_assignment"]) == 4 and len(rows["grade"]) == 4 * 2  # once each, nothing twice
     con = sqlite3.connect(slow_course / "gradebook.db")
-    scores = con.execute("SELECT auto_score FROM grade JOIN grade_cell ON grade.cell_id = grade_cell.id WHERE grade_cell.name = 'test_squares'").fetchall()
+    scores = con.execute("SELECT auto_score FROM grade JOIN base_cell ON grade.cell_id = base_cell.id WHERE base_cell.name = 'test_squares'").fetchall()
     con.close()
     assert scores == [(2.0,)] * 4
     assert run_leftovers(pids) == {"temp_dirs": [], "mounts": [], "cgroups": []}  # the rerun removed the dead run's
