@@ -80,7 +80,7 @@ class Job:
 
     def failed_students(self) -> list[str]:
         """Students whose submission failed (the sandbox or gradeflow broke): what a retry regrades."""
-        return sorted(s["student"] for s in (self.results or {}).get("students", []) if s["status"] == "failed")
+        return sorted(s["student"] for s in (self.results or {}).get("students", []) if s["status"] in ("failed", "ungraded"))
 
     def to_json(self, report_url: Callable[[str], str]) -> dict[str, Any]:
         doc = {
@@ -101,7 +101,7 @@ class Job:
                     {"student": s["student"], "notebook": n["notebook"], "status": n["status"], "reason": n["reason"]}
                     for s in r["students"]
                     for n in s["notebooks"]
-                    if n["status"] in ("failed", "skipped")
+                    if n["status"] in ("failed", "skipped", "ungraded")
                 ],
                 "failed_students": self.failed_students(),
             }
