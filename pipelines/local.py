@@ -247,7 +247,10 @@ def _grade_submission(workspace: str, student: str, sandbox: str, limits: Limits
         scored = score_submission(ws, manifest, snapshot, student, _scratch)
     except Exception as e:  # noqa: BLE001 - our side broke for this submission: not a grade; the batch goes on
         kind, reason = _infra_reason(e)
-        log.warning("gradeflow could not grade %s: %s", student, reason, exc_info=not isinstance(e, InfraError))
+        if isinstance(e, InfraError):  # the reason is in the summary; the log has the rest
+            log.info("gradeflow could not grade %s: %s", student, reason)
+        else:
+            log.warning("gradeflow could not grade %s: %s", student, reason, exc_info=True)
         return None, ungraded_record(ws, manifest, student, reason, kind), kind
     return executed, scored, ""
 
