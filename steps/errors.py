@@ -9,8 +9,8 @@ from __future__ import annotations
 __all__ = ["TeacherError", "SandboxUnavailable", "InfraError", "SandboxError", "Interrupted"]
 
 
-class TeacherError(Exception):
-    """A problem the teacher can fix. `what` says what happened, `todo` what to do."""
+class _Explained(Exception):
+    """An error shown as its message alone: `what` happened, `todo` what to do."""
 
     def __init__(self, what: str, todo: str = "") -> None:
         super().__init__(what)
@@ -19,22 +19,18 @@ class TeacherError(Exception):
 
     def __str__(self) -> str:
         return f"{self.what}. {self.todo}" if self.todo else self.what
+
+
+class TeacherError(_Explained):
+    """A problem the teacher can fix (exit 2)."""
 
 
 class SandboxUnavailable(TeacherError):
     """The chosen sandbox cannot run on this machine; student code is never run without one."""
 
 
-class InfraError(RuntimeError):
-    """gradeflow or the sandbox broke: never a grade. Exit 75; `what` and `todo` as in TeacherError."""
-
-    def __init__(self, what: str, todo: str = "") -> None:
-        super().__init__(what)
-        self.what = what
-        self.todo = todo
-
-    def __str__(self) -> str:
-        return f"{self.what}. {self.todo}" if self.todo else self.what
+class InfraError(_Explained, RuntimeError):
+    """gradeflow or the sandbox broke: never a grade (exit 75)."""
 
 
 class SandboxError(InfraError):

@@ -260,37 +260,30 @@ def test_a_signal_to_the_group_stops_within_seconds_and_leaves_nothing(slow_cour
     assert run_leftovers(pids) == {"temp_dirs": [], "mounts": [], "cgroups": []}
 
 
-def test_a_gradebook_locked_past_the_wait_is_a_teacher_error_naming_the_holder(course: Path) -> None:
-    before = course_state(course)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sqlite3, sys, time\nc = sqlite3.connect(sys.argv[1], isolation_level=None)\nc.execute('BEGIN EXCLUSIVE')\nprint('locked', flush=True)\ntime.sleep(120)", str(course / "gradebook.db")],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+def grade_while_locked(course: Path, seconds: float, *args: str) -> tuple[subprocess.CompletedProcess[str], int]:
+    """Grade while another program holds gradebook.db's write lock for `seconds` (as Formgrader
+    can); return the run and the holder's pid."""
+    code = "import sqlite3, sys, time\nc = sqlite3.connect(sys.argv[1], isolation_level=None)\nc.execute('BEGIN EXCLUSIVE')\nprint('locked', flush=True)\ntime.sleep(float(sys.argv[2]))\nc.execute('COMMIT')\ntime.sleep(120)"
+    holder = subprocess.Popen([sys.executable, "-c", code, str(course / "gradebook.db"), str(seconds)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
-        run = gradeflow(course, "--force", "--gradebook-wait", "1")
+        return gradeflow(course, "--force", *args), holder.pid
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_gradebook_locked_past_the_wait_is_a_teacher_error_naming_the_holder(course: Path) -> None:
+    before = course_state(course)
+    run, holder = grade_while_locked(course, 120, "--gradebook-wait", "1")
     assert run.returncode == 2, run.stdout + run.stderr
-    assert f"is locked by process {holder.pid}" in run.stderr and "--gradebook-wait" in run.stderr, run.stderr
+    assert f"is locked by process {holder}" in run.stderr and "--gradebook-wait" in run.stderr, run.stderr
     assert "internal error" not in run.stderr
     assert course_state(course) == before
 
 
 def test_a_gradebook_released_during_the_wait_is_graded(course: Path) -> None:
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sqlite3, sys, time\nc = sqlite3.connect(sys.argv[1], isolation_level=None)\nc.execute('BEGIN EXCLUSIVE')\nprint('locked', flush=True)\ntime.sleep(8)\nc.execute('COMMIT')\ntime.sleep(60)", str(course / "gradebook.db")],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
-        run = gradeflow(course, "--force", "--gradebook-wait", "60")
-    finally:
-        holder.kill()
-        holder.wait()
+    run, _ = grade_while_locked(course, 8, "--gradebook-wait", "60")
     assert run.returncode == 0 and "6 submission(s), 6 graded" in run.stdout, run.stdout + run.stderr
 
 
