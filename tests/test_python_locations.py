@@ -73,3 +73,34 @@ def test_the_system_python() -> None:
         pytest.skip(f"SYSTEM PYTHON LACKS THE PACKAGES: /usr/bin/python3 cannot import nbclient/ipykernel/papermill/nbgrader ({probe.stderr.strip().splitlines()[-1] if probe.stderr.strip() else 'no output'}); install them there (or in a venv of it) to run this case")
     run = subprocess.run(["/usr/bin/python3", "-c", CANARY], capture_output=True, text=True, timeout=300, cwd="/", env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert "canary: ''" in run.stdout, run.stdout + run.stderr
+
+
+def _reachable_python_command() -> str:
+    """Shell commands (run as root in a private mount namespace) that make this interpreter
+    reachable by `uid` without exposing anything else: a Python under /root (pyenv) sits behind
+    a 0700 dir, so a tmpfs replaces that dir and only the interpreter's prefix is moved onto it."""
+    prefix = Path(sys.base_prefix).resolve()
+    closed = next((p for p in [*reversed(prefix.parents), prefix] if not p.stat().st_mode & 0o001), None)
+    if closed is None:
+        return "true"
+    stage = tempfile.mkdtemp(prefix="gradeflow-test-stage-")
+    return f"mount --bind {prefix} {stage} && mount -t tmpfs -o mode=755 gradeflow-test {closed} && mkdir -p {prefix} && mount --move {stage} {prefix} && rmdir {stage}"
+
+
+@pytest.fixture
+def unprivileged_home() -> Iterator[Path]:
+    home = Path(tempfile.mkdtemp(prefix="gradeflow-test-home-"))
+    home.chmod(0o755)
+    os.chown(home, 65534, 65534)
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def test_a_kernel_starts_in_the_sandbox_when_gradeflow_runs_unprivileged(unprivileged_home: Path) -> None:
+    require_sandbox("bubblewrap")
+    if os.geteuid() != 0:
+        pytest.skip("NEEDS ROOT to switch to an unprivileged uid (as a normal user, every other test here is already the unprivileged case)")
+    uid = 65534
+    script = f"{_reachable_python_command()} && exec setpriv --reuid {uid} --regid {uid} --clear-groups env HOME={unprivileged_home} PYTHONPATH={ROOT} {sys.executable} -c \"$0\""
+    run = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script, CANARY], capture_output=True, text=True, timeout=300, cwd="/")
+    assert "canary: ''" in run.stdout, run.stdout + run.stderr
