@@ -18,6 +18,7 @@ import threading
 import time
 import warnings
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -469,15 +470,28 @@ def _run(course_dir: Path, assignment: str, options: GradeOptions, progress: Pro
         done, _ = wait(pending, return_when=FIRST_COMPLETED)
         for fut in done:
             student = pending.pop(fut)
-            executed, scored, kind = fut.result()
+            try:
+                executed, scored, kind = fut.result()
+            except BrokenProcessPool as e:  # a worker was killed (OOM killer, kill -9): ours, not the student's
+                reason = f"a grading worker died ({e}); run again"
+                for s in [student, *pending.values(), *reversed(queue)]:
+                    ungraded_record(ws, manifest, s, reason, "worker-died")
+                    progress(Event("execute", "submission", total=len(students), student=s, status=UNGRADED))
+                pending.clear()
+                queue.clear()
+                break
             for step_dir in ("restored", "executed", "scored"):
                 if (ws / step_dir / student).exists():
                     store.push(ws, run_id, f"{step_dir}/{student}")
             # merge's gradebook writes for this submission now, while the workers run the next
             t = time.monotonic()
-            with signals.deferred():
-                wait_for_gradebook(lambda: writer.write(student), writer.coursedir.db_url, options.gradebook_wait)
-                _remember(course_dir, assignment, student, hashes[student], run_id, scored.status)
+
+            def write(student: str = student, status: str = scored.status) -> None:
+                with signals.deferred():  # a stop waits for this one submission, not for a locked gradebook
+                    writer.write(student)
+                    _remember(course_dir, assignment, student, hashes[student], run_id, status)
+
+            wait_for_gradebook(write, writer.coursedir.db_url, options.gradebook_wait)
             timings["course_writes_s"] += time.monotonic() - t
             progress(Event("execute", "submission", total=len(students), student=student, status=scored.status, seconds=executed.seconds if executed else 0.0))
             if len(first_kinds) < STOP_AFTER:
