@@ -294,17 +294,20 @@ def _warm() -> None:
     """Start a worker (its imports come from the forkserver's preload) before there is work."""
 
 
-def _start_warming(pool: ProcessPoolExecutor, jobs: int) -> threading.Thread:
-    """Start the workers in the background: starting one waits for the forkserver's imports,
-    which should run beside collect, not before it."""
+def _start_warming(pool: ProcessPoolExecutor, jobs: int, sandbox: str, limits: Limits) -> tuple[threading.Thread, list[Any]]:
+    """Start the canary and the workers in the background: starting one waits for the
+    forkserver's imports, which should run beside collect, not before it (nor under the course
+    lock). Returns the thread and a list that will hold the canary's future."""
+    canary: list[Any] = []
 
     def run() -> None:
         with contextlib.suppress(RuntimeError):  # the pool was shut down (collect failed)
-            wait([pool.submit(_warm) for _ in range(jobs)])
+            canary.append(pool.submit(_canary, sandbox, limits))
+            wait([pool.submit(_warm) for _ in range(jobs - 1)])
 
     thread = threading.Thread(target=run, name="gradeflow-warm", daemon=True)
     thread.start()
-    return thread
+    return thread, canary
 
 
 def _pool(jobs: int) -> ProcessPoolExecutor:
@@ -414,8 +417,7 @@ def _grade(course_dir: Path, assignment: str, options: GradeOptions, progress: P
     with _course_lock(course_dir, assignment), store.workspace(run_id) as ws:
         pool = _pool(jobs)
         try:
-            canary = pool.submit(_canary, sandbox.name, options.limits)
-            warming = _start_warming(pool, jobs - 1)
+            warming, canary = _start_warming(pool, jobs, sandbox.name, options.limits)
             results = _run(course_dir, assignment, options, progress, signals, store, ws, run_id, pool, canary, warming, sandbox.name, jobs, clock, timings)
         except BaseException:
             _stop_pool(pool)
@@ -424,7 +426,7 @@ def _grade(course_dir: Path, assignment: str, options: GradeOptions, progress: P
     return results
 
 
-def _run(course_dir: Path, assignment: str, options: GradeOptions, progress: Progress, signals: _Signals, store: Any, ws: Path, run_id: str, pool: ProcessPoolExecutor, canary: Any, warming: threading.Thread, sandbox: str, jobs: int, clock: float, timings: dict[str, float]) -> dict[str, Any]:
+def _run(course_dir: Path, assignment: str, options: GradeOptions, progress: Progress, signals: _Signals, store: Any, ws: Path, run_id: str, pool: ProcessPoolExecutor, canary: list[Any], warming: threading.Thread, sandbox: str, jobs: int, clock: float, timings: dict[str, float]) -> dict[str, Any]:
     from steps.locks import wait_for_gradebook
 
     progress(Event("collect", "start"))
@@ -444,8 +446,9 @@ def _run(course_dir: Path, assignment: str, options: GradeOptions, progress: Pro
     progress(Event("collect", "done", total=len(students)))
     timings["collect_s"] = time.monotonic() - clock
 
+    warming.join()
     if students:
-        why = canary.result()
+        why = canary[0].result()
         if why:
             import shutil
 
@@ -458,7 +461,6 @@ def _run(course_dir: Path, assignment: str, options: GradeOptions, progress: Pro
             )
     progress(Event("execute", "start", total=len(students)))
     writer = CourseWriter(ws, course_dir)
-    warming.join()
     hashes = {s.student: s.content_hash for s in manifest.submissions}
     queue = list(reversed(students))  # submitted a few at a time, so a failing run can stop early
     pending: dict[Any, str] = {}

@@ -171,6 +171,7 @@ def collect(
         dropped: list[str] = []
         files = _files(src, ignore, dropped)
         if dropped:
+            dropped.sort()
             shown = ", ".join(dropped[:5]) + (f" and {len(dropped) - 5} more" if len(dropped) > 5 else "")
             problems.append({"student": student, "reason": f"{len(dropped)} symlink(s) or special file(s) not copied (never followed): {shown}"})
         size = sum((src / f).stat().st_size for f in files)
