@@ -1,6 +1,6 @@
 """The `gradeflow` command: grade locally, run one step, or drive Argo.
 
-    gradeflow grade COURSE_DIR ASSIGNMENT [--jobs N] [--student ID ...] [--cell-timeout S]
+    gradeflow grade COURSE_DIR ASSIGNMENT [--jobs N] [--student ID ...] [--cell-timeout S] [--feedback]
     gradeflow report RUN_DIR                                   (rewrite RUN_DIR/results/report.html)
     gradeflow step {collect,restore,execute,score,merge} ...   (the step CLIs, as pods run them)
 
@@ -28,7 +28,15 @@ from steps.sandbox import DEFAULT_SANDBOX, SANDBOXES
 
 from .progress import choose_mode, progress_printer
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "add_feedback_arguments"]
+
+
+def add_feedback_arguments(p: argparse.ArgumentParser) -> None:
+    """--feedback and --feedback-hidden-tests, for `gradeflow grade` and `gradeflow submit --argo`."""
+    from steps.feedback import HIDDEN_TESTS
+
+    p.add_argument("--feedback", action="store_true", help="also write each student's feedback (feedback/STUDENT/ASSIGNMENT/*.html, for `nbgrader release_feedback`)")
+    p.add_argument("--feedback-hidden-tests", choices=HIDDEN_TESTS, default="redact", help="hidden tests in feedback: redact (default) or show them, as nbgrader does")
 
 UNSAFE_BANNER = (
     "!!! --unsafe-no-sandbox: student code will run AS YOU, with your files, network and credentials in reach.\n"
@@ -51,6 +59,8 @@ def _cmd_grade(a: argparse.Namespace) -> int:
         limits=limits_from_args(a),
         store=a.store,
         force=a.force,
+        feedback=a.feedback,
+        feedback_hidden_tests=a.feedback_hidden_tests,
         max_submission_mb=a.max_submission_mb,
         gradebook_wait=a.gradebook_wait,
     )
@@ -101,6 +111,7 @@ def build_parser(argo: bool = True) -> argparse.ArgumentParser:
     g.add_argument("--unsafe-no-sandbox", action="store_true", help="run student code WITHOUT a sandbox (trusted notebooks only)")
     g.add_argument("--store", default=None, help="artifact store URL (default COURSE_DIR/gradeflow_runs; s3://bucket/prefix works)")
     g.add_argument("--force", action="store_true", help="regrade submissions that did not change since they were graded")
+    add_feedback_arguments(g)
     g.add_argument("--json", action="store_true", help="print results.json instead of the summary; progress goes to stderr as JSON lines")
     g.add_argument("--quiet", "-q", action="store_true", help="no progress output, only the summary (a live bar is shown only on a terminal)")
     g.add_argument("--max-submission-mb", type=int, default=200, help="larger submissions are skipped and listed with their size (default 200)")

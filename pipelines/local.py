@@ -27,7 +27,7 @@ from steps.collect import collect, new_run_id
 from steps.contract import STEPS
 from steps.errors import InfraError, Interrupted, SandboxError, TeacherError
 from steps.merge import CourseWriter, merge
-from steps.records import MISSING, OK, REPAIRED, UNGRADED, Manifest, NotebookOutcome, StepRecord, read_json, write_json
+from steps.records import FAILED, MISSING, OK, REPAIRED, UNGRADED, Manifest, NotebookOutcome, StepRecord, read_json, write_json
 from steps.sandbox import DEFAULT_SANDBOX, Limits, get_sandbox
 
 from .forkserver_preload import die_with_parent
@@ -47,6 +47,8 @@ class GradeOptions:
     limits: Limits = field(default_factory=Limits)
     store: str | None = None  # default: COURSE_DIR/gradeflow_runs
     force: bool = False
+    feedback: bool = False  # also write each student's feedback (steps.feedback) in the same run
+    feedback_hidden_tests: str = "redact"  # or "show": nbgrader's own behaviour
     max_submission_mb: int = 200  # larger submissions are SKIPPED with their size
     gradebook_wait: float = 60.0  # seconds to wait for a gradebook another program holds locked
 
@@ -83,7 +85,7 @@ def _state_path(course_dir: Path, assignment: str) -> Path:
     return course_dir / RUNS_DIR / "state" / f"{assignment}.json"
 
 
-def _drop_unchanged(manifest: Manifest, course_dir: Path, force: bool) -> None:
+def _drop_unchanged(manifest: Manifest, course_dir: Path, force: bool, feedback: bool = False) -> None:
     """Leave out submissions graded before with the same content (nbgrader skips them too)."""
     if force:
         return
@@ -92,7 +94,8 @@ def _drop_unchanged(manifest: Manifest, course_dir: Path, force: bool) -> None:
     keep = []
     for sub in manifest.submissions:
         prev = state.get(sub.student, {})
-        if prev.get("content_hash") == sub.content_hash and (autograded / sub.student / manifest.assignment).is_dir():
+        has_feedback = not feedback or (course_dir / "feedback" / sub.student / manifest.assignment).is_dir()  # --feedback: pages missing count as changed
+        if prev.get("content_hash") == sub.content_hash and (autograded / sub.student / manifest.assignment).is_dir() and has_feedback:
             manifest.unchanged.append(sub.student)
         else:
             keep.append(sub)
@@ -230,10 +233,11 @@ def ungraded_record(ws: Path, manifest: Manifest, student: str, reason: str, kin
     return rec
 
 
-def _grade_submission(workspace: str, student: str, sandbox: str, limits: Limits) -> tuple[StepRecord | None, StepRecord, str]:
+def _grade_submission(workspace: str, student: str, sandbox: str, limits: Limits, feedback: str | None = None) -> tuple[StepRecord | None, StepRecord, str]:
     """restore → execute → score for one submission, in a worker: the per-submission part of
     the DAG runs as soon as a slot is free instead of step by step for the whole class.
-    Returns the execute and score records and, when gradeflow failed on it, the failure's kind."""
+    Returns the execute and score records and, when gradeflow failed on it, the failure's kind.
+    `feedback`: None, or what feedback does with hidden tests ("redact" or "show")."""
     from steps.execute import execute
     from steps.restore import restore_submission
     from steps.score import score_submission
@@ -253,7 +257,23 @@ def _grade_submission(workspace: str, student: str, sandbox: str, limits: Limits
         else:
             log.warning("gradeflow could not grade %s: %s", student, reason, exc_info=True)
         return None, ungraded_record(ws, manifest, student, reason, kind), kind
+    if feedback:
+        _feedback(ws, manifest, snapshot, student, feedback == "show")
     return executed, scored, ""
+
+
+def _feedback(ws: Path, manifest: Manifest, snapshot: dict[str, Any], student: str, show_hidden_tests: bool) -> None:
+    """One submission's feedback; a page that cannot be written never costs the student a grade."""
+    from steps.feedback import feedback_submission
+
+    assert _scratch is not None, "runs in a worker started by _pool"
+    try:
+        feedback_submission(ws, manifest, snapshot, student, _scratch, show_hidden_tests)
+    except Exception as e:  # noqa: BLE001 - the grades stand; the summary says feedback is missing
+        log.exception("feedback failed for %s", student)
+        rec = StepRecord("feedback", student, detail={"error": f"{type(e).__name__}: {e}"})
+        rec.notebooks = [NotebookOutcome(n, FAILED, f"gradeflow could not write its feedback ({type(e).__name__}: {e}); regrade it with --force --feedback") for n in manifest.submission(student).notebooks]
+        rec.save(ws / "feedback" / student / "feedback.json")
 
 
 def _canary(sandbox: str, limits: Limits) -> str:
@@ -290,11 +310,16 @@ def _canary(sandbox: str, limits: Limits) -> str:
         remove()
 
 
-def _warm() -> None:
-    """Start a worker (its imports come from the forkserver's preload) before there is work."""
+def _warm(feedback: bool = False) -> None:
+    """Start a worker (its imports come from the forkserver's preload) before there is work;
+    with `feedback`, also load the feedback templates (about 1 s, once per worker)."""
+    if feedback:
+        from steps.feedback import warm
+
+        warm()
 
 
-def _start_warming(pool: ProcessPoolExecutor, jobs: int, sandbox: str, limits: Limits) -> tuple[threading.Thread, list[Any]]:
+def _start_warming(pool: ProcessPoolExecutor, jobs: int, sandbox: str, limits: Limits, feedback: bool = False) -> tuple[threading.Thread, list[Any]]:
     """Start the canary and the workers in the background: starting one waits for the
     forkserver's imports, which should run beside collect, not before it (nor under the course
     lock). Returns the thread and a list that will hold the canary's future."""
@@ -303,7 +328,7 @@ def _start_warming(pool: ProcessPoolExecutor, jobs: int, sandbox: str, limits: L
     def run() -> None:
         with contextlib.suppress(RuntimeError):  # the pool was shut down (collect failed)
             canary.append(pool.submit(_canary, sandbox, limits))
-            wait([pool.submit(_warm) for _ in range(jobs - 1)])
+            wait([pool.submit(_warm, feedback) for _ in range(jobs - 1)])
 
     thread = threading.Thread(target=run, name="gradeflow-warm", daemon=True)
     thread.start()
@@ -314,7 +339,7 @@ def _pool(jobs: int) -> ProcessPoolExecutor:
     from multiprocessing import forkserver
 
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["pipelines.forkserver_preload", "steps.restore", "steps.execute", "steps.score", "nbgrader.preprocessors", "papermill", "nbclient"])
+    ctx.set_forkserver_preload(["pipelines.forkserver_preload", "steps.restore", "steps.execute", "steps.score", "steps.feedback", "nbgrader.preprocessors", "papermill", "nbclient"])
     forkserver.ensure_running()  # from this thread, not the warming thread: the workers' parent must outlive it
     slots = ctx.Queue()
     for i in range(jobs):
@@ -417,7 +442,7 @@ def _grade(course_dir: Path, assignment: str, options: GradeOptions, progress: P
     with _course_lock(course_dir, assignment), store.workspace(run_id) as ws:
         pool = _pool(jobs)
         try:
-            warming, canary = _start_warming(pool, jobs, sandbox.name, options.limits)
+            warming, canary = _start_warming(pool, jobs, sandbox.name, options.limits, options.feedback)
             results = _run(course_dir, assignment, options, progress, signals, store, ws, run_id, pool, canary, warming, sandbox.name, jobs, clock, timings)
         except BaseException:
             _stop_pool(pool)
@@ -438,7 +463,7 @@ def _run(course_dir: Path, assignment: str, options: GradeOptions, progress: Pro
 
             shutil.rmtree(ws, ignore_errors=True)
         raise
-    _drop_unchanged(manifest, course_dir, options.force)
+    _drop_unchanged(manifest, course_dir, options.force, options.feedback)
     manifest.save(ws / "manifest.json")
     for a in STEPS["collect"].outputs:
         store.push(ws, run_id, a.path)
@@ -468,7 +493,7 @@ def _run(course_dir: Path, assignment: str, options: GradeOptions, progress: Pro
     while queue or pending:
         while queue and len(pending) < 2 * jobs:
             s = queue.pop()
-            pending[pool.submit(_grade_submission, str(ws), s, sandbox, options.limits)] = s
+            pending[pool.submit(_grade_submission, str(ws), s, sandbox, options.limits, options.feedback_hidden_tests if options.feedback else None)] = s
         done, _ = wait(pending, return_when=FIRST_COMPLETED)
         for fut in done:
             student = pending.pop(fut)
@@ -482,7 +507,7 @@ def _run(course_dir: Path, assignment: str, options: GradeOptions, progress: Pro
                 pending.clear()
                 queue.clear()
                 break
-            for step_dir in ("restored", "executed", "scored"):
+            for step_dir in ("restored", "executed", "scored", "feedback"):
                 if (ws / step_dir / student).exists():
                     store.push(ws, run_id, f"{step_dir}/{student}")
             # merge's gradebook writes for this submission now, while the workers run the next

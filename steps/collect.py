@@ -3,7 +3,9 @@
 This is the only step that reads the nbgrader course directory. It copies each submission
 (nbgrader's `submitted/STUDENT/ASSIGNMENT/`, overlaid with the assignment's own data files
 exactly as `nbgrader autograde` overlays them) into the workspace, writes the manifest, and
-exports the snapshot of this assignment's cells. Nothing else of gradebook.db leaves.
+exports the snapshot of this assignment's cells. Nothing else of gradebook.db leaves, except
+the teacher's manual scores and comments of the students in this run (manual.json), which only
+the feedback step reads.
 """
 from __future__ import annotations
 
@@ -137,9 +139,12 @@ def collect(
     if not course_dir.is_dir():
         raise TeacherError(f"course directory {course_dir} does not exist", "give the folder that holds gradebook.db")
     config, coursedir = _course(course_dir)
+    from .feedback import export_manual
+
     gb = _open_gradebook(coursedir, assignment)
     with gb:
         snapshot = export_snapshot(gb, assignment, config)
+        manual = export_manual(gb, assignment)
     expected = [nb["name"] for nb in snapshot["notebooks"]]
     if not expected:
         raise TeacherError(
@@ -215,6 +220,7 @@ def collect(
         left_out=left_out,
     )
     write_json(workspace / "snapshot.json", snapshot)
+    write_json(workspace / "manual.json", {s.student: manual[s.student] for s in submissions if s.student in manual})
     manifest.save(workspace / "manifest.json")
     return manifest
 

@@ -5,7 +5,8 @@ row per student), cells.csv (one row per graded cell) and summary.txt (counts, t
 per skipped, failed, repaired or missing notebook with its reason). With a course directory
 it also does what `nbgrader autograde` does to the course: the submission and its grades in
 gradebook.db (through nbgrader's own SaveAutoGrades and AssignLatePenalties, so a grader's
-manual scores are respected) and the graded notebooks in autograded/STUDENT/ASSIGNMENT/.
+manual scores are respected) and the graded notebooks in autograded/STUDENT/ASSIGNMENT/, and
+the feedback step's pages, if any, in feedback/STUDENT/ASSIGNMENT/.
 Re-running is safe: rows are updated, never duplicated.
 """
 from __future__ import annotations
@@ -42,6 +43,7 @@ def summarize(workspace: Path) -> dict[str, Any]:
     for sub in manifest.submissions:
         counts["submissions"] += 1
         rec = _load(workspace / "scored" / sub.student / "score.json")
+        fb = _load(workspace / "feedback" / sub.student / "feedback.json")
         execd = _load(workspace / "executed" / sub.student / "execute.json")
         notebooks, total, penalty = [], 0.0, 0.0
         for name in manifest.notebooks:
@@ -77,6 +79,7 @@ def summarize(workspace: Path) -> dict[str, Any]:
                 "execute_seconds": execd.seconds if execd else None,
                 "sandbox": execd.detail.get("sandbox") if execd else None,
                 "notebooks": notebooks,
+                **({"feedback": {o.notebook: o.status for o in fb.notebooks}} if fb else {}),
             }
         )
     for left in manifest.left_out:  # collect could not take it (too large): every student appears
@@ -116,6 +119,9 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
                 lines.append(f"  {n['status'].upper():8} {s['student']} / {n['notebook']}.ipynb: {n['reason']}")
     for p in results["problems"]:
         lines.append(f"  NOTE     {p['student']}: {p['reason']}")
+    pages = [n for s in results["students"] for n, status in s.get("feedback", {}).items() if status == OK]
+    if any("feedback" in s for s in results["students"]):
+        lines.append(f"  feedback: {len(pages)} page(s) in feedback/STUDENT/{results['assignment']}/ (`nbgrader release_feedback {results['assignment']}` publishes them)")
     if results.get("unchanged"):
         lines.append(f"  {len(results['unchanged'])} submission(s) unchanged since they were last graded: not regraded (use --force to regrade)")
     if c.get("ungraded_submissions"):
@@ -216,7 +222,30 @@ class CourseWriter:
         for f in dest.rglob("*"):
             if f.is_file():
                 os.chmod(f, self.permissions)
+        self.write_feedback(student)
         return True
+
+    def write_feedback(self, student: str) -> None:
+        """The feedback step's pages into feedback/STUDENT/ASSIGNMENT/, as `nbgrader generate_feedback`
+        leaves them: with the submission's timestamp.txt and submission_secret.txt, which
+        `nbgrader release_feedback` reads to name each page for the student's exchange."""
+        src = self.workspace / "feedback" / student
+        if not (src / "feedback.json").is_file():
+            return
+        coursedir, work = self.coursedir, self.workspace / "restored" / student / "work"
+        dest = Path(coursedir.format_path(coursedir.feedback_directory, student, self.manifest.assignment))
+        for o in StepRecord.load(src / "feedback.json").notebooks:
+            target = dest / f"{o.notebook}.html"
+            if o.status == OK:
+                _replace_file(src / f"{o.notebook}.html", target)
+            elif target.exists():  # an earlier submission's page: not this one's feedback
+                target.unlink()
+        for name in ("timestamp.txt", "submission_secret.txt"):
+            if (work / name).is_file():
+                _replace_file(work / name, dest / name)
+        for f in dest.glob("*"):
+            if f.is_file():
+                os.chmod(f, 0o664 if coursedir.groupshared else 0o644)  # GenerateFeedback's permissions
 
 
 def apply_to_course(workspace: Path, course_dir: Path, students: Sequence[str] | None = None) -> list[str]:
