@@ -28,8 +28,8 @@ __all__ = [
     "scratch_gradebook",
 ]
 
-# The nbgrader classes whose configuration changes how a submission is restored, executed
-# or scored. Only these sections travel in the snapshot.
+# The nbgrader classes whose configuration changes how a submission is restored, executed,
+# scored or shown in feedback. Only these sections travel in the snapshot.
 CONFIG_SECTIONS = (
     "Autograde",
     "ClearOutput",
@@ -44,6 +44,7 @@ CONFIG_SECTIONS = (
     "SaveAutoGrades",
     "AssignLatePenalties",
     "LateSubmissionPlugin",
+    "ClearHiddenTests",  # its delimiters mark what feedback leaves out
 )
 
 

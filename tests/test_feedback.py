@@ -130,6 +130,16 @@ def test_redact_replaces_the_region_and_every_output_line_that_quotes_it() -> No
     assert nb.cells[2].outputs[0].text == "assert squares(5)[-1] == 25\n"
 
 
+def test_redact_honours_the_courses_clearhiddentests_delimiters() -> None:
+    """The snapshot carries the ClearHiddenTests section, so a course's own markers work."""
+    from traitlets.config import Config
+
+    nb = new_notebook(cells=[new_code_cell("assert f(1) == 1\n# BEGIN SECRET\nassert f(2) == 4  # secret-case\n# END SECRET")])
+    cfg = Config({"ClearHiddenTests": {"begin_test_delimeter": "BEGIN SECRET", "end_test_delimeter": "END SECRET"}})
+    nb, _ = RedactHiddenTests(config=cfg).preprocess(nb, {})
+    assert nb.cells[0].source == f"assert f(1) == 1\n{NOTICE}"
+
+
 def test_redact_refuses_broken_markers_like_nbgrader() -> None:
     nb = new_notebook(cells=[new_code_cell("### BEGIN HIDDEN TESTS\nassert 1\n")])
     with pytest.raises(RuntimeError, match="No end hidden tests"):
