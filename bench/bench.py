@@ -241,6 +241,7 @@ def bench_feedback(n: int, jobs: int, sandbox: str, root: Path, pairs: int) -> d
             r = measured([sys.executable, "-m", "pipelines.cli", "grade", str(gf), "ps1", "--jobs", str(jobs), "--sandbox", sandbox, "--json", *extra], REPO, f"gradeflow-fb-{mode}-{n}-{i}", containers=sandbox == "podman")
             runs[mode].append(r["wall_s"])
             cpu[mode].append(r["cpu_s"])
+            print(f"  {n} submissions, {'with' if mode == 'on' else 'without'} --feedback (pair {i + 1}/{pairs}): {r['wall_s']:.1f} s wall, {r['cpu_s']:.1f} s CPU", flush=True)
             if mode == "on":
                 run_dir = sorted((gf / "gradeflow_runs").glob("ps1-*"))[-1]
                 feedback_s += [json.loads(p.read_text())["seconds"] for p in run_dir.glob("feedback/*/feedback.json")]
