@@ -27,7 +27,7 @@ from steps.collect import collect, new_run_id
 from steps.contract import STEPS
 from steps.errors import InfraError, Interrupted, SandboxError, TeacherError
 from steps.merge import CourseWriter, merge
-from steps.records import FAILED, MISSING, OK, REPAIRED, UNGRADED, Manifest, NotebookOutcome, StepRecord, read_json, write_json
+from steps.records import MISSING, OK, REPAIRED, UNGRADED, Manifest, NotebookOutcome, StepRecord, read_json, write_json
 from steps.sandbox import DEFAULT_SANDBOX, Limits, get_sandbox
 
 from .forkserver_preload import die_with_parent
@@ -272,7 +272,7 @@ def _feedback(ws: Path, manifest: Manifest, snapshot: dict[str, Any], student: s
     except Exception as e:  # noqa: BLE001 - the grades stand; the summary says feedback is missing
         log.exception("feedback failed for %s", student)
         rec = StepRecord("feedback", student, detail={"error": f"{type(e).__name__}: {e}"})
-        rec.notebooks = [NotebookOutcome(n, FAILED, f"gradeflow could not write its feedback ({type(e).__name__}: {e}); regrade it with --force --feedback") for n in manifest.submission(student).notebooks]
+        rec.notebooks = [NotebookOutcome(n, UNGRADED, f"gradeflow could not write its feedback ({type(e).__name__}: {e}); regrade it with --force --feedback") for n in manifest.submission(student).notebooks]
         rec.save(ws / "feedback" / student / "feedback.json")
 
 
