@@ -53,6 +53,10 @@ done
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 for t in podman runc debootstrap git; do command -v "$t" >/dev/null || die 3 "missing: $t (apt-get install $t)"; done
 PM=(podman --runtime runc)
+# podman's default rlimits (nofile 1048576) can exceed the host's hard limit: runc then fails
+# with "error setting rlimit type 7". Ask for what the host allows.
+cap() { local h; h=$(ulimit -H "$1"); [ "$h" = unlimited ] || [ "$h" -gt "$2" ] && echo "$2" || echo "$h"; }
+ULIMITS=(--ulimit "nofile=$(cap -n 65536):$(cap -n 65536)" --ulimit "nproc=$(cap -u 32768):$(cap -u 32768)")
 
 OUT="$(mktemp -d "${TMPDIR:-/var/tmp}/gradeflow-fresh-check.XXXXXX")"
 say "logs: $OUT"
@@ -168,11 +172,11 @@ run_case() {
   say "$distro as $who: make demo in a new container (logs: $dir)"
   t0=$SECONDS
   set +e
-  "${PM[@]}" run --rm --privileged --network host --name "gradeflow-fresh-$distro-$who-$$" "${mounts[@]}" "$tag" \
+  "${PM[@]}" run --rm --privileged --network host "${ULIMITS[@]}" --name "gradeflow-fresh-$distro-$who-$$" "${mounts[@]}" "$tag" \
       bash -c "$(case_script)" case "$who" "$RUN_TEST" >"$dir/case.log" 2>&1
   rc=$?
   set -e
-  result=$(grep '^RESULT' "$dir/case.log" | tail -n1 | sed 's/^RESULT //')
+  result=$(grep '^RESULT' "$dir/case.log" | tail -n1 | sed 's/^RESULT //' || true)
   if [ $rc -eq 0 ]; then
     echo "PASS $distro $who ($COMMIT): ${result:-?} (whole case $((SECONDS - t0))s)"
   else
