@@ -17,6 +17,8 @@
 # --test then also runs `make test` (the whole suite, as CI does; as alice after the sudo line
 # it prints): slow, and the image tier needs root.
 #
+# --distro noble (Ubuntu 24.04) needs Ubuntu's archive and /usr/share/keyrings/ubuntu-archive-keyring.gpg;
+# it has not been run yet (the reference machine may only reach Debian's mirrors).
 # The host's CA bundle is mounted into the container (for a TLS-intercepting proxy).
 # Environment: GRADEFLOW_DEBIAN_MIRROR, GRADEFLOW_UBUNTU_MIRROR, GRADEFLOW_CA_BUNDLE.
 # Output: one line per case, "PASS|FAIL distro who: ... (times)"; logs in the printed folder.
