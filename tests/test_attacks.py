@@ -36,7 +36,9 @@ from steps.records import FAILED, OK, REPAIRED
 from steps.sandbox import Limits
 
 CORPUS = Path(__file__).parent / "corpus" / "attacks"
-BACKENDS = ["bubblewrap", "podman"]  # never "none" (nor "pod", which relies on an outer container)
+# never "none"; "pod" relies on an outer container, so it is graded as "argo-pod": inside podman laid
+# out as the Argo execute pod (uid 1000, /gradeflow with the hidden tests, /var/run/argo), kernels in Landlock
+BACKENDS = ["bubblewrap", "podman", "argo-pod"]
 LIMITS = Limits(**FAST_LIMITS)
 HONEST = {"honest_correct": (ck.CORRECT, 2.0), "honest_wrong": ("def squares(n):\n    return [i for i in range(n)]", 0.0)}
 SECRETS = {"AWS_SECRET_ACCESS_KEY": "leak-me-aws-7f3e", "GRADEFLOW_TEST_SECRET": "leak-me-gradeflow-91c2"}
