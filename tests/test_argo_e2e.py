@@ -30,6 +30,7 @@ from pipelines.argo_emulator import Emulator
 from pipelines.client import Backend, ArgoSettings, sync
 from pipelines.workflow import build_template, build_workflow
 from steps.contract import EXIT_INFRA
+from steps.errors import TeacherError
 
 BUCKET = "grading"
 # memoization reuses results across runs only for an image pinned by digest (a tag can move)
@@ -143,6 +144,37 @@ def test_sync_by_run_name_finds_the_prefix_and_is_idempotent(s3, first: dict, co
     assert results["run_dir"] == f"s3://{BUCKET}/gradeflow/e2e-1"
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         assert len(gb.find_assignment("ps1").submissions) == 2  # merged twice, recorded once
+
+
+class GoneRun(Backend):
+    """Argo after its retention policy deleted the run: 404 for the name, nothing by label, no archive."""
+
+    name = "test"
+
+    def __init__(self) -> None:
+        super().__init__(ArgoSettings())
+
+    def get_workflow(self, name: str) -> dict:
+        raise self.explain(404, "not found", "read the run", f"run {name!r}")
+
+    def list_workflows(self, label_selector: str) -> list[dict]:
+        return []
+
+
+def test_a_run_argo_deleted_syncs_from_the_store_alone(s3, first: dict, course: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from pipelines.cli import main
+
+    results = sync("e2e-1", course, backend=GoneRun(), store=f"s3://{BUCKET}")
+    assert results["run_dir"] == f"s3://{BUCKET}/gradeflow/e2e-1" and results["counts"]["submissions"] == 2
+    # the CLI with no Argo at all (no ARGO_SERVER, no kubeconfig): the store is enough
+    monkeypatch.delenv("ARGO_SERVER", raising=False)
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("KUBECONFIG", str(course / "no-such-kubeconfig"))
+    assert main(["sync", "e2e-1", str(course), "--store", f"s3://{BUCKET}"]) == 0
+    assert "gradebook:" in capsys.readouterr().out
+    with pytest.raises(TeacherError, match="e2e-1-x7k2p/ does not exist") as e:  # a name the store never had
+        sync("e2e-1-x7k2p", course, backend=GoneRun(), store=f"s3://{BUCKET}")
+    assert "check the run id" in e.value.todo
 
 
 def test_a_regrade_reuses_the_cache_and_still_reports_a_broken_pod(s3, first: dict, course: Path) -> None:

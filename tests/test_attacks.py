@@ -34,6 +34,7 @@ from conftest import FAST_LIMITS, HostListener, error_names, notebook_text, plan
 from pipelines.local import RUNS_DIR, GradeOptions, grade
 from steps.records import FAILED, OK, REPAIRED
 from steps.sandbox import Limits
+from steps.sandbox.argo_pod import pod_limits
 
 CORPUS = Path(__file__).parent / "corpus" / "attacks"
 # never "none"; "pod" relies on an outer container, so it is graded as "argo-pod": inside podman laid
@@ -179,8 +180,9 @@ def attack_run(request: pytest.FixtureRequest, squares_built: Path, tmp_path_fac
         "abstract": listener.abstract,
         "host_ips": _host_ips(),
         "secret_names": sorted(SECRETS),
-        "memory_mb": LIMITS.memory_mb,
-        "pids": LIMITS.pids,
+        # what bounds the whole sandbox: in a pod, its own limits bound the kernel and the grader together
+        "memory_mb": pod_limits(LIMITS)[0] if sandbox == "argo-pod" else LIMITS.memory_mb,
+        "pids": pod_limits(LIMITS)[1] if sandbox == "argo-pod" else LIMITS.pids,
         "disk_mb": LIMITS.disk_mb,
     }
     for student, (code, _) in HONEST.items():

@@ -29,11 +29,19 @@ from ..records import StepRecord
 from .base import Limits, Sandbox
 from .podman import CONTAINER_UID, DEFAULT_IMAGE, PODMAN
 
-__all__ = ["ArgoPodSandbox", "POD_WORKDIR", "POD_VAR_RUN_ARGO"]
+__all__ = ["ArgoPodSandbox", "POD_WORKDIR", "POD_VAR_RUN_ARGO", "pod_limits"]
 
 POD_WORKDIR = "/gradeflow"  # pipelines.workflow.WORKDIR
 POD_VAR_RUN_ARGO = "/var/run/argo"  # Argo's common.VarRunArgoPath, the `var-run-argo` volume
 _SOURCE = "/opt/gradeflow-src"  # this checkout's steps/, mounted over the image's copy
+POD_MEMORY_EXTRA_MB = 512  # the execute template's memory limit: --memory + 512 Mi for papermill
+GRADER_PIDS = 64  # the grader's own processes and threads, on top of the kernel's --pids
+
+
+def pod_limits(limits: Limits) -> tuple[int, int]:
+    """(memory MiB, pids) of the whole execute pod: in a pod, these bound the kernel and the
+    grader together (the template's memory limit; the kubelet's podPidsLimit for pids)."""
+    return limits.memory_mb + POD_MEMORY_EXTRA_MB, limits.pids + GRADER_PIDS
 
 
 class ArgoPodSandbox(Sandbox):
@@ -63,19 +71,23 @@ class ArgoPodSandbox(Sandbox):
             shutil.copy2(workspace / "snapshot.json", gf / "snapshot.json")
             shutil.copytree(workspace / "restored" / student, gf / "restored" / student)
             (var / "ctr" / "main").mkdir(parents=True)
-            (pod / "tmp").mkdir()
             for p in (pod, *pod.rglob("*")):
                 os.lchown(p, CONTAINER_UID, CONTAINER_UID)
-            for d in (pod / "tmp", var, var / "ctr", var / "ctr" / "main"):
+            for d in (var, var / "ctr", var / "ctr" / "main"):
                 os.chmod(d, 0o777)  # an emptyDir is 0777; emissary makes ctr/<name> 0777 itself
+            memory_mb, pids = pod_limits(limits)
             name = f"gradeflow-argo-pod-{os.getpid()}-{slot}"
             cmd = [
                 *PODMAN, "run", "--rm", "--name", name, "--hostname", "execute-pod",
                 "--user", f"{CONTAINER_UID}:{CONTAINER_UID}", "--read-only", "--cap-drop", "ALL",
                 "--security-opt", "no-new-privileges", "--log-driver", "none",
-                f"--memory={limits.memory_mb + 512}m", "--pids-limit=4096",
+                # the NetworkPolicy's part (egress only to DNS and the store) is the cluster's; here: none
+                "--network", "none",
+                f"--memory={memory_mb}m", f"--memory-swap={memory_mb}m", f"--pids-limit={pids}",
                 "--ulimit=nofile=4096:4096", "--ulimit=nproc=4096:4096",  # runc here needs explicit ulimits
-                "-v", f"{gf}:{POD_WORKDIR}:rw", "-v", f"{pod / 'tmp'}:/tmp:rw", "-v", f"{var}:{POD_VAR_RUN_ARGO}:rw",
+                # /tmp: the template's memory-backed emptyDir whose sizeLimit is the disk limit
+                "--tmpfs", f"/tmp:rw,size={limits.disk_mb}m,mode=1777",
+                "-v", f"{gf}:{POD_WORKDIR}:rw", "-v", f"{var}:{POD_VAR_RUN_ARGO}:rw",
                 "-v", f"{Path(steps.__file__).parent}:{_SOURCE}/steps:ro",
                 "--env", f"PYTHONPATH={_SOURCE}", "--env", "HOME=/tmp",
                 self.image, "python", "-m", "steps.execute", "--workspace", POD_WORKDIR, "--student", student, "--sandbox", "pod",

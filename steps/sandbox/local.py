@@ -3,7 +3,7 @@
 `pod` runs in the Argo execute pod: the pod gives the non-root uid, the read-only root, no
 capabilities, no token and the NetworkPolicy, but papermill and the kernel share that uid and
 that container. So the kernel is confined further with Landlock (`landlock.py`) before it
-starts: it reads only the system and Python dirs, writes only its scratch dir, so the hidden
+starts: it reads only the system and Python dirs, writes only its scratch dir and the pod's /tmp, so the hidden
 tests in /gradeflow and Argo's /var/run/argo (exit code, outputs) are out of its reach; it
 has no TCP and, on Linux 6.12+, cannot signal the grader. rlimits as in bubblewrap; its OOM
 score is raised so a memory blow-up kills the kernel, not the grader. Without Landlock the
@@ -41,21 +41,22 @@ class PodLauncher(KernelLauncher):
 
     def __init__(self, work: Path, scratch: Path, limits: Limits) -> None:
         super().__init__(work, scratch, limits)
-        (scratch / "tmp").mkdir(exist_ok=True)
         self.confinement: dict[str, Any] = {"landlock_abi": landlock.abi()}
         # Landlock stops ptrace-attach (/proc/PID/mem) but not ptrace-read: /proc/PID/environ
         # and maps of the grader stay readable to the kernel unless the grader is not dumpable.
         landlock.set_dumpable(False)
 
     def kernel_env(self) -> dict[str, str]:
-        return minimal_env(str(self.scratch / "home"), {"TMPDIR": str(self.scratch / "tmp")})
+        return minimal_env(str(self.scratch / "home"))
 
     def kernel_command(self, argv: list[str], as_pid_1: bool = False) -> list[str]:
         lim = self.limits
         cmd = [sys.executable, "-I", landlock.__file__]
         for path in (*KERNEL_READABLE, *_python_dirs()):
             cmd += ["--ro", path]
-        for path in (str(self.scratch), *KERNEL_WRITABLE_DEVICES):
+        # /tmp: in the pod an emptyDir of its own that holds only this step's scratch dir (as a
+        # private /tmp in bubblewrap); notebooks that write /tmp/x work as under nbgrader.
+        for path in (str(self.scratch), "/tmp", *KERNEL_WRITABLE_DEVICES):
             cmd += ["--rw", path]
         rlimits = {"as": lim.memory_mb * 1024 * 1024 * 4, "cpu": lim.cpu_time, "fsize": lim.disk_mb * 1024 * 1024, "nofile": lim.nofile, "core": 0}
         for name, value in rlimits.items():
@@ -73,7 +74,7 @@ class PodSandbox(KernelSandbox):
     name = "pod"
     guarantee = (
         "the enclosing pod's (non-root, read-only root, no capabilities, no token, NetworkPolicy), plus Landlock on the kernel: "
-        "reads only system and Python dirs, writes only its scratch dir (not /gradeflow, not /var/run/argo), no TCP, "
+        "reads only system and Python dirs, writes only the pod's /tmp (not /gradeflow, not /var/run/argo), no TCP, "
         "no signals to the grader on Linux 6.12+; rlimits; clean environment"
     )
     launcher_class = PodLauncher
