@@ -102,7 +102,7 @@ def check_version(backend: Backend, action: str, warn: Callable[[str], None] = _
     warn on one that does it slowly or that cannot be told. Returns the version seen."""
     version = backend.server_version()
     if version is None:
-        warn(f"cannot read the Argo version through {backend.name!r} (only the Argo Server tells it): check `argo version` against the supported releases: {SUPPORTED}")
+        warn(f"cannot read the Argo Workflows version from {backend.where()} (an Argo Server tells it at /api/v1/version; the Kubernetes API does not): check `argo version` against the supported releases: {SUPPORTED}")
         return None
     verdict = judge_version(version, action)
     if verdict.refuse:

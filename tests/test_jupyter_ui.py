@@ -258,3 +258,46 @@ def test_a_folder_without_a_gradebook_is_explained_on_the_page(tmp_path: Path) -
         _course(tmp_path)
     assert err.value.what == f"no gradebook at {tmp_path}/gradebook.db"
     assert "start Jupyter in your nbgrader course folder (or set c.GradeflowConfig.course_dir)" in err.value.todo
+
+
+def test_an_argo_run_from_the_page_gets_the_teachers_limits(course: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """c.GradeflowConfig.grade_args (--cell-timeout, --memory, ...) reach the Argo run's parameters,
+    as they reach `gradeflow grade` for a local run; a flag Argo cannot take is said in the log."""
+    import asyncio
+
+    pytest.importorskip("pipelines.client", reason="ARGO CLIENT MISSING: pipelines.client is not there yet")
+    from test_argo_client import INSTALLED, FakeArgo, a_workflow
+
+    from pipelines.jupyter.jobs import JobManager
+
+    argo = FakeArgo()
+    ns = "grading"
+    argo.routes[("GET", "/api/v1/version")] = (200, {"version": "v3.7.2"})
+    argo.routes[("GET", f"/api/v1/workflow-templates/{ns}/gradeflow-autograde")] = (200, INSTALLED)
+
+    def create(req: dict) -> dict:  # the run exists from now on, and has finished when next read
+        name = req["body"]["workflow"]["metadata"]["name"]
+        argo.routes[("GET", f"/api/v1/workflows/{ns}/{name}")] = (200, a_workflow(name, "Succeeded"))
+        return req["body"]["workflow"]
+
+    argo.routes[("POST", f"/api/v1/workflows/{ns}")] = (200, create)
+
+    for k, v in {"ARGO_SERVER": argo.address, "ARGO_SECURE": "false", "ARGO_TOKEN": "Bearer t", "ARGO_NAMESPACE": ns}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("GRADEFLOW_ARGO_STORE", raising=False)
+    try:
+        async def grade_on_argo():
+            manager = JobManager(course, ["--jobs", "2", "--sandbox", "bubblewrap", "--cell-timeout", "60", "--memory=2048", "--pids", "99"])
+            job = manager.start("ps1", "argo")
+            while job.state == "running":
+                await asyncio.sleep(0.05)
+            return job
+
+        job = asyncio.run(asyncio.wait_for(grade_on_argo(), 60))
+    finally:
+        argo.close()
+    assert job.state == "submitted", job.error
+    post = next(r for r in argo.requests if r["method"] == "POST")
+    params = {p["name"]: p["value"] for p in post["body"]["workflow"]["spec"]["arguments"]["parameters"]}
+    assert (params["cell-timeout"], params["memory"], params["cpu-time"], params["wall-time"]) == ("60", "2048", "300", "600")
+    assert any("--pids is not applied on Argo" in line for line in job.log)

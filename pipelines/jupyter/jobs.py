@@ -155,6 +155,23 @@ class JobManager:
                 except ProcessLookupError:
                     pass
 
+    # --- the teacher's limits, for every runner -------------------------------------------------
+
+    def argo_limits(self) -> tuple[dict[str, str], list[str]]:
+        """The limits in `grade_args` as the Argo template's parameters (what the local runner
+        would apply, defaults included), and the flags Argo runs cannot take (with why)."""
+        import argparse
+
+        from steps.execute import add_limit_arguments
+
+        p = argparse.ArgumentParser(add_help=False)
+        add_limit_arguments(p)
+        a, _ = p.parse_known_args(self.grade_args)
+        limits = {"cell-timeout": "" if a.cell_timeout is None else str(a.cell_timeout), "memory": str(a.memory), "cpu-time": str(a.cpu_time), "wall-time": str(a.wall_time)}
+        given = {t.split("=", 1)[0] for t in self.grade_args if t.startswith("--")}
+        ignored = [f"{f} is not applied on Argo: the execute pod's own limits stand in for it (docs/argo.md)" for f in ("--pids", "--disk", "--output") if f in given]
+        return limits, ignored
+
     # --- what the local runner runs ---------------------------------------------------------
 
     def command(self, job: Job) -> list[str]:
@@ -247,9 +264,11 @@ def _follow_argo(manager: JobManager, job: Job) -> None:
     backend = client.connect(client.ArgoSettings.from_env())
     job.step = "submitting to Argo"
     if job.retry_of and manager.jobs.get(job.retry_of) and manager.jobs[job.retry_of].workflow:
-        wf = client.retry(backend, manager.jobs[job.retry_of].workflow)
+        wf = client.retry(backend, manager.jobs[job.retry_of].workflow, warn=job.log.append)
     else:
-        wf = client.submit(backend, str(manager.course_dir), job.assignment, feedback=job.feedback)
+        limits, ignored = manager.argo_limits()  # the same limits `gradeflow grade` gets from this page
+        job.log.extend(ignored)
+        wf = client.submit(backend, str(manager.course_dir), job.assignment, limits=limits, feedback=job.feedback, warn=job.log.append)
     job.workflow = wf["metadata"]["name"]
 
     def progress(st: Any) -> None:
