@@ -45,6 +45,10 @@ HONEST = {"honest_correct": (ck.CORRECT, 2.0), "honest_wrong": ("def squares(n):
 SECRETS = {"AWS_SECRET_ACCESS_KEY": "leak-me-aws-7f3e", "GRADEFLOW_TEST_SECRET": "leak-me-gradeflow-91c2"}
 K8S_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 BUDGET = 6  # seconds each attack may spend, under the 10 s cell timeout
+# In a pod the kernel shares the pod's CPU, memory and pids with the grader (no cgroup of its
+# own): a fork or memory bomb stays inside the pod's limits, but may starve its own cell past
+# the cell timeout before it prints BLOCKED. Its score and every other student's still count.
+POD_SHARED_LIMITS = {"fork_bomb", "memory_bomb_children"}
 COURSE_PARTS = ("source", "submitted", "release", "nbgrader_config.py")
 
 
@@ -309,8 +313,10 @@ def test_attack_is_contained(attack_run: AttackRun, attack: Attack) -> None:
     expected = {"graded": (OK, REPAIRED), "failed": (FAILED,), "any": (OK, REPAIRED, FAILED)}[attack.outcome]
     assert notebook["status"] in expected, f"{notebook['status']}: {notebook['reason']}"
     if graded:  # the attack ran to its end and the kernel still graded the test cell
-        assert "BLOCKED:" in printed, printed[-2000:]
         allowed = set(attack.header.get("allowed_errors", "").split("(")[0].split())
+        if attack_run.sandbox == "argo-pod" and attack.student in POD_SHARED_LIMITS:
+            allowed.add("CellTimeoutError")  # its own cell may be interrupted before it reports (docs/security.md)
+        assert "BLOCKED:" in printed or "CellTimeoutError" in allowed - set(attack.header.get("allowed_errors", "").split()), printed[-2000:]
         assert set(error_names(attack_run.executed(attack.student))["squares"]) <= allowed, printed[-2000:]
         assert attack_run.cell(attack.student, "test_squares")["auto_score"] == attack.score
     HOST_CHECKS.get(attack.student, lambda run: None)(attack_run)
