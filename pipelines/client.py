@@ -14,6 +14,9 @@ Python API is `build_workflow` (re-exported from pipelines.workflow), `submit`, 
 `run_status`, `retry`, `resubmit`, `logs` and `sync`; `add_argo_commands` adds the same as
 `gradeflow` subcommands. `sync` downloads a run's prefix from the store and calls
 `steps.merge.merge(workspace, course_dir)`: the merge the local runner uses.
+
+The backends, the status reading and the version rules live in `pipelines/argo/`; their
+names are re-exported here, so `from pipelines.client import ...` keeps working.
 """
 from __future__ import annotations
 
@@ -25,9 +28,8 @@ import re
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, Callable
 
 from steps.contract import DAG as STEP_ORDER
 from steps.errors import TeacherError
@@ -81,6 +83,12 @@ __all__ = [
     "sync",
     "pod_name",
     "add_argo_commands",
+    "check_version",
+    "decode_nodes",
+    "FailedNode",
+    "WaitingPods",
+    "WAITING_HINTS",
+    "FINISHED",
 ]
 
 INSTALL_HINT = "install it with `kubectl apply -n {ns} -f argo/install/ -f argo/` (see docs/argo.md)"

@@ -205,9 +205,21 @@ def test_run_files_are_confined_to_the_run_folder(server: Server) -> None:
         assert server.get(path)[0] == 404, path
 
 
+def run_job(manager, assignment: str, runner: str, timeout: float = 60):
+    """Start a job from the page's JobManager and wait (in its own event loop) until it ends."""
+    import asyncio
+
+    async def started():
+        job = manager.start(assignment, runner)
+        while job.state == "running":
+            await asyncio.sleep(0.05)
+        return job
+
+    return asyncio.run(asyncio.wait_for(started(), timeout))
+
+
 def test_the_argo_runner_shows_why_argo_refused(course: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """With ARGO_SERVER set the page offers Argo; a rejected token ends the job with the client's advice."""
-    import asyncio
     import http.server
     import threading
 
@@ -236,13 +248,7 @@ def test_the_argo_runner_shows_why_argo_refused(course: Path, monkeypatch: pytes
     try:
         assert argo_client()[0] is not None, "configured: the option is offered"
 
-        async def grade_on_argo():
-            job = JobManager(course).start("ps1", "argo")
-            while job.state == "running":
-                await asyncio.sleep(0.1)
-            return job
-
-        job = asyncio.run(asyncio.wait_for(grade_on_argo(), 60))
+        job = run_job(JobManager(course), "ps1", "argo")
     finally:
         httpd.shutdown()
         httpd.server_close()
@@ -263,8 +269,6 @@ def test_a_folder_without_a_gradebook_is_explained_on_the_page(tmp_path: Path) -
 def test_an_argo_run_from_the_page_gets_the_teachers_limits(course: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """c.GradeflowConfig.grade_args (--cell-timeout, --memory, ...) reach the Argo run's parameters,
     as they reach `gradeflow grade` for a local run; a flag Argo cannot take is said in the log."""
-    import asyncio
-
     pytest.importorskip("pipelines.client", reason="ARGO CLIENT MISSING: pipelines.client is not there yet")
     from test_argo_client import INSTALLED, FakeArgo, a_workflow
 
@@ -286,14 +290,8 @@ def test_an_argo_run_from_the_page_gets_the_teachers_limits(course: Path, monkey
         monkeypatch.setenv(k, v)
     monkeypatch.delenv("GRADEFLOW_ARGO_STORE", raising=False)
     try:
-        async def grade_on_argo():
-            manager = JobManager(course, ["--jobs", "2", "--sandbox", "bubblewrap", "--cell-timeout", "60", "--memory=2048", "--pids", "99"])
-            job = manager.start("ps1", "argo")
-            while job.state == "running":
-                await asyncio.sleep(0.05)
-            return job
-
-        job = asyncio.run(asyncio.wait_for(grade_on_argo(), 60))
+        manager = JobManager(course, ["--jobs", "2", "--sandbox", "bubblewrap", "--cell-timeout", "60", "--memory=2048", "--pids", "99"])
+        job = run_job(manager, "ps1", "argo")
     finally:
         argo.close()
     assert job.state == "submitted", job.error
