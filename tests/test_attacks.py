@@ -46,8 +46,9 @@ SECRETS = {"AWS_SECRET_ACCESS_KEY": "leak-me-aws-7f3e", "GRADEFLOW_TEST_SECRET":
 K8S_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 BUDGET = 6  # seconds each attack may spend, under the 10 s cell timeout
 # In a pod the kernel shares the pod's CPU, memory and pids with the grader (no cgroup of its
-# own): a fork or memory bomb stays inside the pod's limits, but may starve its own cell past
-# the cell timeout before it prints BLOCKED. Its score and every other student's still count.
+# own): a fork or memory bomb stays inside the pod's limits, but may starve its own kernel past
+# the cell timeout, so its own notebook may end `failed` (not graded) or its cell interrupted
+# before it prints BLOCKED. No LEAK, and every other student's grade, still count.
 POD_SHARED_LIMITS = {"fork_bomb", "memory_bomb_children"}
 COURSE_PARTS = ("source", "submitted", "release", "nbgrader_config.py")
 
@@ -310,7 +311,8 @@ def test_attack_is_contained(attack_run: AttackRun, attack: Attack) -> None:
     assert leaks == [], f"{attack.header['name']} ({attack_run.sandbox}): {attack.header['threat']}"
     notebook = s["notebooks"][0]
     graded = notebook["status"] in (OK, REPAIRED)
-    expected = {"graded": (OK, REPAIRED), "failed": (FAILED,), "any": (OK, REPAIRED, FAILED)}[attack.outcome]
+    outcome = "any" if attack_run.sandbox == "argo-pod" and attack.student in POD_SHARED_LIMITS else attack.outcome
+    expected = {"graded": (OK, REPAIRED), "failed": (FAILED,), "any": (OK, REPAIRED, FAILED)}[outcome]
     assert notebook["status"] in expected, f"{notebook['status']}: {notebook['reason']}"
     if graded:  # the attack ran to its end and the kernel still graded the test cell
         allowed = set(attack.header.get("allowed_errors", "").split("(")[0].split())
