@@ -317,7 +317,7 @@ def test_attack_is_contained(attack_run: AttackRun, attack: Attack) -> None:
     if graded:  # the attack ran to its end and the kernel still graded the test cell
         allowed = set(attack.header.get("allowed_errors", "").split("(")[0].split())
         if attack_run.sandbox == "argo-pod" and attack.student in POD_SHARED_LIMITS:
-            allowed.add("CellTimeoutError")  # its own cell may be interrupted before it reports (docs/security.md)
+            allowed |= {"KeyboardInterrupt", "CellTimeoutError"}  # its own cell may be interrupted before it reports (docs/security.md)
         assert "BLOCKED:" in printed or "CellTimeoutError" in allowed - set(attack.header.get("allowed_errors", "").split()), printed[-2000:]
         assert set(error_names(attack_run.executed(attack.student))["squares"]) <= allowed, printed[-2000:]
         assert attack_run.cell(attack.student, "test_squares")["auto_score"] == attack.score
