@@ -89,15 +89,19 @@ def test_without_landlock_the_pod_sandbox_refuses(monkeypatch: pytest.MonkeyPatc
         landlock.confine([], [])
 
 
-def test_the_ran_in_marker_cannot_be_written_from_the_pod() -> None:
-    """The `ran-in` output is pasted into copy-memoized's `when`: its file must be on the read-only root."""
-    from pipelines.workflow import build_template
+def test_the_pod_emulation_has_the_templates_limits_and_layout() -> None:
+    """argo-pod lays out and bounds the pod as the rendered execute template does: the ran-in
+    output pasted into a `when` is a plain value (nothing in the pod can write it), /tmp is a
+    memory-backed emptyDir of the disk limit, and the pod's memory is the podSpecPatch's."""
+    from pipelines import argo_pods
+    from pipelines.workflow import WORKDIR, build_template
+    from steps.sandbox.argo_pod import POD_PAPERMILL_MB, POD_WORKDIR, pod_limits
 
     t = next(t for t in build_template().to_dict()["spec"]["templates"] if t["name"] == "execute")
-    path = next(p["valueFrom"]["path"] for p in t["outputs"]["parameters"] if p["name"] == "ran-in")
-    mounts = [v["emptyDir"] and v["name"] for v in t.get("volumes", [])]
-    writable = ["/gradeflow", "/tmp", "/var/run/argo"]  # the pod's emptyDirs, and Argo's var-run-argo
-    assert mounts and t["container"]["securityContext"]["readOnlyRootFilesystem"] is True
-    assert not any(path == w or path.startswith(w + "/") for w in writable), path
+    ran_in = next(p for p in t["outputs"]["parameters"] if p["name"] == "ran-in")
+    assert "valueFrom" not in ran_in and ran_in["value"] == "{{workflow.parameters.run-id}}"
+    assert t["container"]["securityContext"]["readOnlyRootFilesystem"] is True
     tmp = next(v for v in t["volumes"] if v["name"] == "tmp")
     assert tmp["emptyDir"] == {"medium": "Memory", "sizeLimit": f"{Limits().disk_mb}Mi"}  # ENOSPC at the disk limit, no eviction
+    assert (POD_WORKDIR, POD_PAPERMILL_MB, argo_pods.EXECUTE_TMP_MIB) == (WORKDIR, argo_pods.PAPERMILL_MIB, Limits().disk_mb)
+    assert pod_limits(Limits())[0] == Limits().memory_mb + argo_pods.EXECUTE_EXTRA_MIB

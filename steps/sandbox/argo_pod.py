@@ -34,14 +34,15 @@ __all__ = ["ArgoPodSandbox", "POD_WORKDIR", "POD_VAR_RUN_ARGO", "pod_limits"]
 POD_WORKDIR = "/gradeflow"  # pipelines.workflow.WORKDIR
 POD_VAR_RUN_ARGO = "/var/run/argo"  # Argo's common.VarRunArgoPath, the `var-run-argo` volume
 _SOURCE = "/opt/gradeflow-src"  # this checkout's steps/, mounted over the image's copy
-POD_MEMORY_EXTRA_MB = 512  # the execute template's memory limit: --memory + 512 Mi for papermill
+POD_PAPERMILL_MB = 512  # pipelines.argo_pods.PAPERMILL_MIB: the execute pod's memory beyond --memory
 GRADER_PIDS = 64  # the grader's own processes and threads, on top of the kernel's --pids
 
 
 def pod_limits(limits: Limits) -> tuple[int, int]:
     """(memory MiB, pids) of the whole execute pod: in a pod, these bound the kernel and the
-    grader together (the template's memory limit; the kubelet's podPidsLimit for pids)."""
-    return limits.memory_mb + POD_MEMORY_EXTRA_MB, limits.pids + GRADER_PIDS
+    grader together. Memory as the template's podSpecPatch: --memory + papermill's share +
+    the memory-backed /tmp; pids as the kubelet's podPidsLimit would."""
+    return limits.memory_mb + POD_PAPERMILL_MB + limits.disk_mb, limits.pids + GRADER_PIDS
 
 
 class ArgoPodSandbox(Sandbox):

@@ -1,5 +1,5 @@
 # name: forge-argo-outputs
-# threat: the result Argo uploads from the execute pod: create /var/run/argo/ctr/main/exitcode early (the wait container then uploads at once), plant /var/run/argo/outputs/ (what it uploads), or write the file behind the `ran-in` output parameter (pasted into a `when`) or the executed notebook ahead of the grader
+# threat: the result Argo uploads from the execute pod: create /var/run/argo/ctr/main/exitcode early (the wait container then uploads at once), plant /var/run/argo/outputs/ (what it uploads), write a file an output parameter pasted into a `when` could be read from (`ran-in` was, before it became a plain value), or the executed notebook ahead of the grader
 # contained: no file can be created under /var/run/argo, /gradeflow or at the ran-in path; the notebook is graded from what the grader recorded
 # outcome: graded
 def write(path, data=b"0"):
