@@ -43,6 +43,7 @@ class GradeOptions:
     limits: Limits = field(default_factory=Limits)
     store: str | None = None  # default: COURSE_DIR/gradeflow_runs
     force: bool = False
+    strict: bool = False  # no recovery of malformed notebooks (restore's `strict`): nbgrader's behaviour
 
 
 @dataclass
@@ -123,7 +124,7 @@ def _init_worker(slots: Any) -> None:
     warnings.filterwarnings("ignore", category=Warning, message=".*not in session.*")
 
 
-def _grade_submission(workspace: str, student: str, sandbox: str, limits: Limits) -> tuple[StepRecord, StepRecord]:
+def _grade_submission(workspace: str, student: str, sandbox: str, limits: Limits, strict: bool = False) -> tuple[StepRecord, StepRecord]:
     """restore → execute → score for one submission, in a worker: the per-submission part of
     the DAG runs as soon as a slot is free instead of step by step for the whole class."""
     from steps.execute import execute
@@ -134,7 +135,7 @@ def _grade_submission(workspace: str, student: str, sandbox: str, limits: Limits
     manifest = Manifest.load(ws / "manifest.json")
     snapshot = read_json(ws / "snapshot.json")
     assert _scratch is not None, "runs in a worker started by _pool"
-    restore_submission(ws, manifest, snapshot, student, _scratch)
+    restore_submission(ws, manifest, snapshot, student, _scratch, strict)
     try:
         executed = execute(ws, student, sandbox, limits, _slot)
     except Exception as e:  # noqa: BLE001 - our side broke for this submission; the batch goes on
@@ -219,7 +220,7 @@ def grade(course_dir: Path, assignment: str, options: GradeOptions | None = None
         progress(Event("execute", "start", total=len(students)))
         writer = CourseWriter(ws, course_dir)
         warming.join()
-        pending = {pool.submit(_grade_submission, str(ws), s, sandbox.name, options.limits): s for s in students}
+        pending = {pool.submit(_grade_submission, str(ws), s, sandbox.name, options.limits, options.strict): s for s in students}
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:

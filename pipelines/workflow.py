@@ -149,6 +149,7 @@ PARAMETERS: tuple[WorkflowParameter, ...] = (
     WorkflowParameter("cpu-time", "300", "CPU seconds per process"),
     WorkflowParameter("wall-time", "600", "seconds for one submission; its pod is stopped 300 s later"),
     WorkflowParameter("cpu", "1", "CPU limit of one execute pod"),
+    WorkflowParameter("strict", "false", "true: no recovery of malformed notebooks (a deleted, copied or renamed grade cell skips the notebook, as nbgrader would)"),
 )
 
 # What a memoized execute result depends on besides the submission: a change of any of these
@@ -168,6 +169,7 @@ BOUND: dict[str, list[str]] = {
     "memory": ["--memory", _p("memory")],
     "cpu-time": ["--cpu-time", _p("cpu-time")],
     "wall-time": ["--wall-time", _p("wall-time")],
+    "strict": ["--strict", _p("strict")],
 }
 BOUND_PER_STEP: dict[tuple[str, str], list[str]] = {
     ("collect", "course-dir"): ["--course-dir", COURSE_MOUNT],

@@ -127,8 +127,9 @@ def collect(
         raise TeacherError(f"course directory {course_dir} does not exist", "give the folder that holds gradebook.db")
     config, coursedir = _course(course_dir)
     gb = _open_gradebook(coursedir, assignment)
+    notebook_dirs = tuple(Path(coursedir.format_path(d, ".", assignment)) for d in (coursedir.source_directory, coursedir.release_directory))
     with gb:
-        snapshot = export_snapshot(gb, assignment, config)
+        snapshot = export_snapshot(gb, assignment, config, notebook_dirs)
     expected = [nb["name"] for nb in snapshot["notebooks"]]
     if not expected:
         raise TeacherError(
