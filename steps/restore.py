@@ -8,8 +8,9 @@ broke but what can still be attributed: a deleted grade cell is put back, a copi
 becomes an ordinary cell, a renamed or re-flagged cell is graded as the released one, other
 nbgrader metadata schema versions are read; each repair is reported per cell (REPAIRED).
 What still cannot be graded faithfully (not JSON, not a notebook, cells that cannot be
-attributed) is *skipped* with a reason. `strict=True` turns the recovery off: then deleted,
-duplicated, renamed or re-flagged grade cells skip the notebook, as before.
+attributed) is *skipped* with a reason. `strict=True` turns the recovery off (nbgrader's
+behaviour): a deleted grade cell scores 0, a notebook with duplicated, renamed or re-flagged
+grade cells is skipped.
 """
 from __future__ import annotations
 
@@ -190,7 +191,8 @@ def restore_notebook(path: Path, spec: dict[str, Any], snapshot: dict[str, Any],
         repairs = [] if strict else None
         if repairs is None:
             nb, repairs = _recover(nb, spec, config, resources)
-        _check_structure(nb, spec, add_missing)
+        # strict: nbgrader grades a notebook with a deleted grade cell (the cell scores 0)
+        _check_structure(nb, spec, add_missing or strict)
         put_back = {r["cell"] for r in repairs if r["repair"] == "deleted"}
         edited = _edited_locked_cells(nb, spec, config) - put_back
         nb, changes = _sanitize(nb, resources, config)

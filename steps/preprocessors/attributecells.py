@@ -34,22 +34,23 @@ class AttributeCells(RepairPreprocessor):
         released = released_sources(spec, resources.get("gradeflow", {}).get("config"))
         present = {grade_id(c): i for i, c in enumerate(nb.cells) if grade_id(c) in cells and is_nbgrader_cell(c)}
         self._restore_flags(nb, spec, present, resources)
-        for k, name in enumerate(order):
-            if name in present:
-                continue
-            before = [present[n] for n in order[:k] if n in present]
-            after = [present[n] for n in order[k + 1 :] if n in present]
-            lo, hi = max(before, default=-1), min(after, default=len(nb.cells))
-            taken = set(present.values())
-            window = [i for i in range(lo + 1, hi) if i not in taken and nb.cells[i].cell_type == cells[name]["cell_type"]]
-            found, how = self._find(nb, window, released[name], locked=bool(cells[name]["locked"]))
-            if found is None:
-                continue
-            old = grade_id(nb.cells[found])
-            nb.cells[found].metadata["nbgrader"] = original_metadata(spec, name)
-            present[name] = found
-            what = f"cell {old!r}" if old else f"cell {found} (no nbgrader id)"
-            self.report(resources, name, "attributed", f"{what} is the released cell {name!r} ({how}): graded as {name!r}")
+        for rule in (self._by_source, self._by_metadata, self._by_place):  # strongest evidence first
+            for k, name in enumerate(order):
+                if name in present:
+                    continue
+                before = [present[n] for n in order[:k] if n in present]
+                after = [present[n] for n in order[k + 1 :] if n in present]
+                lo, hi = max(before, default=-1), min(after, default=len(nb.cells))
+                taken = set(present.values())
+                window = [i for i in range(lo + 1, hi) if i not in taken and nb.cells[i].cell_type == cells[name]["cell_type"]]
+                found, how = rule(nb, window, released[name], bool(cells[name]["locked"]))
+                if found is None:
+                    continue
+                old = grade_id(nb.cells[found])
+                nb.cells[found].metadata["nbgrader"] = original_metadata(spec, name)
+                present[name] = found
+                what = f"cell {old!r}" if old else f"cell {found} (no nbgrader id)"
+                self.report(resources, name, "attributed", f"{what} is the released cell {name!r} ({how}): graded as {name!r}")
         for i, cell in enumerate(nb.cells):
             if i not in present.values() and "nbgrader" in cell.get("metadata", {}) and is_nbgrader_cell(cell):
                 old = grade_id(cell) or f"#{i}"
@@ -70,13 +71,16 @@ class AttributeCells(RepairPreprocessor):
                 self.report(resources, name, "metadata", f"the nbgrader {flags} flag of cell {name!r} was edited: restored from the assignment")
 
     @staticmethod
-    def _find(nb: NotebookNode, window: list[int], sources: set[str], locked: bool) -> tuple[int | None, str]:
+    def _by_source(nb: NotebookNode, window: list[int], sources: set[str], locked: bool) -> tuple[int | None, str]:
         same = [i for i in window if nb.cells[i].source.strip() in sources]
-        if same:
-            return same[0], "same source as released, in its place"
+        return (same[0], "same source as released, in its place") if same else (None, "")
+
+    @staticmethod
+    def _by_metadata(nb: NotebookNode, window: list[int], sources: set[str], locked: bool) -> tuple[int | None, str]:
         flagged = [i for i in window if "nbgrader" in nb.cells[i].get("metadata", {})]
-        if len(flagged) == 1:
-            return flagged[0], "nbgrader cell in its place"
-        if not locked and len(window) == 1:
-            return window[0], "the only cell of its type in its place"
-        return None, ""
+        return (flagged[0], "the nbgrader cell in its place") if len(flagged) == 1 else (None, "")
+
+    @staticmethod
+    def _by_place(nb: NotebookNode, window: list[int], sources: set[str], locked: bool) -> tuple[int | None, str]:
+        # a read-only cell is never taken from the student's own cells: it is put back instead
+        return (window[0], "the only cell of its type in its place") if not locked and len(window) == 1 else (None, "")

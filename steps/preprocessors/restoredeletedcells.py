@@ -17,6 +17,8 @@ from types import SimpleNamespace
 from typing import Any
 
 from nbformat import from_dict
+from nbformat.corpus.words import generate_corpus_id as random_cell_id
+from nbformat.v4 import new_code_cell, new_markdown_cell
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import OverwriteCells
 from traitlets.config import Config
@@ -35,7 +37,6 @@ class RestoreDeletedCells(RepairPreprocessor):
         order = [n for n in source_order(spec) if n in cells]
         grade = {c["name"] for c in spec["grade_cells"]}
         task = {c["name"] for c in spec["task_cells"]}
-        solution = {c["name"] for c in spec["solution_cells"]}
         overwrite = OverwriteCells(config=Config(resources.get("gradeflow", {}).get("config") or {}))
         for k, name in enumerate(order):
             present = {grade_id(c): i for i, c in enumerate(nb.cells) if grade_id(c) in cells and is_nbgrader_cell(c)}
@@ -43,13 +44,19 @@ class RestoreDeletedCells(RepairPreprocessor):
             if name in present or not (name in grade or name in task or src["locked"]):
                 continue
             meta = original_metadata(spec, name)
-            cell = from_dict(overwrite.missing_cell_transform(
-                SimpleNamespace(**{k2: src[k2] for k2 in ("name", "cell_type", "locked", "source", "checksum")}),
-                meta.get("points"), is_solution=name in solution, is_task=name in task,
-            ))
-            cell.metadata.nbgrader.update(meta)  # a locked text cell is no grade cell
-            if not meta["grade"] and not meta["task"]:
-                cell.metadata.nbgrader.pop("points", None)
+            if meta["grade"] or meta["task"]:
+                cell = from_dict(overwrite.missing_cell_transform(
+                    SimpleNamespace(**{key: src[key] for key in ("name", "cell_type", "locked", "source", "checksum")}),
+                    meta["points"], is_solution=meta["solution"], is_task=meta["task"],
+                ))
+                cell.metadata.nbgrader.update(meta)
+            else:  # a read-only text or code cell: no grade cell, so not nbgrader's missing-cell form
+                new = new_code_cell if src["cell_type"] == "code" else new_markdown_cell
+                cell = new(src["source"], metadata={"deletable": False, "editable": False, "nbgrader": dict(meta, checksum=src["checksum"])})
+            if nb.get("nbformat_minor", 0) >= 5:  # cell ids came with nbformat 4.5
+                cell.setdefault("id", random_cell_id())
+            else:
+                cell.pop("id", None)
             before = [present[n] for n in order[:k] if n in present]
             at = max(before, default=-1) + 1
             nb.cells.insert(at, cell)

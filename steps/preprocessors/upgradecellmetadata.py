@@ -34,7 +34,10 @@ class UpgradeCellMetadata(RepairPreprocessor):
         name = meta.get("grade_id") or f"#{index}"
         validator = MetadataValidator()
         if isinstance(version, int) and version < SCHEMA_VERSION:
-            candidate = validator.upgrade_cell_metadata(copy.deepcopy(cell))
+            try:
+                candidate = validator.upgrade_cell_metadata(copy.deepcopy(cell))
+            except (KeyError, TypeError, ValueError):
+                return cell, resources  # nbgrader cannot upgrade it: CheckCellMetadata will say why
             how = f"upgraded from nbgrader metadata schema version {version} to {SCHEMA_VERSION} with nbgrader's own upgrade"
         else:
             candidate = copy.deepcopy(cell)
@@ -42,7 +45,7 @@ class UpgradeCellMetadata(RepairPreprocessor):
             how = f"claims nbgrader metadata schema version {version}; it is valid version-{SCHEMA_VERSION} metadata and was read as such"
         try:
             validator.validate_cell(candidate)
-        except (ValidationError, SchemaMismatchError, KeyError, TypeError):
+        except (ValidationError, SchemaMismatchError, KeyError, TypeError, ValueError):
             return cell, resources  # not readable faithfully: CheckCellMetadata will say why
         cell.metadata = candidate.metadata
         self.report(resources, name, "schema-version", f"cell {name!r} {how}")
