@@ -24,9 +24,10 @@ sys.path.insert(0, str(HERE))
 import build  # noqa: E402
 
 SCORES = HERE / "scores.json"
-#: The answers every case carries: some tests pass, some fail (4 of 12 automatic points), so
-#: a grader that credits a copied or renamed test above the honest score is caught.
-BASE = "partial"
+#: The answers every case carries: all right but fibonacci, whose large-n test fails (10 of 12
+#: automatic points). So a grader that loses the deleted or renamed (passing) tests falls
+#: below the honest score, and one that credits the copied (failing) test rises above it.
+BASE = "imprecise-fibonacci"
 
 Scores = dict[str, dict[str, float | None]]  # notebook -> grade cell -> auto score
 
