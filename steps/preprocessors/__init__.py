@@ -21,6 +21,8 @@ from .restoredeletedcells import RestoreDeletedCells
 #: The order restore runs them in: read the metadata, settle duplicates, attribute renamed or
 #: re-flagged cells, then put back what is still missing.
 RECOVERY_PREPROCESSORS = (UpgradeCellMetadata, DemoteDuplicateCells, AttributeCells, RestoreDeletedCells)
+#: The `repair` of each record they make (nbgrader's own repairs are named by attribute).
+RECOVERY_REPAIRS = ("schema-version", "duplicate", "attributed", "metadata", "unknown-cell", "deleted")
 
 __all__ = [
     "RepairPreprocessor",
@@ -29,6 +31,7 @@ __all__ = [
     "AttributeCells",
     "RestoreDeletedCells",
     "RECOVERY_PREPROCESSORS",
+    "RECOVERY_REPAIRS",
     "original_metadata",
     "released_sources",
 ]
