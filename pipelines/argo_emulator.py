@@ -88,16 +88,21 @@ def _sha256sum(s: str) -> str:
 
 _FUNCS = {
     "asInt": lambda v: int(str(v)),
-    "_sha256sum": _sha256sum,
     "_matches": lambda s, pattern: re.search(pattern, str(s)) is not None,
+    # the sprig functions the template uses, with sprig's argument order
+    "_sprig_sha256sum": _sha256sum,
+    "_sprig_trunc": lambda n, s: str(s)[:n],
+    "_sprig_contains": lambda substr, s: substr in str(s),
+    "_sprig_ternary": lambda if_true, if_false, cond: if_true if cond else if_false,
 }
 
 
 def evaluate(expression: str, scope: Mapping[str, Any]) -> Any:
-    """Evaluate the expr-lang subset gradeflow's template uses (operators, ?., ??, asInt, sprig.sha256sum, matches)."""
+    """Evaluate the expr-lang subset gradeflow's template uses (operators, ?., ??, asInt, matches, sprig.*)."""
     py = expression
     py = re.sub(r"(\S+)\s+matches\s+('(?:[^']|\\')*')", r"_matches(\1, \2)", py)
-    py = py.replace("sprig.sha256sum(", "_sha256sum(").replace("?.", ".").replace("??", " or ")
+    py = re.sub(r"\bsprig\.(\w+)\(", r"_sprig_\1(", py)
+    py = py.replace("?.", ".").replace("??", " or ")
     py = py.replace("&&", " and ").replace("||", " or ")
     py = re.sub(r"!(?!=)", " not ", py)
     env = dict(_FUNCS)
@@ -127,7 +132,8 @@ def retry_wanted(strategy: Mapping[str, Any] | None, exit_code: int | None, stat
     expr = strategy.get("expression")
     if not expr:
         return status in ("Failed", "Error")
-    scope = {"lastRetry.exitCode": str(-1 if exit_code is None else exit_code), "lastRetry.status": status, "lastRetry.message": message, "lastRetry.duration": "1"}
+    # operator.go: `lastRetryExitCode, lastRetryDuration := "0", "0"` when the node has no exit code
+    scope = {"lastRetry.exitCode": str(0 if exit_code is None else exit_code), "lastRetry.status": status, "lastRetry.message": message, "lastRetry.duration": "1"}
     return bool(evaluate(expr, scope))
 
 
@@ -249,7 +255,8 @@ class Emulator:
         """Run one container template: inputs in, command, outputs out (with retries and memoization)."""
         scope = {**self.scope, **{f"inputs.parameters.{k}": v for k, v in params.items()}}
         t = json.loads(substitute(json.dumps(tmpl), scope))
-        memo_key = t["memoize"]["key"] if "memoize" in t else None
+        # one dict stands for every cache ConfigMap: entries are "<configmap>/<key>"
+        memo_key = f"{t['memoize']['cache']['configMap']['name']}/{t['memoize']['key']}" if "memoize" in t else None
         if memo_key:
             with self._lock:
                 hit = self.cache.get(memo_key)
@@ -268,8 +275,8 @@ class Emulator:
                 break
         with self._lock:
             self.pods.append(pod)
-            if pod.exit_code == 0 and "memoize" in t:
-                self.cache[t["memoize"]["key"]] = {"artifacts": pod.outputs, "parameters": pod.output_parameters}
+            if pod.exit_code == 0 and memo_key:
+                self.cache[memo_key] = {"artifacts": pod.outputs, "parameters": pod.output_parameters}
         return pod
 
     def _run_once(self, t: Mapping[str, Any], node: str, params: Mapping[str, str], from_artifacts: Mapping[str, str]) -> PodRun:
@@ -287,7 +294,11 @@ class Emulator:
         for art in (t.get("inputs") or {}).get("artifacts", []) or []:
             key = (art.get("s3") or {}).get("key") or from_artifacts.get(art["name"])
             dest = self._pod_path(root, art["path"])
-            if key and self._download(key, dest):
+            if "raw" in art:  # the init container writes raw data, no store involved
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                dest.write_text(art["raw"]["data"])
+                placed[art["name"]] = art["path"]
+            elif key and self._download(key, dest):
                 placed[art["name"]] = art["path"]
             elif not art.get("optional"):
                 return PodRun(t["name"], node, dict(params), placed, {}, {}, None, log=f"input artifact {art['name']} ({key}) not found")
@@ -321,10 +332,14 @@ class Emulator:
                 return PodRun(t["name"], node, dict(params), placed, outputs, {}, None, root_files=root_files, log=f"output artifact {art['name']} missing at {art['path']}\n{proc.stderr}")
         out_params: dict[str, str] = {}
         for p in (t.get("outputs") or {}).get("parameters", []) or []:
+            if "value" in p:  # Argo reports the substituted value as it is (ReportOutputs)
+                out_params[p["name"]] = p["value"]
+                continue
             vf = p.get("valueFrom") or {}
             path = self._pod_path(root, vf["path"])
             if path.is_file():
-                out_params[p["name"]] = path.read_text()
+                # executor.go SaveParameters: "Trims off a single newline for user convenience"
+                out_params[p["name"]] = path.read_text().removesuffix("\n")
             elif "default" in vf:
                 out_params[p["name"]] = vf["default"]
             elif proc.returncode == 0:
@@ -416,7 +431,11 @@ class Emulator:
         """The entrypoint DAG, then the exit handler; the phase Argo would report."""
         self.global_outputs: dict[str, str] = {}
         main = self._run_template(self.spec["entrypoint"], self.scope["workflow.name"], {})
-        phase = main["phase"]
+        return self.run_exit_handler(main["phase"])
+
+    def run_exit_handler(self, phase: str = "Succeeded") -> EmulatedRun:
+        """Only the exit handler, after an entrypoint that ended in `phase`, with the global
+        outputs gathered so far (none when called alone: what `argo resubmit --memoized` gives)."""
         if self.spec.get("onExit"):
             self.scope["workflow.status"] = phase
             exit_ = self._run_template(self.spec["onExit"], self.scope["workflow.name"] + ".onExit", {})

@@ -836,6 +836,8 @@ def _cmd_submit(a: argparse.Namespace) -> int:
         store_prefix=a.store_prefix,
         limits={k: v for k, v in limits.items() if v is not None},
         parallelism=a.parallelism,
+        feedback=a.feedback,
+        feedback_hidden_tests=a.feedback_hidden_tests if a.feedback else None,
     )
     name = wf["metadata"]["name"]
     print(f"submitted run {name} in namespace {b.namespace}")
@@ -912,6 +914,8 @@ def _cmd_render(a: argparse.Namespace) -> int:
 
 def add_argo_commands(subparsers: Any) -> None:
     """Add submit, status, watch, retry, resubmit, sync, logs and render to `gradeflow`."""
+    from .cli import add_feedback_arguments
+
     s = subparsers.add_parser("submit", help="submit an assignment's grading to Argo Workflows (--argo)")
     s.add_argument("course", help="the course id (or its local directory; the cluster reads the course from --course-pvc)")
     s.add_argument("assignment", help="the assignment id, e.g. ps1")
@@ -924,6 +928,7 @@ def add_argo_commands(subparsers: Any) -> None:
     s.add_argument("--parallelism", type=int, default=None, help=f"pods at once (default {DEFAULT_PARALLELISM})")
     for flag, what in (("cell-timeout", "seconds per cell"), ("memory", "MiB per submission"), ("cpu-time", "CPU seconds per process"), ("wall-time", "seconds per submission"), ("cpu", "CPU limit of an execute pod")):
         s.add_argument(f"--{flag}", default=None, help=what)
+    add_feedback_arguments(s)
     s.add_argument("--watch", action="store_true", help="follow the run until it finishes")
     s.add_argument("--poll", type=float, default=5.0, help=argparse.SUPPRESS)
     _add_connection(s)

@@ -1,7 +1,13 @@
 """The grading DAG on Argo Workflows: a Hera WorkflowTemplate built from the step contract.
 
     autograde:        collect >> restore >> execute (one sandboxed pod per submission)
-    onExit, always:   score >> merge
+                      network-check >> execute    (can execute pods reach the store? before any runs)
+    execute, each:    execute (memoized) >> copy-memoized (a hit from another run)
+                                         >> execute-again (that hit's files are gone)
+    onExit, always:   score >> feedback (when asked) >> merge
+
+Pod-level settings (hardening, resources and podSpecPatch, timeouts, retries) are in
+pipelines/argo_pods.py, each with the Argo or Kubernetes rule it follows.
 
 Every container template is made from `steps.contract.STEPS`: it runs
 `python -m steps.<name> --workspace /gradeflow ...` in the grader image, and its S3 artifacts
@@ -33,40 +39,33 @@ from hera.workflows import (
     DAG,
     Artifact,
     Container,
-    EmptyDirVolume,
     Env,
     ExistingVolume,
     NoneArchiveStrategy,
     Parameter,
-    RetryPolicy,
-    RetryStrategy,
+    RawArtifact,
     S3Artifact,
     Workflow,
     WorkflowTemplate,
 )
 from hera.workflows.models import (
     ArtifactRepositoryRef,
-    Backoff,
     Cache,
-    Capabilities,
     ExecutorConfig,
-    LabelValueFrom,
     LocalObjectReference,
     Memoize,
     PodGC,
-    PodSecurityContext,
-    ResourceRequirements,
-    SeccompProfile,
-    SecurityContext,
     TTLStrategy,
     ValueFrom,
     VolumeMount,
-    WorkflowMetadata,
     WorkflowTemplateRef,
 )
 
 from steps.contract import DAG as STEP_ORDER
-from steps.contract import EXIT_INFRA, STEPS, Artifact as StepArtifact, Step
+from steps.contract import STEPS, Artifact as StepArtifact, Step
+
+from . import argo_pods as pods
+from .argo_pods import RETRY_EXPRESSION, RETRY_LIMIT, UID  # noqa: F401 - re-exported
 
 __all__ = [
     "TEMPLATE_NAME",
@@ -91,11 +90,15 @@ SUMMARY_FILE = f"{WORKDIR}/results/summary.txt"
 ARTIFACT_REPOSITORY = ArtifactRepositoryRef(config_map="artifact-repositories", key="gradeflow")
 WORKFLOW_SERVICE_ACCOUNT = "gradeflow-workflow"  # the pods' own account: no permissions, token never mounted
 EXECUTOR_SERVICE_ACCOUNT = "gradeflow-executor"  # Argo's init/wait containers: workflowtaskresults only
-EXECUTE_CACHE = "gradeflow-execute-cache"  # ConfigMap that memoizes execute
+# execute is memoized in one ConfigMap per course and assignment (a ConfigMap holds at most
+# 1 MiB, about 1,900 entries: one cache for everything would fill up and then every save
+# fails). The controller creates it on the first save (workflow/controller/cache/configmap_cache.go).
+EXECUTE_CACHE_PREFIX = "gradeflow-cache-"
 EXECUTE_CACHE_MAX_AGE = "2160h"  # a semester: a regrade of an unchanged submission reuses its run
 DEFAULT_IMAGE = "localhost/gradeflow-grader:dev"  # what images/grader/build.sh tags
 DEFAULT_PARALLELISM = 10
-UID = 1000  # the grader image's user (images/grader/Containerfile)
+DEFAULT_CLASS_SIZE = 200
+SUPPORTED_ARGO = ">= 3.5.0"  # runs there; which releases run it RIGHT: docs/argo.md "Argo versions"
 
 LABEL_COURSE = "gradeflow.io/course"
 LABEL_ASSIGNMENT = "gradeflow.io/assignment"
@@ -103,15 +106,6 @@ LABEL_RUN = "gradeflow.io/run-id"
 LABEL_STEP = "gradeflow.io/step"
 # Pods with this label run student code; argo/install/networkpolicy.yaml selects them.
 LABEL_UNTRUSTED = "gradeflow.io/runs-student-code"
-
-# Retry what a retry can fix: our own crash (the step CLIs exit EXIT_INFRA) or the pod itself
-# breaking (Error: evicted, deleted, node gone, artifact upload failed). A student's exception
-# exits 0; a memory or deadline kill of student code is Failed with another code: never retried.
-RETRY_EXPRESSION = (
-    f"asInt(lastRetry.exitCode) == {EXIT_INFRA} || lastRetry.status == 'Error'"
-    " || lastRetry.message matches '(?i)evicted|node shutdown|pod deleted'"
-)
-RETRY_LIMIT = 3
 
 
 def _p(name: str) -> str:
@@ -150,11 +144,17 @@ PARAMETERS: tuple[WorkflowParameter, ...] = (
     WorkflowParameter("wall-time", "600", "seconds for one submission; its pod is stopped 300 s later"),
     WorkflowParameter("cpu", "1", "CPU limit of one execute pod"),
     WorkflowParameter("strict", "false", "true: no recovery of malformed notebooks (a deleted, copied or renamed grade cell skips the notebook, as nbgrader would)"),
+    WorkflowParameter("class-size", str(DEFAULT_CLASS_SIZE), "the most submissions a run grades: sizes score's and merge's scratch space"),
+    WorkflowParameter("feedback", "false", "true: also write each student's feedback HTML (feedback/ in the run; `gradeflow sync` puts it in the course)"),
+    WorkflowParameter("feedback-hidden-tests", "redact", "hidden tests in feedback: redact, or show (nbgrader's behaviour)"),
 )
 
-# What a memoized execute result depends on besides the submission: a change of any of these
-# runs the submission again.
+# What a memoized execute result depends on besides the submission (its restored work dir and
+# the course's execute configuration: the item's work-hash): a change of any of these runs the
+# submission again. The image counts only when pinned by digest (see _memo_key).
 CACHE_INPUTS = ("image", "cell-timeout", "memory", "cpu-time", "wall-time", "cpu")
+# The limits build_workflow(limits=...) accepts.
+LIMITS = ("cell-timeout", "memory", "cpu-time", "wall-time", "cpu")
 
 
 # --- binding the contract's parameters ----------------------------------------------------------
@@ -170,6 +170,7 @@ BOUND: dict[str, list[str]] = {
     "cpu-time": ["--cpu-time", _p("cpu-time")],
     "wall-time": ["--wall-time", _p("wall-time")],
     "strict": ["--strict", _p("strict")],
+    "hidden-tests": ["--hidden-tests", _p("feedback-hidden-tests")],
 }
 BOUND_PER_STEP: dict[tuple[str, str], list[str]] = {
     ("collect", "course-dir"): ["--course-dir", COURSE_MOUNT],
@@ -178,12 +179,13 @@ UNBOUND: dict[tuple[str, str], str] = {
     ("collect", "students"): "a run grades every submission; `gradeflow retry` re-runs failed ones",
     ("restore", "students"): "every submission collect found",
     ("score", "students"): "every submission collect found",
+    ("feedback", "students"): "every submission score graded",
     ("merge", "course-dir"): "the cluster never writes gradebook.db: `gradeflow sync` merges on the teacher's side",
 }
 # CLI flags the cluster needs beyond the contract's parameters.
 EXTRA_ARGUMENTS: dict[str, list[str]] = {
     "collect": ["--run-id", _p("run-id")],
-    "restore": ["--emit-students", STUDENTS_FILE],
+    "restore": ["--emit-students", STUDENTS_FILE, "--class-size", _p("class-size")],
 }
 
 
@@ -209,11 +211,11 @@ def artifact_key(a: StepArtifact) -> str:
     return f"{RUN_PREFIX}/{a.at(STUDENT) if a.per_submission else a.path}"
 
 
-def _artifact(a: StepArtifact, output: bool) -> S3Artifact:
+def _artifact(a: StepArtifact, output: bool, optional: bool = False) -> S3Artifact:
     # Directories that hold one entry per submission may be empty (no submissions, every
     # execute failed), and an empty directory is no object in S3: the next step must still run
-    # and report. Single files and one student's directory are required.
-    directory = _is_directory(a) and not a.per_submission
+    # and report. Single files and one student's directory are required, unless `optional`.
+    directory = optional or (_is_directory(a) and not a.per_submission)
     return S3Artifact(
         name=a.name,
         path=f"{WORKDIR}/{a.at(STUDENT) if a.per_submission else a.path}",
@@ -223,140 +225,145 @@ def _artifact(a: StepArtifact, output: bool) -> S3Artifact:
     )
 
 
-# --- pod hardening ------------------------------------------------------------------------------
-
-
-def _container_security() -> SecurityContext:
-    return SecurityContext(
-        run_as_non_root=True,
-        run_as_user=UID,
-        run_as_group=UID,
-        read_only_root_filesystem=True,
-        allow_privilege_escalation=False,
-        privileged=False,
-        capabilities=Capabilities(drop=["ALL"]),
-        seccomp_profile=SeccompProfile(type="RuntimeDefault"),
-    )
-
-
-def _pod_security() -> PodSecurityContext:
-    return PodSecurityContext(
-        run_as_non_root=True,
-        run_as_user=UID,
-        run_as_group=UID,
-        seccomp_profile=SeccompProfile(type="RuntimeDefault"),
-    )
-
-
-def _scratch_volumes() -> list[EmptyDirVolume]:
-    """The only writable places in a pod: the step workspace and /tmp (HOME)."""
-    return [
-        EmptyDirVolume(name="workspace", mount_path=WORKDIR, size_limit="4Gi"),
-        EmptyDirVolume(name="tmp", mount_path="/tmp", size_limit="1Gi"),
-    ]
-
-
-def _retry() -> RetryStrategy:
-    return RetryStrategy(
-        limit=str(RETRY_LIMIT),  # IntOrString: Argo's schema and examples spell it as a string
-        retry_policy=RetryPolicy.always,  # the expression alone decides
-        expression=RETRY_EXPRESSION,
-        backoff=Backoff(duration="15s", factor="2", max_duration="10m"),
-    )
-
+# --- templates ----------------------------------------------------------------------------------
 
 _ENV = [Env(name="HOME", value="/tmp"), Env(name="PYTHONDONTWRITEBYTECODE", value="1")]
+_DEFAULTS = {p.name: p.default for p in PARAMETERS if p.default is not None}
 
 
-def _trusted_resources() -> ResourceRequirements:
-    return ResourceRequirements(requests={"cpu": "250m", "memory": "512Mi"}, limits={"cpu": "2", "memory": "2Gi"})
-
-
-def _execute_resources() -> ResourceRequirements:
-    # The step's own limits (--memory) bound the notebooks; the pod limit adds papermill's share.
-    memory = "{{=asInt(workflow.parameters.memory) + 512}}Mi"
-    return ResourceRequirements(requests={"cpu": "250m", "memory": memory}, limits={"cpu": _p("cpu"), "memory": memory})
-
-
-# --- templates ----------------------------------------------------------------------------------
+def _pod(**settings) -> dict:
+    """What every container template gets: hardening, scratch space, resources, deadline, retries."""
+    scratch = {k: settings.pop(k) for k in ("workspace_mib", "tmp_in_memory_mib") if k in settings}
+    return dict(
+        image=_p("image"),
+        image_pull_policy="IfNotPresent",
+        env=_ENV,
+        volumes=pods.scratch_volumes(**scratch),
+        security_context=pods.container_security(),
+        pod_security_context=pods.pod_security(),
+        resources=settings.pop("resources", pods.trusted_resources()),
+        timeout=settings.pop("timeout", pods.TRUSTED_TIMEOUT),
+        retry_strategy=pods.retry_strategy(),
+        **settings,
+    )
 
 
 def _step_container(step: Step, **extra) -> Container:
     """A container template running `step`'s CLI, with the step's declared artifacts."""
     inputs: list = extra.pop("input_parameters", [Parameter(name="student")] if step.fan_out else [])
-    inputs += [_artifact(a, output=False) for a in step.inputs]
+    optional_inputs: bool = extra.pop("optional_inputs", False)
+    inputs += [_artifact(a, output=False, optional=optional_inputs) for a in step.inputs]
     outputs: list = [_artifact(a, output=True) for a in step.outputs]
     outputs += extra.pop("output_parameters", [])
     labels = {LABEL_STEP: step.name}
     if step.runs_student_code:
         labels[LABEL_UNTRUSTED] = "true"
     return Container(
-        name=step.name,
-        image=_p("image"),
-        image_pull_policy="IfNotPresent",
+        name=extra.pop("name", step.name),
         command=["python", "-m", step.module],
         args=step_arguments(step),
-        env=_ENV,
         inputs=inputs,
         outputs=outputs,
-        volumes=_scratch_volumes(),
         volume_mounts=extra.pop("volume_mounts", None),
-        security_context=_container_security(),
-        pod_security_context=_pod_security(),
-        resources=extra.pop("resources", _trusted_resources()),
-        retry_strategy=_retry(),
         labels=labels,
-        annotations={"gradeflow.io/description": step.description},
-        **extra,
+        annotations={"gradeflow.io/description": extra.pop("description", step.description)},
+        **_pod(**extra),
     )
 
 
 def _memo_key() -> str:
-    """execute's cache key: the student, the restored work dir's content hash, image and limits."""
-    parts = ["inputs.parameters.student", "inputs.parameters['work-hash']"] + [_expr_p(n) for n in CACHE_INPUTS]
+    """execute's cache key: what the result depends on, hashed to a valid key.
+
+    The image counts by DIGEST only: a tag such as :dev can point at another image tomorrow,
+    so with an image that is not pinned (`name@sha256:...`) the key also holds the run id,
+    and no run reuses another run's results.
+    """
+    image = _expr_p("image")
+    unpinned = f"sprig.ternary('', {_expr_p('run-id')}, sprig.contains('@sha256:', {image}))"
+    parts = ["inputs.parameters.student", "inputs.parameters['work-hash']"] + [_expr_p(n) for n in CACHE_INPUTS] + [unpinned]
     return "execute-{{=sprig.sha256sum(" + " + '|' + ".join(parts) + ")}}"
 
 
-def _execute_container() -> Container:
+def _cache_name() -> str:
+    """One cache ConfigMap per course and assignment: a valid name whatever the ids are."""
+    return EXECUTE_CACHE_PREFIX + "{{=sprig.trunc(16, sprig.sha256sum(workflow.parameters.course + '/' + workflow.parameters.assignment))}}"
+
+
+def _execute_container(name: str = "execute", memoized: bool = True) -> Container:
     step = STEPS["execute"]
+    memo = Memoize(key=_memo_key(), max_age=EXECUTE_CACHE_MAX_AGE, cache=Cache(config_map=LocalObjectReference(name=_cache_name())))
     return _step_container(
         step,
+        name=name,
+        description=step.description + ("" if memoized else " (again: its memoized result's files are gone)"),
         input_parameters=[Parameter(name="student"), Parameter(name="work-hash")],
         # the student's code gets no Kubernetes token; Argo's own containers use their account
         automount_service_account_token=False,
         executor=ExecutorConfig(service_account_name=EXECUTOR_SERVICE_ACCOUNT),
-        active_deadline_seconds="{{=asInt(" + _expr_p("wall-time") + ") + 300}}",
-        resources=_execute_resources(),
-        memoize=Memoize(key=_memo_key(), max_age=EXECUTE_CACHE_MAX_AGE, cache=Cache(config_map=LocalObjectReference(name=EXECUTE_CACHE))),
+        active_deadline_seconds=pods.EXECUTE_DEADLINE,
+        timeout=pods.EXECUTE_TIMEOUT,
+        resources=pods.execute_resources(_DEFAULTS),
+        pod_spec_patch=pods.execute_pod_spec_patch(),
+        tmp_in_memory_mib=pods.EXECUTE_TMP_MIB,
+        memoize=memo if memoized else None,
         output_parameters=[
             # Which run produced these outputs. A memoized result keeps the producing run's
-            # artifact keys, so a cache hit from another run is copied into this one.
-            Parameter(name="ran-in", value_from=ValueFrom(path=f"{WORKDIR}/.never-written", default=_p("run-id"))),
+            # artifact keys, so a cache hit from another run is copied into this one. A plain
+            # value, never a file: the executor reports `we.Template.Outputs` as substituted
+            # (workflow/executor/executor.go ReportOutputs) and reads only valueFrom.path
+            # parameters from the pod, so student code cannot steer it.
+            Parameter(name="ran-in", value=_p("run-id")),
         ],
     )
 
 
+COPY_RESULT = f"{WORKDIR}/.copy-result"
+
+
 def _copy_memoized_container() -> Container:
     executed = STEPS["execute"].outputs[0]
-    # no location: the task passes the memoized execute task's artifact (`from`)
-    cached = Artifact(name=executed.name, path=f"{WORKDIR}/{executed.at(STUDENT)}")
+    # no location: the task passes the memoized execute task's artifact (`from`). Optional: when
+    # a lifecycle rule or GC removed the files behind a cache entry, the init container skips
+    # it ("Skipping optional input artifact that was not found", workflow/executor/executor.go)
+    # and this pod reports `missing`, so the DAG executes the submission again.
+    cached = Artifact(name=executed.name, path=f"{WORKDIR}/{executed.at(STUDENT)}", optional=True)
+    out = _artifact(executed, output=True)
+    out.optional = True
     return Container(
         name="copy-memoized",
-        image=_p("image"),
-        image_pull_policy="IfNotPresent",
         # Argo moves the files: the init container downloads the cached result, the wait
-        # container uploads it under this run. The container itself has nothing to do.
-        command=["true"],
-        env=_ENV,
+        # container uploads it under this run. The container only says whether it got them.
+        command=["sh", "-c", 'if [ -e "$1/execute.json" ]; then echo copied; else echo missing; fi > "$2"', "copy-memoized"],
+        args=[f"{WORKDIR}/{executed.at(STUDENT)}", COPY_RESULT],
         inputs=[Parameter(name="student"), cached],
-        outputs=[_artifact(executed, output=True)],
-        volumes=_scratch_volumes(),
-        security_context=_container_security(),
-        pod_security_context=_pod_security(),
-        resources=ResourceRequirements(requests={"cpu": "50m", "memory": "64Mi"}, limits={"cpu": "500m", "memory": "256Mi"}),
-        retry_strategy=_retry(),
+        outputs=[out, Parameter(name="result", value_from=ValueFrom(path=COPY_RESULT))],
         labels={LABEL_STEP: "execute"},
         annotations={"gradeflow.io/description": "copy a memoized execute result from the run that produced it into this run"},
+        **_pod(resources=pods.copy_resources(), timeout=pods.COPY_TIMEOUT),
+    )
+
+
+NETWORK_CHECK_FILE = f"{WORKDIR}/network-check.txt"
+
+
+def _network_check_container() -> Container:
+    """A pod like execute's (same label: the same NetworkPolicy) that only uploads one small file.
+
+    Argo's wait container needs DNS, the object store and the API server to finish it, as in
+    every execute pod. When the NetworkPolicy blocks any of them this pod errors (Argo retries
+    it, then fails the run) before a single submission runs, instead of every execute pod
+    failing after running the student's notebook.
+    """
+    return Container(
+        name="network-check",
+        command=["true"],  # the init container writes the file, the wait container uploads it
+        inputs=[RawArtifact(name="probe", path=NETWORK_CHECK_FILE, data="gradeflow: execute pods can reach the store\n")],
+        outputs=[S3Artifact(name="probe", path=NETWORK_CHECK_FILE, key=f"{RUN_PREFIX}/network-check.txt", archive=NoneArchiveStrategy())],
+        automount_service_account_token=False,
+        executor=ExecutorConfig(service_account_name=EXECUTOR_SERVICE_ACCOUNT),
+        labels={LABEL_STEP: "execute", LABEL_UNTRUSTED: "true"},
+        annotations={"gradeflow.io/description": "can execute pods upload? If this fails, the NetworkPolicy blocks the object store, the API server or DNS: docs/argo.md section 3"},
+        **_pod(resources=pods.copy_resources(), timeout=pods.COPY_TIMEOUT),
     )
 
 
@@ -373,25 +380,20 @@ def build_template(parallelism: int = DEFAULT_PARALLELISM) -> WorkflowTemplate:
         name=TEMPLATE_NAME,
         annotations={
             "workflows.argoproj.io/description": "Autograde an nbgrader assignment: collect, restore, execute (one sandboxed pod per submission), score, merge.",
-            "workflows.argoproj.io/version": ">= 3.5.0",
+            "workflows.argoproj.io/version": SUPPORTED_ARGO,
         },
         labels={"app.kubernetes.io/name": "gradeflow"},
         entrypoint="autograde",
         on_exit="score-and-merge",
         arguments=[_template_parameter(p) for p in PARAMETERS],
-        workflow_metadata=WorkflowMetadata(
-            labels_from={
-                LABEL_COURSE: LabelValueFrom(expression="workflow.parameters.course"),
-                LABEL_ASSIGNMENT: LabelValueFrom(expression="workflow.parameters.assignment"),
-                LABEL_RUN: LabelValueFrom(expression=_expr_p("run-id")),
-            }
-        ),
+        # No workflowMetadata.labelsFrom: a raw parameter that is no valid label value (a space,
+        # more than 63 characters) errors the whole run. build_workflow sets cleaned labels.
         artifact_repository_ref=ARTIFACT_REPOSITORY,
         parallelism=parallelism,
         service_account_name=WORKFLOW_SERVICE_ACCOUNT,
         automount_service_account_token=False,
         executor=ExecutorConfig(service_account_name=EXECUTOR_SERVICE_ACCOUNT),
-        security_context=_pod_security(),
+        security_context=pods.pod_security(),
         pod_gc=PodGC(strategy="OnPodSuccess"),  # failed pods stay for `gradeflow logs`
         ttl_strategy=TTLStrategy(seconds_after_completion=30 * 24 * 3600),
         volumes=[ExistingVolume(name="course", claim_name=_p("course-pvc"), read_only=True)],
@@ -405,24 +407,36 @@ def build_template(parallelism: int = DEFAULT_PARALLELISM) -> WorkflowTemplate:
             output_parameters=[Parameter(name="students", value_from=ValueFrom(path=STUDENTS_FILE), global_name="students")],
         )
         execute = _execute_container()
+        execute_again = _execute_container("execute-again", memoized=False)
         copy_memoized = _copy_memoized_container()
-        score = _step_container(STEPS["score"])
-        merge = _step_container(STEPS["merge"], output_parameters=[Parameter(name="summary", value_from=ValueFrom(path=SUMMARY_FILE, default=""))])
+        network_check = _network_check_container()
+        class_resources, class_mib = pods.class_scratch_resources(_DEFAULTS)
+        class_scratch = dict(resources=class_resources, workspace_mib=class_mib, pod_spec_patch=pods.class_scratch_pod_spec_patch())
+        # score runs in the exit handler however the run ended, so its inputs may be missing
+        # (collect failed): then it says so and exits EXIT_USAGE, which is never retried.
+        score = _step_container(STEPS["score"], optional_inputs=True, **class_scratch)
+        merge = _step_container(STEPS["merge"], output_parameters=[Parameter(name="summary", value_from=ValueFrom(path=SUMMARY_FILE, default=""))], **class_scratch)
+        feedback = _step_container(STEPS["feedback"], **class_scratch)
 
+        student = {"student": "{{inputs.parameters.student}}", "work-hash": "{{inputs.parameters.work-hash}}"}
         with DAG(name="execute-submission", inputs=[Parameter(name="student"), Parameter(name="work-hash")]) as execute_submission:
-            run = execute(name="execute", arguments={"student": "{{inputs.parameters.student}}", "work-hash": "{{inputs.parameters.work-hash}}"})
+            run = execute(name="execute", arguments=student)
+            # Expression tags compare the values as data: nothing a pod wrote is pasted into them.
             copy = copy_memoized(
                 name="copy-memoized",
-                when="'{{tasks.execute.outputs.parameters.ran-in}}' != '" + _p("run-id") + "'",
+                when="{{=tasks.execute.outputs.parameters['ran-in'] != " + _expr_p("run-id") + "}}",
                 arguments=[
                     Parameter(name="student", value="{{inputs.parameters.student}}"),
                     Artifact(name=STEPS["execute"].outputs[0].name, from_="{{tasks.execute.outputs.artifacts." + STEPS["execute"].outputs[0].name + "}}"),
                 ],
             )
+            again = execute_again(name="execute-again", arguments=student, when="{{=tasks['copy-memoized'].outputs.parameters.result == 'missing'}}")
             run >> copy
+            copy.on_success(again)  # not when copy was skipped: its output would not exist
 
         with DAG(name="autograde", fail_fast=False):
             c = collect(name="collect")
+            n = network_check(name="network-check")
             r = restore(name="restore")
             e = execute_submission(
                 name="execute",
@@ -430,13 +444,18 @@ def build_template(parallelism: int = DEFAULT_PARALLELISM) -> WorkflowTemplate:
                 arguments={"student": "{{item.student}}", "work-hash": "{{item.work-hash}}"},
             )
             c >> r >> e
+            n >> e  # no student code runs before the policy has been seen to let uploads through
 
         with DAG(name="score-and-merge"):
-            # runs on exit however execute ended; skipped when restore never finished (no run to score)
-            s = score(name="score", when="{{=(workflow.outputs?.parameters?.students ?? '') != ''}}")
-            m = merge(name="merge")
-            s.on_success(m)
-    assert [STEPS[n] for n in STEP_ORDER] == [STEPS[t.name] for t in (collect, restore, execute, score, merge)]
+            # runs on exit however execute ended, gated on nothing global: `argo resubmit
+            # --memoized` does not copy global outputs, and a skipped score would leave the
+            # previous run's results for `sync` to merge
+            s = score(name="score")
+            # feedback only when asked; merge follows it either way (merge reads feedback/ if any)
+            f = feedback(name="feedback", when="{{=" + _expr_p("feedback") + " == 'true'}}")
+            m = merge(name="merge", depends="score.Succeeded && (feedback.Succeeded || feedback.Skipped)")
+            s.on_success(f)
+    assert [STEPS[n] for n in STEP_ORDER] == [STEPS[t.name] for t in (collect, restore, execute, score, feedback, merge)]
     return w
 
 
@@ -461,6 +480,8 @@ def build_workflow(
     limits: dict[str, str | int] | None = None,
     parallelism: int | None = None,
     namespace: str | None = None,
+    feedback: bool = False,
+    feedback_hidden_tests: str | None = None,
 ) -> Workflow:
     """A Workflow that runs the installed `gradeflow-autograde` template for one assignment.
 
@@ -475,13 +496,15 @@ def build_workflow(
         "course-subpath": course_subpath,
         "image": image,
         "store-prefix": store_prefix,
+        "feedback": "true" if feedback else None,
+        "feedback-hidden-tests": feedback_hidden_tests,
     }
     if not RUN_ID.match(run_id):
         raise ValueError(f"run id {run_id!r} must be 1-63 lowercase letters, digits and '-' (it names the workflow and a label)")
     known = {p.name for p in PARAMETERS}
     for k, v in (limits or {}).items():
         if k not in known:
-            raise ValueError(f"unknown limit {k!r}; the limits are: {', '.join(CACHE_INPUTS[1:])}")
+            raise ValueError(f"unknown limit {k!r}; the limits are: {', '.join(LIMITS)}")
         values[k] = "" if v is None else str(v)
     return Workflow(
         name=run_id,

@@ -44,6 +44,10 @@ def run_step(step: Step, call: Callable[[], Any]) -> int:
 def for_each_submission(step: Step, one: OneSubmission, workspace: Path, students: Sequence[str] | None) -> list[StepRecord]:
     """Run a per-submission step function over the manifest's students (or only `students`)."""
     workspace = Path(workspace)
+    if not (workspace / "manifest.json").is_file():
+        # In Argo, score runs in the exit handler even when collect never finished: no retry
+        # can make the manifest appear, so this is not our crash (EXIT_INFRA) but a stop.
+        raise TeacherError(f"{step.name}: no manifest.json in {workspace}: collect did not finish for this run", "fix what collect reported (gradeflow logs RUN) and run again")
     manifest = Manifest.load(workspace / "manifest.json")
     snapshot = read_json(workspace / "snapshot.json")
     with tempfile.TemporaryDirectory(prefix=f"gradeflow-{step.name}-") as scratch:
@@ -63,7 +67,9 @@ def submissions_main(
     keyword `run` receives).
 
     With `emit`, the CLI also takes `--emit-students PATH` and writes `emit(records)` there as
-    JSON: the list an Argo workflow fans the next step out over (see pipelines.workflow).
+    JSON: the list an Argo workflow fans the next step out over (see pipelines.workflow), and
+    `--class-size N`, refusing a fan-out of more than N: score and merge size their scratch
+    space from N, so a bigger class must stop here, before any notebook runs, not in score.
     """
     p = argparse.ArgumentParser(prog=f"python -m {step.module}", description=run.__doc__)
     p.add_argument("--workspace", type=Path, required=True)
@@ -72,11 +78,17 @@ def submissions_main(
         p.add_argument("--emit-students", type=Path, default=None, metavar="PATH", help="also write one JSON entry per student to PATH")
     for flag, kwargs in (options or {}).items():
         p.add_argument(flag, **kwargs)
+        p.add_argument("--class-size", type=int, default=None, metavar="N", help="refuse more than N submissions")
     a = p.parse_args(argv)
     extra = {kw["dest"]: getattr(a, kw["dest"]) for kw in (options or {}).values()}
 
     def call() -> None:
         records = run(a.workspace, a.students or None, **extra)
+        if emit and a.class_size is not None and len(records) > a.class_size:
+            raise TeacherError(
+                f"{len(records)} submissions, but the run's class-size is {a.class_size}: score and merge would run out of scratch space",
+                f"submit the run again with class-size {len(records)} or more",
+            )
         if emit and a.emit_students:
             write_json(a.emit_students, emit(records))
 

@@ -211,8 +211,11 @@ def restore_notebook(path: Path, spec: dict[str, Any], snapshot: dict[str, Any],
     return nb, NotebookOutcome(name, OK)
 
 
-def _hash_dir(root: Path) -> str:
-    h = hashlib.sha256()
+def _hash_dir(root: Path, config: dict[str, Any] | None = None) -> str:
+    """What execute's result depends on besides limits and image: the work dir's files and the
+    course's nbgrader configuration execute reads from the snapshot (Execute.timeout, ...).
+    It is part of the Argo memoization key, so a changed course config runs the notebooks again."""
+    h = hashlib.sha256(json.dumps(config or {}, sort_keys=True, default=str).encode() + b"\0")
     for p in sorted(root.rglob("*")):
         if p.is_file():
             h.update(str(p.relative_to(root)).encode() + b"\0" + p.read_bytes() + b"\0")
@@ -246,7 +249,7 @@ def restore_submission(workspace: Path, manifest: Manifest, snapshot: dict[str, 
         if nb is not None:
             nbformat.write(nb, str(work / f"{name}.ipynb"), version=4)
         record.notebooks.append(outcome)
-    record.detail["work_hash"] = _hash_dir(work)
+    record.detail["work_hash"] = _hash_dir(work, snapshot.get("config"))
     record.detail["strict"] = strict
     record.seconds = round(time.monotonic() - start, 3)
     record.save(out / "restore.json")

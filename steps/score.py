@@ -19,7 +19,7 @@ import nbformat
 
 from .cli import for_each_submission, submissions_main
 from .contract import STEPS
-from .records import FAILED, MISSING, OK, SKIPPED, Manifest, NotebookOutcome, StepRecord
+from .records import MISSING, OK, SKIPPED, UNGRADED, Manifest, NotebookOutcome, StepRecord
 from .snapshot import scratch_gradebook
 
 __all__ = ["score", "score_submission", "main", "grade_preprocessors", "read_grades"]
@@ -110,7 +110,7 @@ def score_submission(workspace: Path, manifest: Manifest, snapshot: dict[str, An
             record.notebooks.append(NotebookOutcome(name, r.status if r else MISSING, r.reason if r else "not restored"))
             continue
         if e is None:
-            record.notebooks.append(NotebookOutcome(name, FAILED, "not executed (the execute step did not finish for this submission)"))
+            record.notebooks.append(NotebookOutcome(name, UNGRADED, "not executed (the execute step did not finish for this submission): nothing written; run again"))
             continue
         if e.status != OK:
             record.notebooks.append(NotebookOutcome(name, e.status, e.reason))

@@ -28,8 +28,8 @@ __all__ = [
     "scratch_gradebook",
 ]
 
-# The nbgrader classes whose configuration changes how a submission is restored, executed
-# or scored. Only these sections travel in the snapshot.
+# The nbgrader classes whose configuration changes how a submission is restored, executed,
+# scored or shown in feedback. Only these sections travel in the snapshot.
 CONFIG_SECTIONS = (
     "Autograde",
     "ClearOutput",
@@ -44,6 +44,7 @@ CONFIG_SECTIONS = (
     "SaveAutoGrades",
     "AssignLatePenalties",
     "LateSubmissionPlugin",
+    "ClearHiddenTests",  # its delimiters mark what feedback leaves out
 )
 
 
@@ -194,7 +195,13 @@ def scratch_gradebook(snapshot: dict[str, Any], directory: Path) -> str:
     with _scratch_lock:
         template = _scratch_cache.get(key)
         if template is None or not template.exists():
-            template = Path(tempfile.mkdtemp(prefix="gradeflow-snapshot-")) / "gradebook.db"
+            from multiprocessing.util import Finalize
+
+            from .sandbox.leftovers import temp_prefix
+
+            template = Path(tempfile.mkdtemp(prefix=temp_prefix("snapshot"))) / "gradebook.db"
+            # removed when this process exits (a worker or the main run): no temp dir outlives a run
+            Finalize(None, shutil.rmtree, args=(str(template.parent),), kwargs={"ignore_errors": True}, exitpriority=10)
             _build_scratch(snapshot, template)
             _scratch_cache[key] = template
     directory.mkdir(parents=True, exist_ok=True)

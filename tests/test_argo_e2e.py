@@ -1,4 +1,4 @@
-"""End to end through a real S3 API: the five steps as Argo would run them, then `gradeflow sync` into the gradebook.
+"""End to end through a real S3 API: the steps as Argo would run them (feedback too), then `gradeflow sync` into the gradebook.
 
 Scenario: the store is an S3 bucket on a real S3 API server (moto, on 127.0.0.1), reached
 only through s3fs/fsspec, as a MinIO artifact repository would be. The rendered template
@@ -16,6 +16,9 @@ exit handler and the summary names her. That is the run `gradeflow retry` would 
 """
 from __future__ import annotations
 
+import html
+import re
+
 import json
 import socket
 from pathlib import Path
@@ -29,6 +32,8 @@ from pipelines.workflow import build_template, build_workflow
 from steps.contract import EXIT_INFRA
 
 BUCKET = "grading"
+# memoization reuses results across runs only for an image pinned by digest (a tag can move)
+PINNED = {"image": "registry.example.edu/gradeflow-grader@sha256:" + "5" * 64}
 
 
 def free_port() -> int:
@@ -70,7 +75,7 @@ def course(squares_built: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 def first(s3, course: Path) -> dict:
     template = build_template().to_dict()
     cache: dict = {}
-    run = Emulator(template, {"assignment": "ps1", "run-id": "e2e-1"}, f"s3://{BUCKET}", course, cache=cache).run()
+    run = Emulator(template, {"assignment": "ps1", "run-id": "e2e-1", "feedback": "true", **PINNED}, f"s3://{BUCKET}", course, cache=cache).run()
     return {"run": run, "cache": cache, "template": template}
 
 
@@ -90,6 +95,8 @@ def test_the_bucket_holds_the_run_as_a_workspace(s3, first: dict) -> None:
         "executed/alice/execute.json",
         "executed/bob/squares.ipynb",
         "scored/alice/score.json",
+        "feedback/alice/squares.html",
+        "feedback/bob/feedback.json",
         "results/results.json",
         "results/summary.txt",
     ):
@@ -107,6 +114,11 @@ def test_sync_merges_the_run_into_the_gradebook(s3, first: dict, course: Path) -
         assert gb.find_submission("ps1", "alice").score == 2.0
         assert gb.find_submission("ps1", "bob").score == 0.0
     assert (course / "autograded" / "alice" / "ps1" / "squares.ipynb").is_file()
+    page = (course / "feedback" / "bob" / "ps1" / "squares.html").read_text()
+    text = "".join(html.unescape(re.sub(r"<[^>]+>", "", page)).split())
+    assert "notdoneyet" in text and "assertsquares(3)==[1,4,9]" in text, "bob's feedback shows his error and the visible test"
+    assert "assertsquares(1)==[1]" not in text, "and not the hidden test"
+    assert (course / "feedback" / "alice" / "ps1" / "timestamp.txt").is_file()
     assert json.loads((course / "gradeflow_runs" / "e2e-1" / "results" / "results.json").read_text())["run_id"] == "e2e-1"
 
 
@@ -142,7 +154,7 @@ def test_a_regrade_reuses_the_cache_and_still_reports_a_broken_pod(s3, first: di
         if template == "execute" and params.get("student") == "alice":
             (root / "gradeflow" / "restored" / "alice" / "restore.json").unlink()
 
-    run = Emulator(first["template"], {"assignment": "ps1", "run-id": "e2e-2"}, f"s3://{BUCKET}", course, cache=cache, before_pod=break_alice).run()
+    run = Emulator(first["template"], {"assignment": "ps1", "run-id": "e2e-2", **PINNED}, f"s3://{BUCKET}", course, cache=cache, before_pod=break_alice).run()
     by = {p.parameters.get("student"): p for p in run.by_template("execute")}
     # bob: served by the cache, then copied from run e2e-1 into e2e-2
     assert by["bob"].memoized and by["bob"].outputs["executed-submission"] == "gradeflow/e2e-1/executed/bob"

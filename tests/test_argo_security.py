@@ -13,6 +13,7 @@ failures (exit 75, pod errors), never for a student's crash, timeout or memory k
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -56,7 +57,7 @@ def test_execute_pod_gets_no_kubernetes_token(templates: dict[str, dict]) -> Non
     assert EXECUTOR_SERVICE_ACCOUNT != WORKFLOW_SERVICE_ACCOUNT
 
 
-@pytest.mark.parametrize("name", list(DAG) + ["copy-memoized"])
+@pytest.mark.parametrize("name", list(DAG) + ["copy-memoized", "execute-again"])
 def test_every_pod_is_hardened(templates: dict[str, dict], name: str) -> None:
     t = templates[name]
     sc = t["container"]["securityContext"]
@@ -73,19 +74,21 @@ def test_every_pod_is_hardened(templates: dict[str, dict], name: str) -> None:
     for path in ("/tmp", "/gradeflow"):
         assert "emptyDir" in vols[mounts[path]] and vols[mounts[path]]["emptyDir"]["sizeLimit"]
     res = t["container"]["resources"]
-    assert set(res["requests"]) == set(res["limits"]) == {"cpu", "memory"}
+    assert set(res["requests"]) == set(res["limits"]) == {"cpu", "memory", "ephemeral-storage"}
     # no secret reaches a step: the store's keys go only to Argo's own containers
     assert not t["container"].get("envFrom") and all("valueFrom" not in e for e in t["container"].get("env", []))
 
 
-def test_execute_pod_is_limited_and_isolated(templates: dict[str, dict]) -> None:
-    t = templates["execute"]
+@pytest.mark.parametrize("name", ["execute", "execute-again"])
+def test_execute_pod_is_limited_and_isolated(templates: dict[str, dict], name: str) -> None:
+    t = templates[name]
     scope = {f"workflow.parameters.{p.name}": p.default for p in PARAMETERS if p.default is not None}
     assert substitute(str(t["activeDeadlineSeconds"]), scope) == str(600 + 300)
-    limits = t["container"]["resources"]["limits"]
-    assert substitute(limits["memory"], scope) == "1536Mi" and substitute(limits["cpu"], scope) == "1"
+    limits = json.loads(substitute(t["podSpecPatch"], scope))["containers"][0]["resources"]["limits"]
+    assert limits["memory"] == "1792Mi" and limits["cpu"] == "1"  # 1024 + papermill 512 + tmpfs /tmp 256
     assert t["metadata"]["labels"][LABEL_UNTRUSTED] == "true"
     assert all(LABEL_UNTRUSTED not in templates[n].get("metadata", {}).get("labels", {}) for n in DAG if n != "execute")
+    assert LABEL_UNTRUSTED not in templates["copy-memoized"]["metadata"]["labels"]
     # its inputs: the snapshot and its OWN restored submission; no course, no gradebook, no other student
     assert [(a["name"], a["path"]) for a in t["inputs"]["artifacts"]] == [
         ("snapshot", "/gradeflow/snapshot.json"),
@@ -127,7 +130,8 @@ def test_executor_role_is_least_privilege(install: dict) -> None:
     [
         (EXIT_INFRA, "Failed", "Error (exit code 75)", True),  # our own crash
         (None, "Error", "pod deleted", True),  # the pod broke
-        (None, "Failed", "The node was low on resource: memory. Container main was using 2Gi. Evicted", True),
+        (None, "Failed", "The node was low on resource: memory. Threshold quantity: 100Mi, available: 88Mi. ", True),  # kubelet eviction
+        (None, "Failed", 'Usage of EmptyDir volume "workspace" exceeds the limit "4096Mi". ', False),  # the student filled it
         (0, "Succeeded", "", False),
         (1, "Failed", "Error (exit code 1)", False),  # the step never started (a broken image): it would fail again
         (137, "Failed", "OOMKilled (exit code 137)", False),  # the student's memory blow-up
@@ -143,6 +147,7 @@ def test_retries_only_infrastructure_failures(templates: dict[str, dict], exit_c
 def test_memo_key_changes_with_submission_image_and_limits(templates: dict[str, dict]) -> None:
     key = templates["execute"]["memoize"]["key"]
     base = {f"workflow.parameters.{p.name}": p.default or "" for p in PARAMETERS}
+    base["workflow.parameters.image"] = "grader@sha256:" + "0" * 64
     base.update({"inputs.parameters.student": "alice", "inputs.parameters.work-hash": "h1"})
     first = substitute(key, base)
     assert first == substitute(key, base) and first.startswith("execute-") and len(first) == len("execute-") + 64
@@ -155,5 +160,5 @@ def test_memo_key_changes_with_submission_image_and_limits(templates: dict[str, 
 def test_copy_of_a_memoized_result_only_when_it_came_from_another_run(templates: dict[str, dict]) -> None:
     (copy,) = [t for t in templates["execute-submission"]["dag"]["tasks"] if t["name"] == "copy-memoized"]
     scope = {"workflow.parameters.run-id": "run-2"}
-    assert evaluate(substitute(copy["when"], {**scope, "tasks.execute.outputs.parameters.ran-in": "run-1"}), {}) is True
-    assert evaluate(substitute(copy["when"], {**scope, "tasks.execute.outputs.parameters.ran-in": "run-2"}), {}) is False
+    assert substitute(copy["when"], {**scope, "tasks.execute.outputs.parameters.ran-in": "run-1"}) == "true"
+    assert substitute(copy["when"], {**scope, "tasks.execute.outputs.parameters.ran-in": "run-2"}) == "false"

@@ -87,8 +87,8 @@ def test_checked_in_yaml_is_what_pipelines_render() -> None:
 def test_dag_reads_like_the_drawing(wt: dict) -> None:
     t = by_name(wt)
     main = {task["name"]: task for task in t["autograde"]["dag"]["tasks"]}
-    assert list(main) == ["collect", "restore", "execute"]
-    assert main["restore"]["depends"] == "collect" and main["execute"]["depends"] == "restore"
+    assert list(main) == ["collect", "network-check", "restore", "execute"]
+    assert main["restore"]["depends"] == "collect" and main["execute"]["depends"] == "restore && network-check"
     # one pod per submission, named per student in the UI (execute(0:student:alice,...))
     assert main["execute"]["withParam"] == "{{tasks.restore.outputs.parameters.students}}"
     assert {p["name"]: p["value"] for p in main["execute"]["arguments"]["parameters"]} == {"student": "{{item.student}}", "work-hash": "{{item.work-hash}}"}
@@ -97,10 +97,15 @@ def test_dag_reads_like_the_drawing(wt: dict) -> None:
     # score and merge run on exit, whatever happened to execute
     assert wt["spec"]["onExit"] == "score-and-merge"
     exit_tasks = {task["name"]: task for task in t["score-and-merge"]["dag"]["tasks"]}
-    assert list(exit_tasks) == ["score", "merge"] and exit_tasks["merge"]["depends"] == "score.Succeeded"
+    assert list(exit_tasks) == ["score", "feedback", "merge"] and exit_tasks["feedback"]["depends"] == "score.Succeeded"
+    # feedback only when the run asks for it; merge runs after it, or without it when it is skipped
+    assert exit_tasks["feedback"]["when"] == "{{=workflow.parameters['feedback'] == 'true'}}"
+    assert exit_tasks["merge"]["depends"] == "score.Succeeded && (feedback.Succeeded || feedback.Skipped)"
     inner = {task["name"]: task for task in t["execute-submission"]["dag"]["tasks"]}
     assert inner["execute"]["template"] == "execute" and inner["copy-memoized"]["depends"] == "execute"
-    order = ["collect", "restore", "execute"] + ["score", "merge"]
+    # a cache entry whose files are gone: execute the submission again
+    assert inner["execute-again"]["template"] == "execute-again" and inner["execute-again"]["depends"] == "copy-memoized.Succeeded"
+    order = ["collect", "restore", "execute"] + ["score", "feedback", "merge"]
     assert order == list(DAG)
 
 
@@ -141,9 +146,7 @@ def test_workflow_settings(wt: dict) -> None:
     spec = wt["spec"]
     assert spec["artifactRepositoryRef"] == {"configMap": ARTIFACT_REPOSITORY.config_map, "key": "gradeflow"} == {"configMap": "artifact-repositories", "key": "gradeflow"}
     assert spec["parallelism"] == 10
-    labels = spec["workflowMetadata"]["labelsFrom"]
-    assert labels["gradeflow.io/course"]["expression"] == "workflow.parameters.course"
-    assert labels["gradeflow.io/assignment"]["expression"] == "workflow.parameters.assignment"
+    assert "workflowMetadata" not in spec  # labels come from build_workflow, cleaned (test_argo_cluster_rules.py)
     params = {p["name"]: p for p in spec["arguments"]["parameters"]}
     assert [p.name for p in PARAMETERS] == list(params)
     assert "value" not in params["assignment"] and "value" not in params["run-id"]  # the submit form asks for them
@@ -163,6 +166,6 @@ def test_retry_and_memoize_are_declared(wt: dict) -> None:
         assert rs["retryPolicy"] == "Always" and rs["limit"] == "3" and rs["backoff"]["duration"]
         assert "asInt(lastRetry.exitCode) == 75" in rs["expression"]
     memo = t["execute"]["memoize"]
-    assert memo["cache"] == {"configMap": {"name": "gradeflow-execute-cache"}} and memo["maxAge"]
+    assert memo["cache"]["configMap"]["name"].startswith("gradeflow-cache-") and memo["maxAge"]
     for part in ("inputs.parameters.student", "inputs.parameters['work-hash']", "workflow.parameters['image']", "workflow.parameters['memory']", "workflow.parameters['wall-time']", "workflow.parameters['cell-timeout']"):
         assert part in memo["key"]

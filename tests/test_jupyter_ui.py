@@ -4,7 +4,7 @@ Scenario: a teacher runs Jupyter in the course folder with the extension enabled
 /gradeflow, picks ps1 from the gradebook (Argo is not configured here, so that option is
 hidden with the reason), starts grading and watches the progress until the counts are in:
 two graded, one failed (the student's code killed its kernel), one skipped (a malformed
-notebook), each with its reason. They retry the failed submission, open the report and its
+notebook), each with its reason, and feedback pages for the graded ones. They retry the failed submission, open the report and its
 execute log, and find the page linked from Formgrader's sidebar. The API refuses requests
 without a login and POSTs without the XSRF token. Each stage is saved as a screenshot in
 tests/artifacts/jupyter-*.png.
@@ -108,7 +108,7 @@ def wait_for_job(driver, timeout: float = GRADING_TIMEOUT) -> str:
     return driver.find_element(By.ID, "state").get_attribute("data-state")
 
 
-def test_a_teacher_grades_retries_and_opens_the_report_from_jupyter(server: Server, browser) -> None:
+def test_a_teacher_grades_retries_and_opens_the_report_from_jupyter(server: Server, course: Path, browser) -> None:
     from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -123,7 +123,8 @@ def test_a_teacher_grades_retries_and_opens_the_report_from_jupyter(server: Serv
     assert "ARGO_SERVER" in browser.find_element(By.ID, "runner-argo-why").text
     full_page_screenshot(browser, "jupyter-1-start.png")
 
-    # 2. start grading and watch it run
+    # 2. start grading, with feedback for the students, and watch it run
+    browser.find_element(By.ID, "feedback").click()
     browser.find_element(By.ID, "start").click()
     WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "state").get_attribute("data-state") == "running")
     assert browser.find_element(By.ID, "start").get_attribute("disabled"), "one run per assignment at a time"
@@ -138,6 +139,7 @@ def test_a_teacher_grades_retries_and_opens_the_report_from_jupyter(server: Serv
     assert "the kernel died" in rows["crash"] and "not valid JSON" in rows["broken"]
     assert browser.find_element(By.ID, "retry").text == "Retry 1 failed submission(s)"
     full_page_screenshot(browser, "jupyter-3-done.png")
+    assert sorted(p.parent.parent.name for p in course.glob("feedback/*/ps1/squares.html")) == ["good", "wrong"], "feedback for the graded submissions"
 
     # 4. retry regrades only the failed submission, forced
     browser.find_element(By.ID, "retry").click()

@@ -52,6 +52,7 @@ class Job:
     students: list[str] = field(default_factory=list)
     force: bool = False
     retry_of: str = ""
+    feedback: bool = False  # also write the students' feedback (--feedback)
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     state: str = RUNNING
     step: str = "starting"
@@ -80,12 +81,12 @@ class Job:
 
     def failed_students(self) -> list[str]:
         """Students whose submission failed (the sandbox or gradeflow broke): what a retry regrades."""
-        return sorted(s["student"] for s in (self.results or {}).get("students", []) if s["status"] == "failed")
+        return sorted(s["student"] for s in (self.results or {}).get("students", []) if s["status"] in ("failed", "ungraded"))
 
     def to_json(self, report_url: Callable[[str], str]) -> dict[str, Any]:
         doc = {
             k: getattr(self, k)
-            for k in ("id", "assignment", "runner", "students", "force", "retry_of", "state", "step", "total", "done", "counts", "eta_seconds", "started", "ended", "error", "workflow")
+            for k in ("id", "assignment", "runner", "students", "force", "feedback", "retry_of", "state", "step", "total", "done", "counts", "eta_seconds", "started", "ended", "error", "workflow")
         }
         doc["finished"] = self.finished[-50:]
         if self.state == ERROR:
@@ -101,7 +102,7 @@ class Job:
                     {"student": s["student"], "notebook": n["notebook"], "status": n["status"], "reason": n["reason"]}
                     for s in r["students"]
                     for n in s["notebooks"]
-                    if n["status"] in ("failed", "skipped")
+                    if n["status"] in ("failed", "skipped", "ungraded")
                 ],
                 "failed_students": self.failed_students(),
             }
@@ -124,12 +125,12 @@ class JobManager:
     def running(self, assignment: str | None = None) -> list[Job]:
         return [j for j in self.jobs.values() if j.state == RUNNING and (assignment is None or j.assignment == assignment)]
 
-    def start(self, assignment: str, runner: str = "local", students: list[str] | None = None, force: bool = False, retry_of: str = "") -> Job:
+    def start(self, assignment: str, runner: str = "local", students: list[str] | None = None, force: bool = False, retry_of: str = "", feedback: bool = False) -> Job:
         if runner not in RUNNERS:
             raise TeacherError(f"unknown runner {runner!r}", f"choose one of: {', '.join(RUNNERS)}")
         if self.running(assignment):
             raise TeacherError(f"{assignment} is already being graded (job {self.running(assignment)[0].id})", "wait for it to finish")
-        job = Job(assignment, runner, list(students or []), force, retry_of)
+        job = Job(assignment, runner, list(students or []), force, retry_of, feedback)
         self.jobs[job.id] = job
         task = asyncio.get_running_loop().create_task(RUNNERS[runner](self, job))
         self._tasks.add(task)
@@ -139,10 +140,10 @@ class JobManager:
     def retry(self, job: Job) -> Job:
         failed = job.failed_students()
         if job.runner == "argo" and job.workflow and job.state in (ERROR, DONE):
-            return self.start(job.assignment, "argo", failed, force=True, retry_of=job.id)  # Argo retries the failed nodes itself
+            return self.start(job.assignment, "argo", failed, force=True, retry_of=job.id, feedback=job.feedback)  # Argo retries the failed nodes itself
         if not failed:
             raise TeacherError(f"job {job.id} has no failed submissions to retry", "skipped notebooks are malformed: fix the submission, then grade again")
-        return self.start(job.assignment, job.runner, failed, force=True, retry_of=job.id)
+        return self.start(job.assignment, job.runner, failed, force=True, retry_of=job.id, feedback=job.feedback)
 
     def stop_all(self) -> None:
         """End the grading processes this manager started (their whole process groups)."""
@@ -162,6 +163,8 @@ class JobManager:
             cmd += ["--student", s]
         if job.force:
             cmd.append("--force")
+        if job.feedback:
+            cmd.append("--feedback")
         return cmd
 
 
@@ -246,7 +249,7 @@ def _follow_argo(manager: JobManager, job: Job) -> None:
     if job.retry_of and manager.jobs.get(job.retry_of) and manager.jobs[job.retry_of].workflow:
         wf = client.retry(backend, manager.jobs[job.retry_of].workflow)
     else:
-        wf = client.submit(backend, str(manager.course_dir), job.assignment)
+        wf = client.submit(backend, str(manager.course_dir), job.assignment, feedback=job.feedback)
     job.workflow = wf["metadata"]["name"]
 
     def progress(st: Any) -> None:
