@@ -63,6 +63,7 @@ def _cmd_grade(a: argparse.Namespace) -> int:
         feedback_hidden_tests=a.feedback_hidden_tests,
         max_submission_mb=a.max_submission_mb,
         gradebook_wait=a.gradebook_wait,
+        strict=a.strict,
     )
     printer = progress_printer(choose_mode(a.json, a.quiet))
     try:
@@ -111,6 +112,7 @@ def build_parser(argo: bool = True) -> argparse.ArgumentParser:
     g.add_argument("--unsafe-no-sandbox", action="store_true", help="run student code WITHOUT a sandbox (trusted notebooks only)")
     g.add_argument("--store", default=None, help="artifact store URL (default COURSE_DIR/gradeflow_runs; s3://bucket/prefix works)")
     g.add_argument("--force", action="store_true", help="regrade submissions that did not change since they were graded")
+    g.add_argument("--strict", action="store_true", help="no recovery of malformed notebooks: a deleted, copied, renamed or re-flagged grade cell skips the notebook (nbgrader's behaviour) instead of being repaired")
     add_feedback_arguments(g)
     g.add_argument("--json", action="store_true", help="print results.json instead of the summary; progress goes to stderr as JSON lines")
     g.add_argument("--quiet", "-q", action="store_true", help="no progress output, only the summary (a live bar is shown only on a terminal)")

@@ -47,6 +47,7 @@ class GradeOptions:
     limits: Limits = field(default_factory=Limits)
     store: str | None = None  # default: COURSE_DIR/gradeflow_runs
     force: bool = False
+    strict: bool = False  # no recovery of malformed notebooks (restore's `strict`): nbgrader's behaviour
     feedback: bool = False  # also write each student's feedback (steps.feedback) in the same run
     feedback_hidden_tests: str = "redact"  # or "show": nbgrader's own behaviour
     max_submission_mb: int = 200  # larger submissions are SKIPPED with their size
@@ -233,7 +234,7 @@ def ungraded_record(ws: Path, manifest: Manifest, student: str, reason: str, kin
     return rec
 
 
-def _grade_submission(workspace: str, student: str, sandbox: str, limits: Limits, feedback: str | None = None) -> tuple[StepRecord | None, StepRecord, str]:
+def _grade_submission(workspace: str, student: str, sandbox: str, limits: Limits, feedback: str | None = None, strict: bool = False) -> tuple[StepRecord | None, StepRecord, str]:
     """restore → execute → score for one submission, in a worker: the per-submission part of
     the DAG runs as soon as a slot is free instead of step by step for the whole class.
     Returns the execute and score records and, when gradeflow failed on it, the failure's kind.
@@ -247,7 +248,7 @@ def _grade_submission(workspace: str, student: str, sandbox: str, limits: Limits
     snapshot = read_json(ws / "snapshot.json")
     assert _scratch is not None, "runs in a worker started by _pool"
     try:
-        restore_submission(ws, manifest, snapshot, student, _scratch)
+        restore_submission(ws, manifest, snapshot, student, _scratch, strict)
         executed = execute(ws, student, sandbox, limits, _slot)
         scored = score_submission(ws, manifest, snapshot, student, _scratch)
     except Exception as e:  # noqa: BLE001 - our side broke for this submission: not a grade; the batch goes on
@@ -493,7 +494,7 @@ def _run(course_dir: Path, assignment: str, options: GradeOptions, progress: Pro
     while queue or pending:
         while queue and len(pending) < 2 * jobs:
             s = queue.pop()
-            pending[pool.submit(_grade_submission, str(ws), s, sandbox, options.limits, options.feedback_hidden_tests if options.feedback else None)] = s
+            pending[pool.submit(_grade_submission, str(ws), s, sandbox, options.limits, options.feedback_hidden_tests if options.feedback else None, options.strict)] = s
         done, _ = wait(pending, return_when=FIRST_COMPLETED)
         for fut in done:
             student = pending.pop(fut)

@@ -254,6 +254,10 @@ def _notes(results: dict[str, Any]) -> str:
     for s in results["students"]:
         for nb in s["notebooks"]:
             if nb["status"] == REPAIRED:
+                if nb.get("repairs"):  # what restore repaired, cell by cell
+                    changes = "".join(f"<li>cell <code>{_e(r['cell'])}</code>: {_e(r['reason'])}</li>" for r in nb["repairs"])
+                    items.append(f"<li>{_badge(REPAIRED)} {_e(s['student'])} / {_e(nb['notebook'])}.ipynb, graded after these repairs:<ul>{changes}</ul></li>")
+                    continue
                 changes = "".join(f"<li>{_e(c)}</li>" for c in nb.get("changes") or [])
                 items.append(f"<li>{_badge(REPAIRED)} {_e(s['student'])} / {_e(nb['notebook'])}.ipynb: {_e(nb['reason'])}<ul>{changes}</ul></li>")
             elif nb["status"] == MISSING:

@@ -143,6 +143,7 @@ PARAMETERS: tuple[WorkflowParameter, ...] = (
     WorkflowParameter("cpu-time", "300", "CPU seconds per process"),
     WorkflowParameter("wall-time", "600", "seconds for one submission; its pod is stopped 300 s later"),
     WorkflowParameter("cpu", "1", "CPU limit of one execute pod"),
+    WorkflowParameter("strict", "false", "true: no recovery of malformed notebooks (a deleted, copied or renamed grade cell skips the notebook, as nbgrader would)"),
     WorkflowParameter("class-size", str(DEFAULT_CLASS_SIZE), "the most submissions a run grades: sizes score's and merge's scratch space"),
     WorkflowParameter("feedback", "false", "true: also write each student's feedback HTML (feedback/ in the run; `gradeflow sync` puts it in the course)"),
     WorkflowParameter("feedback-hidden-tests", "redact", "hidden tests in feedback: redact, or show (nbgrader's behaviour)"),
@@ -168,6 +169,7 @@ BOUND: dict[str, list[str]] = {
     "memory": ["--memory", _p("memory")],
     "cpu-time": ["--cpu-time", _p("cpu-time")],
     "wall-time": ["--wall-time", _p("wall-time")],
+    "strict": ["--strict", _p("strict")],
     "hidden-tests": ["--hidden-tests", _p("feedback-hidden-tests")],
 }
 BOUND_PER_STEP: dict[tuple[str, str], list[str]] = {

@@ -142,8 +142,9 @@ def collect(
     from .feedback import export_manual
 
     gb = _open_gradebook(coursedir, assignment)
+    notebook_dirs = tuple(Path(coursedir.format_path(d, ".", assignment)) for d in (coursedir.source_directory, coursedir.release_directory))
     with gb:
-        snapshot = export_snapshot(gb, assignment, config)
+        snapshot = export_snapshot(gb, assignment, config, notebook_dirs)
         manual = export_manual(gb, assignment)
     expected = [nb["name"] for nb in snapshot["notebooks"]]
     if not expected:

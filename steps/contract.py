@@ -90,7 +90,7 @@ STEPS: dict[str, Step] = {
             "validate each notebook and restore its locked and test cells from the snapshot",
             inputs=(MANIFEST, SNAPSHOT, SUBMISSIONS),
             outputs=(RESTORED,),
-            parameters=("students",),
+            parameters=("students", "strict"),
         ),
         Step(
             "execute",

@@ -53,10 +53,15 @@ def summarize(workspace: Path) -> dict[str, Any]:
             e = execd.outcome(name) if execd else None
             counts[status] += 1
             entry = {"notebook": name, "status": status, "reason": reason, "changes": o.changes if o else []}
+            repairs = o.detail.get("repairs", []) if o else []
+            if repairs:
+                entry["repairs"] = repairs  # what restore repaired, per cell
             if g:
                 total += g["score"]
                 penalty += g["late_submission_penalty"] or 0.0
-                entry.update(score=g["score"], max_score=g["max_score"], late_submission_penalty=g["late_submission_penalty"], cells=g["grades"])
+                fixed = {r["cell"]: r["reason"] for r in repairs}
+                cells = [dict(c, repaired=fixed[c["cell"]]) if c["cell"] in fixed else c for c in g["grades"]]
+                entry.update(score=g["score"], max_score=g["max_score"], late_submission_penalty=g["late_submission_penalty"], cells=cells)
             if e:
                 entry["execute_seconds"] = e.detail.get("seconds")
             notebooks.append(entry)

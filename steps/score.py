@@ -129,7 +129,7 @@ def score_submission(workspace: Path, manifest: Manifest, snapshot: dict[str, An
         nbformat.write(graded, str(out / f"{name}.ipynb"), version=4)
         with Gradebook(db_url) as gb:
             record.detail["notebooks"][name] = read_grades(gb, manifest.assignment, name, student)
-        record.notebooks.append(NotebookOutcome(name, r.status, r.reason, list(r.changes)))
+        record.notebooks.append(NotebookOutcome(name, r.status, r.reason, list(r.changes), {"repairs": r.detail.get("repairs", [])} if r.detail.get("repairs") else {}))
     record.seconds = round(time.monotonic() - start, 3)
     record.save(out / "score.json")
     return record

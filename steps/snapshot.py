@@ -84,14 +84,34 @@ def snapshot_config(config: Config) -> dict[str, dict[str, Any]]:
     return out
 
 
-def export_snapshot(gradebook: Any, assignment: str, config: Config) -> dict[str, Any]:
-    """Read one assignment's notebooks and source cells out of an open nbgrader Gradebook."""
+def cell_order(notebook: Path) -> list[str]:
+    """The grade_ids of a source or release notebook, in notebook order ([] when unreadable).
+
+    The gradebook keeps no cell positions; restore needs them to put a deleted cell back
+    where it was."""
+    import nbformat
+
+    try:
+        nb = nbformat.read(str(notebook), as_version=4)
+    except Exception:  # noqa: BLE001 - no order: restore falls back to the gradebook's
+        return []
+    return [c.metadata.nbgrader["grade_id"] for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade_id")]
+
+
+def export_snapshot(gradebook: Any, assignment: str, config: Config, notebook_dirs: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Read one assignment's notebooks and source cells out of an open nbgrader Gradebook.
+
+    `notebook_dirs` (the assignment's source, then release folder) give each notebook's cell
+    order; without them it is the gradebook's, which is the order generate_assignment saved."""
     from sqlalchemy import text
 
     a = gradebook.find_assignment(assignment)
     schema = gradebook.db.execute(text("SELECT version_num FROM alembic_version")).scalar()
     notebooks = []
     for nb in sorted(a.notebooks, key=lambda n: n.name):
+        names = {c.name for c in nb.source_cells}
+        order = next((o for d in notebook_dirs if (o := [n for n in cell_order(Path(d) / f"{nb.name}.ipynb") if n in names])), [])
+        order += [c.name for c in nb.source_cells if c.name not in order]
         notebooks.append(
             {
                 "name": nb.name,
@@ -113,6 +133,7 @@ def export_snapshot(gradebook: Any, assignment: str, config: Config) -> dict[str
                     }
                     for c in nb.source_cells
                 ],
+                "order": order,
             }
         )
     return {

@@ -3,7 +3,8 @@
 Scenario: the same course is graded twice, once by the real `nbgrader autograde ps1 --force`
 and once by `gradeflow grade` (bubblewrap sandbox, 2 jobs). For every student, notebook and
 grade cell, (auto_score, max_score, needs_manual_grade) must be identical. Where gradeflow
-refuses a notebook (malformed) it must say why and never give more than nbgrader did.
+refuses a notebook (malformed) it must say why and never give more than nbgrader did; where
+it recovers one nbgrader gave up on (steps.preprocessors), it must never give less.
 Corpus 1 is nbgrader's own test notebooks (shipped in its wheel), paired as nbgrader's own
 autograde tests pair them; corpus 2 is gradeflow's example course.
 """
@@ -41,6 +42,7 @@ def test_peer_corpus_matches_nbgrader(name: str, tmp_path: Path) -> None:
     print(f"parity {name}: {p.line()}")
     assert not p.different, p.different
     assert not p.skipped_above, p.skipped_above
+    assert not p.recovered_below, p.recovered_below  # recovery never scores below nbgrader
     for s in results["students"]:
         for n in s["notebooks"]:
             assert n["status"] == "ok" or n["reason"], (s["student"], n)
@@ -63,5 +65,5 @@ def test_example_course_matches_nbgrader(tmp_path: Path) -> None:
     p, results = _both_ways(course, tmp_path)
     print(f"parity example course: {p.line()}")
     assert not p.different, p.different
-    assert not p.skipped_above
+    assert not p.skipped_above and not p.recovered_below
     assert len(p.identical) >= 10
