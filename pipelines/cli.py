@@ -104,7 +104,7 @@ def build_parser(argo: bool = True) -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     g = sub.add_parser("grade", help="grade an assignment on this machine (sandboxed, in parallel)")
-    g.add_argument("course_dir", type=Path, help="the nbgrader course directory (holds gradebook.db)")
+    g.add_argument("course_dir", type=Path, help="the nbgrader course directory (holds nbgrader_config.py)")
     g.add_argument("assignment", help="the assignment id, e.g. ps1")
     g.add_argument("--jobs", "-j", type=int, default=None, help="parallel execute jobs (default: CPU count)")
     g.add_argument("--student", action="append", help="grade only this student (repeatable)")

@@ -311,20 +311,25 @@ def _run_location(backend: Backend | None, run: str, store: str | None, store_pr
 
 
 def sync(run: str, course_dir: str | Path, *, backend: Backend | None = None, store: str | None = None, store_prefix: str | None = None) -> dict[str, Any]:
-    """Merge a finished run from the object store into the course: gradebook.db and autograded/.
+    """Merge a finished run from the object store into the course: its gradebook and autograded/.
 
     Downloads `<store>/<prefix>/<run-id>/` into a temporary workspace and calls
     `steps.merge.merge(workspace, course_dir)`, the merge the local runner uses; the run's
     results/ are also kept in COURSE_DIR/gradeflow_runs/<run-id>/results/.
     """
+    from steps.collect import _course
+    from steps.gradebook import open_course_gradebook, shown_url
     from steps.merge import merge
 
     from .local import RUNS_DIR
     from .store import open_store
 
     course_dir = Path(course_dir)
-    if not (course_dir / "gradebook.db").is_file():
-        raise TeacherError(f"{course_dir} has no gradebook.db", "give the nbgrader course directory the run graded")
+    if not course_dir.is_dir():
+        raise TeacherError(f"course directory {course_dir} does not exist", "give the nbgrader course directory the run graded")
+    _, coursedir = _course(course_dir)
+    # the course's gradebook (a SQLite file or a database server) must be there before anything is downloaded
+    open_course_gradebook(coursedir.db_url, coursedir.course_id, "give the nbgrader course directory the run graded").close()
     base, run_id = _run_location(backend, run, store, store_prefix)
     st = open_store(base)
     with st.workspace(run_id) as ws:
@@ -339,6 +344,7 @@ def sync(run: str, course_dir: str | Path, *, backend: Backend | None = None, st
         keep = course_dir / RUNS_DIR / run_id / "results"
         shutil.copytree(ws / "results", keep, dirs_exist_ok=True)
     results["run_dir"] = st.run_url(run_id)
+    results["gradebook"] = shown_url(coursedir.db_url)
     return results
 
 
@@ -456,7 +462,7 @@ def _cmd_sync(a: argparse.Namespace) -> int:
             # no Argo to ask (or no kubeconfig): the run is found in the store alone
     results = sync(a.run, a.course_dir, backend=b, store=a.store, store_prefix=a.store_prefix)
     print("\n".join(summary_lines(results)))
-    print(f"gradebook: {Path(a.course_dir) / 'gradebook.db'} updated; results: {Path(a.course_dir) / 'gradeflow_runs' / results['run_id'] / 'results'}")
+    print(f"gradebook: {results['gradebook']} updated; results: {Path(a.course_dir) / 'gradeflow_runs' / results['run_id'] / 'results'}")
     return 0
 
 
@@ -518,9 +524,9 @@ def add_argo_commands(subparsers: Any) -> None:
     _add_connection(rs)
     rs.set_defaults(func=_cmd_resubmit)
 
-    sy = subparsers.add_parser("sync", help="merge a finished run from the store into the course's gradebook.db")
+    sy = subparsers.add_parser("sync", help="merge a finished run from the store into the course's gradebook")
     sy.add_argument("run", help="run id, workflow name, or the run's URL (s3://BUCKET/PREFIX/RUN_ID)")
-    sy.add_argument("course_dir", type=Path, help="the nbgrader course directory (holds gradebook.db)")
+    sy.add_argument("course_dir", type=Path, help="the nbgrader course directory (holds nbgrader_config.py)")
     sy.add_argument("--store", default=None, help="the artifact repository's bucket, e.g. s3://gradeflow (GRADEFLOW_ARGO_STORE); credentials and endpoint from AWS_* variables")
     sy.add_argument("--store-prefix", default=None, help="the run's prefix in the bucket (default: the run's own, else gradeflow); needed only when Argo no longer has the run")
     _add_connection(sy)

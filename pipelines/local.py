@@ -71,7 +71,7 @@ Progress = Callable[[Event], None]
 
 @contextlib.contextmanager
 def _course_lock(course_dir: Path, assignment: str) -> Iterator[None]:
-    """One grading run per course and assignment at a time: two would race on gradebook.db."""
+    """One grading run per course and assignment at a time: two would race on the gradebook."""
     runs = course_dir / RUNS_DIR
     runs.mkdir(exist_ok=True)
     with open(runs / f".{assignment}.lock", "w") as fh:
@@ -416,7 +416,7 @@ def grade(course_dir: Path, assignment: str, options: GradeOptions | None = None
     options = options or GradeOptions()
     course_dir = Path(course_dir).resolve()
     if not course_dir.is_dir():
-        raise TeacherError(f"course directory {course_dir} does not exist", "give the folder that holds gradebook.db")
+        raise TeacherError(f"course directory {course_dir} does not exist", "give the folder that holds nbgrader_config.py")
     with _Signals() as signals:
         try:
             return _grade(course_dir, assignment, options, progress or (lambda e: None), signals)

@@ -3,9 +3,10 @@
 This is the only step that reads the nbgrader course directory. It copies each submission
 (nbgrader's `submitted/STUDENT/ASSIGNMENT/`, overlaid with the assignment's own data files
 exactly as `nbgrader autograde` overlays them) into the workspace, writes the manifest, and
-exports the snapshot of this assignment's cells. Nothing else of gradebook.db leaves, except
-the teacher's manual scores and comments of the students in this run (manual.json), which only
-the feedback step reads.
+exports the snapshot of this assignment's cells. Nothing else of the gradebook (a SQLite
+gradebook.db or the database `c.CourseDirectory.db_url` names) leaves, except the teacher's
+manual scores and comments of the students in this run (manual.json), which only the
+feedback step reads.
 """
 from __future__ import annotations
 
@@ -45,15 +46,13 @@ def _course(course_dir: Path):
 
 
 def _open_gradebook(coursedir, assignment: str):
-    from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.api import MissingEntry
 
-    db_url = coursedir.db_url
-    if db_url.startswith("sqlite:///") and not Path(db_url[len("sqlite:///") :]).is_file():
-        raise TeacherError(
-            f"no gradebook at {db_url[len('sqlite:///'):]}",
-            f"run `nbgrader generate_assignment {assignment}` in the course directory first",
-        )
-    gb = Gradebook(db_url, coursedir.course_id)
+    from .gradebook import open_course_gradebook
+
+    gb = open_course_gradebook(
+        coursedir.db_url, coursedir.course_id, f"run `nbgrader generate_assignment {assignment}` in the course directory first"
+    )
     try:
         gb.find_assignment(assignment)
     except MissingEntry:
@@ -137,7 +136,7 @@ def collect(
 
     course_dir = Path(course_dir)
     if not course_dir.is_dir():
-        raise TeacherError(f"course directory {course_dir} does not exist", "give the folder that holds gradebook.db")
+        raise TeacherError(f"course directory {course_dir} does not exist", "give the folder that holds nbgrader_config.py")
     config, coursedir = _course(course_dir)
     from .feedback import export_manual
 

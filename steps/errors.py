@@ -6,7 +6,7 @@ can fix, so its message is the headline and the traceback is never shown.
 """
 from __future__ import annotations
 
-__all__ = ["TeacherError", "SandboxUnavailable", "InfraError", "SandboxError", "Interrupted"]
+__all__ = ["TeacherError", "SandboxUnavailable", "InfraError", "SandboxError", "Interrupted", "GradebookUnavailable"]
 
 
 class _Explained(Exception):
@@ -27,6 +27,11 @@ class TeacherError(_Explained):
 
 class SandboxUnavailable(TeacherError):
     """The chosen sandbox cannot run on this machine; student code is never run without one."""
+
+
+class GradebookUnavailable(TeacherError):
+    """The course's gradebook database cannot be reached (down, login refused, no driver, connection
+    lost): whatever was being written was rolled back, so a rerun finishes the work."""
 
 
 class InfraError(_Explained, RuntimeError):

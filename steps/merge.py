@@ -4,10 +4,11 @@ Always writes `results/`: results.json (every student, notebook and cell), grade
 row per student), cells.csv (one row per graded cell) and summary.txt (counts, then one line
 per skipped, failed, repaired or missing notebook with its reason). With a course directory
 it also does what `nbgrader autograde` does to the course: the submission and its grades in
-gradebook.db (through nbgrader's own SaveAutoGrades and AssignLatePenalties, so a grader's
-manual scores are respected) and the graded notebooks in autograded/STUDENT/ASSIGNMENT/, and
-the feedback step's pages, if any, in feedback/STUDENT/ASSIGNMENT/.
-Re-running is safe: rows are updated, never duplicated.
+the course's gradebook, whatever database `c.CourseDirectory.db_url` names (through
+nbgrader's own SaveAutoGrades and AssignLatePenalties, so a grader's manual scores are
+respected) and the graded notebooks in autograded/STUDENT/ASSIGNMENT/, and the feedback
+step's pages, if any, in feedback/STUDENT/ASSIGNMENT/.
+Re-running is safe: rows are updated, never duplicated; each submission is one transaction.
 """
 from __future__ import annotations
 
@@ -166,7 +167,7 @@ def _replace_file(src: Path, dest: Path) -> None:
 
 
 class CourseWriter:
-    """Writes scored submissions into gradebook.db and autograded/, as nbgrader autograde does.
+    """Writes scored submissions into the gradebook and autograded/, as nbgrader autograde does.
 
     Reads the manifest, snapshot and course config once, so the local runner can write each
     submission as soon as it is scored (`write`) without paying that per student.
@@ -185,45 +186,62 @@ class CourseWriter:
         _, self.coursedir = _course(Path(course_dir))
         self.config = Config(self.snapshot.get("config", {}))
         self.permissions = 0o664 if self.coursedir.groupshared else 0o444
+        self.written = 0  # submissions written by this writer, for the message when the database goes away
 
     def write(self, student: str) -> bool:
-        """One submission into the course; False when it has no score record (not scored)."""
+        """One submission into the course; False when it has no score record (not scored).
+
+        The gradebook part is one transaction (steps.gradebook.one_transaction): a database
+        that goes away mid-submission leaves none of it, and autograded/ is only written after
+        the commit, so the course never holds half a submission.
+        """
         from nbgrader.api import Gradebook
         from nbgrader.preprocessors import AssignLatePenalties, SaveAutoGrades
+
+        from .gradebook import database_errors, one_transaction
 
         ws, assignment, coursedir = self.workspace, self.manifest.assignment, self.coursedir
         sub = self.manifest.submission(student)
         rec = _load(ws / "scored" / student / "score.json")
         if rec is None or any(o.status == UNGRADED for o in rec.notebooks):
             return False  # not scored, or gradeflow failed on it: the course keeps what it had
-        with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
-            gb.update_or_create_student(student)
-            gb.update_or_create_submission(assignment, student, **({"timestamp": sub.timestamp} if sub.timestamp else {}))
+        graded: dict[str, Any] = {}  # notebook -> the graded notebook for autograded/, or None
+        todo = (
+            f"nothing of {student}'s {assignment} was written ({self.written} submission(s) of this run were); "
+            "when the database is back, run the same command again: it grades what is missing"
+        )
+        with database_errors(coursedir.db_url, "lost the gradebook database {url} while writing " + f"{student}'s {assignment}", todo), one_transaction(coursedir.db_url):
+            with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
+                gb.update_or_create_student(student)
+                gb.update_or_create_submission(assignment, student, **({"timestamp": sub.timestamp} if sub.timestamp else {}))
+            for o in rec.notebooks:
+                if o.status in (OK, REPAIRED):
+                    nb = nbformat.read(str(ws / "scored" / student / f"{o.notebook}.ipynb"), as_version=4)
+                    resources = {"nbgrader": {"student": student, "assignment": assignment, "notebook": o.notebook, "db_url": coursedir.db_url}}
+                    for pp in (SaveAutoGrades(config=self.config), AssignLatePenalties(config=self.config)):
+                        nb, resources = pp.preprocess(nb, resources)
+                    graded[o.notebook] = nb
+                    continue
+                with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
+                    snb = gb.find_submission_notebook(o.notebook, assignment, student)
+                    for grade in snb.grades:
+                        grade.auto_score = 0
+                        # nbgrader's rule for a missing notebook; a skipped or failed one needs a person
+                        grade.needs_manual_grade = o.status != MISSING
+                    gb.db.commit()
+                graded[o.notebook] = None
+        self.written += 1
         dest = Path(coursedir.format_path(coursedir.autograded_directory, student, assignment))
         work = ws / "restored" / student / "work"
         for f in work.rglob("*"):
             if f.is_file() and f.suffix != ".ipynb":
                 _replace_file(f, dest / f.relative_to(work))
-        for o in rec.notebooks:
-            target = dest / f"{o.notebook}.ipynb"
-            if o.status in (OK, REPAIRED):
-                nb = nbformat.read(str(ws / "scored" / student / f"{o.notebook}.ipynb"), as_version=4)
-                resources = {"nbgrader": {"student": student, "assignment": assignment, "notebook": o.notebook, "db_url": coursedir.db_url}}
-                for pp in (SaveAutoGrades(config=self.config), AssignLatePenalties(config=self.config)):
-                    nb, resources = pp.preprocess(nb, resources)
-                if target.exists():
-                    target.unlink()
-                nbformat.write(nb, str(target), version=4)
-                continue
-            with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
-                snb = gb.find_submission_notebook(o.notebook, assignment, student)
-                for grade in snb.grades:
-                    grade.auto_score = 0
-                    # nbgrader's rule for a missing notebook; a skipped or failed one needs a person
-                    grade.needs_manual_grade = o.status != MISSING
-                gb.db.commit()
+        for name, nb in graded.items():
+            target = dest / f"{name}.ipynb"
             if target.exists():
                 target.unlink()
+            if nb is not None:
+                nbformat.write(nb, str(target), version=4)
         for f in dest.rglob("*"):
             if f.is_file():
                 os.chmod(f, self.permissions)
@@ -274,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m steps.merge", description=merge.__doc__)
     p.add_argument("--workspace", type=Path, required=True)
-    p.add_argument("--course-dir", type=Path, default=None, help="also write gradebook.db and autograded/ of this course")
+    p.add_argument("--course-dir", type=Path, default=None, help="also write the gradebook and autograded/ of this course")
     a = p.parse_args(argv)
 
     def run() -> None:

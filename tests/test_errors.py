@@ -140,7 +140,7 @@ def test_a_student_without_a_submission(runs: dict[str, Any]) -> None:
 
 
 def test_a_course_folder_that_does_not_exist(runs: dict[str, Any]) -> None:
-    assert_teacher_error(runs["no course folder"], "does not exist", "give the folder that holds gradebook.db")
+    assert_teacher_error(runs["no course folder"], "does not exist", "give the folder that holds nbgrader_config.py")
 
 
 # --- the machine --------------------------------------------------------------------------------

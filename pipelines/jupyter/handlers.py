@@ -184,21 +184,15 @@ def _notebook_html(path: Path) -> str | None:
 
 def _course(course_dir: Path) -> dict[str, Any]:
     """The course id and its assignments as nbgrader's gradebook knows them (with submission counts)."""
-    from nbgrader.api import Gradebook
-
     from steps.collect import _course as coursedir_of, _submission_dirs
+    from steps.gradebook import open_course_gradebook
 
     course_dir = Path(course_dir)
     if not course_dir.is_dir():
-        raise TeacherError(f"course directory {course_dir} does not exist", "set c.GradeflowConfig.course_dir to the folder that holds gradebook.db")
+        raise TeacherError(f"course directory {course_dir} does not exist", "set c.GradeflowConfig.course_dir to the folder that holds nbgrader_config.py")
     _, coursedir = coursedir_of(course_dir)
-    db_url = coursedir.db_url
-    if db_url.startswith("sqlite:///") and not Path(db_url[len("sqlite:///") :]).is_file():
-        raise TeacherError(
-            f"no gradebook at {db_url[len('sqlite:///'):]}",
-            "start Jupyter in your nbgrader course folder (or set c.GradeflowConfig.course_dir), and run `nbgrader generate_assignment ASSIGNMENT` there first",
-        )
-    with Gradebook(db_url, coursedir.course_id) as gb:
+    todo = "start Jupyter in your nbgrader course folder (or set c.GradeflowConfig.course_dir), and run `nbgrader generate_assignment ASSIGNMENT` there first"
+    with open_course_gradebook(coursedir.db_url, coursedir.course_id, todo) as gb:
         assignments = [{"name": a.name, "duedate": a.duedate.isoformat() if a.duedate else None, "notebooks": len(a.notebooks)} for a in gb.assignments]
     for a in assignments:
         a["submissions"] = len(_submission_dirs(coursedir, a["name"]))
