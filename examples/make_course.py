@@ -329,10 +329,10 @@ def generate_assignment(course: Path) -> None:
             f"nbgrader generate_assignment failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
 
 
-def set_due_date(course: Path, due: datetime = DUE_DATE) -> None:
+def set_due_date(course: Path, due: datetime = DUE_DATE, db_url: str | None = None) -> None:
     from nbgrader.api import Gradebook
 
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", course_id=COURSE_ID) as gb:
+    with Gradebook(db_url or f"sqlite:///{course / 'gradebook.db'}", course_id=COURSE_ID) as gb:
         gb.update_or_create_assignment(ASSIGNMENT, duedate=due)
 
 
@@ -368,7 +368,7 @@ def _timestamp(rng: random.Random, variant: str) -> datetime:
 
 
 def make_course(dest: Path, students: int | None = None, seed: int = 0,
-                variants: list[str] | None = None) -> Path:
+                variants: list[str] | None = None, db_url: str | None = None) -> Path:
     """Create the example course in *dest* (must not exist or be empty); return *dest*.
 
     - ``students=None, variants=None``: one student per entry of :data:`VARIANTS`,
@@ -378,7 +378,9 @@ def make_course(dest: Path, students: int | None = None, seed: int = 0,
     - ``students=N``: ids ``s001``..; variants cycle through :data:`CHEAP_VARIANTS`
       (or *variants*) in an order shuffled by *seed*.
 
-    Everything (variant order, timestamps) is deterministic given *seed*.
+    Everything (variant order, timestamps) is deterministic given *seed*. With *db_url*
+    the gradebook lives in that (empty) database instead of ``gradebook.db``, e.g.
+    ``postgresql://USER:PASSWORD@HOST/DB``; nbgrader_config.py says so.
     """
     dest = Path(dest).resolve()
     plan = plan_students(students, seed, variants)
@@ -390,8 +392,11 @@ def make_course(dest: Path, students: int | None = None, seed: int = 0,
             "__pycache__", ".ipynb_checkpoints", ".gitignore", "gradebook.db", "release",
             "submitted", "autograded", "feedback", "*.log"),
     )
+    if db_url:
+        with open(dest / "nbgrader_config.py", "a") as fh:
+            fh.write(f"\nc.CourseDirectory.db_url = {db_url!r}\n")
     generate_assignment(dest)
-    set_due_date(dest)
+    set_due_date(dest, db_url=db_url)
 
     release_dir = dest / "release" / ASSIGNMENT
     rng = random.Random(seed)
@@ -437,13 +442,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--with-malformed", action="store_true",
                     help="add two malformed submissions (a deleted test cell, invalid JSON) to the regular variants")
     ap.add_argument("--force", action="store_true", help="replace DEST if it exists")
+    ap.add_argument("--db-url", default=None, help="keep the gradebook in this empty database (e.g. postgresql://USER:PASSWORD@HOST/DB) instead of gradebook.db")
     args = ap.parse_args(argv)
     variants = [v for v in args.variants.split(",") if v] if args.variants else None
     if args.with_malformed:
         variants = (variants or list(VARIANTS)) + ["deleted-test-cell", "invalid-json"]
     if args.force and args.dest.exists():
         shutil.rmtree(args.dest)
-    dest = make_course(args.dest, students=args.students, seed=args.seed, variants=variants)
+    dest = make_course(args.dest, students=args.students, seed=args.seed, variants=variants, db_url=args.db_url)
     roster = json.loads((dest / "roster.json").read_text())["students"]
     for sid, info in roster.items():
         print(f"{sid}\t{info['variant']}\t{info['timestamp']}")

@@ -48,6 +48,21 @@ def squares_course(squares_built: Path, tmp_path: Path) -> Path:
     return ck.copy_course(squares_built, tmp_path / "course")
 
 
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL server (Debian's postgresql-15) for this session, started and stopped here (tests/pgserver.py)."""
+    import pgserver
+
+    why = pgserver.missing()
+    if why:
+        pytest.skip(why)
+    server = pgserver.PgServer()
+    try:
+        yield server.start()
+    finally:
+        server.destroy()
+
+
 def require_sandbox(name: str) -> None:
     """Skip, saying why, unless the sandbox `name` is registered and can run on this machine."""
     from steps.sandbox import SANDBOXES, get_sandbox

@@ -98,11 +98,14 @@ def run_nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def gradebook_grades(course: Path, assignment: str = "ps1") -> dict[Key, tuple[float | None, float, bool]]:
-    """(auto_score, max_score, needs_manual_grade) per student, notebook and grade cell."""
+    """(auto_score, max_score, needs_manual_grade) per student, notebook and grade cell, read from
+    the course's own gradebook (gradebook.db or whatever database its db_url names)."""
     from nbgrader.api import Gradebook
 
+    from steps.collect import _course
+
     out: dict[Key, tuple[float | None, float, bool]] = {}
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+    with Gradebook(_course(course)[1].db_url) as gb:
         for sub in gb.find_assignment(assignment).submissions:
             for nb in sub.notebooks:
                 for g in nb.grades:
