@@ -134,7 +134,7 @@ PARAMETERS: tuple[WorkflowParameter, ...] = (
     WorkflowParameter("assignment", None, "the nbgrader assignment id, e.g. ps1"),
     WorkflowParameter("run-id", None, "names this run: its artifacts go to <store-prefix>/<run-id>/ (a new one per run, e.g. ps1-1122a)"),
     WorkflowParameter("course", "", "the course id, for the gradeflow.io/course label"),
-    WorkflowParameter("course-pvc", "gradeflow-course", "the PersistentVolumeClaim holding the nbgrader course (gradebook.db, source/, submitted/); mounted read-only"),
+    WorkflowParameter("course-pvc", "gradeflow-course", "the PersistentVolumeClaim holding the nbgrader course (nbgrader_config.py, gradebook.db unless db_url names a database server, source/, submitted/); mounted read-only"),
     WorkflowParameter("course-subpath", "", "the course directory inside that volume ('' = its root)"),
     WorkflowParameter("image", DEFAULT_IMAGE, "the grader image (images/grader/Containerfile)"),
     WorkflowParameter("store-prefix", "gradeflow", "prefix of every run in the artifact repository's bucket"),

@@ -63,7 +63,7 @@ class Step:
 
 
 MANIFEST = Artifact("manifest", "manifest.json", "the run manifest: one entry per submission")
-SNAPSHOT = Artifact("snapshot", "snapshot.json", "this assignment's source cells from gradebook.db")
+SNAPSHOT = Artifact("snapshot", "snapshot.json", "this assignment's source cells from the gradebook")
 SUBMISSIONS = Artifact("submissions", "submissions", "each submission's files, under <student>/")
 RESTORED = Artifact("restored", "restored", "restored notebooks and work dirs, under <student>/")
 RESTORED_ONE = Artifact("restored-submission", "restored/{student}", "one student's restored work dir")

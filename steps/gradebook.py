@@ -137,8 +137,10 @@ def _database_error(e: BaseException | None) -> BaseException | None:
 @contextlib.contextmanager
 def database_errors(db_url: str, what: str, todo: str = UNREACHABLE_TODO) -> Iterator[None]:
     """Turn an unreachable or lost database into a GradebookUnavailable: `what` (its "{url}" is
-    the URL with the password hidden) and the driver's first line. SQLite's "database is locked" passes through: the gradebook
-    is busy, not gone."""
+    the URL with the password hidden) and the driver's first line.
+
+    SQLite's "database is locked" passes through: that gradebook is busy, not gone.
+    """
     try:
         yield
     except Exception as e:

@@ -232,6 +232,7 @@ class CourseWriter:
                 graded[o.notebook] = None
         self.written += 1
         dest = Path(coursedir.format_path(coursedir.autograded_directory, student, assignment))
+        dest.mkdir(parents=True, exist_ok=True)
         work = ws / "restored" / student / "work"
         for f in work.rglob("*"):
             if f.is_file() and f.suffix != ".ipynb":

@@ -26,7 +26,7 @@ __all__ = ["GradeflowConfig", "_jupyter_server_extension_points", "_load_jupyter
 class GradeflowConfig(LoggingConfigurable):
     """Settings of the /gradeflow page (put them in jupyter_server_config.py as c.GradeflowConfig.*)."""
 
-    course_dir = Unicode("", help="The nbgrader course folder (holds gradebook.db). Default: the server's root dir.").tag(config=True)
+    course_dir = Unicode("", help="The nbgrader course folder (holds nbgrader_config.py). Default: the server's root dir.").tag(config=True)
     jobs = Int(0, help="Parallel execute jobs for local grading. Default (0): the CPU count.").tag(config=True)
     sandbox = Unicode("", help="Sandbox for local grading (gradeflow grade --sandbox). Default: gradeflow's default.").tag(config=True)
     store = Unicode("", help="Artifact store URL (gradeflow grade --store). Default: COURSE_DIR/gradeflow_runs.").tag(config=True)

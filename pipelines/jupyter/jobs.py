@@ -242,7 +242,7 @@ async def run_argo(manager: JobManager, job: Job) -> None:
     """Submit the run to Argo (or retry the failed nodes of an earlier one) and follow it.
 
     When the run succeeds and GRADEFLOW_ARGO_STORE names its bucket, its results are synced
-    into the course (gradebook.db, autograded/, gradeflow_runs/RUN/results/) like
+    into the course (its gradebook, autograded/, gradeflow_runs/RUN/results/) like
     `gradeflow sync` does, and the page shows them as for a local run.
     """
     loop = asyncio.get_running_loop()
