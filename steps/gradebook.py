@@ -68,6 +68,8 @@ def _engine(url: Any, *args: Any, **kwargs: Any) -> Any:
     with _lock:
         engine = _engines.get(key)
         if engine is None:
+            if not key.startswith("sqlite"):  # a server may have dropped an idle pooled connection (restart, timeout)
+                kwargs.setdefault("pool_pre_ping", True)
             engine = create_engine(url, *args, **kwargs)
             if key in _volatile:
                 event.listen(engine, "connect", _no_sync)

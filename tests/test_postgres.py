@@ -24,7 +24,6 @@ import importlib.util
 import json
 import os
 import secrets
-import shutil
 import subprocess
 import sys
 import threading
@@ -430,3 +429,21 @@ def test_a_connection_lost_mid_submission_writes_none_of_it_and_a_rerun_complete
     assert after["timestamp"].startswith("2026-11-21T08:00:00")
     assert autograded.read_bytes() != notebook_before
     no_password_anywhere(course, rerun.stdout, rerun.stderr)
+
+
+def test_a_server_that_dropped_idle_connections_between_submissions_is_not_a_lost_database(postgres: pgserver.PgServer, pg_squares: Path) -> None:
+    """The run's pooled connection dies between two submissions (a server restart, an idle timeout):
+    the next submission reconnects instead of reporting the gradebook lost."""
+    from nbgrader.api import Gradebook
+
+    from steps.gradebook import one_transaction
+
+    url = postgres.course_database("idle_drop", template=db_name(pg_squares))
+    with one_transaction(url), Gradebook(url, "test-course") as gb:
+        gb.update_or_create_student("first")
+    killed = postgres.admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'idle_drop' AND pid <> pg_backend_pid()")
+    assert killed, "the pooled connection was there to kill"
+    with one_transaction(url), Gradebook(url, "test-course") as gb:
+        gb.update_or_create_student("second")
+    with Gradebook(url, "test-course") as gb:
+        assert {"first", "second"} <= {s.id for s in gb.students}
