@@ -25,6 +25,6 @@ demo: setup-demo
 	$(VENV)/bin/python examples/make_course.py $(DEMO) --force --with-malformed
 	$(VENV)/bin/gradeflow grade $(DEMO) ps1
 
-## run the whole test suite (sandbox, S3, Argo-contract, container and browser tiers included)
+## run the whole test suite (sandbox, S3, Argo-contract, container, browser and PostgreSQL tiers included)
 test: setup image
 	$(VENV)/bin/python -m pytest -ra
