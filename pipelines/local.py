@@ -143,7 +143,7 @@ def _preflight(course_dir: Path, assignment: str, local_store: bool) -> None:
         except OSError as e:
             raise TeacherError(
                 f"cannot write to {d} ({e.strerror})",
-                "gradeflow writes gradebook.db, autograded/ and gradeflow_runs/ in the course: make it writable "
+                "gradeflow writes autograded/, gradeflow_runs/ and (unless db_url names a database server) gradebook.db in the course: make it writable "
                 "(remount it read-write, or fix its owner and permissions), then run again",
             ) from None
     # the run folder holds each submission about four times (collect, restore, execute, score),
