@@ -34,12 +34,6 @@ from typing import Any
 __all__ = ["IntegrityMonitor", "Finding", "test_cell_ids", "PROBE_SOURCE"]
 
 PROBE_SOURCE = (Path(__file__).with_name("integrity_kernel.py")).read_text(encoding="utf-8")
-# IPython's and ipykernel's methods that decide how a cell runs and how its errors are reported
-METHODS = (
-    "run_cell", "run_cell_async", "_run_cell", "run_ast_nodes", "run_code", "transform_cell", "transform_ast",
-    "should_run_async", "showtraceback", "_showtraceback", "showsyntaxerror", "get_exception_only", "set_custom_exc",
-    "user_expressions", "_format_user_obj", "do_execute", "execute_request", "dispatch_shell", "send_response",
-)
 # builtins a test typically checks with: a callable of the student's own under one of these names is reported
 CHECK_NAMES = frozenset(
     "abs all any bool callable float int isinstance issubclass len round str type hasattr getattr repr set list tuple "
@@ -64,6 +58,12 @@ def is_test_cell(cell: Any) -> bool:
     """An autograded test cell: nbgrader's `grade` code cell that is not a solution."""
     meta = cell.metadata.get("nbgrader", {})
     return cell.cell_type == "code" and bool(meta.get("grade")) and not meta.get("solution")
+
+
+def _is_teacher_cell(cell: Any) -> bool:
+    """A cell of the teacher's (locked or graded, not a solution): student code is elsewhere."""
+    meta = cell.metadata.get("nbgrader", {})
+    return bool(meta) and not meta.get("solution") and bool(meta.get("locked") or meta.get("grade"))
 
 
 def test_cell_ids(nb: Any) -> list[str]:
@@ -173,7 +173,8 @@ class IntegrityMonitor:
                 self.aliases.update({a: m for a, m in _imports(tree).items() if "." not in m or a != m})
         self.pristine: dict[str, Any] | None = None
         self.findings: list[Finding] = []
-        self.since: list[str] = []  # cells run since the last probe
+        self.since: list[str] = []  # the student's cells run since the last probe
+        self.student_cells: list[str] = []  # and all that ran so far
         self.probes = 0
         self.seconds = 0.0
         self.error = ""
@@ -187,7 +188,7 @@ class IntegrityMonitor:
         try:
             if self.pristine is None:
                 pristine = await self._facts(kc, self._args(_Uses(), None), None)
-                if pristine["X"] or not all(k in pristine["W"] for k in ("class", "code", "builtins", "modules")):
+                if pristine["X"] or not all(k in pristine["W"] for k in ("class", "code", "builtins", "modules", "hooks")):
                     raise _ProbeError("; ".join(pristine["X"].values()) or "incomplete answer")
                 pristine["BX"] = {k: pristine["W"][k] for k in ("exec", "__import__")}
                 self.pristine = pristine
@@ -197,12 +198,14 @@ class IntegrityMonitor:
                 for r in reasons:
                     self._add(r, name)
                 self.since = []
+            elif not _is_teacher_cell(cell):
+                self.since.append(_cell_name(cell, index))
+                self.student_cells.append(_cell_name(cell, index))
         except _ProbeError as e:
             if self.pristine is None:  # the kernel never answered: nothing to compare with, nothing found
                 self.error = str(e)
             elif is_test_cell(cell):
                 self._add(f"the kernel did not answer gradeflow's integrity check ({e})", _cell_name(cell, index))
-        self.since.append(_cell_name(cell, index))
 
     def summary(self) -> dict[str, Any]:
         return {"probes": self.probes, "seconds": round(self.seconds, 4), "findings": [asdict(f) for f in self.findings], **({"error": self.error} if self.error else {})}
@@ -222,8 +225,7 @@ class IntegrityMonitor:
         return {
             "nonce": secrets.token_hex(16),
             "roots": roots,
-            "refs": {"builtins": p["W"]["builtins"], "modules": p["W"]["modules"]} if p else None,
-            "methods": list(METHODS),
+            "refs": {k: p["W"][k] for k in ("builtins", "modules", "hooks")} if p else None,
             "modules": sorted(uses.modules | {m for a, m in uses.local_aliases.items() if not a.startswith("<from>") and "." not in m}),
             "aliases": {a: m for a, m in self.aliases.items() if a in {r for r, _ in uses.attrs} and a not in uses.local_aliases and "." not in m},
             "local_aliases": {a: m for a, m in uses.local_aliases.items() if "." not in m or a.startswith("<from>")},
@@ -324,16 +326,17 @@ class IntegrityMonitor:
                 return f" ({f})"
             if f.startswith("/") and "/ipykernel_" not in f:
                 return f" in file {f}"
-        if len(self.since) == 1:
-            return f" in cell '{self.since[0]}'"
-        if self.since:
-            return f" in one of the cells {', '.join(repr(c) for c in self.since)}"
+        cells = self.since or self.student_cells
+        if len(cells) == 1:
+            return f" in cell '{cells[0]}'"
+        if cells:
+            return f" in one of the cells {', '.join(repr(c) for c in cells)}"
         return ""
 
     def _compare(self, p: dict[str, Any], f: dict[str, Any]) -> list[str]:
-        out: list[str] = list(f["X"].values())
-        if out and "bootstrap" in f["X"]:
-            return out
+        if {"bootstrap", "reference", "nonce", "probe"} & set(f["X"]):
+            return list(f["X"].values())
+        out: list[str] = []
         for name in f["B"]:
             out.append(f"the builtin `{name}` was replaced{self._where('')}")
         for key, what in (("user.__builtins__", "the notebook's `__builtins__`"), ("sys.modules", "`sys.modules`"), ("sys", "the `sys` module"), ("shell", "the IPython shell"), ("shell.class", "the IPython shell's class"), ("kernel.class", "the kernel's class")):
@@ -343,7 +346,7 @@ class IntegrityMonitor:
             out.append(f"the module `{name}` in sys.modules was replaced{self._where('')}")
         for key, addr in p["C"].items():
             if f["C"].get(key) != addr:
-                out.append(f"IPython's `{key}` was replaced{self._where('')}: it decides how later cells run")
+                out.append(f"IPython's `{key.split('.', 1)[1]}` was replaced{self._where('')}: it decides how later cells run")
         for key, (addr, origin) in f["I"].items():
             if p["I"].get(key, (None,))[0] != addr:
                 out.append(f"`get_ipython().{key.split('.', 1)[1]}` was replaced{self._where(origin)}: it decides how later cells run" if key.startswith("shell.") else f"the kernel's `{key.split('.', 1)[1]}` was replaced{self._where(origin)}")
@@ -378,8 +381,48 @@ class IntegrityMonitor:
                 out.append(f"the test cells' `{name}` is not the builtin but the submission's own{self._where(origin)}")
         for cls, origin in f["Z"].items():
             out.append(f"objects of class `{cls}`{self._where(origin)} compare equal to anything: tests comparing them with == cannot fail")
-        return list(dict.fromkeys(out))
+        return list(dict.fromkeys(out + list(f["X"].values())))  # the behavioural finding last: it says less
 
 
 class _ProbeError(Exception):
     pass
+
+
+# --- what score and merge do with the findings -----------------------------------------------
+
+ENAME = "GradeflowIntegrityError"
+
+
+def withhold_credit(nb: Any, integrity: dict[str, Any]) -> tuple[list[str], str]:
+    """Give each affected test cell an error output that says why: nbgrader's own rule then gives it
+    0 points, and the teacher sees the reason on the cell in Formgrader. Returns (cells, reason)."""
+    import nbformat
+
+    reasons: dict[str, list[str]] = {}
+    for f in integrity.get("findings") or []:
+        for c in f["cells"]:
+            reasons.setdefault(c, []).append(f["reason"])
+    cells = []
+    for i, cell in enumerate(nb.cells):
+        name = _cell_name(cell, i)
+        if name in reasons and is_test_cell(cell):
+            cells.append(name)
+            lines = [f"gradeflow: no automatic credit for this test cell: student code changed how it runs ({r}). Review it and grade it by hand." for r in reasons[name]]
+            cell.outputs.append(nbformat.v4.new_output("error", ename=ENAME, evalue="; ".join(reasons[name]), traceback=lines))
+    if not cells:
+        return [], ""
+    first = next(iter(dict.fromkeys(r for c in cells for r in reasons[c])))
+    more = len({r for c in cells for r in reasons[c]}) - 1
+    return cells, f"{first}{f' (and {more} more finding(s))' if more else ''}; no automatic credit for test cell(s) {', '.join(repr(c) for c in cells)}: needs a manual grade"
+
+
+def flag_for_review(db_url: str, assignment: str, notebook: str, student: str, cells: list[str]) -> None:
+    """Mark the withheld test cells as needing a manual grade, so Formgrader lists them."""
+    if not cells:
+        return
+    from nbgrader.api import Gradebook
+
+    with Gradebook(db_url) as gb:
+        for cell in cells:
+            gb.find_grade(cell, notebook, assignment, student).needs_manual_grade = True
+        gb.db.commit()

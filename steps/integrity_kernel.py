@@ -97,8 +97,17 @@ def _facts(A, O, B, C):
                 return "untrusted:module " + str(v.__module__) + ":0"
         return "ok"
 
+    # hooks the pristine kernel had need no second look (their addresses are compared outside)
+    pristine_hooks = C.__dict__.get("_gradeflow_hooks") if A["roots"] is not None else None
+    if pristine_hooks is not None and rep(pristine_hooks) != A["refs"]["hooks"]:
+        lines.append("X\treference\tgradeflow's record of the pristine kernel was tampered with")
+        return lines
+    seen_hooks = []
+
     def hook(kind, key, v):
-        lines.append("H\t" + kind + "\t" + key + "\t" + rep(v) + "\t" + origin(v))
+        r = rep(v)
+        seen_hooks.append(r)
+        lines.append("H\t" + kind + "\t" + key + "\t" + r + "\t" + ("ok" if pristine_hooks is not None and r in pristine_hooks else origin(v)))
 
     # 2. where the test cells' modules and names come from
     lines.append("S\tsys.modules\t" + rep(mods))
@@ -119,13 +128,12 @@ def _facts(A, O, B, C):
     for owner, objname in ((shell, "shell"), (kernel, "kernel")):
         if owner is None:
             continue
-        for name in A["methods"]:
-            for k in T(owner).__mro__:
+        for name in METHODS:
+            for k in T(owner).__mro__:  # every class: an override may call the (patched) base method
                 if name in k.__dict__:
-                    lines.append("C\t" + objname + "." + name + "\t" + rep(k.__dict__[name]))
-                    break
+                    lines.append("C\t" + objname + "." + k.__name__ + "." + name + "\t" + rep(k.__dict__[name]))
         for name, v in list(owner.__dict__.items()):
-            if name in A["methods"] or name in ("user_expressions", "_format_user_obj"):
+            if name in METHODS:
                 hook("I", objname + "." + name, v)
     if kernel is not None:
         handlers = getattr(kernel, "shell_handlers", {}) or {}
@@ -156,6 +164,10 @@ def _facts(A, O, B, C):
     for name in ("displayhook", "display_pub", "InteractiveTB", "SyntaxTB", "display_formatter", "compile"):
         v = getattr(shell, name, None)
         lines.append("S\tshell." + name + ".class\t" + rep(T(v)))
+    if A["roots"] is None:
+        ref = frozenset(seen_hooks)
+        T.__setattr__(C, "_gradeflow_hooks", ref)
+        lines.append("W\thooks\t" + rep(ref))
     # 5. what the test cell will use: its modules, the attributes it calls, the builtins it names
     user_ns = shell.user_ns
     for name in A["modules"]:
@@ -236,4 +248,9 @@ def _facts(A, O, B, C):
     return lines
 
 
+METHODS = (  # IPython's and ipykernel's methods that decide how a cell runs and how its errors are reported
+    "run_cell", "run_cell_async", "_run_cell", "run_ast_nodes", "run_code", "transform_cell", "transform_ast",
+    "should_run_async", "showtraceback", "_showtraceback", "showsyntaxerror", "get_exception_only", "set_custom_exc",
+    "user_expressions", "_format_user_obj", "do_execute", "execute_request", "dispatch_shell", "send_response",
+)
 RESULT = "\n".join(_facts(A, O, B, C))

@@ -21,7 +21,8 @@ from typing import Any, Sequence
 import nbformat
 
 from .contract import STEPS
-from .records import FAILED, MISSING, OK, REPAIRED, SKIPPED, Manifest, StepRecord, read_json, write_json
+from .integrity import flag_for_review
+from .records import FAILED, MISSING, OK, REPAIRED, SKIPPED, TAMPERED, Manifest, StepRecord, read_json, write_json
 
 __all__ = ["merge", "summarize", "apply_to_course", "CourseWriter", "main"]
 
@@ -37,7 +38,7 @@ def summarize(workspace: Path) -> dict[str, Any]:
     manifest = Manifest.load(workspace / "manifest.json")
     snapshot = read_json(workspace / "snapshot.json")
     max_total = sum(float(c["max_score"]) for nb in snapshot["notebooks"] for c in nb["grade_cells"] + nb["task_cells"])
-    students, counts = [], {"submissions": 0, "graded": 0, OK: 0, REPAIRED: 0, SKIPPED: 0, FAILED: 0, MISSING: 0}
+    students, counts = [], {"submissions": 0, "graded": 0, OK: 0, REPAIRED: 0, SKIPPED: 0, FAILED: 0, MISSING: 0, TAMPERED: 0}
     for sub in manifest.submissions:
         counts["submissions"] += 1
         rec = _load(workspace / "scored" / sub.student / "score.json")
@@ -57,8 +58,8 @@ def summarize(workspace: Path) -> dict[str, Any]:
             if e:
                 entry["execute_seconds"] = e.detail.get("seconds")
             notebooks.append(entry)
-        worst = next((s for s in (FAILED, SKIPPED, REPAIRED, MISSING) if any(n["status"] == s for n in notebooks)), OK)
-        counts["graded"] += worst in (OK, REPAIRED, MISSING)
+        worst = next((s for s in (FAILED, SKIPPED, TAMPERED, REPAIRED, MISSING) if any(n["status"] == s for n in notebooks)), OK)
+        counts["graded"] += worst in (OK, REPAIRED, MISSING, TAMPERED)
         students.append(
             {
                 "student": sub.student,
@@ -94,7 +95,7 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
     lines = [
         f"{results['assignment']} run {results['run_id']}: {c['submissions']} submission(s), "
         f"{c['graded']} graded; notebooks: {c[OK]} ok, {c[REPAIRED]} repaired, {c[MISSING]} missing, "
-        f"{c[SKIPPED]} skipped, {c[FAILED]} failed"
+        f"{c[SKIPPED]} skipped, {c[FAILED]} failed" + (f", {c[TAMPERED]} tampered" if c.get(TAMPERED) else "")
     ]
     for s in results["students"]:
         for n in s["notebooks"]:
@@ -175,11 +176,12 @@ class CourseWriter:
                 _replace_file(f, dest / f.relative_to(work))
         for o in rec.notebooks:
             target = dest / f"{o.notebook}.ipynb"
-            if o.status in (OK, REPAIRED):
+            if o.status in (OK, REPAIRED, TAMPERED):
                 nb = nbformat.read(str(ws / "scored" / student / f"{o.notebook}.ipynb"), as_version=4)
                 resources = {"nbgrader": {"student": student, "assignment": assignment, "notebook": o.notebook, "db_url": coursedir.db_url}}
                 for pp in (SaveAutoGrades(config=self.config), AssignLatePenalties(config=self.config)):
                     nb, resources = pp.preprocess(nb, resources)
+                flag_for_review(coursedir.db_url, assignment, o.notebook, student, o.detail.get("tampered_cells", []))
                 if target.exists():
                     target.unlink()
                 nbformat.write(nb, str(target), version=4)

@@ -23,6 +23,7 @@ __all__ = [
     "SKIPPED",
     "FAILED",
     "MISSING",
+    "TAMPERED",
 ]
 
 # Outcome of one notebook in one step. A student's failing code is still OK for execute:
@@ -32,6 +33,7 @@ REPAIRED = "repaired"  # nbgrader-style repair (locked cell put back, points res
 SKIPPED = "skipped"  # malformed: not graded, reported with a reason
 FAILED = "failed"  # our side or the sandbox broke: not graded, reported, retryable
 MISSING = "missing"  # not submitted: zero, like nbgrader
+TAMPERED = "tampered"  # student code changed how test cells run: those cells get no automatic credit
 
 T = TypeVar("T")
 
@@ -140,8 +142,8 @@ class StepRecord:
 
     @property
     def status(self) -> str:
-        """The worst status of any notebook: failed > skipped > repaired > missing > ok."""
-        order = [FAILED, SKIPPED, REPAIRED, MISSING, OK]
+        """The worst status of any notebook: failed > skipped > tampered > repaired > missing > ok."""
+        order = [FAILED, SKIPPED, TAMPERED, REPAIRED, MISSING, OK]
         present = {o.status for o in self.notebooks} or {OK}
         return next(s for s in order if s in present)
 
