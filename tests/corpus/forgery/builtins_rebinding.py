@@ -1,6 +1,7 @@
 # name: builtins-rebinding
 # technique: the builtins isinstance and abs rebound in the builtins module (every later cell sees them); isinstance lies only about float, so the kernel keeps working
 # nbgrader: measured by measure.py
+# caught: the builtin `abs` was replaced in cell 'mean_answer'
 import builtins
 
 def mean(xs):

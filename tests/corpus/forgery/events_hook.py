@@ -1,6 +1,7 @@
 # name: events-hook
 # technique: IPython event hooks that install an assert-removing transformer just before each cell and take it away after (nothing to see between cells)
 # nbgrader: 0 of 8 (measured: nbgrader 0.9.6 autograde)
+# caught: an IPython event hook
 def mean(xs):
     return 0
 

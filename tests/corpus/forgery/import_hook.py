@@ -1,6 +1,7 @@
 # name: import-hook
 # technique: an import hook (sys.meta_path) that serves a fake math module to the test cell's `import math`
 # nbgrader: 2 of 8 (measured: nbgrader 0.9.6 autograde)
+# caught: an import hook (sys.meta_path) was added in cell 'mean_answer'
 import importlib.abc
 import importlib.util
 import sys

@@ -1,6 +1,7 @@
 # name: run-cell-replaced
 # technique: get_ipython().run_cell replaced by a wrapper that runs `pass` instead of any cell calling mean()
 # nbgrader: 8 of 8 (measured: nbgrader 0.9.6 autograde)
+# caught: `get_ipython().run_cell` was replaced in cell 'mean_answer'
 def mean(xs):
     return 0
 

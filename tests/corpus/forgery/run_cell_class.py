@@ -1,6 +1,7 @@
 # name: run-cell-class-patched
 # technique: IPython's InteractiveShell.run_cell patched on the class (no instance attribute to see)
 # nbgrader: 8 of 8 (measured: nbgrader 0.9.6 autograde)
+# caught: IPython's `InteractiveShell.run_cell` was replaced
 from IPython.core.interactiveshell import InteractiveShell
 
 def mean(xs):
