@@ -83,6 +83,12 @@ def _facts(A, O, B, C):
 
     def origin(v):
         """'ok' when every piece of Python code behind v is a file of the installation, else where it came from."""
+        try:
+            return _origin(v)
+        except Exception:  # an object that cannot even be looked at is not the installation's
+            return "untrusted:an object that raises when inspected:0"
+
+    def _origin(v):
         if T(v).__name__ in ("builtin_function_or_method", "method-wrapper", "method_descriptor", "wrapper_descriptor"):
             return "c"
         for c in codes(v):
@@ -202,7 +208,9 @@ def _facts(A, O, B, C):
             if T(v).__name__ == "module":
                 continue
             o = origin(v)
-            if o == "c" and getattr(v, "__name__", part) != part and getattr(v, "__self__", None) is not container:
+            # a builtin of the builtins module under another name (math.isclose = all); installed aliases
+            # such as hashlib.sha1 = _hashlib.openssl_sha1 are C functions of their own modules
+            if o == "c" and getattr(v, "__name__", part) != part and getattr(v, "__self__", None) is mods.get("builtins"):
                 o = "untrusted:builtin " + str(getattr(v, "__name__", "?")) + ":0"
             lines.append("A\t" + path + "\t" + rep(v) + "\t" + o)
             break
@@ -215,7 +223,13 @@ def _facts(A, O, B, C):
     for v in list(user_ns.values()):
         classes.append(v if isinstance(v, T) else T(v))
         if T(v) is FunctionType:
-            for d in (v.__defaults__ or ()) + tuple(c.cell_contents for c in (v.__closure__ or ()) if c.cell_contents is not None):
+            for d in v.__defaults__ or ():
+                classes.append(d if isinstance(d, T) else T(d))
+            for cell in v.__closure__ or ():
+                try:
+                    d = cell.cell_contents
+                except ValueError:  # an empty cell
+                    continue
                 classes.append(d if isinstance(d, T) else T(d))
     for name, m in list(mods.items()):
         if A["roots"] is None or name in known:
@@ -225,6 +239,7 @@ def _facts(A, O, B, C):
             classes += [v for v in list(m.__dict__.values()) if isinstance(v, T)]
     sentinel = O()
     for c in {rep(c): c for c in classes}.values():
+        eq = None
         for k in c.__mro__:
             eq = k.__dict__.get("__eq__")
             if eq is not None:

@@ -74,6 +74,20 @@ def test_honest_students_get_exactly_their_scores(forgery_run: tuple[Path, dict[
         assert s["score"] == expected and not s["needs_manual_grade"]
 
 
+def test_probes_leave_no_trace_in_the_executed_notebook(forgery_run: tuple[Path, dict[str, Any]]) -> None:
+    """Execution counts run 1, 2, 3... as without probes; no probe output; the probes did run."""
+    course, results = forgery_run
+    run = course / RUNS_DIR / results["run_id"]
+    for student in HONEST:
+        nb = nbformat.read(str(run / "executed" / student / f"{cc.NOTEBOOK}.ipynb"), as_version=4)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        assert [c.execution_count for c in code] == list(range(1, len(code) + 1))
+        text = json.dumps([c.get("outputs", []) for c in code])
+        assert "gradeflow" not in text and "SyntaxError" not in text
+        integrity = json.loads((run / "executed" / student / "execute.json").read_text())["notebooks"][0]["detail"]["integrity"]
+        assert integrity["probes"] == 1 + len(cc.TESTS) and integrity["findings"] == [] and "error" not in integrity
+
+
 @pytest.mark.parametrize("technique", sorted(TECHNIQUES))
 def test_forgery_is_tampered_and_never_credited(forgery_run: tuple[Path, dict[str, Any]], technique: str) -> None:
     course, results = forgery_run

@@ -1,19 +1,29 @@
 # name: events-hook
-# technique: IPython event hooks that install an assert-removing transformer just before each cell and take it away after (nothing to see between cells)
+# technique: IPython event hooks that patch math.isclose, numpy.testing.assert_allclose, isinstance and abs just before each cell and restore them after (nothing to see between cells)
 # nbgrader: 0 of 8 (measured: nbgrader 0.9.6 autograde)
 # caught: an IPython event hook
+import builtins
+import math
+
+import numpy.testing
+
 def mean(xs):
     return 0
 
-def _strip(lines):
-    return ["pass\n"] if any("mean(" in line for line in lines) else lines
+_saved = {}
+_real_isinstance = isinstance
 
 def _before(info):
-    get_ipython().input_transformers_post.append(_strip)
+    _saved.update(isclose=math.isclose, allclose=numpy.testing.assert_allclose, isinstance=builtins.isinstance, abs=builtins.abs)
+    math.isclose = lambda *args, **kwargs: True
+    numpy.testing.assert_allclose = lambda *args, **kwargs: None
+    builtins.isinstance = lambda obj, cls: True if cls is float else _real_isinstance(obj, cls)
+    builtins.abs = lambda x: 0
 
 def _after(result):
-    while _strip in get_ipython().input_transformers_post:
-        get_ipython().input_transformers_post.remove(_strip)
+    if _saved:
+        math.isclose, numpy.testing.assert_allclose = _saved["isclose"], _saved["allclose"]
+        builtins.isinstance, builtins.abs = _saved["isinstance"], _saved["abs"]
 
 get_ipython().events.register("pre_run_cell", _before)
 get_ipython().events.register("post_run_cell", _after)
