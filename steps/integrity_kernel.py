@@ -16,30 +16,34 @@ def _facts(A, O, B, C):
     rep = O.__repr__
     T = O.__class__  # type
     lines = ["N\tnonce\t" + A["nonce"]]
-    # 1. builtins first, compared with no builtin at all (comprehensions, str/dict/tuple methods)
-    if A["roots"] is None:  # the pristine kernel: keep its builtins and modules, immutable, for later probes
-        ref = tuple(B.items())
-        T.__setattr__(C, "_gradeflow_builtins", ref)
-        lines.append("W\tbuiltins\t" + rep(ref))
-    else:
-        ref = C.__dict__.get("_gradeflow_builtins")
-        if rep(ref) != A["refs"]["builtins"]:
+
+    def changed(name, mapping):
+        """The pristine kernel keeps `mapping`'s (key, object) pairs on C, immutable, and reports the
+        record's address; later probes name the keys whose object is no longer the same, without
+        calling a builtin (a comprehension, dict and tuple methods), or None if the record is gone."""
+        if A["roots"] is None:
+            ref = tuple(mapping.items())  # noqa: C417 - pristine: the builtins are still the real ones
+            T.__setattr__(C, "_gradeflow_" + name, ref)
+            lines.append("W\t" + name + "\t" + rep(ref))
+            return ref, []
+        ref = C.__dict__.get("_gradeflow_" + name)
+        if rep(ref) != A["refs"][name]:
             lines.append("X\treference\tgradeflow's record of the pristine kernel was tampered with")
-            return lines
-        lines += ["B\t" + k + "\t" + rep(B[k]) for k, v in ref if k in B and B[k] is not v]
+            return None, None
+        return ref, [k for k, v in ref if k in mapping and mapping[k] is not v]
+
+    # 1. builtins first: nothing else runs before they are known to be the pristine ones
+    _, keys = changed("builtins", B)
+    if keys is None:
+        return lines
+    lines += ["B\t" + k + "\t" + rep(B[k]) for k in keys]
     import sys  # noqa: E402 - through the verified __import__
 
     mods = sys.modules
-    if A["roots"] is None:
-        ref = tuple(list(mods.items()))
-        T.__setattr__(C, "_gradeflow_modules", ref)
-        lines.append("W\tmodules\t" + rep(ref))
-    else:
-        ref = C.__dict__.get("_gradeflow_modules")
-        if rep(ref) != A["refs"]["modules"]:
-            lines.append("X\treference\tgradeflow's record of the pristine kernel was tampered with")
-            return lines
-        lines += ["M\t" + k + "\t" + rep(mods[k]) for k, v in ref if k in mods and mods[k] is not v]
+    ref, keys = changed("modules", mods)
+    if keys is None:
+        return lines
+    lines += ["M\t" + k + "\t" + rep(mods[k]) for k in keys]
     known = {k for k, _ in ref}
     cwd = sys.modules["posix"].getcwd() if "posix" in sys.modules else ""
     roots = A.get("roots")
