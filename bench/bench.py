@@ -234,7 +234,7 @@ def integrity_cost(n: int, sandbox: str, root: Path, rounds: int = 2) -> dict[st
     from steps.records import StepRecord, read_json
     from steps.sandbox import Limits, get_sandbox
 
-    course = _make_course_module().make_course(root / f"integrity-{n}", students=n, seed=n)
+    course = _make_course_module().make_course(root / f"integrity-{n}-{sandbox}", students=n, seed=n)
     results = grade(course, "ps1", GradeOptions(jobs=1, sandbox=sandbox))
     ws = course / "gradeflow_runs" / results["run_id"]
     config = read_json(ws / "snapshot.json").get("config", {})
@@ -249,7 +249,7 @@ def integrity_cost(n: int, sandbox: str, root: Path, rounds: int = 2) -> dict[st
             for on in order:
                 box = get_sandbox(sandbox)
                 box.integrity = on
-                out = root / f"integrity-out-{student}-{on}"
+                out = root / f"integrity-out-{sandbox}-{student}-{on}"
                 shutil.rmtree(out, ignore_errors=True)
                 t0 = time.monotonic()
                 rec = box.execute_submission(restored / "work", notebooks, out, Limits(), config)
@@ -310,19 +310,22 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     root = a.keep or Path(tempfile.mkdtemp(prefix="gradeflow-bench-"))
     if a.integrity:
+        rows = []
         try:
-            rows = [integrity_cost(a.integrity, s, root) for s in a.sandbox.split(",")]
+            for sandbox in a.sandbox.split(","):
+                rows.append(integrity_cost(a.integrity, sandbox, root))
+                r = rows[-1]
+                print(
+                f"{r['sandbox']}: {r['submissions']} submissions x {r['executions_each_way'] // r['submissions']} rounds, interleaved: execute per submission "
+                f"{r['execute_with_probes_s']:.3f} s with probes, {r['execute_without_probes_s']:.3f} s without: {r['difference_s']:+.3f} s ({r['difference_pct']:+.1f}%); "
+                f"the probes' own time {r['probe_self_time_s']:.3f} s ({r['probe_self_time_pct']:.1f}%), {r['probes_per_submission']} probes per submission, {r['findings']} findings",
+                    flush=True,
+                )
+                if a.json:
+                    a.json.write_text(json.dumps({"machine": machine(), "integrity": rows}, indent=1))
         finally:
             if a.keep is None:
                 shutil.rmtree(root, ignore_errors=True)
-        for r in rows:
-            print(
-                f"{r['sandbox']}: {r['submissions']} submissions x {r['executions_each_way'] // r['submissions']} rounds, interleaved: execute per submission "
-                f"{r['execute_with_probes_s']:.3f} s with probes, {r['execute_without_probes_s']:.3f} s without: {r['difference_s']:+.3f} s ({r['difference_pct']:+.1f}%); "
-                f"the probes' own time {r['probe_self_time_s']:.3f} s ({r['probe_self_time_pct']:.1f}%), {r['probes_per_submission']} probes per submission, {r['findings']} findings"
-            )
-        if a.json:
-            a.json.write_text(json.dumps({"machine": machine(), "integrity": rows}, indent=1))
         return 0
     tools, sandboxes = a.tools.split(","), a.sandbox.split(",")
     rows = []
