@@ -57,6 +57,8 @@ def _facts(A, O, B, C):
 
     roots_t, own = tuple(roots), (cwd + "/") if cwd else "\0"
 
+    roots_t += ("<frozen ",)  # stdlib modules frozen into the interpreter (os, codecs... on 3.11)
+
     def trusted_file(f):
         return f.__class__ is str and f.startswith(roots_t) and not f.startswith(own)
 
