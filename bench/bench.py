@@ -18,6 +18,7 @@ yardstick for overhead; and, per gradeflow run, where its time went (from the ru
 integrity probes (steps/integrity.py), interleaved (ABBA order per submission, so load that
 drifts hits both alike), and reports execute time per submission both ways, the difference, and
 the probes' own time from execute.json.
+    python bench/bench.py --feedback-pairs 3                   # what --feedback adds, and nbgrader generate_feedback
 """
 from __future__ import annotations
 
@@ -227,6 +228,61 @@ def bench_size(n: int, jobs: int, sandboxes: list[str], tools: list[str], root: 
     return out
 
 
+def bench_feedback(n: int, jobs: int, sandbox: str, root: Path, pairs: int) -> dict[str, Any]:
+    """What `--feedback` adds to a run: runs without and with it, interleaved (off, on, off, on,
+    ...) so that load from other processes falls on both alike, each on a fresh copy of the
+    course; then `nbgrader generate_feedback` on the course gradeflow graded (the second pass
+    nbgrader needs for the same pages)."""
+    mc = _make_course_module()
+    base = mc.make_course(root / f"fb{n}" / "base", students=n, seed=n)
+    runs: dict[str, list[float]] = {"off": [], "on": []}
+    cpu: dict[str, list[float]] = {"off": [], "on": []}
+    feedback_s: list[float] = []
+    last = None
+    for i in range(pairs):
+        for mode in ("off", "on"):
+            gf = root / f"fb{n}" / f"gradeflow-{mode}-{i}"
+            shutil.copytree(base, gf)
+            extra = ["--feedback"] if mode == "on" else []
+            r = measured([sys.executable, "-m", "pipelines.cli", "grade", str(gf), "ps1", "--jobs", str(jobs), "--sandbox", sandbox, "--json", *extra], REPO, f"gradeflow-fb-{mode}-{n}-{i}", containers=sandbox == "podman")
+            runs[mode].append(r["wall_s"])
+            cpu[mode].append(r["cpu_s"])
+            print(f"  {n} submissions, {'with' if mode == 'on' else 'without'} --feedback (pair {i + 1}/{pairs}): {r['wall_s']:.1f} s wall, {r['cpu_s']:.1f} s CPU", flush=True)
+            if mode == "on":
+                run_dir = sorted((gf / "gradeflow_runs").glob("ps1-*"))[-1]
+                feedback_s += [json.loads(p.read_text())["seconds"] for p in run_dir.glob("feedback/*/feedback.json")]
+                last = gf
+            else:
+                shutil.rmtree(gf, ignore_errors=True)
+    assert last is not None and len(list(last.glob("feedback/*/ps1/*.html"))) > 0, "the runs with --feedback wrote no pages"
+    nbg = measured([sys.executable, "-m", "nbgrader", "generate_feedback", "ps1", "--force"], last, f"nbgrader-feedback-{n}")
+    med = {k: sorted(v)[len(v) // 2] for k, v in runs.items()}
+    return {
+        "submissions": n,
+        "jobs": jobs,
+        "sandbox": sandbox,
+        "wall_s": runs,
+        "cpu_s": cpu,
+        "median_wall_s": med,
+        "added_wall_pct": round(100 * (med["on"] - med["off"]) / med["off"], 1),
+        "pairwise_added_wall_pct": [round(100 * (b - a) / a, 1) for a, b in zip(runs["off"], runs["on"])],
+        "feedback_step_s_per_submission": round(sum(feedback_s) / max(1, len(feedback_s)), 3),
+        "nbgrader_generate_feedback": {k: nbg[k] for k in ("wall_s", "cpu_s")},
+    }
+
+
+def feedback_lines(fb: dict[str, Any]) -> str:
+    m = fb["median_wall_s"]
+    return "\n".join([
+        f"{fb['submissions']:>4} submissions, --jobs {fb['jobs']}, {fb['sandbox']}: without --feedback {', '.join(f'{w:.1f}' for w in fb['wall_s']['off'])} s; "
+        f"with {', '.join(f'{w:.1f}' for w in fb['wall_s']['on'])} s (interleaved)",
+        f"     median {m['off']:.1f} -> {m['on']:.1f} s: +{fb['added_wall_pct']:.1f}% (pairwise {', '.join(f'{x:+.1f}%' for x in fb['pairwise_added_wall_pct'])}); "
+        f"feedback step {fb['feedback_step_s_per_submission']:.3f} s per submission in a worker",
+        f"     nbgrader generate_feedback on the same graded course, afterwards: {fb['nbgrader_generate_feedback']['wall_s']:.1f} s wall, {fb['nbgrader_generate_feedback']['cpu_s']:.1f} s CPU",
+    ])
+
+
+
 def integrity_cost(n: int, sandbox: str, root: Path, rounds: int = 2) -> dict[str, Any]:
     """Execute time per submission with and without the integrity probes, interleaved."""
     sys.path.insert(0, str(REPO))
@@ -307,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     p.add_argument("--keep", type=Path, default=None, help="build courses here and keep them")
     p.add_argument("--integrity", type=int, default=0, metavar="N", help="only measure the integrity probes' cost on N submissions")
+    p.add_argument("--feedback-pairs", type=int, default=0, help="instead: time gradeflow without and with --feedback, this many times each, interleaved, then nbgrader generate_feedback")
     a = p.parse_args(argv)
     root = a.keep or Path(tempfile.mkdtemp(prefix="gradeflow-bench-"))
     if a.integrity:
@@ -329,6 +386,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     tools, sandboxes = a.tools.split(","), a.sandbox.split(",")
     rows = []
+    if a.feedback_pairs:
+        try:
+            fbs = []
+            for n in [int(x) for x in a.sizes.split(",")]:
+                fbs.append(bench_feedback(n, a.jobs, sandboxes[0], root, a.feedback_pairs))
+                print(feedback_lines(fbs[-1]), flush=True)
+                if a.json:
+                    a.json.write_text(json.dumps({"machine": machine(), "feedback": fbs}, indent=1))
+        finally:
+            if a.keep is None:
+                shutil.rmtree(root, ignore_errors=True)
+        return 0
     try:
         for n in [int(x) for x in a.sizes.split(",")]:
             rows.append(bench_size(n, a.jobs, sandboxes, tools, root, a.nbconvert_sample))

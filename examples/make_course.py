@@ -243,6 +243,8 @@ def answers_for(variant: str) -> dict[str, str]:
         "locked-cell-edited": {**correct, **_LOCKED_EDITED},
         "blank": {},
         "manual-answer": {**correct, **_MANUAL},
+        # not a class variant: the answers of the malformed corpus's score table (10 of 12)
+        "imprecise-fibonacci": {**correct, "fibonacci": _PARTIAL["fibonacci"]},
     }
     if variant not in table:
         raise ValueError(f"unknown variant {variant!r}")

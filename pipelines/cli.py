@@ -1,11 +1,13 @@
 """The `gradeflow` command: grade locally, run one step, or drive Argo.
 
-    gradeflow grade COURSE_DIR ASSIGNMENT [--jobs N] [--student ID ...] [--cell-timeout S]
+    gradeflow grade COURSE_DIR ASSIGNMENT [--jobs N] [--student ID ...] [--cell-timeout S] [--feedback]
     gradeflow report RUN_DIR                                   (rewrite RUN_DIR/results/report.html)
     gradeflow step {collect,restore,execute,score,merge} ...   (the step CLIs, as pods run them)
 
 Exit codes: 0 done (even when some submissions were skipped or failed: see the summary),
-2 a problem the teacher can fix (the message says what to do), 75 gradeflow itself broke.
+2 a problem the teacher can fix (the message says what to do), 75 gradeflow or the sandbox
+broke (submissions it could not grade were left as they were: run again), 130/143 stopped by
+SIGINT/SIGTERM (what was merged is kept; the next run does only the rest).
 """
 from __future__ import annotations
 
@@ -20,13 +22,21 @@ from pathlib import Path
 from typing import Sequence
 
 from steps.contract import DAG, EXIT_INFRA, EXIT_OK, EXIT_USAGE
-from steps.errors import TeacherError
+from steps.errors import InfraError, Interrupted, TeacherError
 from steps.execute import add_limit_arguments, limits_from_args
 from steps.sandbox import DEFAULT_SANDBOX, SANDBOXES
 
 from .progress import choose_mode, progress_printer
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "add_feedback_arguments"]
+
+
+def add_feedback_arguments(p: argparse.ArgumentParser) -> None:
+    """--feedback and --feedback-hidden-tests, for `gradeflow grade` and `gradeflow submit --argo`."""
+    from steps.feedback import HIDDEN_TESTS
+
+    p.add_argument("--feedback", action="store_true", help="also write each student's feedback (feedback/STUDENT/ASSIGNMENT/*.html, for `nbgrader release_feedback`)")
+    p.add_argument("--feedback-hidden-tests", choices=HIDDEN_TESTS, default="redact", help="hidden tests in feedback: redact (default) or show them, as nbgrader does")
 
 UNSAFE_BANNER = (
     "!!! --unsafe-no-sandbox: student code will run AS YOU, with your files, network and credentials in reach.\n"
@@ -42,7 +52,19 @@ def _cmd_grade(a: argparse.Namespace) -> int:
     sandbox = "none" if a.unsafe_no_sandbox else a.sandbox
     if sandbox == "none":
         print(UNSAFE_BANNER, file=sys.stderr)
-    options = GradeOptions(jobs=a.jobs or os.cpu_count() or 1, students=a.student or None, sandbox=sandbox, limits=limits_from_args(a), store=a.store, force=a.force)
+    options = GradeOptions(
+        jobs=a.jobs or os.cpu_count() or 1,
+        students=a.student or None,
+        sandbox=sandbox,
+        limits=limits_from_args(a),
+        store=a.store,
+        force=a.force,
+        feedback=a.feedback,
+        feedback_hidden_tests=a.feedback_hidden_tests,
+        max_submission_mb=a.max_submission_mb,
+        gradebook_wait=a.gradebook_wait,
+        strict=a.strict,
+    )
     printer = progress_printer(choose_mode(a.json, a.quiet))
     try:
         results = grade(a.course_dir, a.assignment, options, progress=printer)
@@ -54,6 +76,10 @@ def _cmd_grade(a: argparse.Namespace) -> int:
     else:
         print("\n".join(summary_lines(results)))
         print(f"results: {results['run_dir']}/results/ (report.html, results.json, grades.csv, cells.csv, summary.txt)")
+    ungraded = results["counts"].get("ungraded_submissions", 0)
+    if ungraded:
+        print(f"gradeflow: {ungraded} submission(s) not graded because gradeflow or the sandbox failed (see the summary); their earlier grades are unchanged. Exit code 75: run again once fixed.", file=sys.stderr)
+        return EXIT_INFRA
     return EXIT_OK
 
 
@@ -86,8 +112,12 @@ def build_parser(argo: bool = True) -> argparse.ArgumentParser:
     g.add_argument("--unsafe-no-sandbox", action="store_true", help="run student code WITHOUT a sandbox (trusted notebooks only)")
     g.add_argument("--store", default=None, help="artifact store URL (default COURSE_DIR/gradeflow_runs; s3://bucket/prefix works)")
     g.add_argument("--force", action="store_true", help="regrade submissions that did not change since they were graded")
+    g.add_argument("--strict", action="store_true", help="no recovery of malformed notebooks: a deleted, copied, renamed or re-flagged grade cell skips the notebook (nbgrader's behaviour) instead of being repaired")
+    add_feedback_arguments(g)
     g.add_argument("--json", action="store_true", help="print results.json instead of the summary; progress goes to stderr as JSON lines")
     g.add_argument("--quiet", "-q", action="store_true", help="no progress output, only the summary (a live bar is shown only on a terminal)")
+    g.add_argument("--max-submission-mb", type=int, default=200, help="larger submissions are skipped and listed with their size (default 200)")
+    g.add_argument("--gradebook-wait", type=float, default=60.0, help="seconds to wait for a gradebook another program holds locked (default 60)")
     add_limit_arguments(g)
     g.set_defaults(func=_cmd_grade)
 
@@ -124,9 +154,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TeacherError as e:
         print(f"gradeflow: {e}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("gradeflow: interrupted; nothing was written to the gradebook for unfinished submissions", file=sys.stderr)
-        return 130
+    except InfraError as e:
+        logging.getLogger("gradeflow").debug("infrastructure failure", exc_info=True)
+        print(f"gradeflow: {e}", file=sys.stderr)
+        return EXIT_INFRA
+    except (KeyboardInterrupt, Interrupted) as e:
+        signum = getattr(e, "signum", 2)
+        print(f"gradeflow: stopped ({'SIGTERM' if signum == 15 else 'SIGINT'}); submissions merged so far are kept, the next run grades only the rest", file=sys.stderr)
+        return 128 + signum
     except Exception:  # noqa: BLE001
         import traceback
 

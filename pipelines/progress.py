@@ -17,7 +17,7 @@ from typing import IO, Any, Callable
 
 __all__ = ["ProgressCounter", "LinePrinter", "JsonPrinter", "BarPrinter", "QuietPrinter", "PRINTERS", "progress_printer", "choose_mode"]
 
-STATUSES = ("ok", "repaired", "missing", "skipped", "failed")
+STATUSES = ("ok", "repaired", "missing", "skipped", "failed", "ungraded")
 
 
 class ProgressCounter:
@@ -52,7 +52,8 @@ class ProgressCounter:
     def describe(self) -> str:
         """`ok 3 · failed 1 · skipped 0`: graded counts first, then the two a teacher must look at."""
         graded = self.counts["ok"] + self.counts["repaired"] + self.counts["missing"]
-        return f"graded {graded} · failed {self.counts['failed']} · skipped {self.counts['skipped']}"
+        text = f"graded {graded} · failed {self.counts['failed']} · skipped {self.counts['skipped']}"
+        return text + (f" · not graded {self.counts['ungraded']}" if self.counts.get("ungraded") else "")
 
 
 class _Printer:
@@ -162,7 +163,7 @@ class BarPrinter(LinePrinter):
             self.bar = None
 
 
-_STYLE = {"ok": "green", "repaired": "green", "missing": "yellow", "skipped": "yellow", "failed": "red"}
+_STYLE = {"ok": "green", "repaired": "green", "missing": "yellow", "skipped": "yellow", "failed": "red", "ungraded": "red"}
 
 
 def _clock(seconds: float) -> str:

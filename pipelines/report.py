@@ -18,13 +18,13 @@ from typing import Any, Iterable
 from urllib.parse import quote
 
 from steps.errors import TeacherError
-from steps.records import FAILED, MISSING, OK, REPAIRED, SKIPPED, TAMPERED, read_json
+from steps.records import FAILED, MISSING, OK, REPAIRED, SKIPPED, TAMPERED, UNGRADED, read_json
 
 __all__ = ["render_report", "build_html", "REPORT_NAME"]
 
 REPORT_NAME = "report.html"
 SLOWEST = 10  # rows in "slowest notebooks"
-NEEDS_A_LOOK = (FAILED, SKIPPED, TAMPERED)
+NEEDS_A_LOOK = (UNGRADED, FAILED, SKIPPED, TAMPERED)
 
 
 def render_report(run_dir: str | Path) -> Path:
@@ -95,6 +95,7 @@ def _summary(results: dict[str, Any]) -> str:
         ("missing", c.get(MISSING, 0), "missing"),
         ("skipped", c.get(SKIPPED, 0), "skipped"),
         ("failed", c.get(FAILED, 0), "failed"),
+        ("not graded (gradeflow failed)", c.get(UNGRADED, 0), "failed"),
         ("tampered", c.get(TAMPERED, 0), "failed"),
         ("unchanged, not regraded", len(results.get("unchanged") or []), ""),
     ]
@@ -229,7 +230,7 @@ def _problems(results: dict[str, Any], run_dir: Path) -> str:
                     f'<td class="reason">{_e(nb["reason"])}</td><td>{_links(run_dir, s["student"], nb["notebook"])}</td></tr>'
                 )
     if rows:
-        failed = sorted({s["student"] for s in results["students"] if s["status"] == FAILED})
+        failed = sorted({s["student"] for s in results["students"] if s["status"] in (FAILED, UNGRADED)})
         retry = (
             f'<p>Retry the failed ones after fixing the cause: <code>gradeflow grade COURSE_DIR {_e(results["assignment"])} '
             + " ".join(f"--student {_e(x)}" for x in failed)
@@ -243,7 +244,8 @@ def _problems(results: dict[str, Any], run_dir: Path) -> str:
     return (
         '<section id="problems"><h2>Skipped and failed submissions</h2>'
         "<p class=\"muted\"><b>skipped</b>: the notebook is malformed, so it was not graded (0 points, needs manual grade). "
-        "<b>failed</b>: the sandbox stopped it (a limit was hit) or gradeflow broke; the log says which. "
+        "<b>failed</b>: the sandbox stopped it (a limit was hit); the log says which. "
+        "<b>ungraded</b>: gradeflow or the sandbox broke: nothing was written, earlier grades stay; run again once fixed. "
         "<b>tampered</b>: its code changed how the tests run; the affected test cells got no automatic credit and need a manual grade (Formgrader).</p>"
         f"{table}</section>"
     )
@@ -254,6 +256,10 @@ def _notes(results: dict[str, Any]) -> str:
     for s in results["students"]:
         for nb in s["notebooks"]:
             if nb["status"] == REPAIRED:
+                if nb.get("repairs"):  # what restore repaired, cell by cell
+                    changes = "".join(f"<li>cell <code>{_e(r['cell'])}</code>: {_e(r['reason'])}</li>" for r in nb["repairs"])
+                    items.append(f"<li>{_badge(REPAIRED)} {_e(s['student'])} / {_e(nb['notebook'])}.ipynb, graded after these repairs:<ul>{changes}</ul></li>")
+                    continue
                 changes = "".join(f"<li>{_e(c)}</li>" for c in nb.get("changes") or [])
                 items.append(f"<li>{_badge(REPAIRED)} {_e(s['student'])} / {_e(nb['notebook'])}.ipynb: {_e(nb['reason'])}<ul>{changes}</ul></li>")
             elif nb["status"] == MISSING:

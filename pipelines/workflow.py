@@ -4,7 +4,7 @@
                       network-check >> execute    (can execute pods reach the store? before any runs)
     execute, each:    execute (memoized) >> copy-memoized (a hit from another run)
                                          >> execute-again (that hit's files are gone)
-    onExit, always:   score >> merge
+    onExit, always:   score >> feedback (when asked) >> merge
 
 Pod-level settings (hardening, resources and podSpecPatch, timeouts, retries) are in
 pipelines/argo_pods.py, each with the Argo or Kubernetes rule it follows.
@@ -143,7 +143,10 @@ PARAMETERS: tuple[WorkflowParameter, ...] = (
     WorkflowParameter("cpu-time", "300", "CPU seconds per process"),
     WorkflowParameter("wall-time", "600", "seconds for one submission; its pod is stopped 300 s later"),
     WorkflowParameter("cpu", "1", "CPU limit of one execute pod"),
+    WorkflowParameter("strict", "false", "true: no recovery of malformed notebooks (a deleted, copied or renamed grade cell skips the notebook, as nbgrader would)"),
     WorkflowParameter("class-size", str(DEFAULT_CLASS_SIZE), "the most submissions a run grades: sizes score's and merge's scratch space"),
+    WorkflowParameter("feedback", "false", "true: also write each student's feedback HTML (feedback/ in the run; `gradeflow sync` puts it in the course)"),
+    WorkflowParameter("feedback-hidden-tests", "redact", "hidden tests in feedback: redact, or show (nbgrader's behaviour)"),
 )
 
 # What a memoized execute result depends on besides the submission (its restored work dir and
@@ -166,6 +169,8 @@ BOUND: dict[str, list[str]] = {
     "memory": ["--memory", _p("memory")],
     "cpu-time": ["--cpu-time", _p("cpu-time")],
     "wall-time": ["--wall-time", _p("wall-time")],
+    "strict": ["--strict", _p("strict")],
+    "hidden-tests": ["--hidden-tests", _p("feedback-hidden-tests")],
 }
 BOUND_PER_STEP: dict[tuple[str, str], list[str]] = {
     ("collect", "course-dir"): ["--course-dir", COURSE_MOUNT],
@@ -174,6 +179,7 @@ UNBOUND: dict[tuple[str, str], str] = {
     ("collect", "students"): "a run grades every submission; `gradeflow retry` re-runs failed ones",
     ("restore", "students"): "every submission collect found",
     ("score", "students"): "every submission collect found",
+    ("feedback", "students"): "every submission score graded",
     ("merge", "course-dir"): "the cluster never writes gradebook.db: `gradeflow sync` merges on the teacher's side",
 }
 # CLI flags the cluster needs beyond the contract's parameters.
@@ -410,6 +416,7 @@ def build_template(parallelism: int = DEFAULT_PARALLELISM) -> WorkflowTemplate:
         # (collect failed): then it says so and exits EXIT_USAGE, which is never retried.
         score = _step_container(STEPS["score"], optional_inputs=True, **class_scratch)
         merge = _step_container(STEPS["merge"], output_parameters=[Parameter(name="summary", value_from=ValueFrom(path=SUMMARY_FILE, default=""))], **class_scratch)
+        feedback = _step_container(STEPS["feedback"], **class_scratch)
 
         student = {"student": "{{inputs.parameters.student}}", "work-hash": "{{inputs.parameters.work-hash}}"}
         with DAG(name="execute-submission", inputs=[Parameter(name="student"), Parameter(name="work-hash")]) as execute_submission:
@@ -444,9 +451,11 @@ def build_template(parallelism: int = DEFAULT_PARALLELISM) -> WorkflowTemplate:
             # --memoized` does not copy global outputs, and a skipped score would leave the
             # previous run's results for `sync` to merge
             s = score(name="score")
-            m = merge(name="merge")
-            s.on_success(m)
-    assert [STEPS[n] for n in STEP_ORDER] == [STEPS[t.name] for t in (collect, restore, execute, score, merge)]
+            # feedback only when asked; merge follows it either way (merge reads feedback/ if any)
+            f = feedback(name="feedback", when="{{=" + _expr_p("feedback") + " == 'true'}}")
+            m = merge(name="merge", depends="score.Succeeded && (feedback.Succeeded || feedback.Skipped)")
+            s.on_success(f)
+    assert [STEPS[n] for n in STEP_ORDER] == [STEPS[t.name] for t in (collect, restore, execute, score, feedback, merge)]
     return w
 
 
@@ -471,6 +480,8 @@ def build_workflow(
     limits: dict[str, str | int] | None = None,
     parallelism: int | None = None,
     namespace: str | None = None,
+    feedback: bool = False,
+    feedback_hidden_tests: str | None = None,
 ) -> Workflow:
     """A Workflow that runs the installed `gradeflow-autograde` template for one assignment.
 
@@ -485,6 +496,8 @@ def build_workflow(
         "course-subpath": course_subpath,
         "image": image,
         "store-prefix": store_prefix,
+        "feedback": "true" if feedback else None,
+        "feedback-hidden-tests": feedback_hidden_tests,
     }
     if not RUN_ID.match(run_id):
         raise ValueError(f"run id {run_id!r} must be 1-63 lowercase letters, digits and '-' (it names the workflow and a label)")

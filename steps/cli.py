@@ -59,8 +59,12 @@ def submissions_main(
     run: Callable[[Path, Sequence[str] | None], Any],
     argv: Sequence[str] | None,
     emit: Callable[[list[StepRecord]], list[dict]] | None = None,
+    options: dict[str, dict[str, Any]] | None = None,
 ) -> int:
     """The CLI of a step that takes a workspace and optionally some students.
+
+    `options` adds step-specific arguments (flag -> argparse keywords, `dest` naming the
+    keyword `run` receives).
 
     With `emit`, the CLI also takes `--emit-students PATH` and writes `emit(records)` there as
     JSON: the list an Argo workflow fans the next step out over (see pipelines.workflow), and
@@ -72,11 +76,14 @@ def submissions_main(
     p.add_argument("--students", nargs="*", default=None)
     if emit:
         p.add_argument("--emit-students", type=Path, default=None, metavar="PATH", help="also write one JSON entry per student to PATH")
+    for flag, kwargs in (options or {}).items():
+        p.add_argument(flag, **kwargs)
         p.add_argument("--class-size", type=int, default=None, metavar="N", help="refuse more than N submissions")
     a = p.parse_args(argv)
+    extra = {kw["dest"]: getattr(a, kw["dest"]) for kw in (options or {}).values()}
 
     def call() -> None:
-        records = run(a.workspace, a.students or None)
+        records = run(a.workspace, a.students or None, **extra)
         if emit and a.class_size is not None and len(records) > a.class_size:
             raise TeacherError(
                 f"{len(records)} submissions, but the run's class-size is {a.class_size}: score and merge would run out of scratch space",

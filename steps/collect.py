@@ -3,7 +3,9 @@
 This is the only step that reads the nbgrader course directory. It copies each submission
 (nbgrader's `submitted/STUDENT/ASSIGNMENT/`, overlaid with the assignment's own data files
 exactly as `nbgrader autograde` overlays them) into the workspace, writes the manifest, and
-exports the snapshot of this assignment's cells. Nothing else of gradebook.db leaves.
+exports the snapshot of this assignment's cells. Nothing else of gradebook.db leaves, except
+the teacher's manual scores and comments of the students in this run (manual.json), which only
+the feedback step reads.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from .records import Manifest, Submission, write_json
 __all__ = ["collect", "main", "new_run_id"]
 
 STEP = STEPS["collect"]
-MAX_SUBMISSION_BYTES = 200 * 1024 * 1024
+MAX_SUBMISSION_MB = 200  # the default of --max-submission-mb
 
 
 def new_run_id(assignment: str) -> str:
@@ -65,11 +67,20 @@ def _open_gradebook(coursedir, assignment: str):
     return gb
 
 
-def _files(root: Path, ignore: Sequence[str]) -> list[Path]:
-    """Files below root, relative to it, as nbgrader's own find_all_files sees them."""
+def _files(root: Path, ignore: Sequence[str], dropped: list[str] | None = None) -> list[Path]:
+    """Regular files below root, relative to it, as nbgrader's own find_all_files sees them.
+    Symlinks and special files (fifos, sockets, devices) are never followed: listed in `dropped`."""
     from nbgrader.utils import find_all_files
 
-    return sorted(Path(os.path.relpath(f, root)) for f in find_all_files(str(root), list(ignore)) if not os.path.islink(f))
+    found = []
+    for f in find_all_files(str(root), list(ignore)):
+        rel = Path(os.path.relpath(f, root))
+        if os.path.islink(f) or not os.path.isfile(f):
+            if dropped is not None:
+                dropped.append(str(rel))
+            continue
+        found.append(rel)
+    return sorted(found)
 
 
 def _hash_files(root: Path, files: list[Path]) -> str:
@@ -118,17 +129,23 @@ def collect(
     workspace: Path,
     students: Sequence[str] | None = None,
     run_id: str | None = None,
+    max_submission_mb: int = MAX_SUBMISSION_MB,
 ) -> Manifest:
-    """Copy the submissions into `workspace` and write manifest.json and snapshot.json."""
+    """Copy the submissions into `workspace` and write manifest.json and snapshot.json.
+    A submission over `max_submission_mb` is left out (`Manifest.left_out`, with its size)."""
     from .snapshot import export_snapshot
 
     course_dir = Path(course_dir)
     if not course_dir.is_dir():
         raise TeacherError(f"course directory {course_dir} does not exist", "give the folder that holds gradebook.db")
     config, coursedir = _course(course_dir)
+    from .feedback import export_manual
+
     gb = _open_gradebook(coursedir, assignment)
+    notebook_dirs = tuple(Path(coursedir.format_path(d, ".", assignment)) for d in (coursedir.source_directory, coursedir.release_directory))
     with gb:
-        snapshot = export_snapshot(gb, assignment, config)
+        snapshot = export_snapshot(gb, assignment, config, notebook_dirs)
+        manual = export_manual(gb, assignment)
     expected = [nb["name"] for nb in snapshot["notebooks"]]
     if not expected:
         raise TeacherError(
@@ -155,12 +172,17 @@ def collect(
 
     workspace = Path(workspace)
     (workspace / "submissions").mkdir(parents=True, exist_ok=True)
-    submissions, problems = [], []
+    submissions, problems, left_out = [], [], []
     for student, src in sorted(found.items()):
-        files = _files(src, ignore)
+        dropped: list[str] = []
+        files = _files(src, ignore, dropped)
+        if dropped:
+            dropped.sort()
+            shown = ", ".join(dropped[:5]) + (f" and {len(dropped) - 5} more" if len(dropped) > 5 else "")
+            problems.append({"student": student, "reason": f"{len(dropped)} symlink(s) or special file(s) not copied (never followed): {shown}"})
         size = sum((src / f).stat().st_size for f in files)
-        if size > MAX_SUBMISSION_BYTES:
-            problems.append({"student": student, "reason": f"submission is {size // 2**20} MiB, over the {MAX_SUBMISSION_BYTES // 2**20} MiB limit"})
+        if size > max_submission_mb * 2**20:
+            left_out.append({"student": student, "reason": f"submission is {size / 2**20:.1f} MiB, over the {max_submission_mb} MiB limit: not graded (raise it with --max-submission-mb)"})
             continue
         top_notebooks = {f.stem for f in files if f.suffix == ".ipynb" and len(f.parts) == 1}
         timestamp, ts_note = _timestamp(src)
@@ -196,8 +218,10 @@ def collect(
         submissions=submissions,
         created=dt.datetime.now(dt.timezone.utc).isoformat(),
         problems=problems,
+        left_out=left_out,
     )
     write_json(workspace / "snapshot.json", snapshot)
+    write_json(workspace / "manual.json", {s.student: manual[s.student] for s in submissions if s.student in manual})
     manifest.save(workspace / "manifest.json")
     return manifest
 
@@ -211,8 +235,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--workspace", type=Path, required=True)
     p.add_argument("--students", nargs="*", default=None)
     p.add_argument("--run-id", default=None)
+    p.add_argument("--max-submission-mb", type=int, default=MAX_SUBMISSION_MB, help=f"larger submissions are skipped with their size (default {MAX_SUBMISSION_MB})")
     a = p.parse_args(argv)
-    return run_step(STEP, lambda: collect(a.course_dir, a.assignment, a.workspace, a.students or None, a.run_id))
+    return run_step(STEP, lambda: collect(a.course_dir, a.assignment, a.workspace, a.students or None, a.run_id, a.max_submission_mb))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The step contract: the one declaration of gradeflow's five steps.
+"""The step contract: the one declaration of gradeflow's steps (five, and feedback when asked).
 
 Every backend reads this module and nothing else to learn what a step needs and makes:
 the local runner (`pipelines.local`), the Argo templates (`pipelines.workflow`) and the
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["Artifact", "Step", "STEPS", "DAG", "step", "EXIT_OK", "EXIT_USAGE", "EXIT_INFRA"]
+__all__ = ["Artifact", "Step", "STEPS", "DAG", "OPTIONAL", "step", "EXIT_OK", "EXIT_USAGE", "EXIT_INFRA"]
 
 # Exit codes of every step CLI. Argo retries only EXIT_INFRA (see pipelines.workflow):
 # a student's failing code is a graded result and never makes a step exit non-zero.
@@ -70,6 +70,8 @@ RESTORED_ONE = Artifact("restored-submission", "restored/{student}", "one studen
 EXECUTED = Artifact("executed", "executed", "executed notebooks and logs, under <student>/")
 EXECUTED_ONE = Artifact("executed-submission", "executed/{student}", "one student's executed notebooks")
 SCORED = Artifact("scored", "scored", "autograded notebooks and scores, under <student>/")
+MANUAL = Artifact("manual", "manual.json", "the teacher's manual scores and comments on this assignment, for feedback")
+FEEDBACK = Artifact("feedback", "feedback", "feedback HTML per graded notebook, under <student>/")
 RESULTS = Artifact("results", "results", "results.json, grades.csv and summary.txt of the run")
 
 STEPS: dict[str, Step] = {
@@ -79,7 +81,7 @@ STEPS: dict[str, Step] = {
             "collect",
             "find the submissions and export the gradebook snapshot",
             inputs=(),
-            outputs=(MANIFEST, SNAPSHOT, SUBMISSIONS),
+            outputs=(MANIFEST, SNAPSHOT, SUBMISSIONS, MANUAL),
             parameters=("course-dir", "assignment", "students"),
             needs_course=True,
         ),
@@ -88,7 +90,7 @@ STEPS: dict[str, Step] = {
             "validate each notebook and restore its locked and test cells from the snapshot",
             inputs=(MANIFEST, SNAPSHOT, SUBMISSIONS),
             outputs=(RESTORED,),
-            parameters=("students",),
+            parameters=("students", "strict"),
         ),
         Step(
             "execute",
@@ -107,17 +109,26 @@ STEPS: dict[str, Step] = {
             parameters=("students",),
         ),
         Step(
+            "feedback",
+            "render each graded notebook as nbgrader's feedback HTML, hidden tests redacted",
+            inputs=(MANIFEST, SNAPSHOT, MANUAL, SCORED),
+            outputs=(FEEDBACK,),
+            parameters=("students", "hidden-tests"),
+        ),
+        Step(
             "merge",
-            "write the run's results; with a course dir, into gradebook.db and autograded/",
-            inputs=(MANIFEST, SNAPSHOT, RESTORED, EXECUTED, SCORED),
+            "write the run's results; with a course dir, into gradebook.db, autograded/ and feedback/",
+            inputs=(MANIFEST, SNAPSHOT, RESTORED, EXECUTED, SCORED, FEEDBACK),
             outputs=(RESULTS,),
             parameters=("course-dir",),
         ),
     )
 }
 
-# The DAG, in order: every step depends on the one before it.
-DAG: tuple[str, ...] = ("collect", "restore", "execute", "score", "merge")
+# The DAG, in order: every step depends on the one before it. feedback runs only when the
+# teacher asks for it (`--feedback`); without it, merge follows score.
+DAG: tuple[str, ...] = ("collect", "restore", "execute", "score", "feedback", "merge")
+OPTIONAL: frozenset[str] = frozenset({"feedback"})
 
 
 def step(name: str) -> Step:

@@ -6,11 +6,11 @@ can fix, so its message is the headline and the traceback is never shown.
 """
 from __future__ import annotations
 
-__all__ = ["TeacherError", "SandboxUnavailable", "SandboxError"]
+__all__ = ["TeacherError", "SandboxUnavailable", "InfraError", "SandboxError", "Interrupted"]
 
 
-class TeacherError(Exception):
-    """A problem the teacher can fix. `what` says what happened, `todo` what to do."""
+class _Explained(Exception):
+    """An error shown as its message alone: `what` happened, `todo` what to do."""
 
     def __init__(self, what: str, todo: str = "") -> None:
         super().__init__(what)
@@ -21,9 +21,26 @@ class TeacherError(Exception):
         return f"{self.what}. {self.todo}" if self.todo else self.what
 
 
+class TeacherError(_Explained):
+    """A problem the teacher can fix (exit 2)."""
+
+
 class SandboxUnavailable(TeacherError):
     """The chosen sandbox cannot run on this machine; student code is never run without one."""
 
 
-class SandboxError(RuntimeError):
+class InfraError(_Explained, RuntimeError):
+    """gradeflow or the sandbox broke: never a grade (exit 75)."""
+
+
+class SandboxError(InfraError):
     """The sandbox broke (a kernel could not start): our failure, retryable, never the student's."""
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM: stop now, keep what is merged. A BaseException like KeyboardInterrupt,
+    so that no `except Exception` on the way turns a stop into a result."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum

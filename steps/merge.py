@@ -5,7 +5,8 @@ row per student), cells.csv (one row per graded cell) and summary.txt (counts, t
 per skipped, failed, repaired or missing notebook with its reason). With a course directory
 it also does what `nbgrader autograde` does to the course: the submission and its grades in
 gradebook.db (through nbgrader's own SaveAutoGrades and AssignLatePenalties, so a grader's
-manual scores are respected) and the graded notebooks in autograded/STUDENT/ASSIGNMENT/.
+manual scores are respected) and the graded notebooks in autograded/STUDENT/ASSIGNMENT/, and
+the feedback step's pages, if any, in feedback/STUDENT/ASSIGNMENT/.
 Re-running is safe: rows are updated, never duplicated.
 """
 from __future__ import annotations
@@ -22,7 +23,7 @@ import nbformat
 
 from .contract import STEPS
 from .integrity import flag_for_review
-from .records import FAILED, MISSING, OK, REPAIRED, SKIPPED, TAMPERED, Manifest, StepRecord, read_json, write_json
+from .records import FAILED, MISSING, OK, REPAIRED, SKIPPED, TAMPERED, UNGRADED, Manifest, StepRecord, read_json, write_json
 
 __all__ = ["merge", "summarize", "apply_to_course", "CourseWriter", "main"]
 
@@ -38,28 +39,38 @@ def summarize(workspace: Path) -> dict[str, Any]:
     manifest = Manifest.load(workspace / "manifest.json")
     snapshot = read_json(workspace / "snapshot.json")
     max_total = sum(float(c["max_score"]) for nb in snapshot["notebooks"] for c in nb["grade_cells"] + nb["task_cells"])
-    students, counts = [], {"submissions": 0, "graded": 0, OK: 0, REPAIRED: 0, SKIPPED: 0, FAILED: 0, MISSING: 0, TAMPERED: 0}
+    students: list[dict[str, Any]] = []
+    counts = {"submissions": 0, "graded": 0, "skipped_submissions": 0, "failed_submissions": 0, "ungraded_submissions": 0, OK: 0, REPAIRED: 0, SKIPPED: 0, FAILED: 0, MISSING: 0, UNGRADED: 0, TAMPERED: 0}
     for sub in manifest.submissions:
         counts["submissions"] += 1
         rec = _load(workspace / "scored" / sub.student / "score.json")
+        fb = _load(workspace / "feedback" / sub.student / "feedback.json")
         execd = _load(workspace / "executed" / sub.student / "execute.json")
         notebooks, total, penalty = [], 0.0, 0.0
         for name in manifest.notebooks:
             o = rec.outcome(name) if rec else None
-            status, reason = (o.status, o.reason) if o else (FAILED, "not scored (the run stopped before score)")
+            status, reason = (o.status, o.reason) if o else (UNGRADED, "not scored (the run stopped before score): nothing written; run again")
             g = rec.detail["notebooks"].get(name) if rec else None
             e = execd.outcome(name) if execd else None
             counts[status] += 1
             entry = {"notebook": name, "status": status, "reason": reason, "changes": o.changes if o else []}
+            repairs = o.detail.get("repairs", []) if o else []
+            if repairs:
+                entry["repairs"] = repairs  # what restore repaired, per cell
             if g:
                 total += g["score"]
                 penalty += g["late_submission_penalty"] or 0.0
-                entry.update(score=g["score"], max_score=g["max_score"], late_submission_penalty=g["late_submission_penalty"], cells=g["grades"])
+                fixed = {r["cell"]: r["reason"] for r in repairs}
+                cells = [dict(c, repaired=fixed[c["cell"]]) if c["cell"] in fixed else c for c in g["grades"]]
+                entry.update(score=g["score"], max_score=g["max_score"], late_submission_penalty=g["late_submission_penalty"], cells=cells)
             if e:
                 entry["execute_seconds"] = e.detail.get("seconds")
             notebooks.append(entry)
-        worst = next((s for s in (FAILED, SKIPPED, TAMPERED, REPAIRED, MISSING) if any(n["status"] == s for n in notebooks)), OK)
+        worst = next((s for s in (UNGRADED, FAILED, SKIPPED, TAMPERED, REPAIRED, MISSING) if any(n["status"] == s for n in notebooks)), OK)
         counts["graded"] += worst in (OK, REPAIRED, MISSING, TAMPERED)
+        counts["skipped_submissions"] += worst == SKIPPED
+        counts["failed_submissions"] += worst == FAILED
+        counts["ungraded_submissions"] += worst == UNGRADED
         students.append(
             {
                 "student": sub.student,
@@ -70,12 +81,19 @@ def summarize(workspace: Path) -> dict[str, Any]:
                 "raw_score": round(total, 6),
                 "late_submission_penalty": round(penalty, 6),
                 "max_score": max_total,
-                "needs_manual_grade": any(c["needs_manual_grade"] for n in notebooks for c in n.get("cells", [])) or worst in (SKIPPED, FAILED),
+                "needs_manual_grade": any(c["needs_manual_grade"] for n in notebooks for c in n.get("cells", [])) or worst in (SKIPPED, FAILED, UNGRADED),
                 "execute_seconds": execd.seconds if execd else None,
                 "sandbox": execd.detail.get("sandbox") if execd else None,
                 "notebooks": notebooks,
+                **({"feedback": {o.notebook: o.status for o in fb.notebooks}} if fb else {}),
             }
         )
+    for left in manifest.left_out:  # collect could not take it (too large): every student appears
+        counts["submissions"] += 1
+        counts["skipped_submissions"] += 1
+        counts[SKIPPED] += len(manifest.notebooks)
+        notebooks = [{"notebook": name, "status": SKIPPED, "reason": left["reason"], "changes": []} for name in manifest.notebooks]
+        students.append({"student": left["student"], "status": SKIPPED, "timestamp": None, "content_hash": "", "score": 0.0, "raw_score": 0.0, "late_submission_penalty": 0.0, "max_score": max_total, "needs_manual_grade": True, "execute_seconds": None, "sandbox": None, "notebooks": notebooks})
     return {
         "format": "gradeflow.results/1",
         "run_id": manifest.run_id,
@@ -92,10 +110,15 @@ def summarize(workspace: Path) -> dict[str, Any]:
 def summary_lines(results: dict[str, Any]) -> list[str]:
     """The run summary a teacher reads: counts, then one line per notebook that needs a look."""
     c = results["counts"]
+    unchanged = len(results.get("unchanged") or [])
     lines = [
         f"{results['assignment']} run {results['run_id']}: {c['submissions']} submission(s), "
-        f"{c['graded']} graded; notebooks: {c[OK]} ok, {c[REPAIRED]} repaired, {c[MISSING]} missing, "
-        f"{c[SKIPPED]} skipped, {c[FAILED]} failed" + (f", {c[TAMPERED]} tampered" if c.get(TAMPERED) else "")
+        f"{c['graded']} graded, {c.get('skipped_submissions', 0)} skipped, {c.get('failed_submissions', 0)} failed, "
+        f"{c.get('ungraded_submissions', 0)} not graded (gradeflow failed)"
+        + (f" (+{unchanged} unchanged, not regraded)" if unchanged else "")
+        + f"; notebooks: {c[OK]} ok, {c[REPAIRED]} repaired, {c[MISSING]} missing, "
+        f"{c[SKIPPED]} skipped, {c[FAILED]} failed, {c.get(UNGRADED, 0)} not graded"
+        + (f", {c[TAMPERED]} tampered" if c.get(TAMPERED) else "")
     ]
     for s in results["students"]:
         for n in s["notebooks"]:
@@ -103,8 +126,17 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
                 lines.append(f"  {n['status'].upper():8} {s['student']} / {n['notebook']}.ipynb: {n['reason']}")
     for p in results["problems"]:
         lines.append(f"  NOTE     {p['student']}: {p['reason']}")
+    pages = [n for s in results["students"] for n, status in s.get("feedback", {}).items() if status == OK]
+    if any("feedback" in s for s in results["students"]):
+        lines.append(f"  feedback: {len(pages)} page(s) in feedback/STUDENT/{results['assignment']}/ (`nbgrader release_feedback {results['assignment']}` publishes them)")
     if results.get("unchanged"):
         lines.append(f"  {len(results['unchanged'])} submission(s) unchanged since they were last graded: not regraded (use --force to regrade)")
+    if c.get("ungraded_submissions"):
+        lines.append(
+            f"  NOT GRADED: {c[UNGRADED]} notebook(s) of {c['ungraded_submissions']} submission(s), because gradeflow or the sandbox failed "
+            "(reasons above). Nothing was written for them: their earlier grades and autograded/ files are unchanged. "
+            "Fix the cause and run the same command again: only these are graded."
+        )
     return lines
 
 
@@ -164,8 +196,8 @@ class CourseWriter:
         ws, assignment, coursedir = self.workspace, self.manifest.assignment, self.coursedir
         sub = self.manifest.submission(student)
         rec = _load(ws / "scored" / student / "score.json")
-        if rec is None:
-            return False
+        if rec is None or any(o.status == UNGRADED for o in rec.notebooks):
+            return False  # not scored, or gradeflow failed on it: the course keeps what it had
         with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
             gb.update_or_create_student(student)
             gb.update_or_create_submission(assignment, student, **({"timestamp": sub.timestamp} if sub.timestamp else {}))
@@ -198,7 +230,30 @@ class CourseWriter:
         for f in dest.rglob("*"):
             if f.is_file():
                 os.chmod(f, self.permissions)
+        self.write_feedback(student)
         return True
+
+    def write_feedback(self, student: str) -> None:
+        """The feedback step's pages into feedback/STUDENT/ASSIGNMENT/, as `nbgrader generate_feedback`
+        leaves them: with the submission's timestamp.txt and submission_secret.txt, which
+        `nbgrader release_feedback` reads to name each page for the student's exchange."""
+        src = self.workspace / "feedback" / student
+        if not (src / "feedback.json").is_file():
+            return
+        coursedir, work = self.coursedir, self.workspace / "restored" / student / "work"
+        dest = Path(coursedir.format_path(coursedir.feedback_directory, student, self.manifest.assignment))
+        for o in StepRecord.load(src / "feedback.json").notebooks:
+            target = dest / f"{o.notebook}.html"
+            if o.status == OK:
+                _replace_file(src / f"{o.notebook}.html", target)
+            elif target.exists():  # an earlier submission's page: not this one's feedback
+                target.unlink()
+        for name in ("timestamp.txt", "submission_secret.txt"):
+            if (work / name).is_file():
+                _replace_file(work / name, dest / name)
+        for f in dest.glob("*"):
+            if f.is_file():
+                os.chmod(f, 0o664 if coursedir.groupshared else 0o644)  # GenerateFeedback's permissions
 
 
 def apply_to_course(workspace: Path, course_dir: Path, students: Sequence[str] | None = None) -> list[str]:

@@ -24,6 +24,7 @@ __all__ = [
     "FAILED",
     "MISSING",
     "TAMPERED",
+    "UNGRADED",
 ]
 
 # Outcome of one notebook in one step. A student's failing code is still OK for execute:
@@ -31,9 +32,10 @@ __all__ = [
 OK = "ok"
 REPAIRED = "repaired"  # nbgrader-style repair (locked cell put back, points reset): graded
 SKIPPED = "skipped"  # malformed: not graded, reported with a reason
-FAILED = "failed"  # our side or the sandbox broke: not graded, reported, retryable
+FAILED = "failed"  # the student's code stopped the run (kernel died, wall time): needs a person
 MISSING = "missing"  # not submitted: zero, like nbgrader
 TAMPERED = "tampered"  # student code changed how test cells run: those cells get no automatic credit
+UNGRADED = "ungraded"  # gradeflow or the sandbox broke: nothing written, earlier grades stay; rerun
 
 T = TypeVar("T")
 
@@ -84,6 +86,7 @@ class Manifest:
     created: str = ""
     problems: list[dict[str, str]] = field(default_factory=list)  # submissions collect could not take
     unchanged: list[str] = field(default_factory=list)  # graded before with the same content: not regraded
+    left_out: list[dict[str, str]] = field(default_factory=list)  # submitted but not taken (too large): student, reason
     format: str = "gradeflow.manifest/1"
 
     def students(self) -> list[str]:
@@ -142,8 +145,8 @@ class StepRecord:
 
     @property
     def status(self) -> str:
-        """The worst status of any notebook: failed > skipped > tampered > repaired > missing > ok."""
-        order = [FAILED, SKIPPED, TAMPERED, REPAIRED, MISSING, OK]
+        """The worst status of any notebook: ungraded > failed > skipped > tampered > repaired > missing > ok."""
+        order = [UNGRADED, FAILED, SKIPPED, TAMPERED, REPAIRED, MISSING, OK]
         present = {o.status for o in self.notebooks} or {OK}
         return next(s for s in order if s in present)
 

@@ -3,13 +3,18 @@
 Runs nbgrader's own sanitize preprocessors (ClearOutput, DeduplicateIds, OverwriteKernelspec,
 OverwriteCells, CheckCellMetadata: the list `nbgrader autograde` runs) against a scratch
 gradebook built from the snapshot, so hidden tests come back exactly as nbgrader restores
-them. Before that it checks what nbgrader would silently mis-grade: a notebook that is not
-JSON, not nbformat 4, or whose grade cells were deleted, duplicated, renamed or re-flagged is
-*skipped* with a reason instead. What nbgrader repairs (a changed locked cell, edited points)
-is repaired the same way and reported.
+them. Before that, gradeflow's own preprocessors (steps.preprocessors) recover what a student
+broke but what can still be attributed: a deleted grade cell is put back, a copied grade cell
+becomes an ordinary cell, a renamed or re-flagged cell is graded as the released one, other
+nbgrader metadata schema versions are read; each repair is reported per cell (REPAIRED).
+What still cannot be graded faithfully (not JSON, not a notebook, cells that cannot be
+attributed) is *skipped* with a reason. `strict=True` turns the recovery off (nbgrader's
+behaviour): a deleted grade cell scores 0, a notebook with duplicated, renamed or re-flagged
+grade cells is skipped.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -22,6 +27,7 @@ from typing import Any, Sequence
 import nbformat
 
 from .cli import for_each_submission, submissions_main
+from .preprocessors import RECOVERY_PREPROCESSORS, released_sources
 from .contract import STEPS
 from .snapshot import scratch_gradebook
 from .records import MISSING, OK, REPAIRED, SKIPPED, Manifest, NotebookOutcome, StepRecord
@@ -76,9 +82,12 @@ def _read(path: Path) -> Any:
     if not isinstance(data, dict) or "cells" not in data and "worksheets" not in data:
         raise Malformed("the file is JSON but not a notebook (no cells)")
     major = data.get("nbformat")
-    if major != 4:
-        raise Malformed(f"the notebook is nbformat version {major}; gradeflow grades version 4 (re-save it in Jupyter)")
+    if major not in (3, 4):
+        raise Malformed(f"the notebook is nbformat version {major}; gradeflow grades versions 3 and 4 (re-save it in Jupyter)")
+    if major == 3 and "worksheets" not in data:
+        raise Malformed("the notebook says nbformat version 3 but has no worksheets (re-save it in Jupyter)")
     try:
+        # nbformat 3 is converted to 4 on reading, as nbgrader reads it
         nb = nbformat.reads(raw.decode("utf-8"), as_version=4)
         nbformat.validate(nb)
     except Exception as e:  # noqa: BLE001 - nbformat raises several types for a broken document
@@ -127,25 +136,9 @@ def _preprocessors(config: dict[str, Any]) -> list[Any]:
     return [cls(config=cfg) for cls in (ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata)]
 
 
-def _released_sources(spec: dict[str, Any], config: dict[str, Any]) -> dict[str, set[str]]:
-    """Per locked cell, the sources a student legitimately has: the released one (hidden tests
-    removed by nbgrader's own ClearHiddenTests) and the full one."""
-    from nbgrader.preprocessors import ClearHiddenTests
-    from traitlets.config import Config
-
-    clear = ClearHiddenTests(config=Config(config))
-    out = {}
-    for c in spec["source_cells"]:
-        if c["locked"]:
-            cell = nbformat.v4.new_code_cell(c["source"]) if c["cell_type"] == "code" else nbformat.v4.new_markdown_cell(c["source"])
-            clear._remove_hidden_test_region(cell)  # noqa: SLF001 - nbgrader's own hidden-test rule
-            out[c["name"]] = {c["source"].strip(), cell.source.strip()}
-    return out
-
-
 def _edited_locked_cells(nb: Any, spec: dict[str, Any], config: dict[str, Any]) -> set[str]:
     """Locked cells whose source the student changed (restoring hidden tests is not a change)."""
-    released = _released_sources(spec, config)
+    released = released_sources({**spec, "source_cells": [c for c in spec["source_cells"] if c["locked"]]}, config)
     edited = set()
     for c in nb.cells:
         gid = c.get("metadata", {}).get("nbgrader", {}).get("grade_id")
@@ -174,16 +167,35 @@ def _sanitize(nb: Any, resources: dict[str, Any], config: dict[str, Any]) -> tup
     return nb, changes.lines
 
 
-def restore_notebook(path: Path, spec: dict[str, Any], snapshot: dict[str, Any], resources: dict[str, Any]) -> tuple[Any, NotebookOutcome]:
-    """Validate and restore one notebook: (restored notebook or None, outcome)."""
+def _recover(nb: Any, spec: dict[str, Any], config: dict[str, Any], resources: dict[str, Any]) -> tuple[Any, list[dict[str, str]]]:
+    """Run gradeflow's recovery preprocessors; return the notebook and its repairs, per cell."""
+    from traitlets.config import Config
+
+    resources = dict(resources, gradeflow={"notebook": spec, "config": config, "repairs": []})
+    for cls in RECOVERY_PREPROCESSORS:
+        pp = cls(config=Config(config))
+        if pp.enabled:
+            pp.log = log
+            nb, resources = pp.preprocess(nb, resources)
+    return nb, resources["gradeflow"]["repairs"]
+
+
+def restore_notebook(path: Path, spec: dict[str, Any], snapshot: dict[str, Any], resources: dict[str, Any], strict: bool = False) -> tuple[Any, NotebookOutcome]:
+    """Validate, recover (unless `strict`) and restore one notebook: (restored notebook or None, outcome)."""
     name = spec["name"]
     config = snapshot.get("config", {})
     add_missing = bool(config.get("OverwriteCells", {}).get("add_missing_cells", False))
+    resources = dict(resources, nbgrader=dict(resources["nbgrader"], notebook=name))
     try:
         nb = _read(path)
-        _check_structure(nb, spec, add_missing)
-        edited = _edited_locked_cells(nb, spec, config)
-        nb, changes = _sanitize(nb, dict(resources, nbgrader=dict(resources["nbgrader"], notebook=name)), config)
+        repairs = [] if strict else None
+        if repairs is None:
+            nb, repairs = _recover(nb, spec, config, resources)
+        # strict: nbgrader grades a notebook with a deleted grade cell (the cell scores 0)
+        _check_structure(nb, spec, add_missing or strict)
+        put_back = {r["cell"] for r in repairs if r["repair"] == "deleted"}
+        edited = _edited_locked_cells(nb, spec, config) - put_back
+        nb, changes = _sanitize(nb, resources, config)
         # nbgrader reports every restored hidden test as a checksum change: keep only real edits
         changes = [c for c in changes if not ((m := _CHANGE.search(c)) and m.group(1) == "checksum" and m.group(2) not in edited)]
     except Malformed as e:
@@ -191,8 +203,11 @@ def restore_notebook(path: Path, spec: dict[str, Any], snapshot: dict[str, Any],
     except Exception as e:  # noqa: BLE001 - nbgrader's validator and friends: still the notebook's fault
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         return None, NotebookOutcome(name, SKIPPED, f"nbgrader could not validate the notebook: {reason}")
-    if changes:
-        return nb, NotebookOutcome(name, REPAIRED, "; ".join(_plain(c) for c in changes), changes)
+    for c in changes:
+        m = _CHANGE.search(c)
+        repairs.append({"cell": m.group(2) if m else "", "repair": m.group(1) if m else "nbgrader", "reason": _plain(c)})
+    if repairs:
+        return nb, NotebookOutcome(name, REPAIRED, "; ".join(r["reason"] for r in repairs), [r["reason"] for r in repairs], {"repairs": repairs})
     return nb, NotebookOutcome(name, OK)
 
 
@@ -207,8 +222,10 @@ def _hash_dir(root: Path, config: dict[str, Any] | None = None) -> str:
     return h.hexdigest()
 
 
-def restore_submission(workspace: Path, manifest: Manifest, snapshot: dict[str, Any], student: str, scratch: Path) -> StepRecord:
-    """Restore one submission into `restored/<student>/work/` and write its restore.json."""
+def restore_submission(workspace: Path, manifest: Manifest, snapshot: dict[str, Any], student: str, scratch: Path, strict: bool = False) -> StepRecord:
+    """Restore one submission into `restored/<student>/work/` and write its restore.json.
+
+    `strict`: no recovery; a notebook nbgrader itself could not grade is skipped."""
     import time
 
     start = time.monotonic()
@@ -228,19 +245,20 @@ def restore_submission(workspace: Path, manifest: Manifest, snapshot: dict[str, 
         if name in sub.missing:
             record.notebooks.append(NotebookOutcome(name, MISSING, f"{name}.ipynb was not submitted: scored 0 like nbgrader"))
             continue
-        nb, outcome = restore_notebook(src / f"{name}.ipynb", specs[name], snapshot, resources)
+        nb, outcome = restore_notebook(src / f"{name}.ipynb", specs[name], snapshot, resources, strict)
         if nb is not None:
             nbformat.write(nb, str(work / f"{name}.ipynb"), version=4)
         record.notebooks.append(outcome)
     record.detail["work_hash"] = _hash_dir(work, snapshot.get("config"))
+    record.detail["strict"] = strict
     record.seconds = round(time.monotonic() - start, 3)
     record.save(out / "restore.json")
     return record
 
 
-def restore(workspace: Path, students: Sequence[str] | None = None) -> list[StepRecord]:
-    """Restore every submission in the manifest (or only `students`)."""
-    return for_each_submission(STEP, restore_submission, workspace, students)
+def restore(workspace: Path, students: Sequence[str] | None = None, strict: bool = False) -> list[StepRecord]:
+    """Restore every submission in the manifest (or only `students`); `strict` turns recovery off."""
+    return for_each_submission(STEP, functools.partial(restore_submission, strict=strict), workspace, students)
 
 
 def fan_out_items(records: Sequence[StepRecord]) -> list[dict[str, str]]:
@@ -249,7 +267,8 @@ def fan_out_items(records: Sequence[StepRecord]) -> list[dict[str, str]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return submissions_main(STEP, restore, argv, emit=fan_out_items)
+    strict = {"dest": "strict", "type": lambda v: v.lower() in ("1", "true", "yes"), "default": False, "metavar": "true|false", "help": "true: no recovery; a notebook nbgrader could not grade is skipped (default false)"}
+    return submissions_main(STEP, restore, argv, emit=fan_out_items, options={"--strict": strict})
 
 
 if __name__ == "__main__":

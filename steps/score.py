@@ -22,7 +22,7 @@ import nbformat
 from .cli import for_each_submission, submissions_main
 from .contract import STEPS
 from .integrity import flag_for_review, withhold_credit
-from .records import FAILED, MISSING, OK, SKIPPED, TAMPERED, Manifest, NotebookOutcome, StepRecord
+from .records import FAILED, MISSING, OK, SKIPPED, TAMPERED, UNGRADED, Manifest, NotebookOutcome, StepRecord
 from .snapshot import scratch_gradebook
 
 __all__ = ["score", "score_submission", "main", "grade_preprocessors", "read_grades"]
@@ -113,7 +113,7 @@ def score_submission(workspace: Path, manifest: Manifest, snapshot: dict[str, An
             record.notebooks.append(NotebookOutcome(name, r.status if r else MISSING, r.reason if r else "not restored"))
             continue
         if e is None:
-            record.notebooks.append(NotebookOutcome(name, FAILED, "not executed (the execute step did not finish for this submission)"))
+            record.notebooks.append(NotebookOutcome(name, UNGRADED, "not executed (the execute step did not finish for this submission): nothing written; run again"))
             continue
         if e.status != OK:
             record.notebooks.append(NotebookOutcome(name, e.status, e.reason))
@@ -134,10 +134,11 @@ def score_submission(workspace: Path, manifest: Manifest, snapshot: dict[str, An
         flag_for_review(db_url, manifest.assignment, name, student, tampered)
         with Gradebook(db_url) as gb:
             record.detail["notebooks"][name] = read_grades(gb, manifest.assignment, name, student)
+        repairs = {"repairs": r.detail.get("repairs", [])} if r.detail.get("repairs") else {}
         if tampered:
-            record.notebooks.append(NotebookOutcome(name, TAMPERED, why, list(r.changes), {"tampered_cells": tampered}))
+            record.notebooks.append(NotebookOutcome(name, TAMPERED, why, list(r.changes), {"tampered_cells": tampered, **repairs}))
         else:
-            record.notebooks.append(NotebookOutcome(name, r.status, r.reason, list(r.changes)))
+            record.notebooks.append(NotebookOutcome(name, r.status, r.reason, list(r.changes), repairs))
     record.seconds = round(time.monotonic() - start, 3)
     record.save(out / "score.json")
     return record

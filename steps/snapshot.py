@@ -28,8 +28,8 @@ __all__ = [
     "scratch_gradebook",
 ]
 
-# The nbgrader classes whose configuration changes how a submission is restored, executed
-# or scored. Only these sections travel in the snapshot.
+# The nbgrader classes whose configuration changes how a submission is restored, executed,
+# scored or shown in feedback. Only these sections travel in the snapshot.
 CONFIG_SECTIONS = (
     "Autograde",
     "ClearOutput",
@@ -44,6 +44,7 @@ CONFIG_SECTIONS = (
     "SaveAutoGrades",
     "AssignLatePenalties",
     "LateSubmissionPlugin",
+    "ClearHiddenTests",  # its delimiters mark what feedback leaves out
 )
 
 
@@ -83,14 +84,34 @@ def snapshot_config(config: Config) -> dict[str, dict[str, Any]]:
     return out
 
 
-def export_snapshot(gradebook: Any, assignment: str, config: Config) -> dict[str, Any]:
-    """Read one assignment's notebooks and source cells out of an open nbgrader Gradebook."""
+def cell_order(notebook: Path) -> list[str]:
+    """The grade_ids of a source or release notebook, in notebook order ([] when unreadable).
+
+    The gradebook keeps no cell positions; restore needs them to put a deleted cell back
+    where it was."""
+    import nbformat
+
+    try:
+        nb = nbformat.read(str(notebook), as_version=4)
+    except Exception:  # noqa: BLE001 - no order: restore falls back to the gradebook's
+        return []
+    return [c.metadata.nbgrader["grade_id"] for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade_id")]
+
+
+def export_snapshot(gradebook: Any, assignment: str, config: Config, notebook_dirs: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Read one assignment's notebooks and source cells out of an open nbgrader Gradebook.
+
+    `notebook_dirs` (the assignment's source, then release folder) give each notebook's cell
+    order; without them it is the gradebook's, which is the order generate_assignment saved."""
     from sqlalchemy import text
 
     a = gradebook.find_assignment(assignment)
     schema = gradebook.db.execute(text("SELECT version_num FROM alembic_version")).scalar()
     notebooks = []
     for nb in sorted(a.notebooks, key=lambda n: n.name):
+        names = {c.name for c in nb.source_cells}
+        order = next((o for d in notebook_dirs if (o := [n for n in cell_order(Path(d) / f"{nb.name}.ipynb") if n in names])), [])
+        order += [c.name for c in nb.source_cells if c.name not in order]
         notebooks.append(
             {
                 "name": nb.name,
@@ -112,6 +133,7 @@ def export_snapshot(gradebook: Any, assignment: str, config: Config) -> dict[str
                     }
                     for c in nb.source_cells
                 ],
+                "order": order,
             }
         )
     return {
@@ -173,7 +195,13 @@ def scratch_gradebook(snapshot: dict[str, Any], directory: Path) -> str:
     with _scratch_lock:
         template = _scratch_cache.get(key)
         if template is None or not template.exists():
-            template = Path(tempfile.mkdtemp(prefix="gradeflow-snapshot-")) / "gradebook.db"
+            from multiprocessing.util import Finalize
+
+            from .sandbox.leftovers import temp_prefix
+
+            template = Path(tempfile.mkdtemp(prefix=temp_prefix("snapshot"))) / "gradebook.db"
+            # removed when this process exits (a worker or the main run): no temp dir outlives a run
+            Finalize(None, shutil.rmtree, args=(str(template.parent),), kwargs={"ignore_errors": True}, exitpriority=10)
             _build_scratch(snapshot, template)
             _scratch_cache[key] = template
     directory.mkdir(parents=True, exist_ok=True)

@@ -124,8 +124,10 @@ def test_settings_follow_the_argo_cli_environment() -> None:
 def test_submit_posts_a_valid_workflow_with_the_token(argo: FakeArgo) -> None:
     argo.routes[("GET", f"/api/v1/workflow-templates/{NS}/gradeflow-autograde")] = (200, INSTALLED)
     argo.routes[("POST", f"/api/v1/workflows/{NS}")] = (200, lambda req: {**req["body"]["workflow"], "status": {"phase": "Pending"}})
+    version_route(argo, "v4.1.2")
     created = client.submit(server_backend(argo), "/courses/intro", "ps1", run_id="ps1-20261122-101500", limits={"memory": 512}, parallelism=3)
-    get, post = argo.requests
+    version, get, post = argo.requests
+    assert (version["method"], version["path"]) == ("GET", "/api/v1/version")
     assert (get["method"], get["path"]) == ("GET", f"/api/v1/workflow-templates/{NS}/gradeflow-autograde")
     assert (post["method"], post["path"]) == ("POST", f"/api/v1/workflows/{NS}")
     assert get["headers"]["authorization"] == post["headers"]["authorization"] == "Bearer s3cr3t"
@@ -144,7 +146,7 @@ def test_a_missing_template_says_how_to_install_it(argo: FakeArgo) -> None:
     with pytest.raises(TeacherError) as e:
         client.submit(server_backend(argo), "intro", "ps1")
     assert "gradeflow-autograde is not installed" in str(e.value) and "kubectl apply" in str(e.value) and "argo/" in str(e.value)
-    assert [r["method"] for r in argo.requests] == ["GET"]  # nothing was submitted
+    assert [r["path"] for r in argo.requests] == ["/api/v1/version", f"/api/v1/workflow-templates/{NS}/gradeflow-autograde"]  # nothing was submitted
 
 
 def test_a_rejected_token_says_to_set_argo_token(argo: FakeArgo) -> None:
@@ -324,3 +326,226 @@ def test_a_bad_run_id_is_refused_before_anything_is_sent(argo: FakeArgo) -> None
         client.submit(server_backend(argo), "intro", "ps1", run_id="PS1 final")
     assert all(r["method"] == "GET" for r in argo.requests)
     assert client.new_run_id("PS 1!").startswith("ps-1-")
+
+
+# --- versions (issue 10, item 5) -------------------------------------------------------------------
+
+
+def version_route(argo: FakeArgo, version: str) -> None:
+    # the body of Argo's GET /api/v1/version (pkg/apis/workflow/v1alpha1/version_types.go)
+    argo.routes[("GET", "/api/v1/version")] = (200, {"version": version, "buildDate": "2025-09-10T00:00:00Z", "gitCommit": "0a05502f97", "gitTag": version, "gitTreeState": "clean", "goVersion": "go1.24", "compiler": "gc", "platform": "linux/amd64"})
+
+
+@pytest.mark.parametrize(
+    ("version", "action", "refused", "warned"),
+    [
+        ("v3.4.17", "submit", "older than", None),
+        ("v3.5.4", "submit", None, "#10426"),  # memoize + retryStrategy never caches
+        ("v3.5.5", "submit", None, None),
+        ("v3.6.5", "retry", None, None),
+        ("v3.6.6", "retry", "#14796", None),  # the broken resetPath came to 3.6 with the retry rewrite
+        ("v3.6.19", "retry", "#14796", None),
+        ("v3.7.0", "retry", "#14796", None),
+        ("v3.7.1", "submit", None, "#14796"),
+        ("v3.7.2", "retry", None, None),
+        ("v4.1.2", "retry", None, None),
+        ("v0.0.0+abc1234.dirty", "submit", None, "cannot tell"),
+    ],
+)
+def test_the_argo_version_is_judged_by_what_each_release_gets_wrong(version: str, action: str, refused: str | None, warned: str | None) -> None:
+    from pipelines.argo.versions import judge_version
+
+    v = judge_version(version, action)
+    assert (v.refuse is None) == (refused is None) and (refused is None or refused in v.refuse)
+    assert (warned is None and v.warnings == []) or (warned is not None and any(warned in w for w in v.warnings))
+
+
+def test_submit_reads_the_server_version_first(argo: FakeArgo) -> None:
+    version_route(argo, "v3.5.4")
+    argo.routes[("GET", f"/api/v1/workflow-templates/{NS}/gradeflow-autograde")] = (200, INSTALLED)
+    argo.routes[("POST", f"/api/v1/workflows/{NS}")] = (200, lambda req: req["body"]["workflow"])
+    warned: list[str] = []
+    client.submit(server_backend(argo), "intro", "ps1", run_id="ps1-v", warn=warned.append)
+    assert [r["path"] for r in argo.requests][0] == "/api/v1/version"
+    assert len(warned) == 1 and "never saves execute results to the memoization cache" in warned[0] and "v3.5.5" in warned[0]
+
+
+def test_retry_is_refused_where_argo_would_rerun_succeeded_submissions(argo: FakeArgo) -> None:
+    version_route(argo, "v3.7.1")
+    argo.routes[("GET", f"/api/v1/workflows/{NS}/ps1-a")] = (200, a_workflow("ps1-a", "Failed"))
+    with pytest.raises(TeacherError, match="14796") as e:
+        client.retry(server_backend(argo), "ps1-a")
+    assert "v3.7.2" in str(e.value) and "resubmit --memoized" in str(e.value)
+    assert all(r["method"] == "GET" for r in argo.requests)  # nothing was retried
+    version_route(argo, "v3.7.2")
+    argo.routes[("PUT", f"/api/v1/workflows/{NS}/ps1-a/retry")] = (200, a_workflow("ps1-a", "Running"))
+    client.retry(server_backend(argo), "ps1-a")
+    assert argo.requests[-1]["method"] == "PUT"
+
+
+def test_without_an_argo_server_the_version_cannot_be_read_and_says_so() -> None:
+    from pipelines.argo.backends import Backend
+
+    warned: list[str] = []
+    assert client.check_version(Backend(ArgoSettings()), "submit", warned.append) is None
+    assert "cannot read the Argo Workflows version" in warned[0] and "argo version" in warned[0]
+
+
+# --- retention (item 6) ---------------------------------------------------------------------------
+
+
+def test_a_run_argo_deleted_is_found_in_the_archive_and_retried_from_it(argo: FakeArgo) -> None:
+    version_route(argo, "v3.7.2")
+    wf = a_workflow("ps1-old", "Failed")
+    wf["metadata"]["uid"] = "5f1c-uid"
+    argo.routes[("GET", f"/api/v1/workflows/{NS}")] = (200, {"metadata": {}, "items": None})  # deleted from the cluster
+    argo.routes[("GET", "/api/v1/archived-workflows")] = (200, {"metadata": {}, "items": [{"metadata": {"name": "ps1-old", "namespace": NS, "uid": "5f1c-uid", "creationTimestamp": "2026-11-01T10:00:00Z"}}]})
+    argo.routes[("GET", "/api/v1/archived-workflows/5f1c-uid")] = (200, wf)
+    argo.routes[("PUT", "/api/v1/archived-workflows/5f1c-uid/retry")] = (200, a_workflow("ps1-old", "Running"))
+    b = server_backend(argo)
+    st = run_status(client.find_run(b, "ps1-old"))
+    assert st.phase == "Failed"
+    lst = next(r for r in argo.requests if r["path"] == "/api/v1/archived-workflows")
+    assert lst["query"]["listOptions.labelSelector"] == ["gradeflow.io/run-id=ps1-old"] and lst["query"]["namespace"] == [NS]
+    client.retry(b, "ps1-old")
+    put = argo.requests[-1]
+    assert (put["method"], put["path"]) == ("PUT", "/api/v1/archived-workflows/5f1c-uid/retry")
+    assert put["body"] == {"uid": "5f1c-uid", "namespace": NS, "restartSuccessful": False}
+
+
+def test_a_run_argo_deleted_without_an_archive_says_where_its_results_are(argo: FakeArgo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from pipelines.cli import main
+
+    argo.routes[("GET", f"/api/v1/workflows/{NS}")] = (200, {"metadata": {}, "items": None})
+    argo.routes[("GET", "/api/v1/archived-workflows")] = (200, {"metadata": {}, "items": None})  # no persistence: empty
+    for k, v in {"ARGO_SERVER": argo.address, "ARGO_SECURE": "false", "ARGO_TOKEN": "s3cr3t", "ARGO_NAMESPACE": NS}.items():
+        monkeypatch.setenv(k, v)
+    for cmd in (["status", "ps1-gone"], ["retry", "ps1-gone"], ["logs", "ps1-gone"]):
+        assert main(cmd) != 0
+        err = capsys.readouterr().err
+        assert "Argo has no run 'ps1-gone'" in err and "retentionPolicy" in err and "gradeflow sync ps1-gone COURSE_DIR --store s3://BUCKET" in err, err
+
+
+# --- node status as Argo stores it (item 10) ----------------------------------------------------
+
+
+def compress_nodes(nodes: dict) -> str:
+    """Argo's util/file CompressEncodeString: gzip, then base64 (StdEncoding)."""
+    import base64
+    import gzip
+
+    return base64.b64encode(gzip.compress(json.dumps(nodes).encode())).decode()
+
+
+def test_the_kubernetes_backend_decodes_compressed_nodes(argo: FakeArgo) -> None:
+    from kubernetes import client as k8s
+
+    wf = failed_run()
+    nodes = wf["status"].pop("nodes")
+    wf["status"]["compressedNodes"] = compress_nodes(nodes)  # what packer.compressWorkflow leaves
+    argo.routes[("GET", f"/apis/argoproj.io/v1alpha1/namespaces/{NS}/workflows/ps1-b")] = (200, wf)
+    b = KubernetesBackend(ArgoSettings(namespace=NS), api_client=k8s.ApiClient(k8s.Configuration(host=f"http://{argo.address}")))
+    st = run_status(client.find_run(b, "ps1-b"))
+    assert (st.steps["execute"].done, st.steps["execute"].failed) == (1, 1) and [f.student for f in st.failed] == ["alice"]
+    del wf["status"]["compressedNodes"]
+    wf["status"]["offloadNodeStatusVersion"] = "fnv:1234"  # too large even compressed: in Argo's database
+    with pytest.raises(TeacherError, match="offloaded to Argo's database") as e:
+        client.find_run(b, "ps1-b")
+    assert "ARGO_SERVER" in e.value.todo and "gradeflow sync" in e.value.todo
+
+
+def test_a_class_of_a_few_hundred_is_compressed_by_argo_and_still_read() -> None:
+    from pipelines.argo.backends import decode_nodes
+
+    name = "ps1-big"
+    nodes = {}
+    for i in range(400):
+        n = node(name, f"execute({i}:student:s{i:03},work-hash:h).execute", "execute", "Succeeded", type_="Retry", student=f"s{i:03}")
+        n["outputs"] = {"artifacts": [{"name": "executed", "s3": {"key": f"gradeflow/{name}/executed/s{i:03}"}}], "exitCode": "0"}
+        n["resourcesDuration"] = {"cpu": 31, "memory": 120}
+        n["message"] = "x" * 2500  # Argo's node messages and statuses add up like this on a real run
+        nodes[n["id"]] = n
+    assert len(json.dumps(nodes)) > 1024 * 1024  # past MAX_WORKFLOW_SIZE: packer compresses
+    wf = a_workflow(name, "Succeeded", {}, students=[f"s{i:03}" for i in range(400)])
+    del wf["status"]["nodes"]
+    wf["status"]["compressedNodes"] = compress_nodes(nodes)
+    st = run_status(decode_nodes(wf))
+    assert (st.steps["execute"].total, st.steps["execute"].done) == (400, 400)
+
+
+def test_status_counts_skipped_omitted_and_errored_nodes_as_argo_writes_them() -> None:
+    name = "ps1-d"
+    ok = node(name, "execute(0:student:amy,work-hash:h).execute", "execute", "Succeeded", type_="Retry", student="amy")
+    # dag.go: a `when` that is false, a task omitted by `depends`, a task Argo could not start
+    when_false = node(name, "execute(0:student:amy,work-hash:h).copy-memoized", "copy-memoized", "Skipped", type_="Skipped", student="amy", message="when ''ps1-d' != 'ps1-d'' evaluated false")
+    omitted = node(name + ".onExit", "merge", "merge", "Omitted", type_="Skipped", message="omitted: depends condition not met")
+    errored = node(name, "execute(1:student:ben,work-hash:h).execute", "execute", "Error", type_="Skipped", student="ben", message="failed to resolve {{inputs.parameters.work-hash}}")
+    score_skipped = node(name + ".onExit", "score", "score", "Skipped", type_="Skipped", message="when 'false' evaluated false")
+    fanout_error = node(name, "execute", "execute-submission", "Error", type_="Skipped", message="withParam value could not be parsed as a JSON list: null")
+    nodes = {n["id"]: n for n in [ok, when_false, omitted, errored, score_skipped, fanout_error]}
+    st = run_status(a_workflow(name, "Error", nodes))
+    ex = st.steps["execute"]
+    assert (ex.total, ex.done, ex.cached, ex.failed) == (3, 1, 0, 2)
+    assert (st.steps["score"].total, st.steps["merge"].total) == (0, 0)  # never ran: not done, not cached
+    assert sorted((f.student or "", f.message[:20]) for f in st.failed) == [("", "withParam value coul"), ("ben", "failed to resolve {{")]
+
+
+def test_a_memoized_resubmit_reuse_counts_as_cached() -> None:
+    name = "ps1-e"
+    # FormulateResubmitWorkflow: a succeeded Pod becomes type Skipped, message "original pod: <id>"
+    reused = node(name, "execute(0:student:amy,work-hash:h).execute(0)", "execute", "Skipped", type_="Skipped", student="amy", message="original pod: ps1-d-123")
+    parent = node(name, "execute(0:student:amy,work-hash:h).execute", "execute", "Succeeded", type_="Retry", student="amy", children=[reused["id"]])
+    st = run_status(a_workflow(name, "Running", {n["id"]: n for n in (reused, parent)}))
+    assert (st.steps["execute"].done, st.steps["execute"].cached) == (1, 1)
+
+
+def test_a_failed_copy_of_a_memoized_result_is_a_failed_submission() -> None:
+    name = "ps1-f"
+    hit = node(name, "execute(0:student:amy,work-hash:h).execute", "execute", "Succeeded", type_="Retry", student="amy", memoizationStatus={"hit": True, "key": "k", "cacheName": "c"})
+    copy = node(name, "execute(0:student:amy,work-hash:h).copy-memoized", "copy-memoized", "Failed", type_="Retry", student="amy", message="failed to load artifacts: key gradeflow/ps1-a/executed/amy does not exist")
+    st = run_status(a_workflow(name, "Failed", {n["id"]: n for n in (hit, copy)}, students=["amy"]))
+    ex = st.steps["execute"]
+    assert (ex.total, ex.done, ex.cached, ex.failed) == (1, 0, 0, 1)
+    [f] = st.failed
+    assert f.student == "amy" and "copying the memoized result" in f.message and "does not exist" in f.message
+    assert "FAILED execute amy" in "\n".join(st.lines())
+
+
+# --- resubmit as Argo does it (item 10) -------------------------------------------------------------
+
+
+def test_a_kubernetes_resubmit_drops_the_stop_and_the_terminated_deadline(argo: FakeArgo) -> None:
+    from kubernetes import client as k8s
+
+    old = a_workflow("ps1-g", "Failed")
+    old["spec"]["shutdown"] = "Stop"  # `argo stop`
+    old["spec"]["activeDeadlineSeconds"] = 0  # how older `argo terminate` ended a run
+    old["metadata"]["annotations"]["course/note"] = "kept"
+    argo.routes[("GET", f"/apis/argoproj.io/v1alpha1/namespaces/{NS}/workflows/ps1-g")] = (200, old)
+    argo.routes[("POST", f"/apis/argoproj.io/v1alpha1/namespaces/{NS}/workflows")] = (201, lambda req: req["body"])
+    b = KubernetesBackend(ArgoSettings(namespace=NS), api_client=k8s.ApiClient(k8s.Configuration(host=f"http://{argo.address}")))
+    client.resubmit(b, "ps1-g", warn=lambda w: None)
+    body = argo.requests[-1]["body"]
+    assert "shutdown" not in body["spec"] and "activeDeadlineSeconds" not in body["spec"]
+    assert body["spec"]["arguments"] == old["spec"]["arguments"] and schema_errors(body, "Workflow") == []
+    assert body["metadata"]["generateName"] == "ps1-g-" and body["metadata"]["annotations"]["course/note"] == "kept"
+    assert body["metadata"]["labels"]["workflows.argoproj.io/resubmitted-from-workflow"] == "ps1-g"
+    old["spec"]["activeDeadlineSeconds"] = 7200  # a real deadline is kept, as Argo keeps it
+    client.resubmit(b, "ps1-g", warn=lambda w: None)
+    assert argo.requests[-1]["body"]["spec"]["activeDeadlineSeconds"] == 7200
+
+
+def test_the_hera_floor_is_a_release_the_tests_ran_with() -> None:
+    """pyproject's lower bound for hera: tests/test_argo_*.py passed with hera 7.0.0 (and 7.1.0)
+    and fail with 6.0.0 (Cache.config_map is a ConfigMapKeySelector there) and every 5.x
+    (no `model_validate`; 5.16 also no WorkflowsService(session=))."""
+    import inspect
+    import re
+
+    from hera.workflows import WorkflowsService
+    from hera.workflows.models import Workflow as WorkflowModel
+    from packaging.version import Version
+
+    spec = re.search(r'"hera>=([\d.]+)', (ROOT / "pyproject.toml").read_text())
+    assert spec and Version(spec.group(1)) >= Version("7.0"), "raise hera's floor to a release the Argo tests passed with"
+    assert "session" in inspect.signature(WorkflowsService.__init__).parameters and hasattr(WorkflowModel, "model_validate")

@@ -1,4 +1,4 @@
-"""End to end through a real S3 API: the five steps as Argo would run them, then `gradeflow sync` into the gradebook.
+"""End to end through a real S3 API: the steps as Argo would run them (feedback too), then `gradeflow sync` into the gradebook.
 
 Scenario: the store is an S3 bucket on a real S3 API server (moto, on 127.0.0.1), reached
 only through s3fs/fsspec, as a MinIO artifact repository would be. The rendered template
@@ -16,6 +16,9 @@ exit handler and the summary names her. That is the run `gradeflow retry` would 
 """
 from __future__ import annotations
 
+import html
+import re
+
 import json
 import socket
 from pathlib import Path
@@ -27,6 +30,7 @@ from pipelines.argo_emulator import Emulator
 from pipelines.client import Backend, ArgoSettings, sync
 from pipelines.workflow import build_template, build_workflow
 from steps.contract import EXIT_INFRA
+from steps.errors import TeacherError
 
 BUCKET = "grading"
 # memoization reuses results across runs only for an image pinned by digest (a tag can move)
@@ -72,7 +76,7 @@ def course(squares_built: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 def first(s3, course: Path) -> dict:
     template = build_template().to_dict()
     cache: dict = {}
-    run = Emulator(template, {"assignment": "ps1", "run-id": "e2e-1", **PINNED}, f"s3://{BUCKET}", course, cache=cache).run()
+    run = Emulator(template, {"assignment": "ps1", "run-id": "e2e-1", "feedback": "true", **PINNED}, f"s3://{BUCKET}", course, cache=cache).run()
     return {"run": run, "cache": cache, "template": template}
 
 
@@ -92,6 +96,8 @@ def test_the_bucket_holds_the_run_as_a_workspace(s3, first: dict) -> None:
         "executed/alice/execute.json",
         "executed/bob/squares.ipynb",
         "scored/alice/score.json",
+        "feedback/alice/squares.html",
+        "feedback/bob/feedback.json",
         "results/results.json",
         "results/summary.txt",
     ):
@@ -109,6 +115,11 @@ def test_sync_merges_the_run_into_the_gradebook(s3, first: dict, course: Path) -
         assert gb.find_submission("ps1", "alice").score == 2.0
         assert gb.find_submission("ps1", "bob").score == 0.0
     assert (course / "autograded" / "alice" / "ps1" / "squares.ipynb").is_file()
+    page = (course / "feedback" / "bob" / "ps1" / "squares.html").read_text()
+    text = "".join(html.unescape(re.sub(r"<[^>]+>", "", page)).split())
+    assert "notdoneyet" in text and "assertsquares(3)==[1,4,9]" in text, "bob's feedback shows his error and the visible test"
+    assert "assertsquares(1)==[1]" not in text, "and not the hidden test"
+    assert (course / "feedback" / "alice" / "ps1" / "timestamp.txt").is_file()
     assert json.loads((course / "gradeflow_runs" / "e2e-1" / "results" / "results.json").read_text())["run_id"] == "e2e-1"
 
 
@@ -133,6 +144,37 @@ def test_sync_by_run_name_finds_the_prefix_and_is_idempotent(s3, first: dict, co
     assert results["run_dir"] == f"s3://{BUCKET}/gradeflow/e2e-1"
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         assert len(gb.find_assignment("ps1").submissions) == 2  # merged twice, recorded once
+
+
+class GoneRun(Backend):
+    """Argo after its retention policy deleted the run: 404 for the name, nothing by label, no archive."""
+
+    name = "test"
+
+    def __init__(self) -> None:
+        super().__init__(ArgoSettings())
+
+    def get_workflow(self, name: str) -> dict:
+        raise self.explain(404, "not found", "read the run", f"run {name!r}")
+
+    def list_workflows(self, label_selector: str) -> list[dict]:
+        return []
+
+
+def test_a_run_argo_deleted_syncs_from_the_store_alone(s3, first: dict, course: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from pipelines.cli import main
+
+    results = sync("e2e-1", course, backend=GoneRun(), store=f"s3://{BUCKET}")
+    assert results["run_dir"] == f"s3://{BUCKET}/gradeflow/e2e-1" and results["counts"]["submissions"] == 2
+    # the CLI with no Argo at all (no ARGO_SERVER, no kubeconfig): the store is enough
+    monkeypatch.delenv("ARGO_SERVER", raising=False)
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("KUBECONFIG", str(course / "no-such-kubeconfig"))
+    assert main(["sync", "e2e-1", str(course), "--store", f"s3://{BUCKET}"]) == 0
+    assert "gradebook:" in capsys.readouterr().out
+    with pytest.raises(TeacherError, match="e2e-1-x7k2p/ does not exist") as e:  # a name the store never had
+        sync("e2e-1-x7k2p", course, backend=GoneRun(), store=f"s3://{BUCKET}")
+    assert "check the run id" in e.value.todo
 
 
 def test_a_regrade_reuses_the_cache_and_still_reports_a_broken_pod(s3, first: dict, course: Path) -> None:

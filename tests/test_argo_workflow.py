@@ -97,12 +97,15 @@ def test_dag_reads_like_the_drawing(wt: dict) -> None:
     # score and merge run on exit, whatever happened to execute
     assert wt["spec"]["onExit"] == "score-and-merge"
     exit_tasks = {task["name"]: task for task in t["score-and-merge"]["dag"]["tasks"]}
-    assert list(exit_tasks) == ["score", "merge"] and exit_tasks["merge"]["depends"] == "score.Succeeded"
+    assert list(exit_tasks) == ["score", "feedback", "merge"] and exit_tasks["feedback"]["depends"] == "score.Succeeded"
+    # feedback only when the run asks for it; merge runs after it, or without it when it is skipped
+    assert exit_tasks["feedback"]["when"] == "{{=workflow.parameters['feedback'] == 'true'}}"
+    assert exit_tasks["merge"]["depends"] == "score.Succeeded && (feedback.Succeeded || feedback.Skipped)"
     inner = {task["name"]: task for task in t["execute-submission"]["dag"]["tasks"]}
     assert inner["execute"]["template"] == "execute" and inner["copy-memoized"]["depends"] == "execute"
     # a cache entry whose files are gone: execute the submission again
     assert inner["execute-again"]["template"] == "execute-again" and inner["execute-again"]["depends"] == "copy-memoized.Succeeded"
-    order = ["collect", "restore", "execute"] + ["score", "merge"]
+    order = ["collect", "restore", "execute"] + ["score", "feedback", "merge"]
     assert order == list(DAG)
 
 

@@ -34,14 +34,22 @@ from conftest import FAST_LIMITS, HostListener, error_names, notebook_text, plan
 from pipelines.local import RUNS_DIR, GradeOptions, grade
 from steps.records import FAILED, OK, REPAIRED
 from steps.sandbox import Limits
+from steps.sandbox.argo_pod import pod_limits
 
 CORPUS = Path(__file__).parent / "corpus" / "attacks"
-BACKENDS = ["bubblewrap", "podman"]  # never "none" (nor "pod", which relies on an outer container)
+# never "none"; "pod" relies on an outer container, so it is graded as "argo-pod": inside podman laid
+# out as the Argo execute pod (uid 1000, /gradeflow with the hidden tests, /var/run/argo), kernels in Landlock
+BACKENDS = ["bubblewrap", "podman", "argo-pod"]
 LIMITS = Limits(**FAST_LIMITS)
 HONEST = {"honest_correct": (ck.CORRECT, 2.0), "honest_wrong": ("def squares(n):\n    return [i for i in range(n)]", 0.0)}
 SECRETS = {"AWS_SECRET_ACCESS_KEY": "leak-me-aws-7f3e", "GRADEFLOW_TEST_SECRET": "leak-me-gradeflow-91c2"}
 K8S_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 BUDGET = 6  # seconds each attack may spend, under the 10 s cell timeout
+# In a pod the kernel shares the pod's CPU, memory and pids with the grader (no cgroup of its
+# own): a fork or memory bomb stays inside the pod's limits, but may starve its own kernel past
+# the cell timeout, so its own notebook may end `failed` (not graded) or its cell interrupted
+# before it prints BLOCKED. No LEAK, and every other student's grade, still count.
+POD_SHARED_LIMITS = {"fork_bomb", "memory_bomb_children"}
 COURSE_PARTS = ("source", "submitted", "release", "nbgrader_config.py")
 
 
@@ -177,8 +185,9 @@ def attack_run(request: pytest.FixtureRequest, squares_built: Path, tmp_path_fac
         "abstract": listener.abstract,
         "host_ips": _host_ips(),
         "secret_names": sorted(SECRETS),
-        "memory_mb": LIMITS.memory_mb,
-        "pids": LIMITS.pids,
+        # what bounds the whole sandbox: in a pod, its own limits bound the kernel and the grader together
+        "memory_mb": pod_limits(LIMITS)[0] if sandbox == "argo-pod" else LIMITS.memory_mb,
+        "pids": pod_limits(LIMITS)[1] if sandbox == "argo-pod" else LIMITS.pids,
         "disk_mb": LIMITS.disk_mb,
     }
     for student, (code, _) in HONEST.items():
@@ -302,11 +311,14 @@ def test_attack_is_contained(attack_run: AttackRun, attack: Attack) -> None:
     assert leaks == [], f"{attack.header['name']} ({attack_run.sandbox}): {attack.header['threat']}"
     notebook = s["notebooks"][0]
     graded = notebook["status"] in (OK, REPAIRED)
-    expected = {"graded": (OK, REPAIRED), "failed": (FAILED,), "any": (OK, REPAIRED, FAILED)}[attack.outcome]
+    outcome = "any" if attack_run.sandbox == "argo-pod" and attack.student in POD_SHARED_LIMITS else attack.outcome
+    expected = {"graded": (OK, REPAIRED), "failed": (FAILED,), "any": (OK, REPAIRED, FAILED)}[outcome]
     assert notebook["status"] in expected, f"{notebook['status']}: {notebook['reason']}"
     if graded:  # the attack ran to its end and the kernel still graded the test cell
-        assert "BLOCKED:" in printed, printed[-2000:]
         allowed = set(attack.header.get("allowed_errors", "").split("(")[0].split())
+        if attack_run.sandbox == "argo-pod" and attack.student in POD_SHARED_LIMITS:
+            allowed |= {"KeyboardInterrupt", "CellTimeoutError"}  # its own cell may be interrupted before it reports (docs/security.md)
+        assert "BLOCKED:" in printed or "CellTimeoutError" in allowed - set(attack.header.get("allowed_errors", "").split()), printed[-2000:]
         assert set(error_names(attack_run.executed(attack.student))["squares"]) <= allowed, printed[-2000:]
         assert attack_run.cell(attack.student, "test_squares")["auto_score"] == attack.score
     HOST_CHECKS.get(attack.student, lambda run: None)(attack_run)

@@ -4,7 +4,7 @@ Scenario: a teacher runs Jupyter in the course folder with the extension enabled
 /gradeflow, picks ps1 from the gradebook (Argo is not configured here, so that option is
 hidden with the reason), starts grading and watches the progress until the counts are in:
 two graded, one failed (the student's code killed its kernel), one skipped (a malformed
-notebook), each with its reason. They retry the failed submission, open the report and its
+notebook), each with its reason, and feedback pages for the graded ones. They retry the failed submission, open the report and its
 execute log, and find the page linked from Formgrader's sidebar. The API refuses requests
 without a login and POSTs without the XSRF token. Each stage is saved as a screenshot in
 tests/artifacts/jupyter-*.png.
@@ -108,7 +108,7 @@ def wait_for_job(driver, timeout: float = GRADING_TIMEOUT) -> str:
     return driver.find_element(By.ID, "state").get_attribute("data-state")
 
 
-def test_a_teacher_grades_retries_and_opens_the_report_from_jupyter(server: Server, browser) -> None:
+def test_a_teacher_grades_retries_and_opens_the_report_from_jupyter(server: Server, course: Path, browser) -> None:
     from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -123,7 +123,8 @@ def test_a_teacher_grades_retries_and_opens_the_report_from_jupyter(server: Serv
     assert "ARGO_SERVER" in browser.find_element(By.ID, "runner-argo-why").text
     full_page_screenshot(browser, "jupyter-1-start.png")
 
-    # 2. start grading and watch it run
+    # 2. start grading, with feedback for the students, and watch it run
+    browser.find_element(By.ID, "feedback").click()
     browser.find_element(By.ID, "start").click()
     WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "state").get_attribute("data-state") == "running")
     assert browser.find_element(By.ID, "start").get_attribute("disabled"), "one run per assignment at a time"
@@ -138,6 +139,7 @@ def test_a_teacher_grades_retries_and_opens_the_report_from_jupyter(server: Serv
     assert "the kernel died" in rows["crash"] and "not valid JSON" in rows["broken"]
     assert browser.find_element(By.ID, "retry").text == "Retry 1 failed submission(s)"
     full_page_screenshot(browser, "jupyter-3-done.png")
+    assert sorted(p.parent.parent.name for p in course.glob("feedback/*/ps1/squares.html")) == ["good", "wrong"], "feedback for the graded submissions"
 
     # 4. retry regrades only the failed submission, forced
     browser.find_element(By.ID, "retry").click()
@@ -203,9 +205,21 @@ def test_run_files_are_confined_to_the_run_folder(server: Server) -> None:
         assert server.get(path)[0] == 404, path
 
 
+def run_job(manager, assignment: str, runner: str, timeout: float = 60):
+    """Start a job from the page's JobManager and wait (in its own event loop) until it ends."""
+    import asyncio
+
+    async def started():
+        job = manager.start(assignment, runner)
+        while job.state == "running":
+            await asyncio.sleep(0.05)
+        return job
+
+    return asyncio.run(asyncio.wait_for(started(), timeout))
+
+
 def test_the_argo_runner_shows_why_argo_refused(course: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """With ARGO_SERVER set the page offers Argo; a rejected token ends the job with the client's advice."""
-    import asyncio
     import http.server
     import threading
 
@@ -234,13 +248,7 @@ def test_the_argo_runner_shows_why_argo_refused(course: Path, monkeypatch: pytes
     try:
         assert argo_client()[0] is not None, "configured: the option is offered"
 
-        async def grade_on_argo():
-            job = JobManager(course).start("ps1", "argo")
-            while job.state == "running":
-                await asyncio.sleep(0.1)
-            return job
-
-        job = asyncio.run(asyncio.wait_for(grade_on_argo(), 60))
+        job = run_job(JobManager(course), "ps1", "argo")
     finally:
         httpd.shutdown()
         httpd.server_close()
@@ -256,3 +264,38 @@ def test_a_folder_without_a_gradebook_is_explained_on_the_page(tmp_path: Path) -
         _course(tmp_path)
     assert err.value.what == f"no gradebook at {tmp_path}/gradebook.db"
     assert "start Jupyter in your nbgrader course folder (or set c.GradeflowConfig.course_dir)" in err.value.todo
+
+
+def test_an_argo_run_from_the_page_gets_the_teachers_limits(course: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """c.GradeflowConfig.grade_args (--cell-timeout, --memory, ...) reach the Argo run's parameters,
+    as they reach `gradeflow grade` for a local run; a flag Argo cannot take is said in the log."""
+    pytest.importorskip("pipelines.client", reason="ARGO CLIENT MISSING: pipelines.client is not there yet")
+    from test_argo_client import INSTALLED, FakeArgo, a_workflow
+
+    from pipelines.jupyter.jobs import JobManager
+
+    argo = FakeArgo()
+    ns = "grading"
+    argo.routes[("GET", "/api/v1/version")] = (200, {"version": "v3.7.2"})
+    argo.routes[("GET", f"/api/v1/workflow-templates/{ns}/gradeflow-autograde")] = (200, INSTALLED)
+
+    def create(req: dict) -> dict:  # the run exists from now on, and has finished when next read
+        name = req["body"]["workflow"]["metadata"]["name"]
+        argo.routes[("GET", f"/api/v1/workflows/{ns}/{name}")] = (200, a_workflow(name, "Succeeded"))
+        return req["body"]["workflow"]
+
+    argo.routes[("POST", f"/api/v1/workflows/{ns}")] = (200, create)
+
+    for k, v in {"ARGO_SERVER": argo.address, "ARGO_SECURE": "false", "ARGO_TOKEN": "Bearer t", "ARGO_NAMESPACE": ns}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("GRADEFLOW_ARGO_STORE", raising=False)
+    try:
+        manager = JobManager(course, ["--jobs", "2", "--sandbox", "bubblewrap", "--cell-timeout", "60", "--memory=2048", "--pids", "99"])
+        job = run_job(manager, "ps1", "argo")
+    finally:
+        argo.close()
+    assert job.state == "submitted", job.error
+    post = next(r for r in argo.requests if r["method"] == "POST")
+    params = {p["name"]: p["value"] for p in post["body"]["workflow"]["spec"]["arguments"]["parameters"]}
+    assert (params["cell-timeout"], params["memory"], params["cpu-time"], params["wall-time"]) == ("60", "2048", "300", "600")
+    assert any("--pids is not applied on Argo" in line for line in job.log)

@@ -3,7 +3,8 @@
 Scenario: the same course is graded twice, once by the real `nbgrader autograde ps1 --force`
 and once by `gradeflow grade` (bubblewrap sandbox, 2 jobs). For every student, notebook and
 grade cell, (auto_score, max_score, needs_manual_grade) must be identical. Where gradeflow
-refuses a notebook (malformed) it must say why and never give more than nbgrader did. Where
+refuses a notebook (malformed) it must say why and never give more than nbgrader did; where
+it recovers one nbgrader gave up on (steps.preprocessors), it must never give less. Where
 its integrity check finds that student code changed how the tests run (nbgrader's own cheat
 attempts replace `showtraceback`), the affected test cells get 0 and need a manual grade.
 Corpus 1 is nbgrader's own test notebooks (shipped in its wheel), paired as nbgrader's own
@@ -43,6 +44,7 @@ def test_peer_corpus_matches_nbgrader(name: str, tmp_path: Path) -> None:
     print(f"parity {name}: {p.line()}")
     assert not p.different, p.different
     assert not p.skipped_above, p.skipped_above
+    assert not p.recovered_below, p.recovered_below  # recovery never scores below nbgrader
     for s in results["students"]:
         for n in s["notebooks"]:
             assert n["status"] == "ok" or n["reason"], (s["student"], n)
@@ -70,5 +72,5 @@ def test_example_course_matches_nbgrader(tmp_path: Path) -> None:
     p, results = _both_ways(course, tmp_path)
     print(f"parity example course: {p.line()}")
     assert not p.different, p.different
-    assert not p.skipped_above
+    assert not p.skipped_above and not p.recovered_below
     assert len(p.identical) >= 10

@@ -75,7 +75,7 @@ def test_json_prints_results_on_stdout_and_progress_events_as_json_lines_on_stde
     assert sorted(e["student"] for e in finished) == ["broken", "crash", "good"]
     assert [e["done"] for e in finished] == [1, 2, 3]
     assert all(e["total"] == 3 and isinstance(e["seconds"], float) for e in finished)
-    assert finished[-1]["counts"] == {"ok": 1, "repaired": 0, "missing": 0, "skipped": 1, "failed": 1}
+    assert finished[-1]["counts"] == {"ok": 1, "repaired": 0, "missing": 0, "skipped": 1, "failed": 1, "ungraded": 0}
     assert finished[0]["eta_seconds"] is not None and finished[-1]["eta_seconds"] == 0
     assert not [line for line in run.stderr.splitlines() if line.startswith("[")], "no plain progress lines with --json"
 

@@ -114,11 +114,20 @@ def test_restore_repairs_like_nbgrader_and_skips_what_it_cannot_grade_faithfully
     assert status["edited-points"].status == "repaired" and "points of cell 'test_squares'" in status["edited-points"].reason
     restored = nbformat.read(str(ws / "restored" / "edited-test" / "work" / "squares.ipynb"), as_version=4)
     assert restored.cells[2].source == ck.TESTS  # the hidden tests are back, exactly
+    repaired = {  # recovered: graded, the repair named per cell
+        "deleted-test": ("test_squares", "deleted", "cell 'test_squares' was deleted: put back"),
+        "duplicated": ("test_squares", "duplicate", "cell 'test_squares' appears 2 times"),
+        "renamed": ("test_squares", "attributed", "cell 'my_test' is the released cell 'test_squares'"),
+        "unflagged": ("test_squares", "metadata", "'grade' flag of cell 'test_squares' was edited"),
+    }
+    for student, (cell, kind, words) in repaired.items():
+        o = status[student]
+        assert o.status == "repaired" and words in o.reason, (student, o.reason)
+        assert {"cell": cell, "repair": kind} in [{k: r[k] for k in ("cell", "repair")} for r in o.detail["repairs"]], (student, o.detail)
+        nb = nbformat.read(str(ws / "restored" / student / "work" / "squares.ipynb"), as_version=4)
+        tests = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_squares"]
+        assert len(tests) == 1 and tests[0].source == ck.TESTS and tests[0].metadata.nbgrader["points"] == 2.0, student
     reasons = {
-        "deleted-test": "grade cell 'test_squares' was deleted",
-        "duplicated": "grade cell 'test_squares' appears 2 times",
-        "renamed": "cell 'my_test' is not a cell of this assignment",
-        "unflagged": "'grade' flag changed",
         "invalid-json": "not valid JSON",
         "empty": "empty",
         "nbformat3": "nbformat version 3",
@@ -128,6 +137,39 @@ def test_restore_repairs_like_nbgrader_and_skips_what_it_cannot_grade_faithfully
         assert words in status[student].reason, (student, status[student].reason)
         assert not (ws / "restored" / student / "work" / "squares.ipynb").exists()
     assert status["missing"].status == "missing"
+
+
+def test_strict_restore_does_not_recover(course: Path, tmp_path: Path) -> None:
+    _tampered(course)
+    ws = tmp_path / "ws"
+    collect(course, "ps1", ws)
+    restore(ws, strict=True)
+    status = {s: _record(ws, "restore", s).notebooks[0] for s in ck.student_ids(course)}
+    assert status["deleted-test"].status == "ok"  # graded as nbgrader grades it: the deleted cell scores 0
+    reasons = {
+        "duplicated": "grade cell 'test_squares' appears 2 times",
+        "renamed": "cell 'my_test' is not a cell of this assignment",
+        "unflagged": "'grade' flag changed",
+    }
+    for student, words in reasons.items():
+        assert status[student].status == "skipped" and words in status[student].reason, (student, status[student].reason)
+    assert _record(ws, "restore", "ok").detail["strict"] is True
+
+
+def test_restore_cli_takes_strict(course: Path, tmp_path: Path) -> None:
+    from steps.restore import main
+
+    ck.submit(course, "duplicated", {"squares": ck.CORRECT})
+    d = course / "submitted" / "duplicated" / "ps1"
+    nb = nbformat.read(str(d / "squares.ipynb"), as_version=4)
+    nb.cells.append(nb.cells[2])
+    nbformat.write(nb, str(d / "squares.ipynb"))
+    ws = tmp_path / "ws"
+    collect(course, "ps1", ws)
+    assert main(["--workspace", str(ws), "--strict", "true"]) == 0
+    assert _record(ws, "restore", "duplicated").notebooks[0].status == "skipped"
+    assert main(["--workspace", str(ws), "--strict", "false"]) == 0
+    assert _record(ws, "restore", "duplicated").notebooks[0].status == "repaired"
 
 
 def _execute_in_process(ws: Path, students: list[str]) -> None:

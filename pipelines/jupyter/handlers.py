@@ -75,7 +75,7 @@ class CourseHandler(_Api):
 
 
 class JobsHandler(_Api):
-    """POST /gradeflow/api/jobs {assignment, runner, force, students}: start grading."""
+    """POST /gradeflow/api/jobs {assignment, runner, force, feedback, students}: start grading."""
 
     @web.authenticated
     def post(self) -> None:
@@ -90,7 +90,7 @@ class JobsHandler(_Api):
             if runner == "argo" and not _runners(gf)["argo"]["available"]:
                 raise TeacherError("the Argo runner is not available", _runners(gf)["argo"]["why"])
             students = [str(s) for s in body.get("students") or []]
-            job = gf.jobs.start(assignment, runner, students, bool(body.get("force")))
+            job = gf.jobs.start(assignment, runner, students, bool(body.get("force")), feedback=bool(body.get("feedback")))
         except TeacherError as e:
             self.teacher_error(e, 409 if "already being graded" in e.what else 400)
             return

@@ -52,6 +52,7 @@ class Job:
     students: list[str] = field(default_factory=list)
     force: bool = False
     retry_of: str = ""
+    feedback: bool = False  # also write the students' feedback (--feedback)
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     state: str = RUNNING
     step: str = "starting"
@@ -80,12 +81,12 @@ class Job:
 
     def failed_students(self) -> list[str]:
         """Students whose submission failed (the sandbox or gradeflow broke): what a retry regrades."""
-        return sorted(s["student"] for s in (self.results or {}).get("students", []) if s["status"] == "failed")
+        return sorted(s["student"] for s in (self.results or {}).get("students", []) if s["status"] in ("failed", "ungraded"))
 
     def to_json(self, report_url: Callable[[str], str]) -> dict[str, Any]:
         doc = {
             k: getattr(self, k)
-            for k in ("id", "assignment", "runner", "students", "force", "retry_of", "state", "step", "total", "done", "counts", "eta_seconds", "started", "ended", "error", "workflow")
+            for k in ("id", "assignment", "runner", "students", "force", "feedback", "retry_of", "state", "step", "total", "done", "counts", "eta_seconds", "started", "ended", "error", "workflow")
         }
         doc["finished"] = self.finished[-50:]
         if self.state == ERROR:
@@ -101,7 +102,7 @@ class Job:
                     {"student": s["student"], "notebook": n["notebook"], "status": n["status"], "reason": n["reason"]}
                     for s in r["students"]
                     for n in s["notebooks"]
-                    if n["status"] in ("failed", "skipped")
+                    if n["status"] in ("failed", "skipped", "ungraded")
                 ],
                 "failed_students": self.failed_students(),
             }
@@ -124,12 +125,12 @@ class JobManager:
     def running(self, assignment: str | None = None) -> list[Job]:
         return [j for j in self.jobs.values() if j.state == RUNNING and (assignment is None or j.assignment == assignment)]
 
-    def start(self, assignment: str, runner: str = "local", students: list[str] | None = None, force: bool = False, retry_of: str = "") -> Job:
+    def start(self, assignment: str, runner: str = "local", students: list[str] | None = None, force: bool = False, retry_of: str = "", feedback: bool = False) -> Job:
         if runner not in RUNNERS:
             raise TeacherError(f"unknown runner {runner!r}", f"choose one of: {', '.join(RUNNERS)}")
         if self.running(assignment):
             raise TeacherError(f"{assignment} is already being graded (job {self.running(assignment)[0].id})", "wait for it to finish")
-        job = Job(assignment, runner, list(students or []), force, retry_of)
+        job = Job(assignment, runner, list(students or []), force, retry_of, feedback)
         self.jobs[job.id] = job
         task = asyncio.get_running_loop().create_task(RUNNERS[runner](self, job))
         self._tasks.add(task)
@@ -139,10 +140,10 @@ class JobManager:
     def retry(self, job: Job) -> Job:
         failed = job.failed_students()
         if job.runner == "argo" and job.workflow and job.state in (ERROR, DONE):
-            return self.start(job.assignment, "argo", failed, force=True, retry_of=job.id)  # Argo retries the failed nodes itself
+            return self.start(job.assignment, "argo", failed, force=True, retry_of=job.id, feedback=job.feedback)  # Argo retries the failed nodes itself
         if not failed:
             raise TeacherError(f"job {job.id} has no failed submissions to retry", "skipped notebooks are malformed: fix the submission, then grade again")
-        return self.start(job.assignment, job.runner, failed, force=True, retry_of=job.id)
+        return self.start(job.assignment, job.runner, failed, force=True, retry_of=job.id, feedback=job.feedback)
 
     def stop_all(self) -> None:
         """End the grading processes this manager started (their whole process groups)."""
@@ -154,6 +155,23 @@ class JobManager:
                 except ProcessLookupError:
                     pass
 
+    # --- the teacher's limits, for every runner -------------------------------------------------
+
+    def argo_limits(self) -> tuple[dict[str, str], list[str]]:
+        """The limits in `grade_args` as the Argo template's parameters (what the local runner
+        would apply, defaults included), and the flags Argo runs cannot take (with why)."""
+        import argparse
+
+        from steps.execute import add_limit_arguments
+
+        p = argparse.ArgumentParser(add_help=False)
+        add_limit_arguments(p)
+        a, _ = p.parse_known_args(self.grade_args)
+        limits = {"cell-timeout": "" if a.cell_timeout is None else str(a.cell_timeout), "memory": str(a.memory), "cpu-time": str(a.cpu_time), "wall-time": str(a.wall_time)}
+        given = {t.split("=", 1)[0] for t in self.grade_args if t.startswith("--")}
+        ignored = [f"{f} is not applied on Argo: the execute pod's own limits stand in for it (docs/argo.md)" for f in ("--pids", "--disk", "--output") if f in given]
+        return limits, ignored
+
     # --- what the local runner runs ---------------------------------------------------------
 
     def command(self, job: Job) -> list[str]:
@@ -162,6 +180,8 @@ class JobManager:
             cmd += ["--student", s]
         if job.force:
             cmd.append("--force")
+        if job.feedback:
+            cmd.append("--feedback")
         return cmd
 
 
@@ -244,9 +264,11 @@ def _follow_argo(manager: JobManager, job: Job) -> None:
     backend = client.connect(client.ArgoSettings.from_env())
     job.step = "submitting to Argo"
     if job.retry_of and manager.jobs.get(job.retry_of) and manager.jobs[job.retry_of].workflow:
-        wf = client.retry(backend, manager.jobs[job.retry_of].workflow)
+        wf = client.retry(backend, manager.jobs[job.retry_of].workflow, warn=job.log.append)
     else:
-        wf = client.submit(backend, str(manager.course_dir), job.assignment)
+        limits, ignored = manager.argo_limits()  # the same limits `gradeflow grade` gets from this page
+        job.log.extend(ignored)
+        wf = client.submit(backend, str(manager.course_dir), job.assignment, limits=limits, feedback=job.feedback, warn=job.log.append)
     job.workflow = wf["metadata"]["name"]
 
     def progress(st: Any) -> None:

@@ -21,9 +21,11 @@ def register(cls: type[Sandbox]) -> type[Sandbox]:
 for _cls in (BubblewrapSandbox, PodSandbox, NoSandbox):
     register(_cls)
 try:  # the podman backend is optional: it needs the grader image
+    from .argo_pod import ArgoPodSandbox
     from .podman import PodmanSandbox
 
     register(PodmanSandbox)
+    register(ArgoPodSandbox)  # the Argo execute pod emulated with podman: tests the pod sandbox off-cluster
 except ImportError:  # pragma: no cover
     pass
 

@@ -24,10 +24,11 @@ import nbformat
 
 from ..errors import SandboxError
 from ..records import FAILED, NotebookOutcome, StepRecord
+from .leftovers import temp_prefix
 from .zygote import SOURCE as ZYGOTE_SOURCE
 from .zygote import ForkedKernel, Zygote, ipykernel_arguments, zygote_enabled
 
-__all__ = ["Limits", "Sandbox", "KernelSandbox", "KernelLauncher", "minimal_env"]
+__all__ = ["Limits", "Sandbox", "KernelSandbox", "KernelLauncher", "minimal_env", "teardown_active"]
 
 log = logging.getLogger("gradeflow.execute")
 
@@ -63,6 +64,31 @@ def minimal_env(home: str, extra: dict[str, str] | None = None) -> dict[str, str
     }
     env.update(extra or {})
     return env
+
+
+# The submissions this process is executing: a SIGTERM'd worker tears them down (kernels, cgroup,
+# scratch tmpfs, temp dir) before it exits, instead of leaving them for the next run.
+_ACTIVE: dict[int, tuple["KernelLauncher", Path]] = {}
+
+
+def teardown_active() -> None:
+    """Kill and remove every sandbox this process is running; safe to call from a signal handler
+    that exits right after."""
+    for launcher, scratch in list(_ACTIVE.values()):
+        try:
+            launcher.close()
+        except Exception:  # noqa: BLE001 - best effort on the way out; the next run removes the rest
+            pass
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _log_tail(path: Path) -> str:
+    """The sandbox's own last words (e.g. `bwrap: execvp ...: No such file`), for the headline."""
+    try:
+        lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip() and not ln.startswith(("[execute]", "[nbclient]"))]
+    except OSError:
+        return ""
+    return f"; the sandbox said: {' | '.join(lines[-2:])[:300]}" if lines else ""
 
 
 class KernelLauncher:
@@ -183,7 +209,7 @@ class KernelSandbox(Sandbox):
         record = StepRecord("execute", out_dir.name, detail={"sandbox": self.name, "limits": limits.to_dict()})
         settings = nbgrader_execute_settings(config, limits.cell_timeout)
         logfile = out_dir / "execute.log"
-        with tempfile.TemporaryDirectory(prefix="gradeflow-execute-") as tmp, open(logfile, "a", encoding="utf-8") as logfh:
+        with tempfile.TemporaryDirectory(prefix=temp_prefix("execute")) as tmp, open(logfile, "a", encoding="utf-8") as logfh:
             scratch = Path(tmp)
             os.chmod(scratch, 0o755)
             work = scratch / "work"
@@ -193,6 +219,7 @@ class KernelSandbox(Sandbox):
             shutil.copytree(work_src, work, ignore=shutil.ignore_patterns("*.ipynb"))
             (scratch / "home").mkdir()
             launcher = self.make_launcher(work, scratch, limits, slot)
+            _ACTIVE[id(launcher)] = (launcher, scratch)
             launcher.logfh = logfh
             deadline = threading.Timer(limits.wall_time, launcher.kill_all)
             deadline.daemon = True
@@ -203,6 +230,7 @@ class KernelSandbox(Sandbox):
                     record.notebooks.append(outcome)
             finally:
                 deadline.cancel()
+                _ACTIVE.pop(id(launcher), None)
                 record.detail["teardown"] = launcher.close()
         record.seconds = round(time.monotonic() - start, 3)
         record.save(out_dir / "execute.json")
@@ -251,7 +279,10 @@ class KernelSandbox(Sandbox):
             if not any(c.get("execution_count") or c.get("outputs") for c in nb.cells if c.cell_type == "code"):
                 # no cell ever ran: the sandbox could not start the kernel. That is our failure, not
                 # the student's; the step fails (exit 75) and a retry may help.
-                raise SandboxError(f"the {self.name} sandbox could not start a kernel for {name}.ipynb ({type(e).__name__}: {e}); see {out_dir / 'execute.log'}") from e
+                raise SandboxError(
+                    f"the {self.name} sandbox could not start a kernel ({type(e).__name__}: {str(e).strip()[:200]}){_log_tail(out_dir / 'execute.log')}",
+                    f"see {out_dir / 'execute.log'}; fix the sandbox or the limits, then run again",
+                ) from e
             elapsed = time.monotonic() - start
             if type(e).__name__ == "CellTimeoutError":
                 why = "a cell timed out and the kernel did not go quiet after the interrupt (a loop that keeps printing?); nbgrader stops on such a notebook too"

@@ -27,13 +27,29 @@ SANDBOX_UID_BASE = 61000  # slot k runs as uid/gid 61000+k when gradeflow runs a
 _ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "localtime", "fonts", "mime.types", "ssl")
 
 
-def _python_dirs() -> list[Path]:
-    """The directories the kernel's Python needs, outside /usr."""
-    dirs = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve()}
+def _python_binds() -> dict[Path, Path]:
+    """Where the kernel's Python must appear (as the host names it, and its real path) and what to
+    bind there, outside /usr: wherever it lives (a venv in /tmp, HOME or /work, conda in /opt)."""
+    binds: dict[Path, Path] = {}
     user_site = site.getusersitepackages() if site.ENABLE_USER_SITE else None
-    if user_site and Path(user_site).is_dir():
-        dirs.add(Path(user_site).resolve())
-    return sorted(d for d in dirs if not str(d).startswith("/usr/"))
+    for d in {sys.base_prefix, sys.prefix, *([user_site] if user_site and Path(user_site).is_dir() else [])}:
+        real = Path(d).resolve()
+        for dest in (Path(os.path.abspath(d)), real):
+            if not (dest == Path("/usr") or Path("/usr") in dest.parents):
+                binds[dest] = real
+    return dict(sorted(binds.items()))
+
+
+def _python_dirs() -> list[Path]:
+    """The real directories the kernel's Python needs, outside /usr."""
+    return sorted(set(_python_binds().values()))
+
+
+def _work_mount() -> str:
+    """Where the submission's work dir appears: /work, unless the Python lives there."""
+    work = Path("/work")
+    shadowed = any(dest == work or work in dest.parents for dest in _python_binds())
+    return "/gradeflow-work" if shadowed else str(work)
 
 
 def _traversable_by(path: Path, uid: int) -> bool:
@@ -86,11 +102,13 @@ class BubblewrapLauncher(KernelLauncher):
         for name in _ETC:
             if os.path.exists(f"/etc/{name}"):
                 cmd += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
-        for d in _python_dirs():
-            cmd += ["--ro-bind", str(hidden.get(d, d)), str(d)]
         cmd += ["--proc", "/proc", "--dev", "/dev"]
         cmd += ["--size", str(lim.disk_mb * 1024 * 1024), "--tmpfs", "/tmp", "--dir", "/tmp/home"]
-        cmd += ["--bind", str(self.work), "/work", "--bind", str(self.ipc), str(self.ipc), "--chdir", "/work"]
+        work = _work_mount()
+        cmd += ["--bind", str(self.work), work, "--bind", str(self.ipc), str(self.ipc), "--chdir", work]
+        # the Python last: a venv under /tmp must not be hidden by the private /tmp above
+        for dest, real in _python_binds().items():
+            cmd += ["--ro-bind", str(hidden.get(real, real)), str(dest)]
         cmd += ["--remount-ro", "/"]  # the sandbox's own root is a tmpfs: files there would be unbounded memory
         cmd += ["--cap-drop", "ALL", "--"]
         return cmd + argv

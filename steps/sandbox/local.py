@@ -1,20 +1,91 @@
-"""Kernel sandboxes that add no containment of their own.
+"""Kernel sandboxes inside a container that is already the outer boundary, and none at all.
 
-`pod` is for running *inside* a container that already is the sandbox (the Argo execute
-pod, the podman grader container): the kernel starts directly, with a clean environment.
+`pod` runs in the Argo execute pod: the pod gives the non-root uid, the read-only root, no
+capabilities, no token and the NetworkPolicy, but papermill and the kernel share that uid and
+that container. So the kernel is confined further with Landlock (`landlock.py`) before it
+starts: it reads only the system and Python dirs, writes only its scratch dir and the pod's /tmp, so the hidden
+tests in /gradeflow and Argo's /var/run/argo (exit code, outputs) are out of its reach; it
+has no TCP and, on Linux 6.12+, cannot signal the grader. rlimits as in bubblewrap; its OOM
+score is raised so a memory blow-up kills the kernel, not the grader. Without Landlock the
+sandbox is unavailable: the step exits 75 and says why.
 `none` runs student code as you, with your files in reach: only for notebooks you trust,
 and only when asked for by name (`--unsafe-no-sandbox`).
 """
 from __future__ import annotations
 
-from .base import KernelSandbox
+import os
+import site
+import sys
+from pathlib import Path
+from typing import Any
 
-__all__ = ["PodSandbox", "NoSandbox"]
+from . import landlock
+from .base import KernelLauncher, KernelSandbox, Limits, minimal_env
+
+__all__ = ["PodSandbox", "PodLauncher", "NoSandbox", "KERNEL_READABLE"]
+
+# What a kernel may read besides the Python installation: the OS (read-only in the pod anyway).
+KERNEL_READABLE = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/proc", "/dev/urandom", "/dev/random", "/dev/zero")
+KERNEL_WRITABLE_DEVICES = ("/dev/null", "/dev/full")
+
+
+def _python_dirs() -> list[str]:
+    dirs = {sys.base_prefix, sys.prefix, *site.getsitepackages()}
+    if site.ENABLE_USER_SITE:
+        dirs.add(site.getusersitepackages())
+    return sorted(str(Path(d).resolve()) for d in dirs if Path(d).exists())
+
+
+class PodLauncher(KernelLauncher):
+    """Starts each kernel (or the zygote) through landlock.py with the scratch dir as its only writable place."""
+
+    def __init__(self, work: Path, scratch: Path, limits: Limits) -> None:
+        super().__init__(work, scratch, limits)
+        self.confinement: dict[str, Any] = {"landlock_abi": landlock.abi()}
+        # Landlock stops ptrace-attach (/proc/PID/mem) but not ptrace-read: /proc/PID/environ
+        # and maps of the grader stay readable to the kernel unless the grader is not dumpable.
+        landlock.set_dumpable(False)
+
+    def kernel_env(self) -> dict[str, str]:
+        return minimal_env(str(self.scratch / "home"))
+
+    def kernel_command(self, argv: list[str], as_pid_1: bool = False) -> list[str]:
+        lim = self.limits
+        cmd = [sys.executable, "-I", landlock.__file__]
+        for path in (*KERNEL_READABLE, *_python_dirs()):
+            cmd += ["--ro", path]
+        # /tmp: in the pod an emptyDir of its own that holds only this step's scratch dir (as a
+        # private /tmp in bubblewrap); notebooks that write /tmp/x work as under nbgrader.
+        for path in (str(self.scratch), "/tmp", *KERNEL_WRITABLE_DEVICES):
+            cmd += ["--rw", path]
+        rlimits = {"as": lim.memory_mb * 1024 * 1024 * 4, "cpu": lim.cpu_time, "fsize": lim.disk_mb * 1024 * 1024, "nofile": lim.nofile, "core": 0}
+        for name, value in rlimits.items():
+            cmd += ["--rlimit", f"{name}={value}"]
+        return cmd + ["--oom-score-adj", "1000", "--", *argv]
+
+    def close(self) -> dict[str, Any]:
+        evidence = super().close()
+        abi = self.confinement["landlock_abi"]
+        evidence["landlock"] = {"abi": abi, "tcp_denied": abi >= 4, "signals_scoped": abi >= 6}
+        return evidence
 
 
 class PodSandbox(KernelSandbox):
     name = "pod"
-    guarantee = "whatever the enclosing container enforces (Argo pod security context, podman flags); clean environment"
+    guarantee = (
+        "the enclosing pod's (non-root, read-only root, no capabilities, no token, NetworkPolicy), plus Landlock on the kernel: "
+        "reads only system and Python dirs, writes only the pod's /tmp (not /gradeflow, not /var/run/argo), no TCP, "
+        "no signals to the grader on Linux 6.12+; rlimits; clean environment"
+    )
+    launcher_class = PodLauncher
+
+    def unavailable(self) -> str | None:
+        if landlock.abi() < 1:
+            return (
+                "the node's kernel offers no Landlock (needed to keep student code from the hidden tests and from Argo's "
+                "/var/run/argo): run execute pods on nodes with Linux 5.13+ and the landlock LSM enabled (docs/security.md)"
+            )
+        return None
 
 
 class NoSandbox(KernelSandbox):

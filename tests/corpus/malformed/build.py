@@ -113,15 +113,19 @@ _PROBLEMS_EDITS = {
 }
 
 
-def write_case(name: str, release_dir: Path, dest: Path, timestamp: str = DEFAULT_TIMESTAMP) -> Path:
-    """Write malformed submission *name* into *dest* (= .../<student>/ps1)."""
+def write_case(name: str, release_dir: Path, dest: Path, timestamp: str = DEFAULT_TIMESTAMP, base: str = "correct") -> Path:
+    """Write malformed submission *name* into *dest* (= .../<student>/ps1).
+
+    *base* is the example course's variant whose answers the submission carries (default
+    all correct); `honest_submission` writes the same answers without the malformation."""
     if name not in CASES:
         raise ValueError(f"unknown malformed case {name!r}; known: {sorted(CASES)}")
     mc = _make_course_module()
     release_dir, dest = Path(release_dir), Path(dest)
     # start from a correct submission, with the data files and nbgrader's layout
-    missing = "missing-notebook" if name == "missing-notebook" else "correct"
-    mc.write_submission(release_dir, dest, missing, mc.DUE_DATE)
+    mc.write_submission(release_dir, dest, base, mc.DUE_DATE)
+    if name == "missing-notebook":
+        (dest / "data_analysis.ipynb").unlink()
     (dest / "timestamp.txt").write_text(timestamp)
 
     problems = dest / "problems.ipynb"
@@ -146,13 +150,31 @@ def write_case(name: str, release_dir: Path, dest: Path, timestamp: str = DEFAUL
     return dest
 
 
+def honest_kind(name: str) -> str:
+    """Which honest submission case *name* is compared with: "base" or "missing-notebook"."""
+    return "missing-notebook" if name == "missing-notebook" else "base"
+
+
+def honest_submission(name: str, release_dir: Path, dest: Path, timestamp: str = DEFAULT_TIMESTAMP, base: str = "correct") -> Path:
+    """The submission case *name* breaks, unbroken: the same answers (*base*), what an honest
+    student hands in. Not submitting a notebook is no malformation, so missing-notebook's
+    honest submission lacks it too."""
+    mc = _make_course_module()
+    dest = Path(dest)
+    mc.write_submission(Path(release_dir), dest, base, mc.DUE_DATE)
+    (dest / "timestamp.txt").write_text(timestamp)
+    if honest_kind(name) == "missing-notebook":
+        (dest / "data_analysis.ipynb").unlink()
+    return dest
+
+
 def build_malformed(release_dir: Path, dest_submitted: Path, cases: list[str] | None = None,
-                    timestamp: str = DEFAULT_TIMESTAMP) -> list[Path]:
+                    timestamp: str = DEFAULT_TIMESTAMP, base: str = "correct") -> list[Path]:
     """Write every case (or *cases*) as ``dest_submitted/<case>/ps1/``; return those dirs."""
     out = []
     for name in (cases if cases is not None else list(CASES)):
         out.append(write_case(name, Path(release_dir), Path(dest_submitted) / name / ASSIGNMENT,
-                              timestamp=timestamp))
+                              timestamp=timestamp, base=base))
     return out
 
 

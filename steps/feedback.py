@@ -1,0 +1,194 @@
+"""feedback: each student's graded notebooks as nbgrader's feedback HTML, hidden tests taken out.
+
+`nbgrader generate_feedback` is a second pass over every autograded notebook after the run; here
+the same conversion runs per submission as soon as score is done: nbgrader's GetGrades and
+CSSHTMLHeaderPreprocessor, then nbconvert's HTMLExporter with nbgrader's own `feedback` template
+(the one formgrader ships), on score's graded notebook. GetGrades reads a scratch gradebook
+holding the snapshot and this submission's grades from score.json, plus the teacher's manual
+scores and comments that collect exported (`manual.json`), so the page shows what
+`nbgrader generate_feedback` would show after merge. It never runs student code and never reads
+the course.
+
+Before conversion RedactHiddenTests (steps.redact) replaces hidden-test regions by a notice and
+redacts the outputs that quote them, unless `show_hidden_tests` asks for nbgrader's behaviour.
+
+Writes `feedback/<student>/<notebook>.html` and `feedback.json`; merge copies the pages into the
+course's `feedback/STUDENT/ASSIGNMENT/` next to timestamp.txt and submission_secret.txt, where
+`nbgrader release_feedback` looks for them.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import nbformat
+
+from .cli import for_each_submission, run_step
+from .contract import STEPS
+from .records import OK, REPAIRED, SKIPPED, Manifest, NotebookOutcome, StepRecord, read_json
+
+__all__ = ["feedback", "feedback_submission", "export_manual", "main", "MANUAL_FILE"]
+
+STEP = STEPS["feedback"]
+MANUAL_FILE = "manual.json"
+HIDDEN_TESTS = ("redact", "show")  # what feedback does with hidden tests: the CLI's and Argo's values
+
+
+def export_manual(gradebook: Any, assignment: str) -> dict[str, Any]:
+    """The teacher's manual scores, extra credit and comments on `assignment`, per student.
+
+    Only what a grader entered (formgrader): {student: {notebook: {cell: {...}}}}. Feedback
+    shows these as `nbgrader generate_feedback` would; merge never overwrites them.
+    """
+    from nbgrader.api import Assignment, Comment, Grade, SubmittedAssignment, SubmittedNotebook
+
+    out: dict[str, Any] = {}
+
+    def put(row: Any, **values: Any) -> None:
+        cell = out.setdefault(row.student.id, {}).setdefault(row.notebook.name, {}).setdefault(row.name, {})
+        cell.update({k: v for k, v in values.items() if v is not None})
+
+    q = gradebook.db.query
+    for g in q(Grade).join(SubmittedNotebook).join(SubmittedAssignment).join(Assignment).filter(Assignment.name == assignment, (Grade.manual_score.isnot(None)) | (Grade.extra_credit.isnot(None))):
+        put(g, manual_score=g.manual_score, extra_credit=g.extra_credit)
+    for c in q(Comment).join(SubmittedNotebook).join(SubmittedAssignment).join(Assignment).filter(Assignment.name == assignment, Comment.manual_comment.isnot(None)):
+        put(c, manual_comment=c.manual_comment)
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _exporter() -> Any:
+    """nbgrader GenerateFeedback's exporter: HTMLExporter, nbgrader's `feedback` template and
+    bootstrap, CSSHTMLHeaderPreprocessor. One per process: its first conversion loads the
+    templates (about 1 s), later ones take a few hundredths of a second."""
+    import nbgrader
+    from nbconvert.exporters import HTMLExporter
+    from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+    from traitlets.config import Config
+
+    base = os.path.dirname(nbgrader.__file__)
+    c = Config()
+    c.Exporter.default_preprocessors = []  # as nbgrader's converters set it
+    c.HTMLExporter.template_name = "feedback"
+    c.HTMLExporter.extra_template_basedirs = [os.path.join(base, "server_extensions", "formgrader", "templates")]
+    c.HTMLExporter.extra_template_paths = [os.path.join(base, "server_extensions", "formgrader", "static", "node_modules", "bootstrap", "dist", "css")]
+    exporter = HTMLExporter(config=c)
+    exporter.register_preprocessor(CSSHTMLHeaderPreprocessor)  # exactly as GenerateFeedback does: byte-identical pages
+    return exporter
+
+
+def warm() -> None:
+    """Load the templates now (a worker calls this while it waits for work)."""
+    _exporter().from_notebook_node(nbformat.v4.new_notebook(), resources={"nbgrader": {"notebook": "-", "score": 0, "max_score": 0, "late_penalty": 0}})
+
+
+def _replay_grades(gb: Any, assignment: str, notebook: str, student: str, scored: dict[str, Any], manual: dict[str, Any]) -> None:
+    """Put score's grades (and the teacher's manual ones) into the scratch gradebook."""
+    snb = gb.find_submission_notebook(notebook, assignment, student)
+    auto = {g["cell"]: g for g in scored["grades"]}
+    for grade in snb.grades:
+        g = auto.get(grade.name, {})
+        grade.auto_score = g.get("auto_score")
+        grade.needs_manual_grade = bool(g.get("needs_manual_grade", True))
+        m = manual.get(grade.name, {})
+        grade.manual_score = m.get("manual_score")
+        grade.extra_credit = m.get("extra_credit")
+    for comment in snb.comments:
+        comment.auto_comment = scored["comments"].get(comment.name)
+        comment.manual_comment = manual.get(comment.name, {}).get("manual_comment")
+    snb.late_submission_penalty = scored.get("late_submission_penalty")
+    gb.db.commit()
+
+
+def _render(nb: Any, resources: dict[str, Any], config: dict[str, Any], show_hidden_tests: bool) -> str:
+    from nbgrader.preprocessors import GetGrades
+    from traitlets.config import Config
+
+    from .redact import RedactHiddenTests
+
+    cfg = Config(config)
+    if not show_hidden_tests:
+        nb, resources = RedactHiddenTests(config=cfg).preprocess(nb, resources)
+    nb, resources = GetGrades(config=cfg).preprocess(nb, resources)
+    html, _ = _exporter().from_notebook_node(nb, resources=resources)
+    return html
+
+
+def feedback_submission(
+    workspace: Path, manifest: Manifest, snapshot: dict[str, Any], student: str, scratch: Path, show_hidden_tests: bool = False
+) -> StepRecord:
+    """Write `feedback/<student>/`: one HTML page per graded notebook, and feedback.json."""
+    from nbgrader.api import Gradebook
+
+    from .snapshot import scratch_gradebook
+
+    start = time.monotonic()
+    workspace = Path(workspace)
+    sub = manifest.submission(student)
+    out = workspace / "feedback" / student
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    scored_dir = workspace / "scored" / student
+    score_rec = StepRecord.load(scored_dir / "score.json")
+    manual_path = workspace / MANUAL_FILE
+    manual = (read_json(manual_path) if manual_path.is_file() else {}).get(student, {})
+    record = StepRecord("feedback", student, detail={"show_hidden_tests": show_hidden_tests})
+    db_url = scratch_gradebook(snapshot, scratch)
+    with Gradebook(db_url) as gb:
+        gb.update_or_create_student(student)
+        gb.update_or_create_submission(manifest.assignment, student, **({"timestamp": sub.timestamp} if sub.timestamp else {}))
+        for o in score_rec.notebooks:
+            if o.status in (OK, REPAIRED) and o.notebook in score_rec.detail.get("notebooks", {}):
+                _replay_grades(gb, manifest.assignment, o.notebook, student, score_rec.detail["notebooks"][o.notebook], manual.get(o.notebook, {}))
+    config = snapshot.get("config", {})
+    for o in score_rec.notebooks:
+        if o.status not in (OK, REPAIRED):
+            record.notebooks.append(NotebookOutcome(o.notebook, o.status, f"no feedback: {o.reason}"))
+            continue
+        nb = nbformat.read(str(scored_dir / f"{o.notebook}.ipynb"), as_version=4)
+        resources = {
+            "unique_key": o.notebook,
+            "output_files_dir": f"{o.notebook}_files",
+            "nbgrader": {"student": student, "assignment": manifest.assignment, "notebook": o.notebook, "db_url": db_url},
+        }
+        try:
+            html = _render(nb, resources, config, show_hidden_tests)
+        except RuntimeError as e:  # nbgrader's own complaint about hidden-test markers (nested, unclosed)
+            record.notebooks.append(NotebookOutcome(o.notebook, SKIPPED, f"no feedback: its hidden-test markers are broken ({e}); fix the source notebook or pass --feedback-show-hidden-tests"))
+            continue
+        (out / f"{o.notebook}.html").write_text(html, encoding="utf-8")
+        record.notebooks.append(NotebookOutcome(o.notebook, OK, detail={"hidden_lines_redacted": resources["nbgrader"].get("hidden_lines_redacted", 0)}))
+    record.seconds = round(time.monotonic() - start, 3)
+    record.save(out / "feedback.json")
+    return record
+
+
+def feedback(workspace: Path, students: Sequence[str] | None = None, show_hidden_tests: bool = False) -> list[StepRecord]:
+    """Write feedback for every scored submission in the manifest (or only `students`)."""
+
+    def one(ws: Path, manifest: Manifest, snapshot: dict, student: str, scratch: Path) -> StepRecord:
+        return feedback_submission(ws, manifest, snapshot, student, scratch, show_hidden_tests)
+
+    scored = Path(workspace) / "scored"
+    manifest = Manifest.load(Path(workspace) / "manifest.json")
+    students = [s for s in (students or manifest.students()) if (scored / s / "score.json").is_file()]
+    return for_each_submission(STEP, one, workspace, students) if students else []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m steps.feedback", description=feedback.__doc__)
+    p.add_argument("--workspace", type=Path, required=True)
+    p.add_argument("--students", nargs="*", default=None)
+    p.add_argument("--hidden-tests", choices=HIDDEN_TESTS, default="redact", help="redact (default) or show hidden tests and the outputs quoting them (show: nbgrader's own feedback)")
+    a = p.parse_args(argv)
+    return run_step(STEP, lambda: feedback(a.workspace, a.students or None, a.hidden_tests == "show"))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
