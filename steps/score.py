@@ -22,7 +22,7 @@ import nbformat
 from .cli import for_each_submission, submissions_main
 from .contract import STEPS
 from .integrity import flag_for_review, withhold_credit
-from .records import FAILED, MISSING, OK, SKIPPED, TAMPERED, UNGRADED, Manifest, NotebookOutcome, StepRecord
+from .records import MISSING, OK, SKIPPED, TAMPERED, UNGRADED, Manifest, NotebookOutcome, StepRecord
 from .snapshot import scratch_gradebook
 
 __all__ = ["score", "score_submission", "main", "grade_preprocessors", "read_grades"]
