@@ -12,6 +12,12 @@ yardstick for overhead; and, per gradeflow run, where its time went (from the ru
     python bench/bench.py --sizes 10,30,60,100                 # how cost grows
     python bench/bench.py --sandbox bubblewrap,podman --json bench.json
     python bench/bench.py --tools gradeflow --nbconvert-sample 0   # gradeflow alone, quickly
+    python bench/bench.py --integrity 10                       # the integrity probes' cost only
+
+`--integrity N` grades N submissions once, then executes each one again with and without the
+integrity probes (steps/integrity.py), interleaved (ABBA order per submission, so load that
+drifts hits both alike), and reports execute time per submission both ways, the difference, and
+the probes' own time from execute.json.
     python bench/bench.py --feedback-pairs 3                   # what --feedback adds, and nbgrader generate_feedback
 """
 from __future__ import annotations
@@ -276,6 +282,50 @@ def feedback_lines(fb: dict[str, Any]) -> str:
     ])
 
 
+
+def integrity_cost(n: int, sandbox: str, root: Path, rounds: int = 2) -> dict[str, Any]:
+    """Execute time per submission with and without the integrity probes, interleaved."""
+    sys.path.insert(0, str(REPO))
+    from pipelines.local import GradeOptions, grade
+    from steps.records import StepRecord, read_json
+    from steps.sandbox import Limits, get_sandbox
+
+    course = _make_course_module().make_course(root / f"integrity-{n}-{sandbox}", students=n, seed=n)
+    results = grade(course, "ps1", GradeOptions(jobs=1, sandbox=sandbox))
+    ws = course / "gradeflow_runs" / results["run_id"]
+    config = read_json(ws / "snapshot.json").get("config", {})
+    times: dict[bool, list[float]] = {True: [], False: []}
+    probe_s, probes, findings = [], 0, 0
+    for r in range(rounds):
+        for i, sub in enumerate(results["students"]):
+            student = sub["student"]
+            restored = ws / "restored" / student
+            notebooks = [o.notebook for o in StepRecord.load(restored / "restore.json").notebooks if o.status in ("ok", "repaired")]
+            order = [True, False] if (i + r) % 2 == 0 else [False, True]
+            for on in order:
+                box = get_sandbox(sandbox)
+                box.integrity = on
+                out = root / f"integrity-out-{sandbox}-{student}-{on}"
+                shutil.rmtree(out, ignore_errors=True)
+                t0 = time.monotonic()
+                rec = box.execute_submission(restored / "work", notebooks, out, Limits(), config)
+                times[on].append(time.monotonic() - t0)
+                if on:
+                    summaries = [o.detail.get("integrity", {}) for o in rec.notebooks]
+                    probe_s.append(sum(s.get("seconds", 0.0) for s in summaries))
+                    probes += sum(s.get("probes", 0) for s in summaries)
+                    findings += sum(len(s.get("findings", [])) for s in summaries)
+    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+    with_s, without_s = mean(times[True]), mean(times[False])
+    return {
+        "submissions": n, "sandbox": sandbox, "executions_each_way": len(times[True]),
+        "execute_with_probes_s": round(with_s, 3), "execute_without_probes_s": round(without_s, 3),
+        "difference_s": round(with_s - without_s, 3), "difference_pct": round(100 * (with_s - without_s) / without_s, 1),
+        "probe_self_time_s": round(mean(probe_s), 3), "probe_self_time_pct": round(100 * mean(probe_s) / without_s, 1),
+        "probes_per_submission": round(probes / len(probe_s), 1), "findings": findings,
+    }
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [f"{'N':>4} {'tool':20} {'wall s':>8} {'cpu s':>7} {'cells s':>8} {'ovh/sub s':>10} {'peak MiB':>9} {'rss MiB':>8}  ratio"]
     for row in rows:
@@ -312,9 +362,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--nbconvert-sample", type=int, default=6, help="notebooks to time with bare nbconvert (0: skip)")
     p.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     p.add_argument("--keep", type=Path, default=None, help="build courses here and keep them")
+    p.add_argument("--integrity", type=int, default=0, metavar="N", help="only measure the integrity probes' cost on N submissions")
     p.add_argument("--feedback-pairs", type=int, default=0, help="instead: time gradeflow without and with --feedback, this many times each, interleaved, then nbgrader generate_feedback")
     a = p.parse_args(argv)
     root = a.keep or Path(tempfile.mkdtemp(prefix="gradeflow-bench-"))
+    if a.integrity:
+        rows = []
+        try:
+            for sandbox in a.sandbox.split(","):
+                rows.append(integrity_cost(a.integrity, sandbox, root))
+                r = rows[-1]
+                print(
+                f"{r['sandbox']}: {r['submissions']} submissions x {r['executions_each_way'] // r['submissions']} rounds, interleaved: execute per submission "
+                f"{r['execute_with_probes_s']:.3f} s with probes, {r['execute_without_probes_s']:.3f} s without: {r['difference_s']:+.3f} s ({r['difference_pct']:+.1f}%); "
+                f"the probes' own time {r['probe_self_time_s']:.3f} s ({r['probe_self_time_pct']:.1f}%), {r['probes_per_submission']} probes per submission, {r['findings']} findings",
+                    flush=True,
+                )
+                if a.json:
+                    a.json.write_text(json.dumps({"machine": machine(), "integrity": rows}, indent=1))
+        finally:
+            if a.keep is None:
+                shutil.rmtree(root, ignore_errors=True)
+        return 0
     tools, sandboxes = a.tools.split(","), a.sandbox.split(",")
     rows = []
     if a.feedback_pairs:

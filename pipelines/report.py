@@ -18,13 +18,13 @@ from typing import Any, Iterable
 from urllib.parse import quote
 
 from steps.errors import TeacherError
-from steps.records import FAILED, MISSING, OK, REPAIRED, SKIPPED, UNGRADED, read_json
+from steps.records import FAILED, MISSING, OK, REPAIRED, SKIPPED, TAMPERED, UNGRADED, read_json
 
 __all__ = ["render_report", "build_html", "REPORT_NAME"]
 
 REPORT_NAME = "report.html"
 SLOWEST = 10  # rows in "slowest notebooks"
-NEEDS_A_LOOK = (UNGRADED, FAILED, SKIPPED)
+NEEDS_A_LOOK = (UNGRADED, FAILED, SKIPPED, TAMPERED)
 
 
 def render_report(run_dir: str | Path) -> Path:
@@ -96,6 +96,7 @@ def _summary(results: dict[str, Any]) -> str:
         ("skipped", c.get(SKIPPED, 0), "skipped"),
         ("failed", c.get(FAILED, 0), "failed"),
         ("not graded (gradeflow failed)", c.get(UNGRADED, 0), "failed"),
+        ("tampered", c.get(TAMPERED, 0), "failed"),
         ("unchanged, not regraded", len(results.get("unchanged") or []), ""),
     ]
     items = "".join(f'<div class="card {cls}" data-count="{_e(label)}"><div class="n">{_e(n)}</div><div class="l">{_e(label)}</div></div>' for label, n, cls in cards)
@@ -244,7 +245,8 @@ def _problems(results: dict[str, Any], run_dir: Path) -> str:
         '<section id="problems"><h2>Skipped and failed submissions</h2>'
         "<p class=\"muted\"><b>skipped</b>: the notebook is malformed, so it was not graded (0 points, needs manual grade). "
         "<b>failed</b>: the sandbox stopped it (a limit was hit); the log says which. "
-        "<b>ungraded</b>: gradeflow or the sandbox broke: nothing was written, earlier grades stay; run again once fixed.</p>"
+        "<b>ungraded</b>: gradeflow or the sandbox broke: nothing was written, earlier grades stay; run again once fixed. "
+        "<b>tampered</b>: its code changed how the tests run; the affected test cells got no automatic credit and need a manual grade (Formgrader).</p>"
         f"{table}</section>"
     )
 
@@ -303,7 +305,7 @@ h1{font-size:22px;margin:0 0 2px}h2{font-size:17px;margin:28px 0 8px;border-bott
 table{border-collapse:collapse;width:100%;margin:6px 0}th,td{text-align:left;padding:5px 8px;border-bottom:1px solid var(--line);vertical-align:top}
 th{background:#f6f8fa;font-weight:600}td.num{white-space:nowrap}td.reason{max-width:480px;word-break:break-word}
 .badge{display:inline-block;border-radius:10px;padding:0 8px;font-size:12px;color:#fff;background:var(--muted)}
-.badge.ok,.badge.repaired{background:var(--ok)}.badge.skipped,.badge.missing{background:var(--warn)}.badge.failed{background:var(--bad)}
+.badge.ok,.badge.repaired{background:var(--ok)}.badge.skipped,.badge.missing{background:var(--warn)}.badge.failed,.badge.tampered{background:var(--bad)}
 .rate{height:6px;background:#eaeef2;border-radius:3px;margin-top:3px;width:120px}.rate div{height:6px;background:var(--ok);border-radius:3px}
 svg .bar{fill:#0969da}svg .axis{stroke:#8c959f}svg text{font-size:11px;fill:#57606a}svg .count{fill:#1f2328;font-weight:600}
 code{background:#f6f8fa;padding:1px 4px;border-radius:4px}ul.notes li{margin:3px 0}

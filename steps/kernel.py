@@ -20,6 +20,7 @@ from typing import Any, Callable
 from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
 from nbformat import NotebookNode
+from nbclient.util import run_sync
 from papermill.clientwrap import PapermillNotebookClient
 from papermill.engines import NBClientEngine, papermill_engines
 from papermill.utils import merge_kwargs, remove_args
@@ -113,8 +114,16 @@ class CappedNotebookClient(PapermillNotebookClient):
     """papermill's client with a byte budget for outputs: past it, output is dropped with a note."""
 
     max_output_bytes = Integer(8 * 1024 * 1024).tag(config=True)
+    integrity = AnyTrait(None, allow_none=True, help="a steps.integrity.IntegrityMonitor, probing the kernel before test cells")
     _spent = 0
     _capped = False
+
+    async def async_execute_cell(self, cell: NotebookNode, cell_index: int, execution_count: int | None = None, store_history: bool = True) -> NotebookNode:
+        if self.integrity is not None and cell.cell_type == "code" and cell.source.strip():
+            await self.integrity.before_cell(self.kc, cell, cell_index)
+        return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+
+    execute_cell = run_sync(async_execute_cell)  # nbclient binds its own at class creation
 
     def output(self, outs: list[NotebookNode], msg: dict[str, Any], display_id: str | None, cell_index: int) -> NotebookNode | None:
         self._spent += _size(msg.get("content", {}))

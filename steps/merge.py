@@ -23,7 +23,8 @@ from typing import Any, Sequence
 import nbformat
 
 from .contract import STEPS
-from .records import FAILED, MISSING, OK, REPAIRED, SKIPPED, UNGRADED, Manifest, StepRecord, read_json, write_json
+from .integrity import flag_for_review
+from .records import FAILED, MISSING, OK, REPAIRED, SKIPPED, TAMPERED, UNGRADED, Manifest, StepRecord, read_json, write_json
 
 __all__ = ["merge", "summarize", "apply_to_course", "CourseWriter", "main"]
 
@@ -40,7 +41,7 @@ def summarize(workspace: Path) -> dict[str, Any]:
     snapshot = read_json(workspace / "snapshot.json")
     max_total = sum(float(c["max_score"]) for nb in snapshot["notebooks"] for c in nb["grade_cells"] + nb["task_cells"])
     students: list[dict[str, Any]] = []
-    counts = {"submissions": 0, "graded": 0, "skipped_submissions": 0, "failed_submissions": 0, "ungraded_submissions": 0, OK: 0, REPAIRED: 0, SKIPPED: 0, FAILED: 0, MISSING: 0, UNGRADED: 0}
+    counts = {"submissions": 0, "graded": 0, "skipped_submissions": 0, "failed_submissions": 0, "ungraded_submissions": 0, OK: 0, REPAIRED: 0, SKIPPED: 0, FAILED: 0, MISSING: 0, UNGRADED: 0, TAMPERED: 0}
     for sub in manifest.submissions:
         counts["submissions"] += 1
         rec = _load(workspace / "scored" / sub.student / "score.json")
@@ -66,8 +67,8 @@ def summarize(workspace: Path) -> dict[str, Any]:
             if e:
                 entry["execute_seconds"] = e.detail.get("seconds")
             notebooks.append(entry)
-        worst = next((s for s in (UNGRADED, FAILED, SKIPPED, REPAIRED, MISSING) if any(n["status"] == s for n in notebooks)), OK)
-        counts["graded"] += worst in (OK, REPAIRED, MISSING)
+        worst = next((s for s in (UNGRADED, FAILED, SKIPPED, TAMPERED, REPAIRED, MISSING) if any(n["status"] == s for n in notebooks)), OK)
+        counts["graded"] += worst in (OK, REPAIRED, MISSING, TAMPERED)
         counts["skipped_submissions"] += worst == SKIPPED
         counts["failed_submissions"] += worst == FAILED
         counts["ungraded_submissions"] += worst == UNGRADED
@@ -118,6 +119,7 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
         + (f" (+{unchanged} unchanged, not regraded)" if unchanged else "")
         + f"; notebooks: {c[OK]} ok, {c[REPAIRED]} repaired, {c[MISSING]} missing, "
         f"{c[SKIPPED]} skipped, {c[FAILED]} failed, {c.get(UNGRADED, 0)} not graded"
+        + (f", {c[TAMPERED]} tampered" if c.get(TAMPERED) else "")
     ]
     for s in results["students"]:
         for n in s["notebooks"]:
@@ -215,11 +217,12 @@ class CourseWriter:
                 gb.update_or_create_student(student)
                 gb.update_or_create_submission(assignment, student, **({"timestamp": sub.timestamp} if sub.timestamp else {}))
             for o in rec.notebooks:
-                if o.status in (OK, REPAIRED):
+                if o.status in (OK, REPAIRED, TAMPERED):
                     nb = nbformat.read(str(ws / "scored" / student / f"{o.notebook}.ipynb"), as_version=4)
                     resources = {"nbgrader": {"student": student, "assignment": assignment, "notebook": o.notebook, "db_url": coursedir.db_url}}
                     for pp in (SaveAutoGrades(config=self.config), AssignLatePenalties(config=self.config)):
                         nb, resources = pp.preprocess(nb, resources)
+                    flag_for_review(coursedir.db_url, assignment, o.notebook, student, o.detail.get("tampered_cells", []))
                     graded[o.notebook] = nb
                     continue
                 with Gradebook(coursedir.db_url, coursedir.course_id) as gb:

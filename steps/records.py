@@ -23,6 +23,7 @@ __all__ = [
     "SKIPPED",
     "FAILED",
     "MISSING",
+    "TAMPERED",
     "UNGRADED",
 ]
 
@@ -33,6 +34,7 @@ REPAIRED = "repaired"  # nbgrader-style repair (locked cell put back, points res
 SKIPPED = "skipped"  # malformed: not graded, reported with a reason
 FAILED = "failed"  # the student's code stopped the run (kernel died, wall time): needs a person
 MISSING = "missing"  # not submitted: zero, like nbgrader
+TAMPERED = "tampered"  # student code changed how test cells run: those cells get no automatic credit
 UNGRADED = "ungraded"  # gradeflow or the sandbox broke: nothing written, earlier grades stay; rerun
 
 T = TypeVar("T")
@@ -143,8 +145,8 @@ class StepRecord:
 
     @property
     def status(self) -> str:
-        """The worst status of any notebook: ungraded > failed > skipped > repaired > missing > ok."""
-        order = [UNGRADED, FAILED, SKIPPED, REPAIRED, MISSING, OK]
+        """The worst status of any notebook: ungraded > failed > skipped > tampered > repaired > missing > ok."""
+        order = [UNGRADED, FAILED, SKIPPED, TAMPERED, REPAIRED, MISSING, OK]
         present = {o.status for o in self.notebooks} or {OK}
         return next(s for s in order if s in present)
 

@@ -4,7 +4,9 @@ Runs the part of `nbgrader autograde`'s preprocessor list that comes after execu
 (IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades, AssignLatePenalties,
 CheckCellMetadata) against a scratch gradebook built from the snapshot, then reads the grades
 back out as JSON. So partial credit, checksums of unchanged answers, needs-manual-grade and
-late penalties are nbgrader's, computed without the real gradebook. Before grading it checks
+late penalties are nbgrader's, computed without the real gradebook. A test cell that execute's
+integrity probe found tampered with (steps/integrity.py) gets an error output saying why, so
+nbgrader's rules give it 0, and needs a manual grade; its notebook is TAMPERED. Before grading it checks
 that the executed notebook still has the restored cells: a kernel that rewrote its own
 notebook file (possible where papermill runs inside the sandbox) is not graded.
 """
@@ -19,7 +21,8 @@ import nbformat
 
 from .cli import for_each_submission, submissions_main
 from .contract import STEPS
-from .records import MISSING, OK, SKIPPED, UNGRADED, Manifest, NotebookOutcome, StepRecord
+from .integrity import flag_for_review, withhold_credit
+from .records import MISSING, OK, SKIPPED, TAMPERED, UNGRADED, Manifest, NotebookOutcome, StepRecord
 from .snapshot import scratch_gradebook
 
 __all__ = ["score", "score_submission", "main", "grade_preprocessors", "read_grades"]
@@ -120,6 +123,7 @@ def score_submission(workspace: Path, manifest: Manifest, snapshot: dict[str, An
         if changed:
             record.notebooks.append(NotebookOutcome(name, SKIPPED, f"the notebook was modified while it ran ({changed}): not graded"))
             continue
+        tampered, why = withhold_credit(executed, e.detail.get("integrity") or {})
         resources = {"nbgrader": {"student": student, "assignment": manifest.assignment, "notebook": name, "db_url": db_url}}
         try:
             graded = run_preprocessors(_strip_papermill(executed), resources, grade_preprocessors(config))
@@ -127,9 +131,14 @@ def score_submission(workspace: Path, manifest: Manifest, snapshot: dict[str, An
             record.notebooks.append(NotebookOutcome(name, SKIPPED, f"nbgrader could not grade the executed notebook: {str(ex).splitlines()[0] if str(ex) else type(ex).__name__}"))
             continue
         nbformat.write(graded, str(out / f"{name}.ipynb"), version=4)
+        flag_for_review(db_url, manifest.assignment, name, student, tampered)
         with Gradebook(db_url) as gb:
             record.detail["notebooks"][name] = read_grades(gb, manifest.assignment, name, student)
-        record.notebooks.append(NotebookOutcome(name, r.status, r.reason, list(r.changes), {"repairs": r.detail.get("repairs", [])} if r.detail.get("repairs") else {}))
+        repairs = {"repairs": r.detail.get("repairs", [])} if r.detail.get("repairs") else {}
+        if tampered:
+            record.notebooks.append(NotebookOutcome(name, TAMPERED, why, list(r.changes), {"tampered_cells": tampered, **repairs}))
+        else:
+            record.notebooks.append(NotebookOutcome(name, r.status, r.reason, list(r.changes), repairs))
     record.seconds = round(time.monotonic() - start, 3)
     record.save(out / "score.json")
     return record

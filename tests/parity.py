@@ -119,24 +119,29 @@ class Parity:
     different: list[tuple[Key, Any, Any]] = field(default_factory=list)
     skipped_not_above: list[Key] = field(default_factory=list)  # gradeflow skipped it; score <= nbgrader's
     skipped_above: list[Key] = field(default_factory=list)  # must stay empty
+    withheld: list[Key] = field(default_factory=list)  # a TAMPERED notebook's test cell: no automatic credit, needs manual grade
     recovered_not_below: list[Key] = field(default_factory=list)  # gradeflow recovered a notebook nbgrader could not grade
     recovered_below: list[Key] = field(default_factory=list)  # must stay empty
 
     def line(self) -> str:
         return (f"{len(self.identical)} identical, {len(self.different)} different, {len(self.skipped_not_above)} skipped (score <= nbgrader), "
-                f"{len(self.skipped_above)} skipped above nbgrader, {len(self.recovered_not_below)} recovered (score >= nbgrader), {len(self.recovered_below)} recovered below nbgrader")
+                f"{len(self.skipped_above)} skipped above nbgrader, {len(self.recovered_not_below)} recovered (score >= nbgrader), {len(self.recovered_below)} recovered below nbgrader, "
+                f"{len(self.withheld)} withheld (tampered)")
 
 
 def compare(nbgrader_course: Path, gradeflow_course: Path, results: dict[str, Any]) -> Parity:
     """Compare per cell; where gradeflow skipped or failed a notebook, only require score <= nbgrader's."""
     ours, theirs = gradebook_grades(gradeflow_course), gradebook_grades(nbgrader_course)
     not_graded = {(s["student"], n["notebook"]) for s in results["students"] for n in s["notebooks"] if n["status"] in ("skipped", "failed")}
+    tampered = {(s["student"], n["notebook"]) for s in results["students"] for n in s["notebooks"] if n["status"] == "tampered"}
     # notebooks gradeflow's recovery repaired (steps.preprocessors): nbgrader gave up on them
     recovered = {(s["student"], n["notebook"]) for s in results["students"] for n in s["notebooks"] if any(r["repair"] in RECOVERY_REPAIRS for r in n.get("repairs", []))}
     p = Parity()
     for key in sorted(set(ours) | set(theirs)):
         a, b = ours.get(key), theirs.get(key)
-        if (key[0], key[1]) in recovered:
+        if (key[0], key[1]) in tampered and a and a[0] == 0 and a[2] and b and not b[2]:
+            p.withheld.append(key)  # gradeflow's integrity check withheld it: 0, needs manual grade
+        elif (key[0], key[1]) in recovered:
             (p.recovered_not_below if ((a[0] if a else 0) or 0) >= ((b[0] if b else 0) or 0) else p.recovered_below).append(key)
         elif (key[0], key[1]) in not_graded:
             (p.skipped_not_above if (a[0] or 0) <= ((b[0] if b else 0) or 0) else p.skipped_above).append(key)

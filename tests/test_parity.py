@@ -4,7 +4,9 @@ Scenario: the same course is graded twice, once by the real `nbgrader autograde 
 and once by `gradeflow grade` (bubblewrap sandbox, 2 jobs). For every student, notebook and
 grade cell, (auto_score, max_score, needs_manual_grade) must be identical. Where gradeflow
 refuses a notebook (malformed) it must say why and never give more than nbgrader did; where
-it recovers one nbgrader gave up on (steps.preprocessors), it must never give less.
+it recovers one nbgrader gave up on (steps.preprocessors), it must never give less. Where
+its integrity check finds that student code changed how the tests run (nbgrader's own cheat
+attempts replace `showtraceback`), the affected test cells get 0 and need a manual grade.
 Corpus 1 is nbgrader's own test notebooks (shipped in its wheel), paired as nbgrader's own
 autograde tests pair them; corpus 2 is gradeflow's example course.
 """
@@ -48,6 +50,11 @@ def test_peer_corpus_matches_nbgrader(name: str, tmp_path: Path) -> None:
             assert n["status"] == "ok" or n["reason"], (s["student"], n)
     if name != "infinite-loops":
         assert results["counts"]["failed"] == 0
+    # nbgrader's own cheat attempts replace InteractiveShell.showtraceback: gradeflow's integrity
+    # check withholds their test cells (0, needs manual grade); everything else is identical
+    tampered = {s["student"] for s in results["students"] if s["status"] == "tampered"}
+    assert tampered == ({"cheat", "cheat-alt"} if name == "basic" else set())
+    assert {k[0] for k in p.withheld} == tampered
     # A loop that prints forever can fill the kernel's memory limit with queued output before the
     # timeout interrupt lands (nbgrader runs without a memory limit). Then the notebook is reported
     # failed with a reason, scored 0 and flagged for manual grading: never above nbgrader.

@@ -196,6 +196,7 @@ class KernelSandbox(Sandbox):
     """Sandboxes where only the kernel is contained: papermill runs here, in the trusted process."""
 
     launcher_class: ClassVar[type[KernelLauncher]] = KernelLauncher
+    integrity: bool = True  # probe the kernel before each test cell (steps/integrity.py); off only to measure its cost
 
     def make_launcher(self, work: Path, scratch: Path, limits: Limits, slot: int) -> KernelLauncher:
         return self.launcher_class(work, scratch, limits)
@@ -240,6 +241,7 @@ class KernelSandbox(Sandbox):
         from papermill.execute import prepare_notebook_metadata
         from papermill.iorw import load_notebook_node
 
+        from ..integrity import IntegrityMonitor
         from ..kernel import SandboxKernelManager
 
         target = out_dir / f"{name}.ipynb"
@@ -253,6 +255,7 @@ class KernelSandbox(Sandbox):
         logfh.write(f"[execute] {name}: starting kernel {kernel_name!r} in sandbox {self.name}\n")
         logfh.flush()
         outcome = NotebookOutcome(name)
+        monitor = IntegrityMonitor(nb) if self.integrity else None
         # nbclient's own messages (timeouts, interrupts) belong in this submission's log
         handler = logging.StreamHandler(logfh)
         handler.setFormatter(logging.Formatter("[nbclient] %(message)s"))
@@ -269,6 +272,7 @@ class KernelSandbox(Sandbox):
                 resources={"metadata": {"path": str(work)}},
                 max_output_bytes=limits.output_kb * 1024,
                 shutdown_kernel="immediate",
+                integrity=monitor,
                 **settings,
             )
         except Exception as e:  # noqa: BLE001 - a dead kernel is the student's result, not our crash
@@ -303,6 +307,8 @@ class KernelSandbox(Sandbox):
             "error_cells": sum(any(o.get("output_type") == "error" for o in c.get("outputs", [])) for c in cells),
             "timeouts": sum(any(o.get("ename") == "CellTimeoutError" for o in c.get("outputs", [])) for c in cells),
         }
+        if monitor is not None:
+            outcome.detail["integrity"] = monitor.summary()
         nbformat.write(nb, str(target), version=4)
         logfh.write(f"[execute] {name}: {outcome.status} in {outcome.detail['seconds']} s, {outcome.detail['error_cells']} cell(s) with errors, {outcome.detail['timeouts']} timeout(s) {outcome.reason}\n")
         logfh.flush()
