@@ -40,7 +40,7 @@ def _load(name: str, path: Path):
 
 
 mc = _load("gradeflow_example_make_course", REPO / "examples" / "make_course.py")
-mal = _load("gradeflow_malformed_build", REPO / "tests" / "corpus" / "malformed" / "build.py")
+mal = _load("gradeflow_malformed_build", REPO / "tests" / "corpus" / "malformed" / "malformed_build.py")
 build_source = _load("gradeflow_example_build_source", REPO / "examples" / "build_source.py")
 
 GRADE_CELLS = {

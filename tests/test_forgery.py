@@ -36,8 +36,8 @@ from steps.sandbox import Limits
 pytestmark = pytest.mark.slow
 CORPUS = Path(__file__).parent / "corpus" / "forgery"
 sys.path.insert(0, str(CORPUS))
-import course as cc  # noqa: E402
-from measure import HONEST, nbgrader_scores  # noqa: E402
+import forgery_course as cc  # noqa: E402
+from forgery_measure import HONEST, nbgrader_scores  # noqa: E402
 
 TECHNIQUES = cc.load(CORPUS)
 BENIGN = cc.load(CORPUS / "benign")

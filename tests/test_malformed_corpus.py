@@ -5,7 +5,7 @@ duplicated and renamed grade cells, edited points and metadata, invalid JSON, an
 wrong nbformat, a missing notebook, a 20 MB notebook, a too-new nbgrader schema), each with
 the same partly right answers, next to the honest submissions of those answers. What
 nbgrader gives each case and each honest submission is recorded in scores.json by
-measure.py, and measured again here with real `nbgrader autograde`. gradeflow then grades
+malformed_measure.py, and measured again here with real `nbgrader autograde`. gradeflow then grades
 the course: every case is reported (repaired, with the cell and the reason, or skipped, with
 the reason), and every grade cell scores at least nbgrader's and at most the honest score.
 With --strict (no recovery) gradeflow scores every cell exactly as nbgrader did. The table
@@ -25,8 +25,8 @@ from pipelines.local import GradeOptions, grade
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "corpus" / "malformed"))
-import build  # noqa: E402
-import measure  # noqa: E402
+import malformed_build as build  # noqa: E402
+import malformed_measure as measure  # noqa: E402
 
 pytestmark = pytest.mark.slow
 RECORDED = json.loads(measure.SCORES.read_text())

@@ -9,7 +9,7 @@ and nbgrader 0.9.6's reaction to each are described in README.md beside this fil
 
 Command line (writes into COURSE/submitted/, COURSE made by examples/make_course.py)::
 
-    python tests/corpus/malformed/build.py COURSE [--cases a,b,...]
+    python tests/corpus/malformed/malformed_build.py COURSE [--cases a,b,...]
 """
 from __future__ import annotations
 

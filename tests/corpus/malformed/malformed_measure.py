@@ -1,13 +1,13 @@
 """Measure the malformed corpus with real `nbgrader autograde`: its score and the honest score.
 
 For every case, two submissions of the same answers (the example course's *base* variant):
-the malformed one (build.py) and the honest one (the same without the malformation). Each
+the malformed one (malformed_build.py) and the honest one (the same without the malformation). Each
 is graded by nbgrader in its own `nbgrader autograde ps1 --student ID` run, because some
 cases stop nbgrader's whole run. The result, per case and per grade cell, is the auto score
 nbgrader gave each (None: nbgrader set none, which counts 0). scores.json beside this file is
 what this script wrote; tests/test_malformed_corpus.py measures again and compares.
 
-    python tests/corpus/malformed/measure.py [--base partial] [--cases a,b] [--write]
+    python tests/corpus/malformed/malformed_measure.py [--base partial] [--cases a,b] [--write]
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-import build  # noqa: E402
+import malformed_build as build  # noqa: E402
 
 SCORES = HERE / "scores.json"
 #: The answers every case carries: all right but fibonacci, whose large-n test fails (10 of 12

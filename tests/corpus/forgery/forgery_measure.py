@@ -1,8 +1,8 @@
 """Grade the forgery corpus with real `nbgrader autograde` and record each technique's score.
 
-    python tests/corpus/forgery/measure.py [--write]
+    python tests/corpus/forgery/forgery_measure.py [--write]
 
-Builds the corpus course (course.py) with one student per technique plus an honest wrong and
+Builds the corpus course (forgery_course.py) with one student per technique plus an honest wrong and
 an honest correct answer, runs `nbgrader autograde`, and prints every student's automatic
 score. With --write it records the score in each technique file's `# nbgrader:` header line.
 tests/test_forgery.py re-measures and checks that the recorded scores still hold.
@@ -19,7 +19,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parents[1]))
 
-import course as cc  # noqa: E402
+import forgery_course as cc  # noqa: E402
 from parity import gradebook_grades, run_nbgrader  # noqa: E402
 
 HONEST = {"honest-correct": "def mean(xs):\n    return sum(xs) / len(xs)\n", "honest-wrong": cc.WRONG}
