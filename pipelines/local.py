@@ -293,10 +293,17 @@ def _canary(sandbox: str, limits: Limits) -> str:
     tmp = Path(tempfile.mkdtemp(prefix=temp_prefix("canary")))
     remove = Finalize(None, shutil.rmtree, args=(tmp,), kwargs={"ignore_errors": True}, exitpriority=10)  # also on SIGTERM
     try:
-        work, out = tmp / "work", tmp / "canary"
-        work.mkdir()
+        # a one-notebook workspace laid out as restore leaves it: backends that run the whole
+        # execute step (the emulated Argo pod) read restore.json and snapshot.json from it
+        restored, out = tmp / "restored" / "canary", tmp / "executed" / "canary"
+        work = restored / "work"
+        work.mkdir(parents=True)
         nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
         nbformat.write(nb, str(work / "canary.ipynb"))
+        write_json(tmp / "snapshot.json", {"notebooks": [], "config": {}})
+        restore = StepRecord("restore", "canary")
+        restore.notebooks = [NotebookOutcome("canary", OK)]
+        restore.save(restored / "restore.json")
         try:
             rec = get_sandbox(sandbox, check=False).execute_submission(work, ["canary"], out, limits, {}, _slot)
         except Exception as e:  # noqa: BLE001 - reported to the teacher, not raised in a worker
