@@ -37,7 +37,7 @@ import nbformat
 HERE = Path(__file__).resolve().parent
 COURSE_TEMPLATE = HERE / "course"
 REPO = HERE.parent
-MALFORMED_BUILD = REPO / "tests" / "corpus" / "malformed" / "build.py"
+MALFORMED_BUILD = REPO / "tests" / "corpus" / "malformed" / "malformed_build.py"
 
 COURSE_ID = "example-course"
 ASSIGNMENT = "ps1"
@@ -291,7 +291,7 @@ def write_submission(release_dir: Path, dest: Path, variant: str, timestamp: dat
 
 
 def _malformed():
-    """tests/corpus/malformed/build.py, loaded by path (tests/ is not a package)."""
+    """tests/corpus/malformed/malformed_build.py, loaded by path (tests/ is not a package)."""
     name = "gradeflow_malformed_build"
     if name in sys.modules:
         return sys.modules[name]
