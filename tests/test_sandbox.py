@@ -18,6 +18,8 @@ from typing import Any, Iterator
 
 import nbformat
 import pytest
+
+from steps.sandbox.bubblewrap import _work_mount
 from nbformat.v4 import new_code_cell, new_notebook
 
 import coursekit as ck
@@ -48,7 +50,7 @@ def listing(p):
     except OSError as e:
         return type(e).__name__
 print(json.dumps({'canary': visible(HOST['canary']), 'course': visible(HOST['course']), 'gradebook': visible(HOST['course'] + '/gradebook.db'),
-                  'home': listing(HOST['home']), 'cwd': os.getcwd(), 'work': listing('/work'), 'tilde': os.path.expanduser('~')}))""",
+                  'home': listing(HOST['home']), 'cwd': os.getcwd(), 'work': listing(os.getcwd()), 'tilde': os.path.expanduser('~')}))""",
     "environment": "import json\nprint(json.dumps(dict(v.split('=', 1) for v in open('/proc/self/environ').read().split('\\0') if v)))",
     "network": """import json, socket
 def connect(addr):
@@ -131,7 +133,8 @@ def test_home_course_dir_and_gradebook_are_invisible(probe: dict[str, Any]) -> N
     assert files["home"] in ("FileNotFoundError", [], [".pyenv"]) or set(files["home"]) <= {Path(sys.prefix).relative_to(Path.home()).parts[0]}
     # the notebook itself is not in the work dir: cells reach the kernel one by one, so the hidden
     # tests cannot be read ahead of time
-    assert files["cwd"] == "/work" and files["work"] == [] and files["tilde"] == "/tmp/home"
+    # /work, or /gradeflow-work where the Python itself lives under /work (steps.sandbox.bubblewrap)
+    assert files["cwd"] == _work_mount() and files["work"] == [] and files["tilde"] == "/tmp/home"
 
 
 def test_no_network_but_an_isolated_loopback(probe: dict[str, Any]) -> None:
