@@ -14,6 +14,7 @@ import logging
 import multiprocessing as mp
 import os
 import signal
+import tempfile
 import threading
 import time
 import warnings
@@ -132,7 +133,6 @@ def _submitted_bytes(course_dir: Path, assignment: str) -> int:
 def _preflight(course_dir: Path, assignment: str, local_store: bool) -> None:
     """Refuse before grading when the course cannot take the results: read-only, or too little
     space. Teacher errors (exit 2) with the path and what is needed."""
-    import tempfile
 
     for d in (course_dir, course_dir / RUNS_DIR):
         if not d.is_dir():
@@ -193,7 +193,6 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 def _init_worker(slots: Any) -> None:
     global _slot, _scratch
     import shutil
-    import tempfile
     from multiprocessing.util import Finalize
 
     from steps.sandbox.leftovers import temp_prefix
@@ -211,16 +210,10 @@ def _init_worker(slots: Any) -> None:
 def _infra_reason(e: BaseException) -> tuple[str, str]:
     """(kind, one line) for a failure of gradeflow or the sandbox: kind tells failures apart."""
     if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
-        return "disk-full", f"no space left on the grader's disk ({e.filename or tempfile_dir()}): free space, then run again"
+        return "disk-full", f"no space left on the grader's disk ({e.filename or tempfile.gettempdir()}): free space, then run again"
     if isinstance(e, InfraError):
         return type(e).__name__, e.what
     return type(e).__name__, f"gradeflow failed ({type(e).__name__}: {str(e).strip()[:200]}); run again, and report it if it repeats"
-
-
-def tempfile_dir() -> str:
-    import tempfile
-
-    return tempfile.gettempdir()
 
 
 def ungraded_record(ws: Path, manifest: Manifest, student: str, reason: str, kind: str) -> StepRecord:
@@ -282,7 +275,6 @@ def _canary(sandbox: str, limits: Limits) -> str:
     or why it failed. Runs in a worker beside collect, so a broken sandbox stops the run before
     any submission is touched."""
     import shutil
-    import tempfile
 
     import nbformat
 
