@@ -21,10 +21,8 @@ names are re-exported here, so `from pipelines.client import ...` keeps working.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import re
 import shutil
 import sys
 import time
@@ -32,6 +30,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from steps.contract import DAG as STEP_ORDER
+from steps.course import new_run_id
 from steps.errors import TeacherError
 
 from .argo.backends import (
@@ -121,13 +120,6 @@ def check_version(backend: Backend, action: str, warn: Callable[[str], None] = _
 
 
 # --- runs ---------------------------------------------------------------------------------------
-
-def new_run_id(assignment: str, now: dt.datetime | None = None) -> str:
-    """A run id that is also a valid workflow name: `ps1-20261122-101500`."""
-    now = now or dt.datetime.now(dt.timezone.utc)
-    base = re.sub(r"[^a-z0-9-]+", "-", assignment.lower()).strip("-")[:40] or "run"
-    return f"{base}-{now.strftime('%Y%m%d-%H%M%S')}"
-
 
 def submit(
     backend: Backend,
@@ -317,19 +309,16 @@ def sync(run: str, course_dir: str | Path, *, backend: Backend | None = None, st
     `steps.merge.merge(workspace, course_dir)`, the merge the local runner uses; the run's
     results/ are also kept in COURSE_DIR/gradeflow_runs/<run-id>/results/.
     """
-    from steps.collect import _course
-    from steps.gradebook import open_course_gradebook, shown_url
+    from steps.course import open_course, open_gradebook
+    from steps.gradebook import shown_url
     from steps.merge import merge
 
-    from .local import RUNS_DIR
-    from .store import open_store
+    from .store import RUNS_DIR, open_store
 
     course_dir = Path(course_dir)
-    if not course_dir.is_dir():
-        raise TeacherError(f"course directory {course_dir} does not exist", "give the nbgrader course directory the run graded")
-    _, coursedir = _course(course_dir)
+    _, coursedir = open_course(course_dir, "give the nbgrader course directory the run graded")
     # the course's gradebook (a SQLite file or a database server) must be there before anything is downloaded
-    open_course_gradebook(coursedir.db_url, coursedir.course_id, "give the nbgrader course directory the run graded").close()
+    open_gradebook(coursedir, "give the nbgrader course directory the run graded").close()
     base, run_id = _run_location(backend, run, store, store_prefix)
     st = open_store(base)
     with st.workspace(run_id) as ws:

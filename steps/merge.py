@@ -178,14 +178,14 @@ class CourseWriter:
     def __init__(self, workspace: Path, course_dir: Path) -> None:
         from traitlets.config import Config
 
-        from .collect import _course
+        from .course import open_course
         from .gradebook import share_engines
 
         share_engines()  # one engine for the whole run, not one per notebook
         self.workspace = Path(workspace)
         self.manifest = Manifest.load(self.workspace / "manifest.json")
         self.snapshot = read_json(self.workspace / "snapshot.json")
-        _, self.coursedir = _course(Path(course_dir))
+        _, self.coursedir = open_course(Path(course_dir))
         self.config = Config(self.snapshot.get("config", {}))
         self.permissions = 0o664 if self.coursedir.groupshared else 0o444
         self.written = 0  # submissions written by this writer, for the message when the database goes away

@@ -184,18 +184,14 @@ def _notebook_html(path: Path) -> str | None:
 
 def _course(course_dir: Path) -> dict[str, Any]:
     """The course id and its assignments as nbgrader's gradebook knows them (with submission counts)."""
-    from steps.collect import _course as coursedir_of, _submission_dirs
-    from steps.gradebook import open_course_gradebook
+    from steps.course import open_course, open_gradebook, submission_dirs
 
-    course_dir = Path(course_dir)
-    if not course_dir.is_dir():
-        raise TeacherError(f"course directory {course_dir} does not exist", "set c.GradeflowConfig.course_dir to the folder that holds nbgrader_config.py")
-    _, coursedir = coursedir_of(course_dir)
+    _, coursedir = open_course(Path(course_dir), "set c.GradeflowConfig.course_dir to the folder that holds nbgrader_config.py")
     todo = "start Jupyter in your nbgrader course folder (or set c.GradeflowConfig.course_dir), and run `nbgrader generate_assignment ASSIGNMENT` there first"
-    with open_course_gradebook(coursedir.db_url, coursedir.course_id, todo) as gb:
+    with open_gradebook(coursedir, todo) as gb:
         assignments = [{"name": a.name, "duedate": a.duedate.isoformat() if a.duedate else None, "notebooks": len(a.notebooks)} for a in gb.assignments]
     for a in assignments:
-        a["submissions"] = len(_submission_dirs(coursedir, a["name"]))
+        a["submissions"] = len(submission_dirs(coursedir, a["name"]))
     return {"course_id": coursedir.course_id, "assignments": sorted(assignments, key=lambda a: a["name"])}
 
 
@@ -203,7 +199,11 @@ def _last_run(runs_dir: Path, assignment: str) -> dict[str, Any] | None:
     """The newest finished run of `assignment` in the course's run folder."""
     import glob
 
-    runs = sorted(Path(runs_dir).glob(f"{glob.escape(assignment)}-*/results/results.json"), reverse=True)
+    from steps.course import run_id_prefix
+
+    # run ids start with run_id_prefix(assignment); before it, with the assignment itself
+    prefixes = {run_id_prefix(assignment), assignment}
+    runs = sorted({p for pre in prefixes for p in Path(runs_dir).glob(f"{glob.escape(pre)}-*/results/results.json")}, reverse=True)
     for results_json in runs:
         try:
             r = json.loads(results_json.read_text())

@@ -113,7 +113,7 @@ class JobManager:
     """Starts jobs with a registered runner and keeps them for the page to poll."""
 
     def __init__(self, course_dir: Path, grade_args: list[str] | None = None, log: Any = None) -> None:
-        from ..local import RUNS_DIR
+        from ..store import RUNS_DIR
 
         self.course_dir = Path(course_dir)
         self.runs_dir = self.course_dir / RUNS_DIR
