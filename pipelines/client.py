@@ -31,7 +31,7 @@ from typing import Any, Callable
 
 from steps.contract import DAG as STEP_ORDER
 from steps.course import new_run_id
-from steps.errors import TeacherError
+from steps.errors import NotFound, TeacherError, Unreachable
 
 from .argo.backends import (
     BACKENDS,
@@ -140,13 +140,8 @@ def submit(
     if check_template:
         try:
             backend.get_workflow_template(TEMPLATE_NAME)
-        except TeacherError as e:
-            if "was not found" in e.what:
-                raise TeacherError(
-                    f"the WorkflowTemplate {TEMPLATE_NAME} is not installed in {backend.where()}",
-                    INSTALL_HINT.format(ns=backend.namespace),
-                ) from None
-            raise
+        except NotFound:
+            raise NotFound(f"the WorkflowTemplate {TEMPLATE_NAME} is not installed in {backend.where()}", INSTALL_HINT.format(ns=backend.namespace)) from None
     run_id = run_id or new_run_id(assignment)
     if not RUN_ID.match(run_id):
         raise TeacherError(f"run id {run_id!r} is not a valid workflow name", "use 1-63 lowercase letters, digits and '-', e.g. ps1-final")
@@ -159,9 +154,8 @@ def find_run(backend: Backend, run: str) -> dict[str, Any]:
     """The Workflow named `run`, or the newest one whose run id is `run`."""
     try:
         return backend.get_workflow(run)
-    except TeacherError as e:
-        if "was not found" not in e.what:
-            raise
+    except NotFound:
+        pass
     selector = f"{LABEL_RUN}={label_value(run)}"
     found = backend.list_workflows(selector)
     if found:
@@ -170,7 +164,7 @@ def find_run(backend: Backend, run: str) -> dict[str, Any]:
     archived = backend.find_archived(selector)
     if archived is not None:
         return archived
-    raise TeacherError(f"Argo has no run {run!r} in {backend.where()} (never submitted there, or deleted)", GONE_HINT.format(run=run))
+    raise NotFound(f"Argo has no run {run!r} in {backend.where()} (never submitted there, or deleted)", GONE_HINT.format(run=run))
 
 
 def list_runs(backend: Backend, assignment: str | None = None) -> list[dict[str, Any]]:
@@ -291,9 +285,8 @@ def _run_location(backend: Backend | None, run: str, store: str | None, store_pr
     if backend is not None:
         try:
             wf = find_run(backend, run)
-        except TeacherError as e:
-            if "has no run" not in e.what and "cannot reach" not in e.what:
-                raise
+        except (NotFound, Unreachable):
+            pass  # deleted by retention, or Argo is down: the store alone has the run
     if wf is None:
         prefix = store_prefix or next(p.default for p in PARAMETERS if p.name == "store-prefix") or ""
         return f"{store.rstrip('/')}/{prefix.strip('/')}", run

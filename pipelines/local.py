@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterator, Sequence
 from steps.collect import collect
 from steps.contract import STEPS
 from steps.course import new_run_id, open_course
-from steps.errors import InfraError, Interrupted, SandboxError, TeacherError
+from steps.errors import Busy, InfraError, Interrupted, SandboxError, TeacherError
 from steps.merge import CourseWriter, merge
 from steps.records import MISSING, OK, REPAIRED, UNGRADED, Manifest, NotebookOutcome, StepRecord, read_json, write_json
 from steps.sandbox import DEFAULT_SANDBOX, Limits, get_sandbox
@@ -79,7 +79,7 @@ def _course_lock(course_dir: Path, assignment: str) -> Iterator[None]:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise TeacherError(f"another gradeflow run is grading {assignment!r} in this course", "wait for it to finish") from None
+            raise Busy(f"another gradeflow run is grading {assignment!r} in this course", "wait for it to finish") from None
         yield
 
 

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Mapping
 
-from steps.errors import TeacherError
+from steps.errors import NotFound, TeacherError, Unreachable
 
 __all__ = [
     "ArgoSettings",
@@ -182,11 +182,11 @@ class Backend:
                 f"bind your account or token to the gradeflow-submitter Role: kubectl apply -n {ns} -f argo/install/",
             )
         if status == 404:
-            return TeacherError(f"{what} was not found in {self.where()}", "check the name with `gradeflow status` and the namespace with -n / ARGO_NAMESPACE")
+            return NotFound(f"{what} was not found in {self.where()}", "check the name with `gradeflow status` and the namespace with -n / ARGO_NAMESPACE")
         if status == 409:
             return TeacherError(f"{what} already exists in {self.where()}", "choose another run id (--run-id) or leave it out to get a fresh one")
         if status is None:
-            return TeacherError(f"cannot reach Argo to {action}: {detail.strip()[:300]}", self.reach_hint())
+            return Unreachable(f"cannot reach Argo to {action}: {detail.strip()[:300]}", self.reach_hint())
         return TeacherError(f"Argo refused to {action} (HTTP {status}): {detail.strip()[:400]}", "see the Argo Server / workflow-controller logs for details")
 
     def reach_hint(self) -> str:
@@ -288,10 +288,8 @@ class ArgoServerBackend(Backend):
     def server_version(self) -> str | None:
         try:
             return self._get_json("api/v1/version", {}, "read the Argo Server's version", "the version endpoint").get("version")
-        except TeacherError as e:
-            if "was not found" in e.what:
-                return None
-            raise
+        except NotFound:
+            return None
 
     def find_archived(self, label_selector: str) -> dict[str, Any] | None:
         # Without persistence the server answers with an empty list (or an error on old releases).

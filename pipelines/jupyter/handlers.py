@@ -18,7 +18,7 @@ from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 
-from steps.errors import TeacherError
+from steps.errors import Busy, TeacherError
 
 from .jobs import argo_client
 
@@ -92,7 +92,7 @@ class JobsHandler(_Api):
             students = [str(s) for s in body.get("students") or []]
             job = gf.jobs.start(assignment, runner, students, bool(body.get("force")), feedback=bool(body.get("feedback")))
         except TeacherError as e:
-            self.teacher_error(e, 409 if "already being graded" in e.what else 400)
+            self.teacher_error(e, 409 if isinstance(e, Busy) else 400)
             return
         self.set_status(201)
         self.finish(json.dumps(job.to_json(self.report_url)))
@@ -121,7 +121,7 @@ class RetryHandler(_Api):
         try:
             new = gf.jobs.retry(job)
         except TeacherError as e:
-            self.teacher_error(e, 409 if "already being graded" in e.what else 400)
+            self.teacher_error(e, 409 if isinstance(e, Busy) else 400)
             return
         self.set_status(201)
         self.finish(json.dumps(new.to_json(self.report_url)))

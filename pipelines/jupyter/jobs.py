@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from steps.errors import TeacherError
+from steps.errors import Busy, TeacherError
 
 __all__ = ["Job", "JobManager", "argo_client", "RUNNERS"]
 
@@ -129,7 +129,7 @@ class JobManager:
         if runner not in RUNNERS:
             raise TeacherError(f"unknown runner {runner!r}", f"choose one of: {', '.join(RUNNERS)}")
         if self.running(assignment):
-            raise TeacherError(f"{assignment} is already being graded (job {self.running(assignment)[0].id})", "wait for it to finish")
+            raise Busy(f"{assignment} is already being graded (job {self.running(assignment)[0].id})", "wait for it to finish")
         job = Job(assignment, runner, list(students or []), force, retry_of, feedback)
         self.jobs[job.id] = job
         task = asyncio.get_running_loop().create_task(RUNNERS[runner](self, job))
