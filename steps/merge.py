@@ -198,9 +198,9 @@ class CourseWriter:
         the commit, so the course never holds half a submission.
         """
         from nbgrader.api import Gradebook
-        from nbgrader.preprocessors import AssignLatePenalties, SaveAutoGrades
 
         from .gradebook import database_errors, one_transaction
+        from .nbgrader_pipeline import merge_preprocessors
 
         ws, assignment, coursedir = self.workspace, self.manifest.assignment, self.coursedir
         sub = self.manifest.submission(student)
@@ -220,8 +220,9 @@ class CourseWriter:
                 if o.status in (OK, REPAIRED, TAMPERED):
                     nb = nbformat.read(str(ws / "scored" / student / f"{o.notebook}.ipynb"), as_version=4)
                     resources = {"nbgrader": {"student": student, "assignment": assignment, "notebook": o.notebook, "db_url": coursedir.db_url}}
-                    for pp in (SaveAutoGrades(config=self.config), AssignLatePenalties(config=self.config)):
-                        nb, resources = pp.preprocess(nb, resources)
+                    for pp in merge_preprocessors(self.config):
+                        if pp.enabled:
+                            nb, resources = pp.preprocess(nb, resources)
                     flag_for_review(coursedir.db_url, assignment, o.notebook, student, o.detail.get("tampered_cells", []))
                     graded[o.notebook] = nb
                     continue

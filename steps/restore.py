@@ -1,7 +1,8 @@
 """restore: validate each submitted notebook and put back its locked and test cells.
 
 Runs nbgrader's own sanitize preprocessors (ClearOutput, DeduplicateIds, OverwriteKernelspec,
-OverwriteCells, CheckCellMetadata: the list `nbgrader autograde` runs) against a scratch
+OverwriteCells, CheckCellMetadata: the list `nbgrader autograde` runs, or the course's own
+c.Autograde.sanitize_preprocessors; see steps/nbgrader_pipeline.py) against a scratch
 gradebook built from the snapshot, so hidden tests come back exactly as nbgrader restores
 them. Before that, gradeflow's own preprocessors (steps.preprocessors) recover what a student
 broke but what can still be attributed: a deleted grade cell is put back, a copied grade cell
@@ -29,6 +30,7 @@ import nbformat
 from .cli import for_each_submission, submissions_main
 from .preprocessors import RECOVERY_PREPROCESSORS, released_sources
 from .contract import STEPS
+from .nbgrader_pipeline import restore_preprocessors
 from .snapshot import scratch_gradebook
 from .records import MISSING, OK, REPAIRED, SKIPPED, Manifest, NotebookOutcome, StepRecord
 
@@ -128,14 +130,6 @@ def _check_structure(nb: Any, spec: dict[str, Any], add_missing_cells: bool) -> 
                 raise Malformed(f"cell {gid!r} has its nbgrader '{flag}' flag changed to {f[flag]} (edited metadata)")
 
 
-def _preprocessors(config: dict[str, Any]) -> list[Any]:
-    from nbgrader.preprocessors import CheckCellMetadata, ClearOutput, DeduplicateIds, OverwriteCells, OverwriteKernelspec
-    from traitlets.config import Config
-
-    cfg = Config(config)
-    return [cls(config=cfg) for cls in (ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata)]
-
-
 def _edited_locked_cells(nb: Any, spec: dict[str, Any], config: dict[str, Any]) -> set[str]:
     """Locked cells whose source the student changed (restoring hidden tests is not a change)."""
     released = released_sources({**spec, "source_cells": [c for c in spec["source_cells"] if c["locked"]]}, config)
@@ -158,7 +152,7 @@ def _sanitize(nb: Any, resources: dict[str, Any], config: dict[str, Any]) -> tup
     capture.propagate = False
     capture.addHandler(changes)
     try:
-        for pp in _preprocessors(config):
+        for pp in restore_preprocessors(config):
             if pp.enabled:
                 pp.log = capture
                 nb, resources = pp.preprocess(nb, resources)
