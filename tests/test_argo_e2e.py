@@ -2,7 +2,7 @@
 
 Scenario: the store is an S3 bucket on a real S3 API server (moto, on 127.0.0.1), reached
 only through s3fs/fsspec, as a MinIO artifact repository would be. The rendered template
-runs pod by pod (pipelines.argo_emulator): each pod downloads its declared artifacts by key
+runs pod by pod (tests/argo_emulator.py): each pod downloads its declared artifacts by key
 and uploads its outputs, so after the run the bucket holds `gradeflow/<run-id>/` laid out
 like a local workspace. A teacher then runs `gradeflow sync`, which downloads that prefix
 and merges it into the course with the same steps.merge the local runner uses: grades in
@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 import coursekit as ck
-from pipelines.argo_emulator import Emulator
+from argo_emulator import Emulator
 from pipelines.client import Backend, ArgoSettings, sync
 from pipelines.workflow import build_template, build_workflow
 from steps.contract import EXIT_INFRA

@@ -344,7 +344,7 @@ from test_argo_e2e import BUCKET, s3  # noqa: E402,F401 - the moto S3 server fix
 
 
 def test_sync_of_an_argo_run_writes_the_postgres_gradebook(postgres: pgserver.PgServer, pg_squares: Path, s3: Any, tmp_path: Path) -> None:  # noqa: F811
-    from pipelines.argo_emulator import Emulator
+    from argo_emulator import Emulator
     from pipelines.client import sync
     from pipelines.workflow import build_template
 
