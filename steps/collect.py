@@ -82,9 +82,8 @@ def collect(
 ) -> Manifest:
     """Copy the submissions into `workspace` and write manifest.json and snapshot.json.
     A submission over `max_submission_mb` is left out (`Manifest.left_out`, with its size)."""
-    from .snapshot import export_snapshot
-
     from .feedback import export_manual
+    from .snapshot import export_snapshot
 
     config, coursedir = open_course(Path(course_dir))
     gb = assignment_gradebook(coursedir, assignment)

@@ -28,11 +28,11 @@ from typing import Any, Sequence
 import nbformat
 
 from .cli import for_each_submission, submissions_main
-from .preprocessors import RECOVERY_PREPROCESSORS, released_sources
 from .contract import STEPS
 from .nbgrader_pipeline import restore_preprocessors
-from .snapshot import scratch_gradebook
+from .preprocessors import RECOVERY_PREPROCESSORS, released_sources
 from .records import MISSING, OK, REPAIRED, SKIPPED, Manifest, NotebookOutcome, StepRecord
+from .snapshot import scratch_gradebook
 
 __all__ = ["restore", "restore_submission", "main", "Malformed"]
 

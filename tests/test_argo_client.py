@@ -23,7 +23,7 @@ import jsonschema
 import pytest
 
 from pipelines import client
-from pipelines.client import ArgoSettings, ArgoServerBackend, KubernetesBackend, connect, pod_name, run_status
+from pipelines.client import ArgoServerBackend, ArgoSettings, KubernetesBackend, connect, pod_name, run_status
 from pipelines.workflow import build_template
 from steps.errors import NotFound, TeacherError, Unreachable
 

@@ -17,9 +17,8 @@ exit handler and the summary names her. That is the run `gradeflow retry` would 
 from __future__ import annotations
 
 import html
-import re
-
 import json
+import re
 import socket
 from pathlib import Path
 
@@ -27,7 +26,7 @@ import pytest
 
 import coursekit as ck
 from argo_emulator import Emulator
-from pipelines.client import Backend, ArgoSettings, sync
+from pipelines.client import ArgoSettings, Backend, sync
 from pipelines.workflow import build_template, build_workflow
 from steps.contract import EXIT_INFRA
 from steps.errors import TeacherError
@@ -46,11 +45,11 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory: pytest.TempPathFactory):
     pytest.importorskip("moto.server", reason="moto[server] is needed for a real S3 API on 127.0.0.1")
+    import logging
+
     import boto3
     import s3fs
     from moto.server import ThreadedMotoServer
-
-    import logging
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per S3 request otherwise
     port = free_port()

@@ -39,7 +39,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 import coursekit as ck  # noqa: E402
 import parity  # noqa: E402
 import pgserver  # noqa: E402
-
 from pipelines.local import GradeOptions, grade  # noqa: E402
 from steps.contract import EXIT_USAGE  # noqa: E402
 
@@ -55,9 +54,9 @@ def gradeflow(*args: str, wait: bool = True, **kw: Any) -> Any:
 
 
 def db_name(course: Path) -> str:
-    from steps.collect import _course
-
     from sqlalchemy.engine import make_url
+
+    from steps.collect import _course
 
     return make_url(_course(course)[1].db_url).database
 

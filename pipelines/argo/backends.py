@@ -258,7 +258,8 @@ class ArgoServerBackend(Backend):
         return model.model_dump(by_alias=True, exclude_none=True, mode="json")
 
     def create_workflow(self, body: dict[str, Any]) -> dict[str, Any]:
-        from hera.workflows.models import Workflow as WorkflowModel, WorkflowCreateRequest
+        from hera.workflows.models import Workflow as WorkflowModel
+        from hera.workflows.models import WorkflowCreateRequest
 
         req = WorkflowCreateRequest(workflow=WorkflowModel.model_validate(body), namespace=self.namespace)
         return self._dict(self._call("submit a workflow", f"workflow {body['metadata'].get('name')}", lambda: self.service.create_workflow(req)))

@@ -54,25 +54,6 @@ def check_version(backend: Backend, action: str, warn: Callable[[str], None] = _
     return version
 
 
-def _warn(message: str) -> None:
-    print(f"gradeflow: warning: {message}", file=sys.stderr, flush=True)
-
-
-def check_version(backend: Backend, action: str, warn: Callable[[str], None] = _warn) -> str | None:
-    """Read the Argo Server's version; refuse `action` on a release that would do it wrong,
-    warn on one that does it slowly or that cannot be told. Returns the version seen."""
-    version = backend.server_version()
-    if version is None:
-        warn(f"cannot read the Argo Workflows version from {backend.where()} (an Argo Server tells it at /api/v1/version; the Kubernetes API does not): check `argo version` against the supported releases: {SUPPORTED}")
-        return None
-    verdict = judge_version(version, action)
-    if verdict.refuse:
-        raise TeacherError(verdict.refuse, f"upgrade Argo Workflows (docs/argo.md 'Supported versions'); supported: {SUPPORTED}")
-    for w in verdict.warnings:
-        warn(w)
-    return version
-
-
 def submit(
     backend: Backend,
     course: str,
