@@ -14,6 +14,7 @@ from typing import Any
 
 from steps.contract import DAG as STEP_ORDER
 from steps.errors import TeacherError
+from steps.limits import ARGO_FLAGS
 
 from ..workflow import DEFAULT_PARALLELISM, render
 from .backends import DEFAULT_NAMESPACE, ArgoSettings, Backend, connect
@@ -55,7 +56,7 @@ def _cmd_submit(a: argparse.Namespace) -> int:
     if a.runner != "argo":
         raise TeacherError("`gradeflow submit` sends a run to a cluster and needs --argo", f"to grade on this machine run `gradeflow grade {a.course} {a.assignment}`")
     b = _backend(a)
-    limits = {k: getattr(a, k.replace("-", "_")) for k in ("cell-timeout", "memory", "cpu-time", "wall-time", "cpu")}
+    limits = {k: getattr(a, k.replace("-", "_")) for k in [f.flag for f in ARGO_FLAGS] + ["cpu"]}
     wf = submit(
         b,
         a.course,
@@ -164,8 +165,9 @@ def add_argo_commands(subparsers: Any) -> None:
     s.add_argument("--image", default=None, help="grader image (default: the template's)")
     s.add_argument("--store-prefix", default=None, help="prefix of the run in the bucket (default gradeflow)")
     s.add_argument("--parallelism", type=int, default=None, help=f"pods at once (default {DEFAULT_PARALLELISM})")
-    for flag, what in (("cell-timeout", "seconds per cell"), ("memory", "MiB per submission"), ("cpu-time", "CPU seconds per process"), ("wall-time", "seconds per submission"), ("cpu", "CPU limit of an execute pod")):
-        s.add_argument(f"--{flag}", default=None, help=what)
+    for f in ARGO_FLAGS:  # as strings: Argo parameters; unset ones keep the template's default
+        s.add_argument(f"--{f.flag}", default=None, help=f.help)
+    s.add_argument("--cpu", default=None, help="CPU limit of an execute pod")
     add_feedback_arguments(s)
     s.add_argument("--watch", action="store_true", help="follow the run until it finishes")
     s.add_argument("--poll", type=float, default=5.0, help=argparse.SUPPRESS)

@@ -162,15 +162,12 @@ class JobManager:
         would apply, defaults included), and the flags Argo runs cannot take (with why)."""
         import argparse
 
-        from steps.execute import add_limit_arguments
+        from steps.limits import add_limit_arguments, argo_parameters, limits_from_args, not_on_argo
 
         p = argparse.ArgumentParser(add_help=False)
         add_limit_arguments(p)
         a, _ = p.parse_known_args(self.grade_args)
-        limits = {"cell-timeout": "" if a.cell_timeout is None else str(a.cell_timeout), "memory": str(a.memory), "cpu-time": str(a.cpu_time), "wall-time": str(a.wall_time)}
-        given = {t.split("=", 1)[0] for t in self.grade_args if t.startswith("--")}
-        ignored = [f"{f} is not applied on Argo: the execute pod's own limits stand in for it (docs/argo.md)" for f in ("--pids", "--disk", "--output") if f in given]
-        return limits, ignored
+        return argo_parameters(limits_from_args(a)), not_on_argo(self.grade_args)
 
     # --- what the local runner runs ---------------------------------------------------------
 
