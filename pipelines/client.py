@@ -23,49 +23,13 @@ from __future__ import annotations
 
 from steps.course import new_run_id
 
-from .argo.backends import (
-    BACKENDS,
-    ArgoServerBackend,
-    ArgoSettings,
-    Backend,
-    KubernetesBackend,
-    _fnv1a_32,  # noqa: F401 - tests check pod names against it
-    connect,
-    decode_nodes,
-    pod_name,
-)
+from .argo import backends, runs, status
+from .argo.backends import *  # noqa: F403 - this module is the argo package's Python API, in one place
+from .argo.backends import _fnv1a_32  # noqa: F401 - tests check pod names against it
 from .argo.commands import add_argo_commands
-from .argo.runs import check_version, find_run, list_runs, logs, resubmit, retry, submit, wait
-from .argo.status import FINISHED, WAITING_HINTS, FailedNode, RunStatus, StepProgress, WaitingPods, run_status
+from .argo.runs import *  # noqa: F403
+from .argo.status import *  # noqa: F403
 from .argo.sync import sync
 from .workflow import build_workflow
 
-__all__ = [
-    "ArgoSettings",
-    "Backend",
-    "ArgoServerBackend",
-    "KubernetesBackend",
-    "BACKENDS",
-    "connect",
-    "build_workflow",
-    "new_run_id",
-    "submit",
-    "find_run",
-    "list_runs",
-    "run_status",
-    "RunStatus",
-    "StepProgress",
-    "wait",
-    "retry",
-    "resubmit",
-    "logs",
-    "sync",
-    "pod_name",
-    "add_argo_commands",
-    "check_version",
-    "decode_nodes",
-    "FailedNode",
-    "WaitingPods",
-    "WAITING_HINTS",
-    "FINISHED",
-]
+__all__ = [*backends.__all__, *status.__all__, *runs.__all__, "sync", "add_argo_commands", "build_workflow", "new_run_id"]
