@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-from .sandbox import Limits
+if TYPE_CHECKING:
+    from .sandbox import Limits
 
-__all__ = ["LimitFlag", "FLAGS", "ARGO_FLAGS", "add_limit_arguments", "limits_from_args", "argo_parameters", "not_on_argo"]
+__all__ = ["LimitFlag", "FLAGS", "ARGO_FLAGS", "FIXED", "add_limit_arguments", "limits_from_args", "argo_parameters", "not_on_argo"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,8 @@ class LimitFlag:
 
     @property
     def default(self) -> Any:
+        from .sandbox import Limits  # not at import: the Argo client needs no sandbox code
+
         return getattr(Limits(), self.field)
 
     @property
@@ -44,6 +47,8 @@ FLAGS: tuple[LimitFlag, ...] = (
     LimitFlag("output", "output_kb", "KiB of output kept per notebook", False),
 )
 ARGO_FLAGS = tuple(f for f in FLAGS if f.argo)
+# Fields of Limits that are not a teacher's setting, and why.
+FIXED = {"nofile": "open files per process: a notebook needs no more than the default"}
 
 
 def _seconds_or_course_default(value: str) -> int | None:
@@ -63,6 +68,8 @@ def add_limit_arguments(p: Any, flags: Sequence[LimitFlag] = FLAGS, defaults: bo
 
 
 def limits_from_args(a: argparse.Namespace) -> Limits:
+    from .sandbox import Limits
+
     return Limits(**{f.field: getattr(a, f.dest) for f in FLAGS})
 
 
