@@ -223,6 +223,7 @@ def restore_submission(workspace: Path, manifest: Manifest, snapshot: dict[str, 
     import time
 
     start = time.monotonic()
+    restore_preprocessors(snapshot.get("config", {}))  # a preprocessor the course names but gradeflow cannot import is the teacher's to fix, not a skip
     sub = manifest.submission(student)
     src = workspace / "submissions" / student
     out = workspace / "restored" / student
