@@ -126,6 +126,8 @@ def _cmd_resubmit(a: argparse.Namespace) -> int:
 def _cmd_sync(a: argparse.Namespace) -> int:
     from steps.merge import summary_lines
 
+    from ..store import RUNS_DIR
+
     b = None
     if "://" not in a.run:
         try:
@@ -136,7 +138,7 @@ def _cmd_sync(a: argparse.Namespace) -> int:
             # no Argo to ask (or no kubeconfig): the run is found in the store alone
     results = sync(a.run, a.course_dir, backend=b, store=a.store, store_prefix=a.store_prefix)
     print("\n".join(summary_lines(results)))
-    print(f"gradebook: {results['gradebook']} updated; results: {Path(a.course_dir) / 'gradeflow_runs' / results['run_id'] / 'results'}")
+    print(f"gradebook: {results['gradebook']} updated; results: {Path(a.course_dir) / RUNS_DIR / results['run_id'] / 'results'}")
     return 0
 
 
