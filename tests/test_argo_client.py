@@ -182,6 +182,8 @@ def test_forbidden_and_unreachable_are_explained(argo: FakeArgo) -> None:
 def test_missing_and_unreachable_are_told_apart_by_type_not_by_message(argo: FakeArgo) -> None:
     """Callers branch on NotFound / Unreachable (a deleted run is looked for in the store), so
     rewording a message can never change what the client does."""
+    argo.routes[("GET", f"/api/v1/workflows/{NS}")] = (200, {"metadata": {}, "items": None})
+    argo.routes[("GET", "/api/v1/archived-workflows")] = (200, {"metadata": {}, "items": None})
     with pytest.raises(NotFound, match="Argo has no run 'gone'"):
         client.find_run(server_backend(argo), "gone")
     with pytest.raises(NotFound, match="is not installed"):
