@@ -23,7 +23,7 @@ from typing import Sequence
 
 from steps.contract import DAG, EXIT_INFRA, EXIT_OK, EXIT_USAGE
 from steps.errors import InfraError, Interrupted, TeacherError
-from steps.limits import add_limit_arguments, limits_from_args
+from steps.execute import add_limit_arguments, limits_from_args
 from steps.sandbox import DEFAULT_SANDBOX, SANDBOXES
 
 from .progress import choose_mode, progress_printer

@@ -18,7 +18,7 @@ from .limits import add_limit_arguments, limits_from_args
 from .records import OK, REPAIRED, StepRecord, read_json
 from .sandbox import DEFAULT_SANDBOX, SANDBOXES, Limits, get_sandbox
 
-__all__ = ["execute", "main"]
+__all__ = ["execute", "main", "add_limit_arguments", "limits_from_args"]  # the latter two: steps.limits, for the CLIs
 
 STEP = STEPS["execute"]
 
