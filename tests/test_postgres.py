@@ -56,19 +56,19 @@ def gradeflow(*args: str, wait: bool = True, **kw: Any) -> Any:
 def db_name(course: Path) -> str:
     from sqlalchemy.engine import make_url
 
-    from steps.collect import _course
+    from steps.course import open_course
 
-    return make_url(_course(course)[1].db_url).database
+    return make_url(open_course(course)[1].db_url).database
 
 
 def grades(course: Path, student: str, notebook: str = "squares") -> dict[str, Any]:
     """Every grade and comment of one student's notebook, as the course's gradebook holds them."""
     from nbgrader.api import Gradebook
 
-    from steps.collect import _course
+    from steps.course import open_course
 
     out: dict[str, Any] = {}
-    with Gradebook(_course(course)[1].db_url, "test-course") as gb:
+    with Gradebook(open_course(course)[1].db_url, "test-course") as gb:
         sub = gb.find_submission("ps1", student)
         out["timestamp"] = sub.timestamp.isoformat() if sub.timestamp else None
         out["score"] = sub.score
@@ -107,9 +107,9 @@ def comment_in_flight(course: Path, student: str, text: str) -> Iterator[Any]:
     from nbgrader.api import Gradebook
     from sqlalchemy import text as sql
 
-    from steps.collect import _course
+    from steps.course import open_course
 
-    gb = Gradebook(_course(course)[1].db_url, "test-course")
+    gb = Gradebook(open_course(course)[1].db_url, "test-course")
     try:
         comment = gb.find_comment("explain", "squares", "ps1", student)
         comment.manual_comment = text
