@@ -51,12 +51,15 @@ from .argo.status import param as _param
 from .argo.status import units as _units
 from .argo.versions import SUPPORTED, judge_version
 from .workflow import (
+    DEFAULT_CLASS_SIZE,
     DEFAULT_PARALLELISM,
+    SHARD_SIZE,
     PARAMETERS,
     LABEL_ASSIGNMENT,
     LABEL_RUN,
     RUN_ID,
     TEMPLATE_NAME,
+    build_shards,
     build_workflow,
     label_value,
     render,
@@ -72,6 +75,7 @@ __all__ = [
     "build_workflow",
     "new_run_id",
     "submit",
+    "submit_class",
     "find_run",
     "run_status",
     "RunStatus",
@@ -144,6 +148,35 @@ def submit(
     `options` go to `build_workflow` (course_pvc, course_subpath, image, store_prefix,
     limits, parallelism).
     """
+    run_id, course_label = _prepare(backend, course, assignment, run_id, check_template, warn)
+    wf = build_workflow(assignment, run_id, course=course_label, namespace=backend.namespace, **options)
+    return backend.create_workflow(wf.to_dict())
+
+
+def submit_class(
+    backend: Backend,
+    course: str,
+    assignment: str,
+    *,
+    class_size: int,
+    run_id: str | None = None,
+    check_template: bool = True,
+    warn: Callable[[str], None] = _warn,
+    **options: Any,
+) -> list[dict[str, Any]]:
+    """Submit a class of up to `class_size` submissions; return the created Workflows.
+
+    Up to SHARD_SIZE that is one run, exactly as `submit`; a bigger class is graded as one run
+    per shard (pipelines.workflow.build_shards), because one Workflow object cannot hold more
+    (docs/argo.md, "Big classes"). Each shard is a complete run: sync each into the gradebook.
+    """
+    run_id, course_label = _prepare(backend, course, assignment, run_id, check_template, warn)
+    wfs = build_shards(assignment, run_id, class_size=class_size, course=course_label, namespace=backend.namespace, **options)
+    return [backend.create_workflow(wf.to_dict()) for wf in wfs]
+
+
+def _prepare(backend: Backend, course: str, assignment: str, run_id: str | None, check_template: bool, warn: Callable[[str], None]) -> tuple[str, str]:
+    """The checks before a submit (version, template installed, run id); the run id and course label."""
     check_version(backend, "submit", warn)
     if check_template:
         try:
@@ -158,9 +191,7 @@ def submit(
     run_id = run_id or new_run_id(assignment)
     if not RUN_ID.match(run_id):
         raise TeacherError(f"run id {run_id!r} is not a valid workflow name", "use 1-63 lowercase letters, digits and '-', e.g. ps1-final")
-    course_label = label_value(Path(course).name if os.sep in course or Path(course).is_dir() else course)
-    wf = build_workflow(assignment, run_id, course=course_label, namespace=backend.namespace, **options)
-    return backend.create_workflow(wf.to_dict())
+    return run_id, label_value(Path(course).name if os.sep in course or Path(course).is_dir() else course)
 
 
 def find_run(backend: Backend, run: str) -> dict[str, Any]:
@@ -383,10 +414,7 @@ def _cmd_submit(a: argparse.Namespace) -> int:
         raise TeacherError("`gradeflow submit` sends a run to a cluster and needs --argo", f"to grade on this machine run `gradeflow grade {a.course} {a.assignment}`")
     b = _backend(a)
     limits = {k: getattr(a, k.replace("-", "_")) for k in ("cell-timeout", "memory", "cpu-time", "wall-time", "cpu")}
-    wf = submit(
-        b,
-        a.course,
-        a.assignment,
+    options = dict(
         run_id=a.run_id,
         course_pvc=a.course_pvc,
         course_subpath=a.course_subpath,
@@ -397,11 +425,18 @@ def _cmd_submit(a: argparse.Namespace) -> int:
         feedback=a.feedback,
         feedback_hidden_tests=a.feedback_hidden_tests if a.feedback else None,
     )
-    name = wf["metadata"]["name"]
-    print(f"submitted run {name} in namespace {b.namespace}")
-    print(f"  watch: gradeflow watch {name}   then: gradeflow sync {name} COURSE_DIR --store s3://BUCKET")
+    if a.class_size is None:
+        wfs = [submit(b, a.course, a.assignment, **options)]
+    else:
+        wfs = submit_class(b, a.course, a.assignment, class_size=a.class_size, **options)
+    names = [wf["metadata"]["name"] for wf in wfs]
+    if len(names) > 1:
+        print(f"a class of up to {a.class_size} is graded as {len(names)} runs (docs/argo.md, 'Big classes'):")
+    for name in names:
+        print(f"submitted run {name} in namespace {b.namespace}")
+        print(f"  watch: gradeflow watch {name}   then: gradeflow sync {name} COURSE_DIR --store s3://BUCKET")
     if a.watch:
-        return _finish(wait(b, name, progress=_print_status, poll=a.poll))
+        return max(_finish(wait(b, name, progress=_print_status, poll=a.poll)) for name in names)
     return 0
 
 
@@ -491,6 +526,7 @@ def add_argo_commands(subparsers: Any) -> None:
     s.add_argument("--image", default=None, help="grader image (default: the template's)")
     s.add_argument("--store-prefix", default=None, help="prefix of the run in the bucket (default gradeflow)")
     s.add_argument("--parallelism", type=int, default=None, help=f"pods at once (default {DEFAULT_PARALLELISM})")
+    s.add_argument("--class-size", type=int, default=None, metavar="N", help=f"the most submissions to grade (default: the template's {DEFAULT_CLASS_SIZE}); above {SHARD_SIZE} the class is graded as several runs of at most {SHARD_SIZE}")
     for flag, what in (("cell-timeout", "seconds per cell"), ("memory", "MiB per submission"), ("cpu-time", "CPU seconds per process"), ("wall-time", "seconds per submission"), ("cpu", "CPU limit of an execute pod")):
         s.add_argument(f"--{flag}", default=None, help=what)
     add_feedback_arguments(s)
