@@ -111,8 +111,9 @@ DEFAULT_CLASS_SIZE = 200
 # (workflow/packer/packer.go, MAX_WORKFLOW_SIZE) with its node statuses gzip-compressed, about
 # 0.9 KB per submission (measured: pipelines/argo_scale.py, docs/performance.md "Argo at
 # scale"), and without a database there is nothing past that. A bigger class is graded as
-# several runs, one per shard of at most this many (build_shards), each under half the limit.
-SHARD_SIZE = 400
+# several runs of this many on average (build_shards; a hash of the id picks the shard, so one
+# may be a few dozen bigger, which its class-size allows), each under half of every limit.
+SHARD_SIZE = 350
 SUPPORTED_ARGO = ">= 3.5.0"  # runs there; which releases run it RIGHT: docs/argo.md "Argo versions"
 
 LABEL_COURSE = "gradeflow.io/course"

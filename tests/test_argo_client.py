@@ -558,11 +558,11 @@ def test_a_class_too_big_for_one_run_is_submitted_as_shards(argo: FakeArgo) -> N
     version_route(argo, "v4.1.2")
     created = client.submit_class(server_backend(argo), "intro", "ps1", class_size=5000, run_id="ps1-final", image="r.example.edu/g@sha256:" + "a" * 64)
     posts = [r["body"]["workflow"] for r in argo.requests if r["method"] == "POST"]
-    assert [w["metadata"]["name"] for w in created] == [w["metadata"]["name"] for w in posts] == [f"ps1-final-{i}of13" for i in range(1, 14)]
+    assert [w["metadata"]["name"] for w in created] == [w["metadata"]["name"] for w in posts] == [f"ps1-final-{i}of15" for i in range(1, 16)]
     for i, wf in enumerate(posts):
         assert schema_errors(wf, "Workflow") == []
         params = {p["name"]: p["value"] for p in wf["spec"]["arguments"]["parameters"]}
-        assert params["shard"] == f"{i}/13" and params["run-id"] == wf["metadata"]["name"] and int(params["class-size"]) < 500
+        assert params["shard"] == f"{i}/15" and params["run-id"] == wf["metadata"]["name"] and int(params["class-size"]) < 500
         assert wf["metadata"]["labels"]["gradeflow.io/run-group"] == "ps1-final"
     # up to SHARD_SIZE it is the one run `submit` makes, with the class size it was given
     argo.requests.clear()

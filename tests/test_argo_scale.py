@@ -53,6 +53,15 @@ def test_5000_submissions_fit_as_shards_with_half_of_every_limit_to_spare(sharde
     assert sum(sharded.configmap_entries.values()) == N  # one execute cache entry per submission
 
 
+def test_the_biggest_shard_a_run_accepts_fits_too(template: dict) -> None:
+    """A shard is a hash's draw, so it may be bigger than this sample's; restore accepts up to
+    the run's class-size, and a run of exactly that many still keeps half of every limit."""
+    per_run = shard_plan(N)[1]
+    biggest = simulate(per_run, template, argo="v3", shard_size=per_run)
+    assert biggest.shards == 1 and biggest.largest_shard == per_run > SHARD_SIZE
+    assert all(ok for _, _, ok in biggest.checks().values()), biggest.checks()
+
+
 def test_the_whole_class_in_one_run_does_not_fit(template: dict) -> None:
     """The design before shards: 5,000 in one Workflow. The same checks fail (numbers in
     docs/performance.md: status 5.5 MB compressed, withParam 557 KiB, cache 2.9 MiB)."""
