@@ -5,7 +5,9 @@ Two parts, both rerunnable on any machine, no cluster needed:
 1. **The single-pod steps** (collect, restore, score, feedback, merge) run as Argo runs them:
    `python -m steps.<name> --workspace W ...` as a fresh process, on the example course, once
    with a few submissions and once with more (default 4 and 20; execute runs in between with
-   no sandbox, untimed). The two points give a start-up cost and a cost per submission; the
+   no sandbox, untimed), each three times, keeping the least CPU time (user + system: the
+   steps are CPU-bound, and on a shared machine wall time mostly measures the other load; wall
+   times are recorded too). The two points give a start-up cost and a cost per submission; the
    time at N is extrapolated LINEARLY from them, a line through two measured points, not a
    measurement at N. The same run counts the files each submission leaves per artifact
    directory, which the S3 request count below uses.
@@ -29,6 +31,7 @@ import importlib.util
 import json
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -53,15 +56,20 @@ def _make_course_module():
     return mod
 
 
-def _step(name: str, args: list[str]) -> float:
-    """Run one step CLI as a pod would (a fresh interpreter); its wall seconds."""
+def _step(name: str, args: list[str]) -> tuple[float, float]:
+    """Run one step CLI as a pod would (a fresh interpreter); its wall and CPU seconds.
+
+    CPU (user + system of the process and its children) is what the fit uses: the steps are
+    CPU-bound, and on a shared machine wall time mostly measures the other load."""
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""), "PYTHONDONTWRITEBYTECODE": "1"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", f"steps.{name}", *args], cwd=REPO, env=env, capture_output=True, text=True)
     took = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"steps.{name} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    return took
+    return took, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def measure_steps(sizes: list[int], root: Path, repeat: int = 3) -> dict[str, Any]:
@@ -81,10 +89,12 @@ def measure_steps(sizes: list[int], root: Path, repeat: int = 3) -> dict[str, An
     for s in everyone:  # execute once, untimed, with no sandbox: score and merge need its output
         execute(ws_all, s, "none", Limits())
     shutil.copytree(ws_all / "executed", executed_from)
-    times: dict[str, dict[int, float]] = {s: {} for s in STEPS}
+    times: dict[str, dict[int, float]] = {s: {} for s in STEPS}  # CPU seconds
+    walls: dict[str, dict[int, float]] = {s: {} for s in STEPS}
     def best(n: int, step: str, args: list[str]) -> None:
-        t = min(_step(step, args) for _ in range(repeat))
-        times[step][n] = t
+        runs = [_step(step, args) for _ in range(repeat)]
+        walls[step][n] = min(w for w, _ in runs)
+        times[step][n] = min(c for _, c in runs)
 
     for n in sizes:
         ws = root / f"ws-{n}"
@@ -107,7 +117,15 @@ def measure_steps(sizes: list[int], root: Path, repeat: int = 3) -> dict[str, An
     for d in FILES_PER_SUBMISSION:
         per_student = [sum(1 for f in (ws / d / s).rglob("*") if f.is_file()) for s in everyone[:hi] if (ws / d / s).is_dir()]
         files[d] = round(sum(per_student) / len(per_student)) if per_student else FILES_PER_SUBMISSION[d]
-    return {"sizes": sizes, "repeat": repeat, "load_average": os.getloadavg(), "seconds": {s: {str(n): round(v, 3) for n, v in t.items()} for s, t in times.items()}, "fit": fit, "files_per_submission": files}
+    return {
+        "sizes": sizes,
+        "repeat": repeat,
+        "load_average": os.getloadavg(),
+        "cpu_seconds": {s: {str(n): round(v, 3) for n, v in t.items()} for s, t in times.items()},
+        "wall_seconds": {s: {str(n): round(v, 3) for n, v in t.items()} for s, t in walls.items()},
+        "fit": fit,
+        "files_per_submission": files,
+    }
 
 
 def step_seconds(fit: dict[str, Any], n: int) -> dict[str, float]:
@@ -174,7 +192,7 @@ def table(rows: list[dict[str, Any]], fit: dict[str, Any] | None) -> str:
         )
     if fit:
         lines.append("")
-        lines.append("single-pod steps, seconds for the largest run's shard (a + b x N, fitted on two measured sizes; linear extrapolation):")
+        lines.append("single-pod steps, CPU seconds for the largest run (a + b x N, fitted on two measured sizes; linear extrapolation):")
         lines.append("      N  design             " + "  ".join(f"{s:>8}" for s in STEPS))
         for r in rows:
             secs = step_seconds(fit, r["largest_shard"])
@@ -205,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         out["steps"] = steps
         fit = steps["fit"]
         files = steps["files_per_submission"]
-        print("single-pod steps measured:", json.dumps(steps["seconds"]), file=sys.stderr)
+        print("single-pod steps measured, CPU s:", json.dumps(steps["cpu_seconds"]), "wall s:", json.dumps(steps["wall_seconds"]), file=sys.stderr)
     out["rows"] = simulate_all(sizes, files)
     print(table(out["rows"], fit))
     path = a.json or REPO / "bench" / "results" / f"argo-scale-{out['machine']['date']}.json"

@@ -25,7 +25,7 @@ failed execute pods and then the exit handler again. `continueOn` is not used fo
 reason; `failFast: false` keeps the other submissions running when one fails.
 
 A class bigger than SHARD_SIZE is graded as one run per shard (`build_shards`): Argo keeps a
-run in one object of at most 1 MiB, which about 900 submissions fill (pipelines/argo_scale.py).
+run in one object of at most 1 MiB, which 850 to 900 submissions fill (pipelines/argo_scale.py).
 
 Render the checked-in YAML with `python -m pipelines.workflow render argo/`.
 """
@@ -109,7 +109,7 @@ DEFAULT_PARALLELISM = 10
 DEFAULT_CLASS_SIZE = 200
 # The most submissions one Workflow grades. Argo keeps a run in ONE object of at most 1 MiB
 # (workflow/packer/packer.go, MAX_WORKFLOW_SIZE) with its node statuses gzip-compressed, about
-# 0.9 KB per submission (measured: pipelines/argo_scale.py, docs/performance.md "Argo at
+# 1.1 KB per submission (measured: pipelines/argo_scale.py, docs/performance.md "Argo at
 # scale"), and without a database there is nothing past that. A bigger class is graded as
 # several runs of this many on average (build_shards; a hash of the id picks the shard, so one
 # may be a few dozen bigger, which its class-size allows), each under half of every limit.

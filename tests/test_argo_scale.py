@@ -63,8 +63,8 @@ def test_the_biggest_shard_a_run_accepts_fits_too(template: dict) -> None:
 
 
 def test_the_whole_class_in_one_run_does_not_fit(template: dict) -> None:
-    """The design before shards: 5,000 in one Workflow. The same checks fail (numbers in
-    docs/performance.md: status 5.5 MB compressed, withParam 557 KiB, cache 2.9 MiB)."""
+    """The design before shards: 5,000 in one Workflow. The same checks fail (measured, in
+    docs/performance.md: 5.6 MiB of status compressed, a 557 KiB withParam list, a 2.9 MiB cache)."""
     one = simulate(N, template, shard_size=N)
     failed = {k for k, (size, limit, _) in one.checks().items() if size > limit}
     assert {"workflow object (compressed nodes)", "withParam list", "memoization ConfigMap"} <= failed, one.checks()
