@@ -107,10 +107,11 @@ MARGIN = 0.5
 
 # Objects per submission under each per-student artifact directory, and per run for the rest,
 # as the example course leaves them (bench/argo_scale.py measures them again on a real run and
-# records them next to its results): submissions/<s>/ holds the two notebooks and a data file,
+# records them next to its results; 2026-12-01: these): submissions/<s>/ holds the two
+# notebooks, a data file and timestamp.txt,
 # restored/<s>/ restore.json and work/ (notebooks, data), executed/<s>/ execute.json, the log
 # and the executed notebooks, scored/<s>/ score.json and the graded notebooks.
-FILES_PER_SUBMISSION = {"submissions": 3, "restored": 5, "executed": 4, "scored": 3, "feedback": 2}
+FILES_PER_SUBMISSION = {"submissions": 4, "restored": 5, "executed": 4, "scored": 3, "feedback": 3}
 FILES_PER_RUN = {"results": 5}  # results.json, grades.csv, cells.csv, summary.txt, report.html
 
 T0 = datetime(2026, 12, 1, 10, 15, tzinfo=timezone.utc)
