@@ -414,17 +414,17 @@ def _cmd_submit(a: argparse.Namespace) -> int:
         raise TeacherError("`gradeflow submit` sends a run to a cluster and needs --argo", f"to grade on this machine run `gradeflow grade {a.course} {a.assignment}`")
     b = _backend(a)
     limits = {k: getattr(a, k.replace("-", "_")) for k in ("cell-timeout", "memory", "cpu-time", "wall-time", "cpu")}
-    options = dict(
-        run_id=a.run_id,
-        course_pvc=a.course_pvc,
-        course_subpath=a.course_subpath,
-        image=a.image,
-        store_prefix=a.store_prefix,
-        limits={k: v for k, v in limits.items() if v is not None},
-        parallelism=a.parallelism,
-        feedback=a.feedback,
-        feedback_hidden_tests=a.feedback_hidden_tests if a.feedback else None,
-    )
+    options: dict[str, Any] = {
+        "run_id": a.run_id,
+        "course_pvc": a.course_pvc,
+        "course_subpath": a.course_subpath,
+        "image": a.image,
+        "store_prefix": a.store_prefix,
+        "limits": {k: v for k, v in limits.items() if v is not None},
+        "parallelism": a.parallelism,
+        "feedback": a.feedback,
+        "feedback_hidden_tests": a.feedback_hidden_tests if a.feedback else None,
+    }
     if a.class_size is None:
         wfs = [submit(b, a.course, a.assignment, **options)]
     else:

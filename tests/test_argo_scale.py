@@ -13,6 +13,7 @@ measurement rests on (node ids, compression, shards, cache names) are what Argo 
 """
 from __future__ import annotations
 
+import argparse
 import math
 from collections import Counter
 
@@ -97,7 +98,7 @@ def test_students_are_split_into_disjoint_stable_shards() -> None:
     assert shard_plan(SHARD_SIZE) == (1, SHARD_SIZE) and shard_plan(SHARD_SIZE + 1)[0] == 2
     assert parse_shard("2/5") == (2, 5)
     for bad in ("5/5", "1/0", "x", ""):
-        with pytest.raises(Exception):
+        with pytest.raises(argparse.ArgumentTypeError):
             parse_shard(bad)
 
 
@@ -127,7 +128,7 @@ def _cache_name(template: dict, **values: str) -> str:
 
 def test_one_cache_per_shard_and_image_and_per_run_when_unpinned(template: dict) -> None:
     pinned = "r.example.edu/grader@sha256:" + "a" * 64
-    base = dict(course="intro", assignment="ps1", run_id="r1", image=pinned, shard="0/3")
+    base = {"course": "intro", "assignment": "ps1", "run_id": "r1", "image": pinned, "shard": "0/3"}
     same = _cache_name(template, **{**base, "run_id": "r2"})
     assert _cache_name(template, **base) == same  # a pinned image's results are shared by runs
     assert _cache_name(template, **{**base, "shard": "1/3"}) != same
