@@ -24,11 +24,15 @@ Failed while a submission failed, and `argo retry` (`gradeflow retry`) re-runs e
 failed execute pods and then the exit handler again. `continueOn` is not used for the same
 reason; `failFast: false` keeps the other submissions running when one fails.
 
+A class bigger than SHARD_SIZE is graded as one run per shard (`build_shards`): Argo keeps a
+run in one object of at most 1 MiB, which 850 to 900 submissions fill (tests/argo_scale_model.py).
+
 Render the checked-in YAML with `python -m pipelines.workflow render argo/`.
 """
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import sys
 from dataclasses import dataclass
@@ -73,6 +77,9 @@ __all__ = [
     "WorkflowParameter",
     "build_template",
     "build_workflow",
+    "build_shards",
+    "shard_plan",
+    "SHARD_SIZE",
     "render",
     "render_yaml",
     "artifact_key",
@@ -90,20 +97,30 @@ SUMMARY_FILE = f"{WORKDIR}/results/summary.txt"
 ARTIFACT_REPOSITORY = ArtifactRepositoryRef(config_map="artifact-repositories", key="gradeflow")
 WORKFLOW_SERVICE_ACCOUNT = "gradeflow-workflow"  # the pods' own account: no permissions, token never mounted
 EXECUTOR_SERVICE_ACCOUNT = "gradeflow-executor"  # Argo's init/wait containers: workflowtaskresults only
-# execute is memoized in one ConfigMap per course and assignment (a ConfigMap holds at most
-# 1 MiB, about 1,900 entries: one cache for everything would fill up and then every save
-# fails). The controller creates it on the first save (workflow/controller/cache/configmap_cache.go).
+# execute is memoized in one ConfigMap per course, assignment, shard and image, and per run for
+# an image not pinned by digest (a ConfigMap holds at most 1 MiB, about 1,700 entries, and a
+# full one makes every later save fail, which errors the pod's node: one cache for everything,
+# or one that every unpinned run adds a class to, fills up). The controller creates it on the
+# first save (workflow/controller/cache/configmap_cache.go); its cache GC deletes it once empty.
 EXECUTE_CACHE_PREFIX = "gradeflow-cache-"
 EXECUTE_CACHE_MAX_AGE = "2160h"  # a semester: a regrade of an unchanged submission reuses its run
 DEFAULT_IMAGE = "localhost/gradeflow-grader:dev"  # what images/grader/build.sh tags
 DEFAULT_PARALLELISM = 10
 DEFAULT_CLASS_SIZE = 200
+# The most submissions one Workflow grades. Argo keeps a run in ONE object of at most 1 MiB
+# (workflow/packer/packer.go, MAX_WORKFLOW_SIZE) with its node statuses gzip-compressed, about
+# 1.1 KB per submission (measured: tests/argo_scale_model.py, docs/performance.md "Argo at
+# scale"), and without a database there is nothing past that. A bigger class is graded as
+# several runs of this many on average (build_shards; a hash of the id picks the shard, so one
+# may be a few dozen bigger, which its class-size allows), each under half of every limit.
+SHARD_SIZE = 350
 SUPPORTED_ARGO = ">= 3.5.0"  # runs there; which releases run it RIGHT: docs/argo.md "Argo versions"
 
 LABEL_COURSE = "gradeflow.io/course"
 LABEL_ASSIGNMENT = "gradeflow.io/assignment"
 LABEL_RUN = "gradeflow.io/run-id"
 LABEL_STEP = "gradeflow.io/step"
+LABEL_RUN_GROUP = "gradeflow.io/run-group"  # the run id every shard of one class's run shares
 # Pods with this label run student code; argo/install/networkpolicy.yaml selects them.
 LABEL_UNTRUSTED = "gradeflow.io/runs-student-code"
 
@@ -145,6 +162,7 @@ PARAMETERS: tuple[WorkflowParameter, ...] = (
     WorkflowParameter("cpu", "1", "CPU limit of one execute pod"),
     WorkflowParameter("strict", "false", "true: no recovery of malformed notebooks (a deleted, copied or renamed grade cell skips the notebook, as nbgrader would)"),
     WorkflowParameter("class-size", str(DEFAULT_CLASS_SIZE), "the most submissions a run grades: sizes score's and merge's scratch space"),
+    WorkflowParameter("shard", "0/1", "i/S: grade only shard i of S of the class (chosen by a hash of the student id); a class too big for one run is graded as S runs (docs/argo.md, 'Big classes')"),
     WorkflowParameter("feedback", "false", "true: also write each student's feedback HTML (feedback/ in the run; `gradeflow sync` puts it in the course)"),
     WorkflowParameter("feedback-hidden-tests", "redact", "hidden tests in feedback: redact, or show (nbgrader's behaviour)"),
 )
@@ -184,7 +202,7 @@ UNBOUND: dict[tuple[str, str], str] = {
 }
 # CLI flags the cluster needs beyond the contract's parameters.
 EXTRA_ARGUMENTS: dict[str, list[str]] = {
-    "collect": ["--run-id", _p("run-id")],
+    "collect": ["--run-id", _p("run-id"), "--shard", _p("shard")],
     "restore": ["--emit-students", STUDENTS_FILE, "--class-size", _p("class-size")],
 }
 
@@ -271,6 +289,11 @@ def _step_container(step: Step, **extra) -> Container:
     )
 
 
+def _unpinned_run() -> str:
+    """The run id when the image is not pinned by digest, '' when it is (an expression)."""
+    return f"sprig.ternary('', {_expr_p('run-id')}, sprig.contains('@sha256:', {_expr_p('image')}))"
+
+
 def _memo_key() -> str:
     """execute's cache key: what the result depends on, hashed to a valid key.
 
@@ -278,15 +301,20 @@ def _memo_key() -> str:
     so with an image that is not pinned (`name@sha256:...`) the key also holds the run id,
     and no run reuses another run's results.
     """
-    image = _expr_p("image")
-    unpinned = f"sprig.ternary('', {_expr_p('run-id')}, sprig.contains('@sha256:', {image}))"
+    unpinned = _unpinned_run()
     parts = ["inputs.parameters.student", "inputs.parameters['work-hash']"] + [_expr_p(n) for n in CACHE_INPUTS] + [unpinned]
     return "execute-{{=sprig.sha256sum(" + " + '|' + ".join(parts) + ")}}"
 
 
 def _cache_name() -> str:
-    """One cache ConfigMap per course and assignment: a valid name whatever the ids are."""
-    return EXECUTE_CACHE_PREFIX + "{{=sprig.trunc(16, sprig.sha256sum(workflow.parameters.course + '/' + workflow.parameters.assignment))}}"
+    """One cache ConfigMap per course, assignment, shard and image (and run, for an unpinned
+    image, whose entries no other run can hit): a valid name whatever the ids are.
+
+    So one cache holds at most a shard's submissions per image, and a new image or an unpinned
+    run starts an empty one instead of filling an old one up (the GC deletes the old once empty).
+    """
+    parts = ["workflow.parameters.course", "workflow.parameters.assignment", "workflow.parameters.shard", _expr_p("image"), _unpinned_run()]
+    return EXECUTE_CACHE_PREFIX + "{{=sprig.trunc(16, sprig.sha256sum(" + " + '/' + ".join(parts) + "))}}"
 
 
 def _execute_container(name: str = "execute", memoized: bool = True) -> Container:
@@ -482,11 +510,14 @@ def build_workflow(
     namespace: str | None = None,
     feedback: bool = False,
     feedback_hidden_tests: str | None = None,
+    shard: tuple[int, int] | None = None,
+    run_group: str | None = None,
 ) -> Workflow:
     """A Workflow that runs the installed `gradeflow-autograde` template for one assignment.
 
     Its name is the run id, so `gradeflow status RUN` and the store prefix use the same name.
-    `limits` maps cell-timeout, memory, cpu-time, wall-time and cpu to values.
+    `limits` maps cell-timeout, memory, cpu-time, wall-time and cpu to values. `shard` (i, S)
+    grades only shard i of S (build_shards makes all of them).
     """
     values: dict[str, str | None] = {
         "assignment": assignment,
@@ -498,6 +529,7 @@ def build_workflow(
         "store-prefix": store_prefix,
         "feedback": "true" if feedback else None,
         "feedback-hidden-tests": feedback_hidden_tests,
+        "shard": f"{shard[0]}/{shard[1]}" if shard else None,
     }
     if not RUN_ID.match(run_id):
         raise ValueError(f"run id {run_id!r} must be 1-63 lowercase letters, digits and '-' (it names the workflow and a label)")
@@ -506,14 +538,58 @@ def build_workflow(
         if k not in known:
             raise ValueError(f"unknown limit {k!r}; the limits are: {', '.join(LIMITS)}")
         values[k] = "" if v is None else str(v)
+    labels = {LABEL_COURSE: label_value(course), LABEL_ASSIGNMENT: label_value(assignment), LABEL_RUN: run_id}
+    if run_group:
+        labels[LABEL_RUN_GROUP] = run_group
     return Workflow(
         name=run_id,
         namespace=namespace,
-        labels={LABEL_COURSE: label_value(course), LABEL_ASSIGNMENT: label_value(assignment), LABEL_RUN: run_id},
+        labels=labels,
         workflow_template_ref=WorkflowTemplateRef(name=TEMPLATE_NAME),
         arguments=[Parameter(name=k, value=v) for k, v in values.items() if v is not None],
         parallelism=parallelism,
     )
+
+
+def shard_plan(class_size: int, shard_size: int = SHARD_SIZE) -> tuple[int, int]:
+    """(runs, class-size of each) for a class of `class_size`: at most `shard_size` per run.
+
+    Shards are drawn by a hash of the student id (steps.collect.shard_of), so their sizes vary
+    like a binomial draw; each run's class-size allows four standard deviations over the mean
+    (restore refuses a shard above it, exit 2, before any notebook runs: about 1 in 30,000)."""
+    shards = max(1, math.ceil(class_size / shard_size))
+    if shards == 1:
+        return 1, class_size
+    mean = class_size / shards
+    return shards, math.ceil(mean + 4 * math.sqrt(mean * (1 - 1 / shards))) + 1
+
+
+def shard_run_ids(run_id: str, shards: int) -> list[str]:
+    """The run id of each shard: `<run-id>-2of5`, cut to stay a valid 63-character name."""
+    if shards == 1:
+        return [run_id]
+    out = []
+    for i in range(shards):
+        suffix = f"-{i + 1}of{shards}"
+        out.append(run_id[: 63 - len(suffix)].rstrip("-") + suffix)
+    return out
+
+
+def build_shards(assignment: str, run_id: str, *, class_size: int, shard_size: int = SHARD_SIZE, **options) -> list[Workflow]:
+    """The Workflows that grade a class of `class_size`: one, or one per shard when it is too big.
+
+    One run stays exactly `build_workflow(assignment, run_id, ...)`. Each shard is a complete
+    run (collect, restore, execute, score, merge) of its students, named by shard_run_ids and
+    labelled gradeflow.io/run-group=<run-id>; `gradeflow sync` each into the gradebook.
+    """
+    shards, per_run = shard_plan(class_size, shard_size)
+    limits = {**(options.pop("limits", None) or {}), "class-size": per_run}
+    if shards == 1:
+        return [build_workflow(assignment, run_id, limits=limits, **options)]
+    return [
+        build_workflow(assignment, rid, limits=limits, shard=(i, shards), run_group=run_id, **options)
+        for i, rid in enumerate(shard_run_ids(run_id, shards))
+    ]
 
 
 # --- rendering ----------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import argparse
 import datetime as dt
 import hashlib
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Sequence
@@ -23,10 +24,28 @@ from .course import assignment_gradebook, new_run_id, open_course, submission_di
 from .errors import TeacherError
 from .records import Manifest, Submission, write_json
 
-__all__ = ["collect", "main"]
+__all__ = ["collect", "main", "shard_of", "parse_shard"]
 
 STEP = STEPS["collect"]
 MAX_SUBMISSION_MB = 200  # the default of --max-submission-mb
+
+
+def shard_of(student: str, shards: int) -> int:
+    """Which of `shards` runs grades `student`: the same answer in every run, whoever else submitted.
+
+    A class too big for one Argo Workflow object is graded as several runs (pipelines.workflow
+    `build_shards`); each collect keeps only its shard's students, chosen by a hash of the id
+    so that a submission arriving between two shards' collects moves no one to another shard.
+    """
+    return int.from_bytes(hashlib.sha256(student.encode()).digest()[:8], "big") % shards
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """`i/S` (shard i of S, from 0) as a pair; refuses anything else."""
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text or "")
+    if not m or not int(m.group(2)) or int(m.group(1)) >= int(m.group(2)):
+        raise argparse.ArgumentTypeError(f"--shard {text!r}: give i/S with 0 <= i < S, e.g. 0/1 for the whole class")
+    return int(m.group(1)), int(m.group(2))
 
 
 def _files(root: Path, ignore: Sequence[str], dropped: list[str] | None = None) -> list[Path]:
@@ -79,9 +98,11 @@ def collect(
     students: Sequence[str] | None = None,
     run_id: str | None = None,
     max_submission_mb: int = MAX_SUBMISSION_MB,
+    shard: tuple[int, int] = (0, 1),
 ) -> Manifest:
     """Copy the submissions into `workspace` and write manifest.json and snapshot.json.
-    A submission over `max_submission_mb` is left out (`Manifest.left_out`, with its size)."""
+    A submission over `max_submission_mb` is left out (`Manifest.left_out`, with its size);
+    with `shard` (i, S), only the students `shard_of` puts in shard i are collected."""
     from .feedback import export_manual
     from .snapshot import export_snapshot
 
@@ -108,7 +129,7 @@ def collect(
                 f"submissions are read from {coursedir.format_path(coursedir.submitted_directory, 'STUDENT', assignment)}",
             )
         found = {s: found[s] for s in students}
-    found = {s: p for s, p in found.items() if s not in excluded}
+    found = {s: p for s, p in found.items() if s not in excluded and (shard[1] == 1 or shard_of(s, shard[1]) == shard[0])}
 
     ignore = list(coursedir.ignore)
     source_dir = Path(coursedir.format_path(coursedir.source_directory, ".", assignment))
@@ -181,8 +202,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--students", nargs="*", default=None)
     p.add_argument("--run-id", default=None)
     p.add_argument("--max-submission-mb", type=int, default=MAX_SUBMISSION_MB, help=f"larger submissions are skipped with their size (default {MAX_SUBMISSION_MB})")
+    p.add_argument("--shard", type=parse_shard, default=(0, 1), metavar="i/S", help="collect only shard i of S (by a hash of the student id; default 0/1: everyone)")
     a = p.parse_args(argv)
-    return run_step(STEP, lambda: collect(a.course_dir, a.assignment, a.workspace, a.students or None, a.run_id, a.max_submission_mb))
+    return run_step(STEP, lambda: collect(a.course_dir, a.assignment, a.workspace, a.students or None, a.run_id, a.max_submission_mb, a.shard))
 
 
 if __name__ == "__main__":

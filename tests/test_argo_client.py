@@ -563,3 +563,22 @@ def test_the_hera_floor_is_a_release_the_tests_ran_with() -> None:
     spec = re.search(r'"hera>=([\d.]+)', (ROOT / "pyproject.toml").read_text())
     assert spec and Version(spec.group(1)) >= Version("7.0"), "raise hera's floor to a release the Argo tests passed with"
     assert "session" in inspect.signature(WorkflowsService.__init__).parameters and hasattr(WorkflowModel, "model_validate")
+
+
+def test_a_class_too_big_for_one_run_is_submitted_as_shards(argo: FakeArgo) -> None:
+    """issue 15: one Workflow object holds at most about SHARD_SIZE submissions (tests/test_argo_scale.py)."""
+    argo.routes[("GET", f"/api/v1/workflow-templates/{NS}/gradeflow-autograde")] = (200, INSTALLED)
+    argo.routes[("POST", f"/api/v1/workflows/{NS}")] = (200, lambda req: req["body"]["workflow"])
+    version_route(argo, "v4.1.2")
+    created = client.submit_class(server_backend(argo), "intro", "ps1", class_size=5000, run_id="ps1-final", image="r.example.edu/g@sha256:" + "a" * 64)
+    posts = [r["body"]["workflow"] for r in argo.requests if r["method"] == "POST"]
+    assert [w["metadata"]["name"] for w in created] == [w["metadata"]["name"] for w in posts] == [f"ps1-final-{i}of15" for i in range(1, 16)]
+    for i, wf in enumerate(posts):
+        assert schema_errors(wf, "Workflow") == []
+        params = {p["name"]: p["value"] for p in wf["spec"]["arguments"]["parameters"]}
+        assert params["shard"] == f"{i}/15" and params["run-id"] == wf["metadata"]["name"] and int(params["class-size"]) < 500
+        assert wf["metadata"]["labels"]["gradeflow.io/run-group"] == "ps1-final"
+    # up to SHARD_SIZE it is the one run `submit` makes, with the class size it was given
+    argo.requests.clear()
+    (one,) = client.submit_class(server_backend(argo), "intro", "ps1", class_size=150, run_id="ps1-small")
+    assert one["metadata"]["name"] == "ps1-small" and {p["name"]: p["value"] for p in one["spec"]["arguments"]["parameters"]}["class-size"] == "150"

@@ -181,7 +181,7 @@ def test_template_names_and_labels_follow_kubernetes_rules(wt: dict) -> None:
     assert name_and_label_errors(wt) == []
     cache = templates(wt)["execute"]["memoize"]["cache"]["configMap"]["name"]
     for course, assignment in [("", "ps1"), ("Intro to CS: Fall 2026!", "Problem Set 1 " * 10)]:
-        name = substitute(cache, {"workflow.parameters.course": course, "workflow.parameters.assignment": assignment})
+        name = substitute(cache, {**DEFAULTS, "workflow.parameters.run-id": "r-1", "workflow.parameters.course": course, "workflow.parameters.assignment": assignment})
         assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name) and len(name) <= 63
 
 

@@ -16,9 +16,9 @@ from steps.contract import DAG as STEP_ORDER
 from steps.errors import TeacherError
 from steps.limits import ARGO_FLAGS
 
-from ..workflow import DEFAULT_PARALLELISM, render
+from ..workflow import DEFAULT_CLASS_SIZE, DEFAULT_PARALLELISM, SHARD_SIZE, render
 from .backends import DEFAULT_NAMESPACE, ArgoSettings, Backend, connect
-from .runs import find_run, list_runs, logs, resubmit, retry, submit, wait
+from .runs import find_run, list_runs, logs, resubmit, retry, submit, submit_class, wait
 from .status import RunStatus, run_status
 from .sync import sync
 
@@ -57,25 +57,29 @@ def _cmd_submit(a: argparse.Namespace) -> int:
         raise TeacherError("`gradeflow submit` sends a run to a cluster and needs --argo", f"to grade on this machine run `gradeflow grade {a.course} {a.assignment}`")
     b = _backend(a)
     limits = {k: getattr(a, k.replace("-", "_")) for k in [f.flag for f in ARGO_FLAGS] + ["cpu"]}
-    wf = submit(
-        b,
-        a.course,
-        a.assignment,
-        run_id=a.run_id,
-        course_pvc=a.course_pvc,
-        course_subpath=a.course_subpath,
-        image=a.image,
-        store_prefix=a.store_prefix,
-        limits={k: v for k, v in limits.items() if v is not None},
-        parallelism=a.parallelism,
-        feedback=a.feedback,
-        feedback_hidden_tests=a.feedback_hidden_tests if a.feedback else None,
-    )
-    name = wf["metadata"]["name"]
-    print(f"submitted run {name} in namespace {b.namespace}")
-    print(f"  watch: gradeflow watch {name}   then: gradeflow sync {name} COURSE_DIR --store s3://BUCKET")
+    options: dict[str, Any] = {
+        "run_id": a.run_id,
+        "course_pvc": a.course_pvc,
+        "course_subpath": a.course_subpath,
+        "image": a.image,
+        "store_prefix": a.store_prefix,
+        "limits": {k: v for k, v in limits.items() if v is not None},
+        "parallelism": a.parallelism,
+        "feedback": a.feedback,
+        "feedback_hidden_tests": a.feedback_hidden_tests if a.feedback else None,
+    }
+    if a.class_size is None:
+        wfs = [submit(b, a.course, a.assignment, **options)]
+    else:
+        wfs = submit_class(b, a.course, a.assignment, class_size=a.class_size, **options)
+    names = [wf["metadata"]["name"] for wf in wfs]
+    if len(names) > 1:
+        print(f"a class of up to {a.class_size} is graded as {len(names)} runs (docs/argo.md, 'Big classes'):")
+    for name in names:
+        print(f"submitted run {name} in namespace {b.namespace}")
+        print(f"  watch: gradeflow watch {name}   then: gradeflow sync {name} COURSE_DIR --store s3://BUCKET")
     if a.watch:
-        return _finish(wait(b, name, progress=_print_status, poll=a.poll))
+        return max(_finish(wait(b, name, progress=_print_status, poll=a.poll)) for name in names)
     return 0
 
 
@@ -167,6 +171,7 @@ def add_argo_commands(subparsers: Any) -> None:
     s.add_argument("--image", default=None, help="grader image (default: the template's)")
     s.add_argument("--store-prefix", default=None, help="prefix of the run in the bucket (default gradeflow)")
     s.add_argument("--parallelism", type=int, default=None, help=f"pods at once (default {DEFAULT_PARALLELISM})")
+    s.add_argument("--class-size", type=int, default=None, metavar="N", help=f"the most submissions to grade (default: the template's {DEFAULT_CLASS_SIZE}); above {SHARD_SIZE} the class is graded as several runs of at most {SHARD_SIZE}")
     for f in ARGO_FLAGS:  # as strings: Argo parameters; unset ones keep the template's default
         s.add_argument(f"--{f.flag}", default=None, help=f.help)
     s.add_argument("--cpu", default=None, help="CPU limit of an execute pod")

@@ -16,14 +16,14 @@ from steps.contract import DAG as STEP_ORDER
 from steps.course import new_run_id
 from steps.errors import NotFound, TeacherError
 
-from ..workflow import LABEL_ASSIGNMENT, LABEL_RUN, RUN_ID, TEMPLATE_NAME, build_workflow, label_value
+from ..workflow import LABEL_ASSIGNMENT, LABEL_RUN, RUN_ID, TEMPLATE_NAME, build_shards, build_workflow, label_value
 from .backends import Backend
 from .status import FailedNode, RunStatus, run_status
 from .status import param as _param
 from .status import units as _units
 from .versions import SUPPORTED, judge_version
 
-__all__ = ["check_version", "submit", "find_run", "list_runs", "wait", "retry", "resubmit", "logs", "GONE_HINT"]
+__all__ = ["check_version", "submit", "submit_class", "find_run", "list_runs", "wait", "retry", "resubmit", "logs", "GONE_HINT"]
 
 INSTALL_HINT = "install it with `kubectl apply -n {ns} -f argo/install/ -f argo/` (see docs/argo.md)"
 # What deletes a finished run from the cluster: the template's ttlStrategy and the controller's
@@ -69,6 +69,35 @@ def submit(
     `options` go to `build_workflow` (course_pvc, course_subpath, image, store_prefix,
     limits, parallelism).
     """
+    run_id, course_label = _prepare(backend, course, assignment, run_id, check_template, warn)
+    wf = build_workflow(assignment, run_id, course=course_label, namespace=backend.namespace, **options)
+    return backend.create_workflow(wf.to_dict())
+
+
+def submit_class(
+    backend: Backend,
+    course: str,
+    assignment: str,
+    *,
+    class_size: int,
+    run_id: str | None = None,
+    check_template: bool = True,
+    warn: Callable[[str], None] = _warn,
+    **options: Any,
+) -> list[dict[str, Any]]:
+    """Submit a class of up to `class_size` submissions; return the created Workflows.
+
+    Up to SHARD_SIZE that is one run, exactly as `submit`; a bigger class is graded as one run
+    per shard (pipelines.workflow.build_shards), because one Workflow object cannot hold more
+    (docs/argo.md, "Big classes"). Each shard is a complete run: sync each into the gradebook.
+    """
+    run_id, course_label = _prepare(backend, course, assignment, run_id, check_template, warn)
+    wfs = build_shards(assignment, run_id, class_size=class_size, course=course_label, namespace=backend.namespace, **options)
+    return [backend.create_workflow(wf.to_dict()) for wf in wfs]
+
+
+def _prepare(backend: Backend, course: str, assignment: str, run_id: str | None, check_template: bool, warn: Callable[[str], None]) -> tuple[str, str]:
+    """The checks before a submit (version, template installed, run id); the run id and course label."""
     check_version(backend, "submit", warn)
     if check_template:
         try:
@@ -78,9 +107,7 @@ def submit(
     run_id = run_id or new_run_id(assignment)
     if not RUN_ID.match(run_id):
         raise TeacherError(f"run id {run_id!r} is not a valid workflow name", "use 1-63 lowercase letters, digits and '-', e.g. ps1-final")
-    course_label = label_value(Path(course).name if os.sep in course or Path(course).is_dir() else course)
-    wf = build_workflow(assignment, run_id, course=course_label, namespace=backend.namespace, **options)
-    return backend.create_workflow(wf.to_dict())
+    return run_id, label_value(Path(course).name if os.sep in course or Path(course).is_dir() else course)
 
 
 def find_run(backend: Backend, run: str) -> dict[str, Any]:
