@@ -37,6 +37,7 @@ __all__ = [
     "MAIN_CONTAINER",
     "RETRY_EXPRESSION",
     "RETRY_LIMIT",
+    "RETRY_EXPRESSION_POD_ONLY",
     "INFRASTRUCTURE_MESSAGES",
     "SCRATCH_PER_SUBMISSION_MIB",
     "EXECUTE_TMP_MIB",
@@ -226,15 +227,22 @@ INFRASTRUCTURE_MESSAGES = (
 # loss: markNodeError(..., "pod deleted")), or a pod the kubelet ended for the node's sake
 # (above). A student's exception exits 0; their memory, deadline or disk blow-up is Failed with
 # another message: never retried.
-RETRY_EXPRESSION = (
-    f"asInt(lastRetry.exitCode) == {EXIT_INFRA} || lastRetry.status == 'Error'"
+# merge's exit 75 says that some submission is not graded (its execute failed): a pod retry
+# reads the same inputs and ends the same way, so merge retries only when its pod broke
+# (RETRY_EXPRESSION_POD_ONLY). `gradeflow retry` is the fix: Argo's retry resets the failed
+# nodes and deletes every node of the exit handler (FormulateRetryWorkflow, workflow/util/util.go:
+# `strings.HasPrefix(n.Name, onExitNodeName)`), so score and merge run again after them.
+RETRY_EXPRESSION_POD_ONLY = (
+    "lastRetry.status == 'Error'"
     " || lastRetry.message matches '^(" + "|".join(m.rstrip() for m in INFRASTRUCTURE_MESSAGES) + ")'"
 )
+RETRY_EXPRESSION = f"asInt(lastRetry.exitCode) == {EXIT_INFRA} || " + RETRY_EXPRESSION_POD_ONLY
 RETRY_LIMIT = 3
 
 
-def retry_strategy() -> RetryStrategy:
-    """Up to RETRY_LIMIT retries after 15 s, 30 s, 60 s.
+def retry_strategy(own_exit: bool = True) -> RetryStrategy:
+    """Up to RETRY_LIMIT retries after 15 s, 30 s, 60 s; `own_exit=False`: not for the step's
+    own EXIT_INFRA, only when the pod broke (RETRY_EXPRESSION_POD_ONLY, merge).
 
     No backoff.maxDuration: processNodeRetries (workflow/controller/operator.go) measures it
     from the FIRST attempt's start (`maxDurationDeadline = firstChildNode.StartedAt.Add(maxDuration)`),
@@ -246,6 +254,6 @@ def retry_strategy() -> RetryStrategy:
     return RetryStrategy(
         limit=str(RETRY_LIMIT),  # IntOrString: Argo's schema and examples spell it as a string
         retry_policy=RetryPolicy.always,  # the expression alone decides
-        expression=RETRY_EXPRESSION,
+        expression=RETRY_EXPRESSION if own_exit else RETRY_EXPRESSION_POD_ONLY,
         backoff=Backoff(duration="15s", factor="2"),
     )

@@ -261,7 +261,7 @@ def _pod(**settings) -> dict:
         pod_security_context=pods.pod_security(),
         resources=settings.pop("resources", pods.trusted_resources()),
         timeout=settings.pop("timeout", pods.TRUSTED_TIMEOUT),
-        retry_strategy=pods.retry_strategy(),
+        retry_strategy=settings.pop("retry_strategy", pods.retry_strategy()),
         **settings,
     )
 
@@ -443,7 +443,9 @@ def build_template(parallelism: int = DEFAULT_PARALLELISM) -> WorkflowTemplate:
         # score runs in the exit handler however the run ended, so its inputs may be missing
         # (collect failed): then it says so and exits EXIT_USAGE, which is never retried.
         score = _step_container(STEPS["score"], optional_inputs=True, **class_scratch)
-        merge = _step_container(STEPS["merge"], output_parameters=[Parameter(name="summary", value_from=ValueFrom(path=SUMMARY_FILE, default=""))], **class_scratch)
+        # merge exits 75 when a submission is UNGRADED (the run shows Failed, `gradeflow retry`
+        # fixes it); retrying its pod alone would end the same way
+        merge = _step_container(STEPS["merge"], output_parameters=[Parameter(name="summary", value_from=ValueFrom(path=SUMMARY_FILE, default=""))], retry_strategy=pods.retry_strategy(own_exit=False), **class_scratch)
         feedback = _step_container(STEPS["feedback"], **class_scratch)
 
         student = {"student": "{{inputs.parameters.student}}", "work-hash": "{{inputs.parameters.work-hash}}"}

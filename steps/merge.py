@@ -293,18 +293,36 @@ def merge(workspace: Path, course_dir: Path | None = None, students: Sequence[st
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Exit 0, or EXIT_INFRA (75) when any submission is UNGRADED: everything that could be
+    written is (results/, the summary, the graded submissions), and the non-zero exit makes the
+    Argo run Failed, so `gradeflow retry` re-runs the failed execute pods and then score and
+    merge. (Argo does not retry merge's pod for it: the same inputs would end the same way.)"""
+    import sys
+
     from .cli import run_step
+    from .contract import EXIT_INFRA, EXIT_OK
 
     p = argparse.ArgumentParser(prog="python -m steps.merge", description=merge.__doc__)
     p.add_argument("--workspace", type=Path, required=True)
     p.add_argument("--course-dir", type=Path, default=None, help="also write the gradebook and autograded/ of this course")
     a = p.parse_args(argv)
+    ungraded: list[int] = []
 
     def run() -> None:
         results = merge(a.workspace, a.course_dir)
         print("\n".join(summary_lines(results)))
+        ungraded.append(results["counts"].get("ungraded_submissions", 0))
 
-    return run_step(STEP, run)
+    code = run_step(STEP, run)
+    if code == EXIT_OK and ungraded and ungraded[0]:
+        print(
+            f"merge: {ungraded[0]} submission(s) not graded because gradeflow or the sandbox failed (UNGRADED above); "
+            "the results of the others are written. Exit code 75: fix the cause and run the failed steps again "
+            "(on Argo: `gradeflow retry RUN`).",
+            file=sys.stderr,
+        )
+        return EXIT_INFRA
+    return code
 
 
 if __name__ == "__main__":

@@ -80,6 +80,23 @@ def require_sandbox(name: str) -> None:
         pytest.skip(f"SANDBOX UNAVAILABLE: {e}")
 
 
+def make_venv_like_this(dest: Path) -> Path:
+    """A venv at `dest` that holds the packages of the Python running the tests; its python3.
+
+    From a base interpreter, `venv --system-site-packages` gives them. From a venv (make test
+    runs in .venv) that would give the BASE's packages, not the venv's: the venv is copied
+    instead, as hard links (no space, about a second), so its packages live inside `dest` as a
+    teacher's venv there would have them, and the sandbox must find them there."""
+    import subprocess
+
+    if sys.prefix == sys.base_prefix:
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(dest)], check=True, capture_output=True)
+    else:
+        dest.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["cp", "-a", "--link", f"{sys.prefix}/.", str(dest)], check=True, capture_output=True)
+    return dest / "bin" / "python3"
+
+
 def restart_forkserver() -> None:
     """Make the next process pool start a fresh forkserver, which inherits the current os.environ.
 

@@ -242,6 +242,24 @@ def test_status_counts_each_step_and_names_the_failed_submission() -> None:
     assert "FAILED   alice / squares.ipynb: not executed" in text
 
 
+def test_status_shows_the_summary_of_a_merge_that_exited_75() -> None:
+    """merge exits 75 when a submission is UNGRADED, after writing its summary. Argo before 3.6
+    copies a Retry node's outputs from its last attempt only on success: read the attempt."""
+    wf = failed_run()
+    nodes = wf["status"]["nodes"]
+    (merge,) = [n for n in nodes.values() if n["templateName"] == "merge"]
+    summary = merge.pop("outputs")["parameters"][0]["value"].replace("FAILED  ", "UNGRADED")
+    attempt = node("ps1-b.onExit", "merge(0)", "merge", "Failed", message="Error (exit code 75)", outputs={"parameters": [{"name": "summary", "value": summary}]})
+    merge.update(phase="Failed", message="Error (exit code 75)", children=[attempt["id"]])
+    nodes[attempt["id"]] = attempt
+    st = run_status(wf)
+    assert st.summary == summary and "UNGRADED alice / squares.ipynb" in "\n".join(st.lines())
+    assert ("merge", None) in [(f.step, f.student) for f in st.failed]
+    merge["outputs"] = attempt["outputs"]  # Argo 3.6+: the Retry node has them too
+    del nodes[attempt["id"]]
+    assert run_status(wf).summary == summary
+
+
 def test_pods_that_cannot_start_are_explained() -> None:
     name = "ps1-c"
     pull = 'ImagePullBackOff: Back-off pulling image "registry.example.edu/grader:v9"'

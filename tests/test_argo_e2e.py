@@ -12,7 +12,8 @@ A second run regrades the same submissions: bob's unchanged result comes from th
 cache (memoized in the first run) and is copied into the new run; alice's cache entry is
 gone and her execute pod breaks (its restore.json vanishes: an infrastructure failure, exit
 75), so it is retried three times, and the run fails, yet score and merge still run from the
-exit handler and the summary names her. That is the run `gradeflow retry` would fix.
+exit handler and the summary names her; merge, having written the rest, exits 75 too. That is
+the run `gradeflow retry` would fix.
 """
 from __future__ import annotations
 
@@ -195,8 +196,35 @@ def test_a_regrade_reuses_the_cache_and_still_reports_a_broken_pod(s3, first: di
     assert by["alice"].exit_code == EXIT_INFRA and by["alice"].attempts == 4
     assert run.phase == "Failed"
     # ... and score and merge ran anyway, from the exit handler, naming what failed
-    assert [p.template for p in run.pods[-2:]] == ["score", "merge"] and all(p.exit_code == 0 for p in run.pods[-2:])
-    summary = run.by_template("merge")[0].output_parameters["summary"]
+    assert [p.template for p in run.pods[-2:]] == ["score", "merge"]
+    (score,), (merge,) = run.by_template("score"), run.by_template("merge")
+    summary = merge.output_parameters["summary"]
     # our own crash is never a grade (issue 11): alice is UNGRADED, nothing written for her
     assert "UNGRADED alice / squares.ipynb:" in summary and "NOT GRADED: 1 notebook(s)" in summary, summary
+    # merge wrote what it could, then exited 75 (the run is Failed even if execute had not said
+    # so, for `gradeflow retry`); its pod is not retried: the same inputs would end the same way
+    assert score.exit_code == 0 and merge.exit_code == EXIT_INFRA and merge.attempts == 1, merge.log[-1500:]
+    assert "1 submission(s) not graded" in merge.log and "gradeflow retry" in merge.log
+    results = json.loads(s3.cat(f"{BUCKET}/gradeflow/e2e-2/results/results.json"))
+    assert results["counts"]["ungraded_submissions"] == 1 and results["counts"]["graded"] == 1
     assert "executed/bob/execute.json" in keys(s3, "gradeflow/e2e-2")
+
+
+def test_syncing_a_run_with_an_ungraded_submission_exits_75_and_keeps_her_grades(s3, first: dict, course: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from nbgrader.api import Gradebook
+
+    from pipelines.cli import main
+
+    if not keys(s3, "gradeflow/e2e-2"):
+        pytest.skip("needs the broken regrade e2e-2 (test_a_regrade_reuses_the_cache_and_still_reports_a_broken_pod)")
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        before = [(g.name, g.auto_score) for g in gb.find_submission_notebook("squares", "ps1", "alice").grades]
+    for var in ("ARGO_SERVER", "KUBERNETES_SERVICE_HOST"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("KUBECONFIG", str(course / "no-such-kubeconfig"))
+    assert main(["sync", "e2e-2", str(course), "--store", f"s3://{BUCKET}"]) == EXIT_INFRA
+    out, err = capsys.readouterr()
+    assert "UNGRADED alice / squares.ipynb" in out and "gradeflow retry e2e-2" in err
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        assert [(g.name, g.auto_score) for g in gb.find_submission_notebook("squares", "ps1", "alice").grades] == before
+        assert gb.find_submission("ps1", "alice").score == 2.0  # e2e-1's grade, untouched

@@ -9,6 +9,7 @@ nothing is left behind: no mounts, cgroups, temp dirs or processes.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -25,7 +26,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 import coursekit as ck  # noqa: E402
-from conftest import require_sandbox, tree_digest  # noqa: E402
+from conftest import make_venv_like_this, require_sandbox, tree_digest  # noqa: E402
 from steps.sandbox.leftovers import leftovers  # noqa: E402
 
 SLOW = ck.CORRECT + "\nimport time\ntime.sleep(3)"  # long enough to stop a run in the middle
@@ -56,8 +57,12 @@ def course_state(course: Path) -> dict[str, Any]:
     return {"rows": gradebook_rows(course), "autograded": tree_digest(course, ["autograded"])}
 
 
+NOTHING: dict[str, list[str]] = {"temp_dirs": [], "mounts": [], "cgroups": [], "containers": []}
+
+
 def run_leftovers(pids: set[int]) -> dict[str, list[str]]:
-    """Mounts, cgroups and temp dirs named for any of `pids` (a run's processes), dead or alive."""
+    """Mounts, cgroups, temp dirs and podman containers named for any of `pids` (a run's
+    processes), dead or alive."""
     found = leftovers(alive=True)
     return {k: [x for x in v if any(f"-p{p}-" in x or f"gradeflow-{p}-" in x for p in pids)] for k, v in found.items()}
 
@@ -114,8 +119,7 @@ def _broken_bwrap(allow: int) -> Path:
     real = subprocess.run(["sh", "-c", "command -v bwrap"], capture_output=True, text=True).stdout.strip()
     tmp_path = Path(tempfile.mkdtemp(prefix="gradeflow-test-bwrap-"))  # reachable by the sandbox uid
     tmp_path.chmod(0o755)
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)], check=True)
+    venv = make_venv_like_this(tmp_path / "venv").parent.parent
     script = venv / "bin" / "bwrap"
     script.write_text(
         textwrap.dedent(
@@ -193,8 +197,6 @@ def slow_course(squares_built: Path, tmp_path: Path) -> Path:
 def _merged(course: Path) -> dict[str, Any]:
     path = course / "gradeflow_runs" / "state" / "ps1.json"
     try:
-        import json
-
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
@@ -230,7 +232,44 @@ def test_kill_9_mid_run_then_rerun_loses_nothing_and_grades_only_the_rest(slow_c
     scores = con.execute("SELECT auto_score FROM grade JOIN base_cell ON grade.cell_id = base_cell.id WHERE base_cell.name = 'test_squares'").fetchall()
     con.close()
     assert scores == [(2.0,)] * 4
-    assert run_leftovers(pids) == {"temp_dirs": [], "mounts": [], "cgroups": []}  # the rerun removed the dead run's
+    assert run_leftovers(pids) == NOTHING  # the rerun removed the dead run's
+
+
+def podman_containers(pids: set[int]) -> list[str]:
+    """What `podman ps -a` lists of the containers started by any of `pids`."""
+    from steps.sandbox.leftovers import OWNER_LABEL
+
+    out = subprocess.run(["podman", "ps", "--all", "--filter", f"label={OWNER_LABEL}", "--format", "json"], capture_output=True, text=True, check=True).stdout
+    return sorted(c["Names"][0] for c in json.loads(out or "[]") if int(c["Labels"][OWNER_LABEL]) in pids)
+
+
+def test_kill_9_mid_execute_in_podman_then_the_next_run_removes_its_containers(slow_course: Path) -> None:
+    require_sandbox("podman")
+    proc = _start(slow_course, "--jobs", "1", "--sandbox", "podman")
+    pids: set[int] = set()
+
+    def container_running() -> bool:
+        pids.update(group_members(proc.pid))
+        return bool(podman_containers(pids))
+
+    _wait_for(container_running, 300, "a podman sandbox was running", proc)
+    time.sleep(1.0)
+    pids.update(group_members(proc.pid))
+    # SIGKILL to the whole group (an OOM kill, a stop that escalated): the workers die too,
+    # without the teardown a SIGTERM gives them, and their containers outlive them
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while group_members(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = podman_containers(pids)
+    print(f"containers left by the killed run: {left}")
+    assert left, "the killed run left no container: this test would show nothing"
+
+    rerun = gradeflow(slow_course, "--sandbox", "podman")
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert podman_containers(pids) == []  # `podman ps -a` shows none of the dead run's
+    assert run_leftovers(pids) == NOTHING
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
@@ -256,7 +295,7 @@ def test_a_signal_to_the_group_stops_within_seconds_and_leaves_nothing(slow_cour
     assert stopped_s < 10, f"took {stopped_s:.1f} s to stop (goal: 5 s)"
     time.sleep(0.5)
     assert not group_members(proc.pid)
-    assert run_leftovers(pids) == {"temp_dirs": [], "mounts": [], "cgroups": []}
+    assert run_leftovers(pids) == NOTHING
 
 
 def grade_while_locked(course: Path, seconds: float, *args: str) -> tuple[subprocess.CompletedProcess[str], int]:

@@ -37,7 +37,7 @@ SANDBOX_FLAGS = [
 ]
 
 
-INPUTS = ["pyproject.toml", "README.md", "steps", "pipelines", "images/grader"]
+INPUTS = ["pyproject.toml", "constraints.txt", "README.md", "steps", "pipelines", "images/grader"]
 
 
 def tail(text: str, lines: int = 40) -> str:
@@ -219,3 +219,12 @@ print(json.dumps({"raised": raised,
     assert third == [{"type": "stream", "text": "after 42 1000\n", "ename": None}], "cells after the error must run: " + str(third)
     assert got["counts"] == [1, 2, 3], got
     assert got["raised"] == "ValueError", got
+
+
+def test_the_packages_courses_use_are_there_at_the_pinned_versions(image: str) -> None:
+    """The default image stands in for a course image: numpy (the forgery corpus's numpy.testing
+    techniques and every numpy course need it), at constraints.txt's version, as gradeflow's own."""
+    got = run_python(image, "import json, numpy, ipykernel\nprint(json.dumps({'numpy': numpy.__version__, 'ipykernel': ipykernel.__version__, 'sum': int(numpy.arange(10).sum())}))")
+    pins = dict(line.split(";")[0].strip().split("==") for line in (REPO / "constraints.txt").read_text().splitlines() if "==" in line and not line.startswith("#") and ('python_version >= "3.11"' in line or ";" not in line))
+    assert got["sum"] == 45
+    assert got["numpy"] == pins["numpy"] and got["ipykernel"] == pins["ipykernel"], (got, pins["numpy"], pins["ipykernel"])

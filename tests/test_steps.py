@@ -237,6 +237,39 @@ def test_merge_keeps_a_graders_manual_score(course: Path, tmp_path: Path) -> Non
         assert g.manual_score == 1.5 and g.auto_score == 2.0 and g.needs_manual_grade is True
 
 
+def test_merge_cli_exits_75_when_a_submission_is_ungraded_after_writing_the_rest(course: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The Argo merge pod: an UNGRADED submission (its execute never finished) makes the step exit
+    75, so the run shows Failed and `gradeflow retry` reruns it; everything else is written."""
+    from nbgrader.api import Gradebook
+
+    from steps.contract import EXIT_INFRA, EXIT_OK
+    from steps.merge import main
+
+    ck.submit(course, "good", {"squares": ck.CORRECT})
+    ck.submit(course, "crashed", {"squares": ck.CORRECT})
+    ws = tmp_path / "ws"
+    collect(course, "ps1", ws)
+    restore(ws)
+    _execute_in_process(ws, ["good"])  # crashed's execute pod failed: no executed/crashed/
+    score(ws)
+    assert main(["--workspace", str(ws), "--course-dir", str(course)]) == EXIT_INFRA
+    out, err = capsys.readouterr()
+    assert "UNGRADED crashed / squares.ipynb" in out and "NOT GRADED: 1 notebook(s) of 1 submission(s)" in out
+    assert "1 submission(s) not graded" in err and "gradeflow retry" in err and "Traceback" not in err
+    results = json.loads((ws / "results" / "results.json").read_text())
+    assert results["counts"]["ungraded_submissions"] == 1 and results["counts"]["graded"] == 1
+    assert "UNGRADED crashed" in (ws / "results" / "summary.txt").read_text()
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        assert [s.student.id for s in gb.find_assignment("ps1").submissions] == ["good"]  # nothing of crashed
+    assert main(["--workspace", str(ws)]) == EXIT_INFRA  # the Argo pod: no course dir, same rule
+    # `gradeflow retry`: the failed execute runs again, then score and merge
+    _execute_in_process(ws, ["crashed"])
+    score(ws)
+    assert main(["--workspace", str(ws), "--course-dir", str(course)]) == EXIT_OK
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        assert sorted(s.student.id for s in gb.find_assignment("ps1").submissions) == ["crashed", "good"]
+
+
 def test_manifest_round_trips() -> None:
     from steps.records import Submission
 

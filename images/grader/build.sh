@@ -6,12 +6,15 @@
 # Without --base-image the base is localhost/gradeflow-base:bookworm, created here once when
 # missing: debootstrap --variant=minbase bookworm (+ python3, python3-venv, security updates)
 # into a temp dir, then `podman import`. No image is pulled from any registry.
+# That default base also gets the packages courses import (numpy, or GRADEFLOW_COURSE_PACKAGES)
+# and every version pinned by constraints.txt.
 # With --base-image (e.g. quay.io/jupyter/minimal-notebook:python-3.11, or your course's
-# notebook image) podman uses/pulls that image instead and debootstrap is not needed.
+# notebook image) podman uses/pulls that image instead and debootstrap is not needed; its
+# packages and versions are kept (nothing pinned, nothing added).
 #
 # Cache: the image is labelled gradeflow.inputs=<sha256 of the Containerfile, the build
-# context (pyproject.toml, README.md, steps/, pipelines/ without __pycache__), the base
-# image's id and the extra build args>. When the tag already carries that label the build is
+# context (pyproject.toml, constraints.txt, README.md, steps/, pipelines/ without
+# __pycache__), the base image's id and the build args>. When the tag already carries that label the build is
 # skipped (a fraction of a second). --force rebuilds anyway (podman's layer cache still
 # applies; pass -- --no-cache for a truly cold build).
 #
@@ -80,7 +83,7 @@ command -v podman >/dev/null 2>&1 || missing+=(podman)
 command -v runc >/dev/null 2>&1 || missing+=(runc)
 if [ -z "$BASE" ] && ! command -v debootstrap >/dev/null 2>&1; then missing+=(debootstrap); fi
 [ ${#missing[@]} -eq 0 ] || die 3 "missing: ${missing[*]}. Install them with: sudo apt-get install -y ${missing[*]} (or run: make setup)"
-for f in pyproject.toml steps pipelines; do
+for f in pyproject.toml constraints.txt steps pipelines; do
   [ -e "$REPO/$f" ] || die 3 "$REPO/$f is missing: the image installs gradeflow from the repository root"
 done
 
@@ -152,10 +155,18 @@ fi
 # A registry base that is not here yet is pulled by podman build; hash its id when known.
 BASE_ID=$(pm image inspect --format '{{.Id}}' "$BASE" 2>/dev/null || echo "$BASE")
 
+# The default base stands in for a course image: it gets the packages courses import (numpy;
+# GRADEFLOW_COURSE_PACKAGES overrides) at constraints.txt's versions. A course's own image
+# (--base-image) keeps its own packages and versions.
+COURSE_ARGS=()
+if [ "$BASE" = "$DEFAULT_BASE" ]; then
+  COURSE_ARGS=(--build-arg "COURSE_PACKAGES=${GRADEFLOW_COURSE_PACKAGES-numpy}" --build-arg CONSTRAINTS=constraints.txt)
+fi
+
 # --- build context and input hash ------------------------------------------------------
 CTX=$WORK/context
 mkdir -p "$CTX"
-inputs=(pyproject.toml steps pipelines)
+inputs=(pyproject.toml constraints.txt steps pipelines)
 [ -f "$REPO/README.md" ] && inputs+=(README.md)
 (cd "$REPO" && tar --exclude=__pycache__ --exclude='*.pyc' --exclude='*.egg-info' -c "${inputs[@]}") | tar -x -C "$CTX"
 if [ ! -f "$CTX/README.md" ]; then
@@ -167,7 +178,7 @@ HASH=$(
     sha256sum "$CONTAINERFILE" | cut -d' ' -f1
     (cd "$CTX" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
     echo "base=$BASE_ID"
-    printf 'arg=%s\n' "${EXTRA[@]+"${EXTRA[@]}"}"
+    printf 'arg=%s\n' "${COURSE_ARGS[@]+"${COURSE_ARGS[@]}"}" "${EXTRA[@]+"${EXTRA[@]}"}"
   } | sha256sum | cut -c1-64
 )
 
@@ -191,7 +202,7 @@ NOFILE=$(cap -n 65536)
 NPROC=$(cap -u 32768)
 build=("${PODMAN[@]}" build --network host -f "$CONTAINERFILE"
   --build-arg "BASE_IMAGE=$BASE" --label "gradeflow.inputs=$HASH" --label "gradeflow.base=$BASE"
-  --ulimit "nofile=$NOFILE:$NOFILE" --ulimit "nproc=$NPROC:$NPROC" -t "$TAG")
+  --ulimit "nofile=$NOFILE:$NOFILE" --ulimit "nproc=$NPROC:$NPROC" -t "$TAG" "${COURSE_ARGS[@]+"${COURSE_ARGS[@]}"}")
 if [ -n "$CA_BUNDLE" ] && [ -f "$CA_BUNDLE" ]; then
   build+=(-v "$CA_BUNDLE:/etc/ssl/certs/ca-certificates.crt:ro" --build-arg PIP_CERT=/etc/ssl/certs/ca-certificates.crt)
 fi

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from steps.contract import DAG as STEP_ORDER
+from steps.contract import EXIT_INFRA
 from steps.errors import TeacherError
 from steps.limits import ARGO_FLAGS
 
@@ -143,6 +144,11 @@ def _cmd_sync(a: argparse.Namespace) -> int:
     results = sync(a.run, a.course_dir, backend=b, store=a.store, store_prefix=a.store_prefix)
     print("\n".join(summary_lines(results)))
     print(f"gradebook: {results['gradebook']} updated; results: {Path(a.course_dir) / RUNS_DIR / results['run_id'] / 'results'}")
+    ungraded = results["counts"].get("ungraded_submissions", 0)
+    if ungraded:  # as `gradeflow grade`: nothing was written for them, and the exit code says so
+        print(f"gradeflow: {ungraded} submission(s) not graded because gradeflow or the sandbox failed (see the summary); their earlier grades are unchanged. "
+              f"Exit code 75: `gradeflow retry {a.run}` re-runs them, then sync again.", file=sys.stderr)
+        return EXIT_INFRA
     return 0
 
 

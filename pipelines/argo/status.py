@@ -183,8 +183,12 @@ def run_status(workflow: dict[str, Any]) -> RunStatus:
             failed.append(FailedNode(step, student, n.get("displayName", ""), phase, n.get("message", ""), n))
         else:
             p.running += 1
-        if step == "merge" and phase == "Succeeded":
-            summary = param(n.get("outputs"), "summary") or summary
+        if step == "merge" and phase in ("Succeeded", "Failed"):
+            # a merge that exits 75 (a submission UNGRADED) still wrote its summary; older Argo
+            # copies a Retry node's outputs only on success: then its last attempt has them
+            attempts = [nodes[c] for c in n.get("children") or [] if c in nodes] if n.get("type") == "Retry" else []
+            last = max(attempts, key=lambda a: a.get("startedAt") or "") if attempts else n
+            summary = param(n.get("outputs"), "summary") or param(last.get("outputs"), "summary") or summary
     for n in copies:  # a memoized result that could not be copied into this run: that submission failed
         if n.get("phase") not in ("Failed", "Error"):
             continue

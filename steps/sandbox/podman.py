@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .base import KernelLauncher, KernelSandbox, Limits, minimal_env
+from .leftovers import OWNER_LABEL
 from .quota import mount_quota
 
 __all__ = ["PodmanSandbox", "PodmanLauncher", "DEFAULT_IMAGE", "CONTAINER_UID"]
@@ -63,6 +64,7 @@ class PodmanLauncher(KernelLauncher):
         nproc = 4096 if hard == resource.RLIM_INFINITY else min(4096, hard)
         cmd = [
             *PODMAN, "run", "--rm", "--name", name, *([] if as_pid_1 else ["--init"]), "--hostname", "sandbox",
+            "--label", f"{OWNER_LABEL}={os.getpid()}",  # a killed run's containers are removed by the next (leftovers.py)
             "--network", "none", "--read-only", "--user", f"{CONTAINER_UID}:{CONTAINER_UID}",
             "--log-driver", "none",  # no copy of the kernel's stdout under /var/lib/containers (no size limit there)
             "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
