@@ -610,7 +610,7 @@ def _depends_ok(depends: str, results: Mapping[str, dict[str, Any]]) -> bool:
 
 
 def _run_id(when: str, shard: int, shards: int) -> str:
-    from .workflow import shard_run_ids
+    from pipelines.workflow import shard_run_ids
 
     return shard_run_ids(f"ps1-{when}", shards)[shard]
 
@@ -635,7 +635,7 @@ def simulate(
     """
     from steps.collect import shard_of
 
-    from .workflow import SHARD_SIZE, build_shards, build_template
+    from pipelines.workflow import SHARD_SIZE, build_shards, build_template
 
     template = template or build_template().to_dict()
     pinned = "registry.example.edu/gradeflow-grader@sha256:" + "5" * 64
