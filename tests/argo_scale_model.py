@@ -633,9 +633,8 @@ def simulate(
     with a pinned image: every execute is a cache hit, then copy-memoized runs). argo: "v4" (task
     results synced in each node) or "v3" (3.5 to 3.7: also status.taskResultsCompletionStatus).
     """
-    from steps.collect import shard_of
-
     from pipelines.workflow import SHARD_SIZE, build_shards, build_template
+    from steps.collect import shard_of
 
     template = template or build_template().to_dict()
     pinned = "registry.example.edu/gradeflow-grader@sha256:" + "5" * 64
