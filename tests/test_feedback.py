@@ -274,3 +274,39 @@ def test_screenshot_of_a_feedback_page(course: Path, graded: dict) -> None:
     shot.unlink(missing_ok=True)
     subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1100,1500", f"--screenshot={shot}", (course / "feedback" / "hidden" / "ps1" / "squares.html").as_uri()], capture_output=True, timeout=120)
     assert shot.is_file() and shot.stat().st_size > 10_000
+
+
+def feedback_hrefs(report: Path) -> dict[str, list[str]]:
+    """student -> the hrefs of the feedback links in the report's "Every submission" table."""
+    rows = re.findall(r'<tr data-student="([^"]+)">(.*?)</tr>', report.read_text(), flags=re.S)
+    return {student: re.findall(r'href="([^"]+)"', re.search(r'<td class="feedback">(.*?)</td>', row, flags=re.S).group(1)) for student, row in rows}
+
+
+def test_the_run_report_links_each_students_feedback_page(course: Path, graded: dict, tmp_path: Path) -> None:
+    """From the run folder in the course the links open the run's own pages (the bytes merge put
+    where release_feedback looks); from a run folder that keeps only results/ (synced from Argo)
+    they open the course's pages; from a copy of the whole run folder, the copy's."""
+    from urllib.parse import unquote
+
+    from pipelines.report import render_report
+
+    run_dir = course / "gradeflow_runs" / graded["run_id"]
+    links = feedback_hrefs(run_dir / "results" / "report.html")
+    assert sorted(links) == sorted(KINDS)
+    for student, hrefs in links.items():
+        assert hrefs == [f"../feedback/{student}/squares.html"], student
+        target = (run_dir / "results" / unquote(hrefs[0])).resolve()
+        assert target.read_bytes() == (course / "feedback" / student / "ps1" / "squares.html").read_bytes()
+
+    synced = ck.copy_course(course, tmp_path / "synced")
+    synced_run = synced / "gradeflow_runs" / graded["run_id"]
+    for d in synced_run.iterdir():
+        if d.name != "results":
+            shutil.rmtree(d) if d.is_dir() else d.unlink()
+    for student, hrefs in feedback_hrefs(render_report(synced_run)).items():
+        assert hrefs == [f"../../../feedback/{student}/ps1/squares.html"], student
+        assert (synced_run / "results" / unquote(hrefs[0])).resolve() == (synced / "feedback" / student / "ps1" / "squares.html").resolve()
+
+    artifact = shutil.copytree(run_dir, tmp_path / "artifact" / run_dir.name)
+    for student, hrefs in feedback_hrefs(render_report(artifact)).items():
+        assert artifact in (artifact / "results" / unquote(hrefs[0])).resolve().parents and (artifact / "results" / unquote(hrefs[0])).is_file(), student
