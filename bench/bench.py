@@ -54,6 +54,18 @@ def _make_course_module():
 PODMAN_CGROUP = "libpod_parent"  # where rootful podman (cgroupfs manager, v1) puts every container
 
 
+def _remove_cgroup(group: Path, wait: float = 10.0) -> None:
+    """rmdir a bench cgroup once the processes the command left are gone (a worker may still be
+    ending for a moment after the command exits); name the ones that stay."""
+    deadline = time.monotonic() + wait
+    while (pids := (group / "cgroup.procs").read_text().split()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if pids:
+        names = [Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:120] for p in pids if Path(f"/proc/{p}").exists()]
+        raise SystemExit(f"processes outlived the measured command by {wait:.0f} s: {names}")
+    group.rmdir()
+
+
 def measured(cmd: list[str], cwd: Path, name: str, containers: bool = False) -> dict[str, Any]:
     """Run cmd; return wall seconds, CPU seconds and peak memory of its whole process tree.
 
@@ -82,7 +94,7 @@ def measured(cmd: list[str], cwd: Path, name: str, containers: bool = False) -> 
         peak = int((groups["memory"] / "memory.max_usage_in_bytes").read_text()) / 2**20
         cpu = int((groups["cpuacct"] / "cpuacct.usage").read_text()) / 1e9
         for g in groups.values():
-            g.rmdir()
+            _remove_cgroup(g)
         how = "cgroup (whole tree)"
         if pods:
             peak += int((pods["memory"] / "memory.max_usage_in_bytes").read_text()) / 2**20

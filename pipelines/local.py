@@ -348,8 +348,14 @@ def _pool(jobs: int) -> ProcessPoolExecutor:
 
 
 def _stop_pool(pool: ProcessPoolExecutor, grace: float = 3.0) -> None:
-    """SIGTERM every worker (each tears its sandbox down), SIGKILL what is left after `grace` s."""
-    procs = list((getattr(pool, "_processes", None) or {}).values())
+    """SIGTERM every worker (each tears its sandbox down), SIGKILL what is left after `grace` s.
+
+    The pool is shut down first: that takes the pool's lock, so no worker is half-started by the
+    warming thread while we look, and none starts after. Every worker is joined before returning, so
+    none is still unpickling the slot queue when this process exits and frees it."""
+    processes = getattr(pool, "_processes", None) or {}  # the dict itself: shutdown drops the attribute
+    pool.shutdown(wait=False, cancel_futures=True)
+    procs = list(processes.values())
     for p in procs:
         with contextlib.suppress(OSError):
             os.kill(p.pid, signal.SIGTERM)
@@ -361,7 +367,6 @@ def _stop_pool(pool: ProcessPoolExecutor, grace: float = 3.0) -> None:
             with contextlib.suppress(OSError):
                 os.kill(p.pid, signal.SIGKILL)
             p.join(1)
-    pool.shutdown(wait=False, cancel_futures=True)
 
 
 class _Signals:

@@ -28,6 +28,9 @@ import nbformat
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+# The tests start the venv's commands (nbgrader calls `alembic`, the tests `jupyter`): `make test`
+# runs .venv/bin/python without activating the venv, so its bin/ goes first on PATH.
+os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
 import coursekit as ck  # noqa: E402
 
 from steps.errors import SandboxUnavailable  # noqa: E402
