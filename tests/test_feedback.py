@@ -146,6 +146,31 @@ def test_redact_refuses_broken_markers_like_nbgrader() -> None:
         RedactHiddenTests().preprocess(nb, {})
 
 
+@pytest.mark.parametrize("html_output", ["<b>fine</b>", "<div>unclosed", "</div></div>stray closing tags", "<script>var x = 1;", "<style>p {}", "<pre>  spaced", "<textarea>open"])
+def test_the_feedback_exporter_writes_byte_for_byte_what_nbconverts_writes(html_output: str) -> None:
+    """steps.feedback_html leaves code blocks out of BeautifulSoup's pass and remembers filters;
+    the page must still be nbconvert's, whatever a student's HTML output does to the parse."""
+    from nbconvert.exporters import HTMLExporter
+    from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+
+    from steps.feedback_html import feedback_exporter
+
+    ours = feedback_exporter()
+    theirs = HTMLExporter(config=ours.config)
+    theirs.register_preprocessor(CSSHTMLHeaderPreprocessor)
+    code = 'x = "a" & \'b\' < 3  # <tag> &amp;\nif x:\n\n    pass'
+    out = nbformat.v4.new_output("display_data", data={"text/html": html_output, "text/plain": "-"})
+    err = nbformat.v4.new_output("error", ename="E", evalue="<e>", traceback=["\x1b[0;31mE\x1b[0m: <e> & more"])
+    meta = {"nbgrader": {"grade": True, "solution": True, "grade_id": "a", "points": 1, "score": 0.5, "comment": "*ok*"}}
+    nb = new_notebook(
+        cells=[new_markdown_cell("# Title\n\n`code` & <b>bold</b>"), new_code_cell(code, outputs=[err]), new_code_cell("print(1)", outputs=[out], metadata=meta), new_code_cell(code), new_code_cell("")],
+        metadata={"language_info": {"name": "python", "pygments_lexer": "ipython3"}},
+    )
+    for _ in range(2):  # then again from what the exporter remembers
+        resources = {"nbgrader": {"notebook": "n", "score": 0.5, "max_score": 1, "late_penalty": 0}}
+        assert ours.from_notebook_node(nb, resources=dict(resources))[0] == theirs.from_notebook_node(nb, resources=dict(resources))[0]
+
+
 # --- a whole run ---------------------------------------------------------------------------------
 
 
