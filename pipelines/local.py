@@ -24,19 +24,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from steps.collect import collect, new_run_id
+from steps.collect import collect
 from steps.contract import STEPS
-from steps.errors import InfraError, Interrupted, SandboxError, TeacherError
+from steps.course import new_run_id, open_course
+from steps.errors import Busy, InfraError, Interrupted, SandboxError, TeacherError
 from steps.merge import CourseWriter, merge
 from steps.records import MISSING, OK, REPAIRED, UNGRADED, Manifest, NotebookOutcome, StepRecord, read_json, write_json
 from steps.sandbox import DEFAULT_SANDBOX, Limits, get_sandbox
 
 from .forkserver_preload import die_with_parent
-from .store import open_store
+from .store import RUNS_DIR, open_store
 
 __all__ = ["GradeOptions", "grade", "RUNS_DIR", "Event"]
 
-RUNS_DIR = "gradeflow_runs"  # in the course directory: the default store, state and lock
 log = logging.getLogger("gradeflow.local")
 
 
@@ -79,7 +79,7 @@ def _course_lock(course_dir: Path, assignment: str) -> Iterator[None]:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise TeacherError(f"another gradeflow run is grading {assignment!r} in this course", "wait for it to finish") from None
+            raise Busy(f"another gradeflow run is grading {assignment!r} in this course", "wait for it to finish") from None
         yield
 
 
@@ -556,6 +556,4 @@ def _run(course_dir: Path, assignment: str, options: GradeOptions, progress: Pro
 
 
 def _db_url(course_dir: Path) -> str:
-    from steps.collect import _course
-
-    return _course(course_dir)[1].db_url
+    return open_course(course_dir)[1].db_url

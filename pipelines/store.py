@@ -18,7 +18,9 @@ from fsspec.implementations.local import LocalFileSystem
 
 from steps.errors import TeacherError
 
-__all__ = ["Store", "open_store"]
+__all__ = ["Store", "open_store", "RUNS_DIR"]
+
+RUNS_DIR = "gradeflow_runs"  # in the course directory: the default store, the state and the lock of its runs
 
 
 class Store:

@@ -14,56 +14,19 @@ import argparse
 import datetime as dt
 import hashlib
 import os
-import re
 import shutil
 from pathlib import Path
 from typing import Sequence
 
 from .contract import STEPS
+from .course import assignment_gradebook, new_run_id, open_course, submission_dirs
 from .errors import TeacherError
 from .records import Manifest, Submission, write_json
 
-__all__ = ["collect", "main", "new_run_id"]
+__all__ = ["collect", "main"]
 
 STEP = STEPS["collect"]
 MAX_SUBMISSION_MB = 200  # the default of --max-submission-mb
-
-
-def new_run_id(assignment: str) -> str:
-    """A sortable, unique run id such as `ps1-20261122T101500Z`."""
-    return f"{assignment}-{dt.datetime.now(dt.timezone.utc).strftime('%Y%m%dT%H%M%S%fZ')}"
-
-
-def _course(course_dir: Path):
-    from nbgrader.coursedir import CourseDirectory
-
-    from .snapshot import load_course_config
-
-    config = load_course_config(course_dir)
-    coursedir = CourseDirectory(config=config)
-    coursedir.root = str(course_dir.resolve())
-    return config, coursedir
-
-
-def _open_gradebook(coursedir, assignment: str):
-    from nbgrader.api import MissingEntry
-
-    from .gradebook import open_course_gradebook
-
-    gb = open_course_gradebook(
-        coursedir.db_url, coursedir.course_id, f"run `nbgrader generate_assignment {assignment}` in the course directory first"
-    )
-    try:
-        gb.find_assignment(assignment)
-    except MissingEntry:
-        known = sorted(a.name for a in gb.assignments)
-        gb.close()
-        raise TeacherError(
-            f"assignment {assignment!r} is not in the gradebook",
-            f"known assignments: {', '.join(known) or 'none'}; "
-            f"run `nbgrader generate_assignment {assignment}` to add it",
-        ) from None
-    return gb
 
 
 def _files(root: Path, ignore: Sequence[str], dropped: list[str] | None = None) -> list[Path]:
@@ -109,19 +72,6 @@ def _timestamp(directory: Path) -> tuple[str | None, str]:
         return None, f"unreadable timestamp.txt ({text[:40]!r}): graded as on time"
 
 
-def _submission_dirs(coursedir, assignment: str) -> dict[str, Path]:
-    pattern = coursedir.format_path(coursedir.submitted_directory, "*", assignment)
-    regexp = coursedir.format_path(coursedir.submitted_directory, "(?P<student_id>[^/]+)", re.escape(assignment), escape=True)
-    found = {}
-    import glob
-
-    for path in sorted(glob.glob(pattern)):
-        m = re.fullmatch(regexp, path)
-        if m and os.path.isdir(path):
-            found[m.group("student_id")] = Path(path)
-    return found
-
-
 def collect(
     course_dir: Path,
     assignment: str,
@@ -132,15 +82,11 @@ def collect(
 ) -> Manifest:
     """Copy the submissions into `workspace` and write manifest.json and snapshot.json.
     A submission over `max_submission_mb` is left out (`Manifest.left_out`, with its size)."""
+    from .feedback import export_manual
     from .snapshot import export_snapshot
 
-    course_dir = Path(course_dir)
-    if not course_dir.is_dir():
-        raise TeacherError(f"course directory {course_dir} does not exist", "give the folder that holds nbgrader_config.py")
-    config, coursedir = _course(course_dir)
-    from .feedback import export_manual
-
-    gb = _open_gradebook(coursedir, assignment)
+    config, coursedir = open_course(Path(course_dir))
+    gb = assignment_gradebook(coursedir, assignment)
     notebook_dirs = tuple(Path(coursedir.format_path(d, ".", assignment)) for d in (coursedir.source_directory, coursedir.release_directory))
     with gb:
         snapshot = export_snapshot(gb, assignment, config, notebook_dirs)
@@ -152,7 +98,7 @@ def collect(
             f"run `nbgrader generate_assignment {assignment}` first",
         )
 
-    found = _submission_dirs(coursedir, assignment)
+    found = submission_dirs(coursedir, assignment)
     excluded = set(filter(None, (coursedir.student_id_exclude or "").split(",")))
     if students:
         unknown = sorted(set(students) - set(found))

@@ -6,7 +6,7 @@ can fix, so its message is the headline and the traceback is never shown.
 """
 from __future__ import annotations
 
-__all__ = ["TeacherError", "SandboxUnavailable", "InfraError", "SandboxError", "Interrupted", "GradebookUnavailable"]
+__all__ = ["TeacherError", "NotFound", "Busy", "Unreachable", "SandboxUnavailable", "InfraError", "SandboxError", "Interrupted", "GradebookUnavailable"]
 
 
 class _Explained(Exception):
@@ -23,6 +23,18 @@ class _Explained(Exception):
 
 class TeacherError(_Explained):
     """A problem the teacher can fix (exit 2)."""
+
+
+class NotFound(TeacherError):
+    """What was asked for does not exist: a course folder, an assignment, a run, an Argo object."""
+
+
+class Busy(TeacherError):
+    """Someone else is already doing it (grading this assignment): wait, then try again."""
+
+
+class Unreachable(TeacherError):
+    """A service gradeflow talks to (the Argo Server, the Kubernetes API) cannot be reached."""
 
 
 class SandboxUnavailable(TeacherError):

@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Sequence
 
 from .contract import STEPS
+from .limits import add_limit_arguments, limits_from_args
 from .records import OK, REPAIRED, StepRecord, read_json
 from .sandbox import DEFAULT_SANDBOX, SANDBOXES, Limits, get_sandbox
 
-__all__ = ["execute", "main", "add_limit_arguments", "limits_from_args"]
+__all__ = ["execute", "main", "add_limit_arguments", "limits_from_args"]  # the latter two: steps.limits, for the CLIs
 
 STEP = STEPS["execute"]
 
@@ -38,26 +39,6 @@ def execute(workspace: Path, student: str, sandbox: str = DEFAULT_SANDBOX, limit
         record.save(out / "execute.json")
         return record
     return get_sandbox(sandbox).execute_submission(restored / "work", notebooks, out, limits, config, slot)
-
-
-def _seconds_or_course_default(value: str) -> int | None:
-    """An int, or '' for "not set" (an Argo parameter cannot leave a flag out)."""
-    return int(value) if value.strip() else None
-
-
-def add_limit_arguments(p: argparse.ArgumentParser) -> None:
-    d = Limits()
-    p.add_argument("--cell-timeout", type=_seconds_or_course_default, default=None, help="seconds per cell (default, or '': nbgrader's Execute.timeout, 30)")
-    p.add_argument("--wall-time", type=int, default=d.wall_time, help=f"seconds for one submission (default {d.wall_time})")
-    p.add_argument("--memory", type=int, default=d.memory_mb, help=f"MiB per submission (default {d.memory_mb})")
-    p.add_argument("--cpu-time", type=int, default=d.cpu_time, help=f"CPU seconds per process (default {d.cpu_time})")
-    p.add_argument("--pids", type=int, default=d.pids, help=f"processes per submission (default {d.pids})")
-    p.add_argument("--disk", type=int, default=d.disk_mb, help=f"MiB of files the notebook may write (default {d.disk_mb})")
-    p.add_argument("--output", type=int, default=d.output_kb, help=f"KiB of output kept per notebook (default {d.output_kb})")
-
-
-def limits_from_args(a: argparse.Namespace) -> Limits:
-    return Limits(cell_timeout=a.cell_timeout, wall_time=a.wall_time, memory_mb=a.memory, cpu_time=a.cpu_time, pids=a.pids, disk_mb=a.disk, output_kb=a.output)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -178,14 +178,14 @@ class CourseWriter:
     def __init__(self, workspace: Path, course_dir: Path) -> None:
         from traitlets.config import Config
 
-        from .collect import _course
+        from .course import open_course
         from .gradebook import share_engines
 
         share_engines()  # one engine for the whole run, not one per notebook
         self.workspace = Path(workspace)
         self.manifest = Manifest.load(self.workspace / "manifest.json")
         self.snapshot = read_json(self.workspace / "snapshot.json")
-        _, self.coursedir = _course(Path(course_dir))
+        _, self.coursedir = open_course(Path(course_dir))
         self.config = Config(self.snapshot.get("config", {}))
         self.permissions = 0o664 if self.coursedir.groupshared else 0o444
         self.written = 0  # submissions written by this writer, for the message when the database goes away
@@ -198,9 +198,9 @@ class CourseWriter:
         the commit, so the course never holds half a submission.
         """
         from nbgrader.api import Gradebook
-        from nbgrader.preprocessors import AssignLatePenalties, SaveAutoGrades
 
         from .gradebook import database_errors, one_transaction
+        from .nbgrader_pipeline import merge_preprocessors
 
         ws, assignment, coursedir = self.workspace, self.manifest.assignment, self.coursedir
         sub = self.manifest.submission(student)
@@ -220,8 +220,9 @@ class CourseWriter:
                 if o.status in (OK, REPAIRED, TAMPERED):
                     nb = nbformat.read(str(ws / "scored" / student / f"{o.notebook}.ipynb"), as_version=4)
                     resources = {"nbgrader": {"student": student, "assignment": assignment, "notebook": o.notebook, "db_url": coursedir.db_url}}
-                    for pp in (SaveAutoGrades(config=self.config), AssignLatePenalties(config=self.config)):
-                        nb, resources = pp.preprocess(nb, resources)
+                    for pp in merge_preprocessors(self.config):
+                        if pp.enabled:
+                            nb, resources = pp.preprocess(nb, resources)
                     flag_for_review(coursedir.db_url, assignment, o.notebook, student, o.detail.get("tampered_cells", []))
                     graded[o.notebook] = nb
                     continue

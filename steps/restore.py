@@ -1,7 +1,8 @@
 """restore: validate each submitted notebook and put back its locked and test cells.
 
 Runs nbgrader's own sanitize preprocessors (ClearOutput, DeduplicateIds, OverwriteKernelspec,
-OverwriteCells, CheckCellMetadata: the list `nbgrader autograde` runs) against a scratch
+OverwriteCells, CheckCellMetadata: the list `nbgrader autograde` runs, or the course's own
+c.Autograde.sanitize_preprocessors; see steps/nbgrader_pipeline.py) against a scratch
 gradebook built from the snapshot, so hidden tests come back exactly as nbgrader restores
 them. Before that, gradeflow's own preprocessors (steps.preprocessors) recover what a student
 broke but what can still be attributed: a deleted grade cell is put back, a copied grade cell
@@ -27,10 +28,11 @@ from typing import Any, Sequence
 import nbformat
 
 from .cli import for_each_submission, submissions_main
-from .preprocessors import RECOVERY_PREPROCESSORS, released_sources
 from .contract import STEPS
-from .snapshot import scratch_gradebook
+from .nbgrader_pipeline import restore_preprocessors
+from .preprocessors import RECOVERY_PREPROCESSORS, released_sources
 from .records import MISSING, OK, REPAIRED, SKIPPED, Manifest, NotebookOutcome, StepRecord
+from .snapshot import scratch_gradebook
 
 __all__ = ["restore", "restore_submission", "main", "Malformed"]
 
@@ -128,14 +130,6 @@ def _check_structure(nb: Any, spec: dict[str, Any], add_missing_cells: bool) -> 
                 raise Malformed(f"cell {gid!r} has its nbgrader '{flag}' flag changed to {f[flag]} (edited metadata)")
 
 
-def _preprocessors(config: dict[str, Any]) -> list[Any]:
-    from nbgrader.preprocessors import CheckCellMetadata, ClearOutput, DeduplicateIds, OverwriteCells, OverwriteKernelspec
-    from traitlets.config import Config
-
-    cfg = Config(config)
-    return [cls(config=cfg) for cls in (ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata)]
-
-
 def _edited_locked_cells(nb: Any, spec: dict[str, Any], config: dict[str, Any]) -> set[str]:
     """Locked cells whose source the student changed (restoring hidden tests is not a change)."""
     released = released_sources({**spec, "source_cells": [c for c in spec["source_cells"] if c["locked"]]}, config)
@@ -158,7 +152,7 @@ def _sanitize(nb: Any, resources: dict[str, Any], config: dict[str, Any]) -> tup
     capture.propagate = False
     capture.addHandler(changes)
     try:
-        for pp in _preprocessors(config):
+        for pp in restore_preprocessors(config):
             if pp.enabled:
                 pp.log = capture
                 nb, resources = pp.preprocess(nb, resources)
@@ -229,6 +223,7 @@ def restore_submission(workspace: Path, manifest: Manifest, snapshot: dict[str, 
     import time
 
     start = time.monotonic()
+    restore_preprocessors(snapshot.get("config", {}))  # a preprocessor the course names but gradeflow cannot import is the teacher's to fix, not a skip
     sub = manifest.submission(student)
     src = workspace / "submissions" / student
     out = workspace / "restored" / student

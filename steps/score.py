@@ -1,8 +1,9 @@
 """score: grade every cell of the executed notebooks with nbgrader's own rules.
 
 Runs the part of `nbgrader autograde`'s preprocessor list that comes after execution
-(IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades, AssignLatePenalties,
-CheckCellMetadata) against a scratch gradebook built from the snapshot, then reads the grades
+(by default IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
+AssignLatePenalties, CheckCellMetadata; the course's own list when it sets one, see
+steps/nbgrader_pipeline.py) against a scratch gradebook built from the snapshot, then reads the grades
 back out as JSON. So partial credit, checksums of unchanged answers, needs-manual-grade and
 late penalties are nbgrader's, computed without the real gradebook. A test cell that execute's
 integrity probe found tampered with (steps/integrity.py) gets an error output saying why, so
@@ -22,22 +23,13 @@ import nbformat
 from .cli import for_each_submission, submissions_main
 from .contract import STEPS
 from .integrity import flag_for_review, withhold_credit
+from .nbgrader_pipeline import score_preprocessors
 from .records import MISSING, OK, SKIPPED, TAMPERED, UNGRADED, Manifest, NotebookOutcome, StepRecord
 from .snapshot import scratch_gradebook
 
-__all__ = ["score", "score_submission", "main", "grade_preprocessors", "read_grades"]
+__all__ = ["score", "score_submission", "main", "read_grades"]
 
 STEP = STEPS["score"]
-
-
-def grade_preprocessors(config: dict[str, Any]) -> list[Any]:
-    """nbgrader autograde's post-execution preprocessors, configured like the course."""
-    from nbconvert.preprocessors import ClearMetadataPreprocessor
-    from nbgrader.preprocessors import AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput, SaveAutoGrades
-    from traitlets.config import Config
-
-    cfg = Config(config)
-    return [cls(config=cfg) for cls in (IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata)]
 
 
 def run_preprocessors(nb: Any, resources: dict[str, Any], preprocessors: list[Any]) -> Any:
@@ -106,6 +98,7 @@ def score_submission(workspace: Path, manifest: Manifest, snapshot: dict[str, An
         gb.update_or_create_submission(manifest.assignment, student, **({"timestamp": sub.timestamp} if sub.timestamp else {}))
     record = StepRecord("score", student, detail={"timestamp": sub.timestamp, "notebooks": {}})
     config = snapshot.get("config", {})
+    score_preprocessors(config)  # a preprocessor the course names but gradeflow cannot import is the teacher's to fix, not a skip
     for name in manifest.notebooks:
         r = restore_rec.outcome(name)
         e = exec_rec.outcome(name) if exec_rec else None
@@ -126,7 +119,7 @@ def score_submission(workspace: Path, manifest: Manifest, snapshot: dict[str, An
         tampered, why = withhold_credit(executed, e.detail.get("integrity") or {})
         resources = {"nbgrader": {"student": student, "assignment": manifest.assignment, "notebook": name, "db_url": db_url}}
         try:
-            graded = run_preprocessors(_strip_papermill(executed), resources, grade_preprocessors(config))
+            graded = run_preprocessors(_strip_papermill(executed), resources, score_preprocessors(config))
         except Exception as ex:  # noqa: BLE001 - nbgrader's validation of the executed notebook
             record.notebooks.append(NotebookOutcome(name, SKIPPED, f"nbgrader could not grade the executed notebook: {str(ex).splitlines()[0] if str(ex) else type(ex).__name__}"))
             continue

@@ -16,13 +16,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from jupyter_core.paths import jupyter_config_path
 from traitlets.config import Config
-from traitlets.config.loader import LazyConfigValue, PyFileConfigLoader
+from traitlets.config.loader import LazyConfigValue
 
 __all__ = [
     "CONFIG_SECTIONS",
-    "load_course_config",
     "export_snapshot",
     "snapshot_config",
     "scratch_gradebook",
@@ -47,15 +45,6 @@ CONFIG_SECTIONS = (
     "LateSubmissionPlugin",
     "ClearHiddenTests",  # its delimiters mark what feedback leaves out
 )
-
-
-def load_course_config(course_dir: Path) -> Config:
-    """Load nbgrader_config.py the way nbgrader does: system, then user, then the course dir."""
-    config = Config()
-    for directory in [*reversed(jupyter_config_path()), str(course_dir)]:
-        if (Path(directory) / "nbgrader_config.py").is_file():
-            config.merge(PyFileConfigLoader("nbgrader_config.py", path=str(directory)).load_config())
-    return config
 
 
 def _jsonable(value: Any) -> Any:

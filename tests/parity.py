@@ -102,10 +102,10 @@ def gradebook_grades(course: Path, assignment: str = "ps1") -> dict[Key, tuple[f
     the course's own gradebook (gradebook.db or whatever database its db_url names)."""
     from nbgrader.api import Gradebook
 
-    from steps.collect import _course
+    from steps.course import open_course
 
     out: dict[Key, tuple[float | None, float, bool]] = {}
-    with Gradebook(_course(course)[1].db_url) as gb:
+    with Gradebook(open_course(course)[1].db_url) as gb:
         for sub in gb.find_assignment(assignment).submissions:
             for nb in sub.notebooks:
                 for g in nb.grades:

@@ -23,9 +23,9 @@ import jsonschema
 import pytest
 
 from pipelines import client
-from pipelines.client import ArgoSettings, ArgoServerBackend, KubernetesBackend, connect, pod_name, run_status
+from pipelines.client import ArgoServerBackend, ArgoSettings, KubernetesBackend, connect, pod_name, run_status
 from pipelines.workflow import build_template
-from steps.errors import TeacherError
+from steps.errors import NotFound, TeacherError, Unreachable
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads((ROOT / "tests" / "data" / "argo-schema-v4.1.2.json").read_text())
@@ -176,6 +176,20 @@ def test_forbidden_and_unreachable_are_explained(argo: FakeArgo) -> None:
         client.find_run(server_backend(argo), "r1")
     dead = ArgoServerBackend(ArgoSettings(server="127.0.0.1:9", secure=False, namespace=NS))
     with pytest.raises(TeacherError, match="port-forward"):
+        client.find_run(dead, "r1")
+
+
+def test_missing_and_unreachable_are_told_apart_by_type_not_by_message(argo: FakeArgo) -> None:
+    """Callers branch on NotFound / Unreachable (a deleted run is looked for in the store), so
+    rewording a message can never change what the client does."""
+    argo.routes[("GET", f"/api/v1/workflows/{NS}")] = (200, {"metadata": {}, "items": None})
+    argo.routes[("GET", "/api/v1/archived-workflows")] = (200, {"metadata": {}, "items": None})
+    with pytest.raises(NotFound, match="Argo has no run 'gone'"):
+        client.find_run(server_backend(argo), "gone")
+    with pytest.raises(NotFound, match="is not installed"):
+        client.submit(server_backend(argo), "intro", "ps1")
+    dead = ArgoServerBackend(ArgoSettings(server="127.0.0.1:9", secure=False, namespace=NS))
+    with pytest.raises(Unreachable):
         client.find_run(dead, "r1")
 
 

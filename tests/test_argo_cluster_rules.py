@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from argo_emulator import retry_wanted, substitute
 from argo_schemas import core_errors, crd_errors, json_schema_errors, name_and_label_errors
-from pipelines.argo_emulator import retry_wanted, substitute
 from pipelines.argo_pods import INFRASTRUCTURE_MESSAGES, MAIN_CONTAINER
 from pipelines.workflow import (
     DEFAULT_CLASS_SIZE,

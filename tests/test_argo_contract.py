@@ -1,7 +1,7 @@
 """The rendered templates and the step CLIs agree: each pod, given only its declared inputs, makes its declared outputs.
 
 Scenario: argo/workflowtemplate.yaml (as pipelines/workflow.py renders it) runs pod by pod on
-this machine with pipelines.argo_emulator: for every container template, a fresh directory
+this machine with tests/argo_emulator.py: for every container template, a fresh directory
 stands for the pod's /gradeflow and holds ONLY the template's declared input artifacts,
 fetched by their rendered keys from a store (here a local directory); the template's
 command runs as `sys.executable -m steps.<name>` with the rendered arguments (execute with
@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 import coursekit as ck
-from pipelines.argo_emulator import EmulatedRun, Emulator, substitute
+from argo_emulator import EmulatedRun, Emulator, substitute
 from pipelines.workflow import build_template
 from steps.contract import DAG, EXIT_USAGE, STEPS
 

@@ -2,7 +2,7 @@
 
 Scenario: the store is an S3 bucket on a real S3 API server (moto, on 127.0.0.1), reached
 only through s3fs/fsspec, as a MinIO artifact repository would be. The rendered template
-runs pod by pod (pipelines.argo_emulator): each pod downloads its declared artifacts by key
+runs pod by pod (tests/argo_emulator.py): each pod downloads its declared artifacts by key
 and uploads its outputs, so after the run the bucket holds `gradeflow/<run-id>/` laid out
 like a local workspace. A teacher then runs `gradeflow sync`, which downloads that prefix
 and merges it into the course with the same steps.merge the local runner uses: grades in
@@ -17,17 +17,16 @@ exit handler and the summary names her. That is the run `gradeflow retry` would 
 from __future__ import annotations
 
 import html
-import re
-
 import json
+import re
 import socket
 from pathlib import Path
 
 import pytest
 
 import coursekit as ck
-from pipelines.argo_emulator import Emulator
-from pipelines.client import Backend, ArgoSettings, sync
+from argo_emulator import Emulator
+from pipelines.client import ArgoSettings, Backend, sync
 from pipelines.workflow import build_template, build_workflow
 from steps.contract import EXIT_INFRA
 from steps.errors import TeacherError
@@ -46,11 +45,11 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory: pytest.TempPathFactory):
     pytest.importorskip("moto.server", reason="moto[server] is needed for a real S3 API on 127.0.0.1")
+    import logging
+
     import boto3
     import s3fs
     from moto.server import ThreadedMotoServer
-
-    import logging
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per S3 request otherwise
     port = free_port()

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines.argo_emulator import evaluate, retry_wanted, substitute
+from argo_emulator import retry_wanted, substitute
 from pipelines.workflow import (
     CACHE_INPUTS,
     EXECUTOR_SERVICE_ACCOUNT,

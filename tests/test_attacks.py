@@ -30,7 +30,17 @@ import nbformat
 import pytest
 
 import coursekit as ck
-from conftest import FAST_LIMITS, HostListener, error_names, notebook_text, planted_file, require_sandbox, runner_environment, sandbox_leftovers, tree_digest
+from conftest import (
+    FAST_LIMITS,
+    HostListener,
+    error_names,
+    notebook_text,
+    planted_file,
+    require_sandbox,
+    runner_environment,
+    sandbox_leftovers,
+    tree_digest,
+)
 from pipelines.local import RUNS_DIR, GradeOptions, grade
 from steps.records import FAILED, OK, REPAIRED
 from steps.sandbox import Limits

@@ -25,7 +25,6 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 import coursekit as ck  # noqa: E402
-
 from steps.contract import EXIT_USAGE  # noqa: E402
 
 

@@ -26,7 +26,6 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 import coursekit as ck  # noqa: E402
 from conftest import require_sandbox, tree_digest  # noqa: E402
-
 from steps.sandbox.leftovers import leftovers  # noqa: E402
 
 SLOW = ck.CORRECT + "\nimport time\ntime.sleep(3)"  # long enough to stop a run in the middle

@@ -16,15 +16,15 @@ from typing import Any
 
 import pytest
 
-from steps.collect import _course, _open_gradebook
+from steps.course import assignment_gradebook, open_course
 from steps.gradebook import share_engines
 from steps.snapshot import export_snapshot, scratch_gradebook
 
 
 @pytest.fixture
 def snapshot(squares_course: Path) -> dict[str, Any]:
-    config, coursedir = _course(squares_course)
-    gb = _open_gradebook(coursedir, "ps1")
+    config, coursedir = open_course(squares_course)
+    gb = assignment_gradebook(coursedir, "ps1")
     try:
         return export_snapshot(gb, "ps1", config)
     finally:

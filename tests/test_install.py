@@ -12,7 +12,6 @@ with every Python's own pip. Both need the network and minutes, so they run befo
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess

@@ -21,7 +21,6 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 import parity  # noqa: E402
-
 from pipelines.local import GradeOptions, grade  # noqa: E402
 
 pytestmark = pytest.mark.slow

@@ -39,7 +39,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 import coursekit as ck  # noqa: E402
 import parity  # noqa: E402
 import pgserver  # noqa: E402
-
 from pipelines.local import GradeOptions, grade  # noqa: E402
 from steps.contract import EXIT_USAGE  # noqa: E402
 
@@ -55,21 +54,21 @@ def gradeflow(*args: str, wait: bool = True, **kw: Any) -> Any:
 
 
 def db_name(course: Path) -> str:
-    from steps.collect import _course
-
     from sqlalchemy.engine import make_url
 
-    return make_url(_course(course)[1].db_url).database
+    from steps.course import open_course
+
+    return make_url(open_course(course)[1].db_url).database
 
 
 def grades(course: Path, student: str, notebook: str = "squares") -> dict[str, Any]:
     """Every grade and comment of one student's notebook, as the course's gradebook holds them."""
     from nbgrader.api import Gradebook
 
-    from steps.collect import _course
+    from steps.course import open_course
 
     out: dict[str, Any] = {}
-    with Gradebook(_course(course)[1].db_url, "test-course") as gb:
+    with Gradebook(open_course(course)[1].db_url, "test-course") as gb:
         sub = gb.find_submission("ps1", student)
         out["timestamp"] = sub.timestamp.isoformat() if sub.timestamp else None
         out["score"] = sub.score
@@ -108,9 +107,9 @@ def comment_in_flight(course: Path, student: str, text: str) -> Iterator[Any]:
     from nbgrader.api import Gradebook
     from sqlalchemy import text as sql
 
-    from steps.collect import _course
+    from steps.course import open_course
 
-    gb = Gradebook(_course(course)[1].db_url, "test-course")
+    gb = Gradebook(open_course(course)[1].db_url, "test-course")
     try:
         comment = gb.find_comment("explain", "squares", "ps1", student)
         comment.manual_comment = text
@@ -344,7 +343,7 @@ from test_argo_e2e import BUCKET, s3  # noqa: E402,F401 - the moto S3 server fix
 
 
 def test_sync_of_an_argo_run_writes_the_postgres_gradebook(postgres: pgserver.PgServer, pg_squares: Path, s3: Any, tmp_path: Path) -> None:  # noqa: F811
-    from pipelines.argo_emulator import Emulator
+    from argo_emulator import Emulator
     from pipelines.client import sync
     from pipelines.workflow import build_template
 

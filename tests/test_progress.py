@@ -20,11 +20,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 import coursekit as ck  # noqa: E402
-
 from pipelines.local import Event  # noqa: E402
-from steps.contract import DAG  # noqa: E402
 from pipelines.progress import BarPrinter, choose_mode, progress_printer  # noqa: E402
-
+from steps.contract import DAG  # noqa: E402
 
 
 @pytest.fixture(scope="module")

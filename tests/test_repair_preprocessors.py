@@ -19,7 +19,6 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 import coursekit as ck  # noqa: E402
-
 from steps.preprocessors import AttributeCells, DemoteDuplicateCells, RestoreDeletedCells, UpgradeCellMetadata  # noqa: E402
 
 

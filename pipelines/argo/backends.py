@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Mapping
 
-from steps.errors import TeacherError
+from steps.errors import NotFound, TeacherError, Unreachable
 
 __all__ = [
     "ArgoSettings",
@@ -182,11 +182,11 @@ class Backend:
                 f"bind your account or token to the gradeflow-submitter Role: kubectl apply -n {ns} -f argo/install/",
             )
         if status == 404:
-            return TeacherError(f"{what} was not found in {self.where()}", "check the name with `gradeflow status` and the namespace with -n / ARGO_NAMESPACE")
+            return NotFound(f"{what} was not found in {self.where()}", "check the name with `gradeflow status` and the namespace with -n / ARGO_NAMESPACE")
         if status == 409:
             return TeacherError(f"{what} already exists in {self.where()}", "choose another run id (--run-id) or leave it out to get a fresh one")
         if status is None:
-            return TeacherError(f"cannot reach Argo to {action}: {detail.strip()[:300]}", self.reach_hint())
+            return Unreachable(f"cannot reach Argo to {action}: {detail.strip()[:300]}", self.reach_hint())
         return TeacherError(f"Argo refused to {action} (HTTP {status}): {detail.strip()[:400]}", "see the Argo Server / workflow-controller logs for details")
 
     def reach_hint(self) -> str:
@@ -258,7 +258,8 @@ class ArgoServerBackend(Backend):
         return model.model_dump(by_alias=True, exclude_none=True, mode="json")
 
     def create_workflow(self, body: dict[str, Any]) -> dict[str, Any]:
-        from hera.workflows.models import Workflow as WorkflowModel, WorkflowCreateRequest
+        from hera.workflows.models import Workflow as WorkflowModel
+        from hera.workflows.models import WorkflowCreateRequest
 
         req = WorkflowCreateRequest(workflow=WorkflowModel.model_validate(body), namespace=self.namespace)
         return self._dict(self._call("submit a workflow", f"workflow {body['metadata'].get('name')}", lambda: self.service.create_workflow(req)))
@@ -288,10 +289,8 @@ class ArgoServerBackend(Backend):
     def server_version(self) -> str | None:
         try:
             return self._get_json("api/v1/version", {}, "read the Argo Server's version", "the version endpoint").get("version")
-        except TeacherError as e:
-            if "was not found" in e.what:
-                return None
-            raise
+        except NotFound:
+            return None
 
     def find_archived(self, label_selector: str) -> dict[str, Any] | None:
         # Without persistence the server answers with an empty list (or an error on old releases).

@@ -39,7 +39,7 @@ class _State:
     def __init__(self, config: GradeflowConfig, root_dir: str, log: Any) -> None:
         from steps.sandbox import DEFAULT_SANDBOX
 
-        from ..local import RUNS_DIR
+        from ..store import RUNS_DIR
         from .jobs import JobManager
 
         self.course_dir = Path(config.course_dir or root_dir).expanduser().resolve()

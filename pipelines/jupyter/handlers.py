@@ -13,13 +13,13 @@ import json
 import mimetypes
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 
-from steps.errors import TeacherError
+from steps.errors import Busy, NotFound, TeacherError
 
 from .jobs import argo_client
 
@@ -57,6 +57,16 @@ class _Api(APIHandler, _Base):
         self.set_status(status)
         self.finish(json.dumps({"error": str(e), "what": e.what, "todo": e.todo}))
 
+    def start_job(self, start: Callable[[], Any]) -> None:
+        """201 with the job `start` made, or the teacher's error (409: already being graded)."""
+        try:
+            job = start()
+        except TeacherError as e:
+            self.teacher_error(e, 409 if isinstance(e, Busy) else 400)
+            return
+        self.set_status(201)
+        self.finish(json.dumps(job.to_json(self.report_url)))
+
 
 class CourseHandler(_Api):
     """GET /gradeflow/api/course: the course, its assignments (from the gradebook), runners and jobs."""
@@ -80,23 +90,20 @@ class JobsHandler(_Api):
 
     @web.authenticated
     def post(self) -> None:
-        gf = self.gradeflow
-        body = self.get_json_body() or {}
-        assignment = str(body.get("assignment") or "")
-        try:
-            known = [a["name"] for a in _course(gf.course_dir)["assignments"]]
-            if assignment not in known:
-                raise TeacherError(f"assignment {assignment!r} is not in the gradebook", f"known assignments: {', '.join(known) or 'none'}; run `nbgrader generate_assignment {assignment or 'ASSIGNMENT'}` to add it")
-            runner = str(body.get("runner") or "local")
-            if runner == "argo" and not _runners(gf)["argo"]["available"]:
-                raise TeacherError("the Argo runner is not available", _runners(gf)["argo"]["why"])
-            students = [str(s) for s in body.get("students") or []]
-            job = gf.jobs.start(assignment, runner, students, bool(body.get("force")), feedback=bool(body.get("feedback")))
-        except TeacherError as e:
-            self.teacher_error(e, 409 if "already being graded" in e.what else 400)
-            return
-        self.set_status(201)
-        self.finish(json.dumps(job.to_json(self.report_url)))
+        self.start_job(lambda: _start(self.gradeflow, self.get_json_body() or {}))
+
+
+def _start(gf: Any, body: dict[str, Any]) -> Any:
+    """Check what the page asked for, then start the job."""
+    assignment = str(body.get("assignment") or "")
+    known = [a["name"] for a in _course(gf.course_dir)["assignments"]]
+    if assignment not in known:
+        raise NotFound(f"assignment {assignment!r} is not in the gradebook", f"known assignments: {', '.join(known) or 'none'}; run `nbgrader generate_assignment {assignment or 'ASSIGNMENT'}` to add it")
+    runner = str(body.get("runner") or "local")
+    if runner == "argo" and not _runners(gf)["argo"]["available"]:
+        raise TeacherError("the Argo runner is not available", _runners(gf)["argo"]["why"])
+    students = [str(s) for s in body.get("students") or []]
+    return gf.jobs.start(assignment, runner, students, bool(body.get("force")), feedback=bool(body.get("feedback")))
 
 
 class JobHandler(_Api):
@@ -119,13 +126,7 @@ class RetryHandler(_Api):
         job = gf.jobs.jobs.get(job_id)
         if job is None:
             raise web.HTTPError(404, f"no grading job {job_id}")
-        try:
-            new = gf.jobs.retry(job)
-        except TeacherError as e:
-            self.teacher_error(e, 409 if "already being graded" in e.what else 400)
-            return
-        self.set_status(201)
-        self.finish(json.dumps(new.to_json(self.report_url)))
+        self.start_job(lambda: gf.jobs.retry(job))
 
 
 class RunFileHandler(_Base):
@@ -208,18 +209,14 @@ def _notebook_html(path: Path) -> str | None:
 
 def _course(course_dir: Path) -> dict[str, Any]:
     """The course id and its assignments as nbgrader's gradebook knows them (with submission counts)."""
-    from steps.collect import _course as coursedir_of, _submission_dirs
-    from steps.gradebook import open_course_gradebook
+    from steps.course import open_course, open_gradebook, submission_dirs
 
-    course_dir = Path(course_dir)
-    if not course_dir.is_dir():
-        raise TeacherError(f"course directory {course_dir} does not exist", "set c.GradeflowConfig.course_dir to the folder that holds nbgrader_config.py")
-    _, coursedir = coursedir_of(course_dir)
+    _, coursedir = open_course(Path(course_dir), "set c.GradeflowConfig.course_dir to the folder that holds nbgrader_config.py")
     todo = "start Jupyter in your nbgrader course folder (or set c.GradeflowConfig.course_dir), and run `nbgrader generate_assignment ASSIGNMENT` there first"
-    with open_course_gradebook(coursedir.db_url, coursedir.course_id, todo) as gb:
+    with open_gradebook(coursedir, todo) as gb:
         assignments = [{"name": a.name, "duedate": a.duedate.isoformat() if a.duedate else None, "notebooks": len(a.notebooks)} for a in gb.assignments]
     for a in assignments:
-        a["submissions"] = len(_submission_dirs(coursedir, a["name"]))
+        a["submissions"] = len(submission_dirs(coursedir, a["name"]))
     return {"course_id": coursedir.course_id, "assignments": sorted(assignments, key=lambda a: a["name"])}
 
 
@@ -227,7 +224,11 @@ def _last_run(runs_dir: Path, assignment: str) -> dict[str, Any] | None:
     """The newest finished run of `assignment` in the course's run folder."""
     import glob
 
-    runs = sorted(Path(runs_dir).glob(f"{glob.escape(assignment)}-*/results/results.json"), reverse=True)
+    from steps.course import run_id_prefix
+
+    # run ids start with run_id_prefix(assignment); before it, with the assignment itself
+    prefixes = {run_id_prefix(assignment), assignment}
+    runs = sorted({p for pre in prefixes for p in Path(runs_dir).glob(f"{glob.escape(pre)}-*/results/results.json")}, reverse=True)
     for results_json in runs:
         try:
             r = json.loads(results_json.read_text())

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from steps.errors import TeacherError
+from steps.errors import Busy, TeacherError
 
 __all__ = ["Job", "JobManager", "argo_client", "RUNNERS"]
 
@@ -113,7 +113,7 @@ class JobManager:
     """Starts jobs with a registered runner and keeps them for the page to poll."""
 
     def __init__(self, course_dir: Path, grade_args: list[str] | None = None, log: Any = None) -> None:
-        from ..local import RUNS_DIR
+        from ..store import RUNS_DIR
 
         self.course_dir = Path(course_dir)
         self.runs_dir = self.course_dir / RUNS_DIR
@@ -129,7 +129,7 @@ class JobManager:
         if runner not in RUNNERS:
             raise TeacherError(f"unknown runner {runner!r}", f"choose one of: {', '.join(RUNNERS)}")
         if self.running(assignment):
-            raise TeacherError(f"{assignment} is already being graded (job {self.running(assignment)[0].id})", "wait for it to finish")
+            raise Busy(f"{assignment} is already being graded (job {self.running(assignment)[0].id})", "wait for it to finish")
         job = Job(assignment, runner, list(students or []), force, retry_of, feedback)
         self.jobs[job.id] = job
         task = asyncio.get_running_loop().create_task(RUNNERS[runner](self, job))
@@ -162,15 +162,12 @@ class JobManager:
         would apply, defaults included), and the flags Argo runs cannot take (with why)."""
         import argparse
 
-        from steps.execute import add_limit_arguments
+        from steps.limits import add_limit_arguments, argo_parameters, limits_from_args, not_on_argo
 
         p = argparse.ArgumentParser(add_help=False)
         add_limit_arguments(p)
         a, _ = p.parse_known_args(self.grade_args)
-        limits = {"cell-timeout": "" if a.cell_timeout is None else str(a.cell_timeout), "memory": str(a.memory), "cpu-time": str(a.cpu_time), "wall-time": str(a.wall_time)}
-        given = {t.split("=", 1)[0] for t in self.grade_args if t.startswith("--")}
-        ignored = [f"{f} is not applied on Argo: the execute pod's own limits stand in for it (docs/argo.md)" for f in ("--pids", "--disk", "--output") if f in given]
-        return limits, ignored
+        return argo_parameters(limits_from_args(a)), not_on_argo(self.grade_args)
 
     # --- what the local runner runs ---------------------------------------------------------
 

@@ -12,11 +12,11 @@ The released assignment comes in `resources["gradeflow"]["notebook"]` (the snaps
 entry for this notebook); every repair is appended to `resources["gradeflow"]["repairs"]`
 as {"cell", "repair", "reason"} so restore can report it per cell.
 """
-from .base import RepairPreprocessor, original_metadata, released_sources
-from .upgradecellmetadata import UpgradeCellMetadata
-from .demoteduplicatecells import DemoteDuplicateCells
 from .attributecells import AttributeCells
+from .base import RepairPreprocessor, original_metadata, released_sources
+from .demoteduplicatecells import DemoteDuplicateCells
 from .restoredeletedcells import RestoreDeletedCells
+from .upgradecellmetadata import UpgradeCellMetadata
 
 #: The order restore runs them in: read the metadata, settle duplicates, attribute renamed or
 #: re-flagged cells, then put back what is still missing.

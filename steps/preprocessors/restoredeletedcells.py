@@ -18,8 +18,8 @@ from typing import Any
 
 from nbformat import from_dict
 from nbformat.corpus.words import generate_corpus_id as random_cell_id
-from nbformat.v4 import new_code_cell, new_markdown_cell
 from nbformat.notebooknode import NotebookNode
+from nbformat.v4 import new_code_cell, new_markdown_cell
 from nbgrader.preprocessors import OverwriteCells
 from traitlets.config import Config
 

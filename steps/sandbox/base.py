@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
 import nbformat
+from nbclient.exceptions import CellTimeoutError
 
 from ..errors import SandboxError
 from ..records import FAILED, NotebookOutcome, StepRecord
@@ -284,7 +285,7 @@ class KernelSandbox(Sandbox):
                     f"see {out_dir / 'execute.log'}; fix the sandbox or the limits, then run again",
                 ) from e
             elapsed = time.monotonic() - start
-            if type(e).__name__ == "CellTimeoutError":
+            if isinstance(e, CellTimeoutError):
                 why = "a cell timed out and the kernel did not go quiet after the interrupt (a loop that keeps printing?); nbgrader stops on such a notebook too"
             elif elapsed >= limits.wall_time - 1:
                 why = f"the submission hit the wall-time limit of {limits.wall_time} s and was stopped"
