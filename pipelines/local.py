@@ -262,7 +262,7 @@ def _feedback(ws: Path, manifest: Manifest, snapshot: dict[str, Any], student: s
 
     assert _scratch is not None, "runs in a worker started by _pool"
     try:
-        feedback_submission(ws, manifest, snapshot, student, _scratch, show_hidden_tests)
+        feedback_submission(ws, manifest, snapshot, student, _scratch, show_hidden_tests, scored_in_scratch=True)  # score just ran in _scratch
     except Exception as e:  # noqa: BLE001 - the grades stand; the summary says feedback is missing
         log.exception("feedback failed for %s", student)
         rec = StepRecord("feedback", student, detail={"error": f"{type(e).__name__}: {e}"})

@@ -5,8 +5,8 @@ snapshot.json and the executed/, submissions/ folders for links), so it works on
 folder, on a copy of an S3 run prefix and on an Argo output artifact alike. It writes
 `results/report.html`: summary counts, a histogram of total scores (inline SVG), the pass
 rate of every graded cell, the slowest notebooks, and every skipped or failed submission with
-its reason and relative links to its execute log and notebooks. No scripts, no external
-assets, and a Content-Security-Policy that forbids both: the page shows student-controlled
+its reason and relative links to its execute log and notebooks, and, for a run with
+`--feedback`, to each student's feedback pages. No scripts, no external assets, and a Content-Security-Policy that forbids both: the page shows student-controlled
 text (reasons, ids), which is escaped, and nothing on it can run.
 """
 from __future__ import annotations
@@ -24,6 +24,7 @@ __all__ = ["render_report", "build_html", "REPORT_NAME"]
 
 REPORT_NAME = "report.html"
 SLOWEST = 10  # rows in "slowest notebooks"
+RUNS_DIR = "gradeflow_runs"  # pipelines.local.RUNS_DIR: a run folder there sits in its course
 NEEDS_A_LOOK = (UNGRADED, FAILED, SKIPPED, TAMPERED)
 
 
@@ -61,7 +62,8 @@ def _num(x: float | None, digits: int = 2) -> str:
 
 
 def _link(run_dir: Path, rel: str, label: str) -> str:
-    """A link from results/report.html to run_dir/rel, only when that file exists."""
+    """A link from results/report.html to run_dir/rel, only when that file exists (`rel` may
+    climb out of the run folder with `../`)."""
     if not (run_dir / rel).is_file():
         return ""
     href = "../" + "/".join(quote(part) for part in rel.split("/"))
@@ -76,6 +78,24 @@ def _links(run_dir: Path, student: str, notebook: str | None = None) -> str:
     ]
     found = [f for f in found if f]
     return " · ".join(found) if found else '<span class="muted">no files</span>'
+
+
+def _feedback_links(run_dir: Path, student: dict[str, Any], assignment: str) -> str:
+    """Links to a student's feedback pages: the run's own copy (feedback/STUDENT/NOTEBOOK.html, so
+    the links survive copying the run folder, as every other link does), else the course's
+    (COURSE/feedback/STUDENT/ASSIGNMENT/, when the run folder is COURSE/gradeflow_runs/RUN: a
+    run synced from Argo keeps only results/ there)."""
+    pages = [nb for nb, status in (student.get("feedback") or {}).items() if status == OK]
+    in_course = run_dir.parent.name == RUNS_DIR
+    found = []
+    for nb in pages:
+        label = nb if len(pages) > 1 else "feedback"
+        found.append(
+            _link(run_dir, f"feedback/{student['student']}/{nb}.html", label)
+            or (_link(run_dir, f"../../feedback/{student['student']}/{assignment}/{nb}.html", label) if in_course else "")
+        )
+    found = [f for f in found if f]
+    return " · ".join(found) if found else '<span class="muted">none</span>'
 
 
 def _badge(status: str) -> str:
@@ -275,14 +295,19 @@ def _notes(results: dict[str, Any]) -> str:
 
 
 def _students(results: dict[str, Any], run_dir: Path) -> str:
+    feedback = any("feedback" in s for s in results["students"])  # the run had --feedback
+
+    def extra(s: dict[str, Any]) -> str:
+        return f'<td class="feedback">{_feedback_links(run_dir, s, results["assignment"])}</td>' if feedback else ""
+
     rows = "".join(
-        f'<tr><td>{_e(s["student"])}</td><td>{_badge(s["status"])}</td><td class="num">{_num(s["score"])} / {_num(s["max_score"])}</td>'
-        f'<td class="num">{_num(s.get("execute_seconds"), 1)}</td><td>{"yes" if s.get("needs_manual_grade") else ""}</td><td>{_links(run_dir, s["student"])}</td></tr>'
+        f'<tr data-student="{_e(s["student"])}"><td>{_e(s["student"])}</td><td>{_badge(s["status"])}</td><td class="num">{_num(s["score"])} / {_num(s["max_score"])}</td>'
+        f'<td class="num">{_num(s.get("execute_seconds"), 1)}</td><td>{"yes" if s.get("needs_manual_grade") else ""}</td><td>{_links(run_dir, s["student"])}</td>{extra(s)}</tr>'
         for s in sorted(results["students"], key=lambda s: s["student"])
     )
     return (
         f'<section id="students"><h2>Every submission</h2><details{" open" if len(results["students"]) <= 30 else ""}><summary>{len(results["students"])} submission(s)</summary>'
-        "<table><thead><tr><th>student</th><th>status</th><th>score</th><th>execute (s)</th><th>needs manual grade</th><th>evidence</th></tr></thead>"
+        f'<table><thead><tr><th>student</th><th>status</th><th>score</th><th>execute (s)</th><th>needs manual grade</th><th>evidence</th>{"<th>feedback</th>" if feedback else ""}</tr></thead>'
         f"<tbody>{rows}</tbody></table></details></section>"
     )
 

@@ -3,11 +3,12 @@
 `nbgrader generate_feedback` is a second pass over every autograded notebook after the run; here
 the same conversion runs per submission as soon as score is done: nbgrader's GetGrades and
 CSSHTMLHeaderPreprocessor, then nbconvert's HTMLExporter with nbgrader's own `feedback` template
-(the one formgrader ships), on score's graded notebook. GetGrades reads a scratch gradebook
-holding the snapshot and this submission's grades from score.json, plus the teacher's manual
-scores and comments that collect exported (`manual.json`), so the page shows what
-`nbgrader generate_feedback` would show after merge. It never runs student code and never reads
-the course.
+(the one formgrader ships), on score's graded notebook (steps.feedback_html: the same conversion,
+with what repeats across a worker's submissions remembered). GetGrades reads a scratch gradebook
+holding the snapshot and this submission's grades from score.json (in the local runner, the
+scratch gradebook score has just graded it in), plus the teacher's manual scores and comments
+that collect exported (`manual.json`), so the page shows what `nbgrader generate_feedback`
+would show after merge. It never runs student code and never reads the course.
 
 Before conversion RedactHiddenTests (steps.redact) replaces hidden-test regions by a notice and
 redacts the outputs that quote them, unless `show_hidden_tests` asks for nbgrader's behaviour.
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import os
 import shutil
 import time
 from pathlib import Path
@@ -63,69 +63,76 @@ def export_manual(gradebook: Any, assignment: str) -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=1)
 def _exporter() -> Any:
-    """nbgrader GenerateFeedback's exporter: HTMLExporter, nbgrader's `feedback` template and
-    bootstrap, CSSHTMLHeaderPreprocessor. One per process: its first conversion loads the
-    templates (about 1 s), later ones take a few hundredths of a second."""
-    import nbgrader
-    from nbconvert.exporters import HTMLExporter
-    from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
-    from traitlets.config import Config
+    """nbgrader GenerateFeedback's exporter (steps.feedback_html). One per process: its first
+    conversion loads the templates, later ones reuse them and what its filters remember."""
+    from .feedback_html import feedback_exporter
 
-    base = os.path.dirname(nbgrader.__file__)
-    c = Config()
-    c.Exporter.default_preprocessors = []  # as nbgrader's converters set it
-    c.HTMLExporter.template_name = "feedback"
-    c.HTMLExporter.extra_template_basedirs = [os.path.join(base, "server_extensions", "formgrader", "templates")]
-    c.HTMLExporter.extra_template_paths = [os.path.join(base, "server_extensions", "formgrader", "static", "node_modules", "bootstrap", "dist", "css")]
-    exporter = HTMLExporter(config=c)
-    exporter.register_preprocessor(CSSHTMLHeaderPreprocessor)  # exactly as GenerateFeedback does: byte-identical pages
-    return exporter
+    return feedback_exporter()
 
 
 def warm() -> None:
-    """Load the templates now (a worker calls this while it waits for work)."""
-    _exporter().from_notebook_node(nbformat.v4.new_notebook(), resources={"nbgrader": {"notebook": "-", "score": 0, "max_score": 0, "late_penalty": 0}})
+    """Load the templates, the code lexer, the markdown renderer and the CSS selectors now (a
+    worker calls this while it waits for work): the first page would otherwise pay about 1 s."""
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+    from .redact import RedactHiddenTests
+
+    cell = new_code_cell("x = 1\nprint(x)", metadata={"nbgrader": {"grade": True, "solution": True, "grade_id": "-", "points": 1, "score": 0, "comment": "-"}})
+    cell.outputs = [new_output("stream", name="stdout", text="1\n"), new_output("error", ename="E", evalue="-", traceback=["\x1b[0;31mE\x1b[0m: -"]), new_output("display_data", data={"text/html": "<b>-</b>", "text/plain": "-"})]
+    nb = new_notebook(cells=[new_markdown_cell("*-*"), cell], metadata={"language_info": {"name": "python", "pygments_lexer": "ipython3"}})
+    nb, resources = RedactHiddenTests().preprocess(nb, {"nbgrader": {"notebook": "-", "score": 0, "max_score": 0, "late_penalty": 0}})
+    _exporter().from_notebook_node(nb, resources=resources)
+    nbformat.validate(nbformat.v4.new_notebook())  # compiles the schema nbformat.read checks against
 
 
-def _replay_grades(gb: Any, assignment: str, notebook: str, student: str, scored: dict[str, Any], manual: dict[str, Any]) -> None:
-    """Put score's grades (and the teacher's manual ones) into the scratch gradebook."""
+def _replay_grades(gb: Any, assignment: str, notebook: str, student: str, scored: dict[str, Any] | None, manual: dict[str, Any]) -> None:
+    """Put score's grades (None: they are there already) and the teacher's manual ones into the
+    scratch gradebook."""
     snb = gb.find_submission_notebook(notebook, assignment, student)
-    auto = {g["cell"]: g for g in scored["grades"]}
+    auto = {g["cell"]: g for g in scored["grades"]} if scored is not None else {}
     for grade in snb.grades:
-        g = auto.get(grade.name, {})
-        grade.auto_score = g.get("auto_score")
-        grade.needs_manual_grade = bool(g.get("needs_manual_grade", True))
+        if scored is not None:
+            g = auto.get(grade.name, {})
+            grade.auto_score = g.get("auto_score")
+            grade.needs_manual_grade = bool(g.get("needs_manual_grade", True))
         m = manual.get(grade.name, {})
         grade.manual_score = m.get("manual_score")
         grade.extra_credit = m.get("extra_credit")
     for comment in snb.comments:
-        comment.auto_comment = scored["comments"].get(comment.name)
+        if scored is not None:
+            comment.auto_comment = scored["comments"].get(comment.name)
         comment.manual_comment = manual.get(comment.name, {}).get("manual_comment")
-    snb.late_submission_penalty = scored.get("late_submission_penalty")
+    if scored is not None:
+        snb.late_submission_penalty = scored.get("late_submission_penalty")
     gb.db.commit()
 
 
 def _render(nb: Any, resources: dict[str, Any], config: dict[str, Any], show_hidden_tests: bool) -> str:
-    from nbgrader.preprocessors import GetGrades
     from traitlets.config import Config
 
+    from .feedback_html import GetGradesAtOnce
     from .redact import RedactHiddenTests
 
     cfg = Config(config)
     if not show_hidden_tests:
         nb, resources = RedactHiddenTests(config=cfg).preprocess(nb, resources)
-    nb, resources = GetGrades(config=cfg).preprocess(nb, resources)
+    nb, resources = GetGradesAtOnce(config=cfg).preprocess(nb, resources)
     html, _ = _exporter().from_notebook_node(nb, resources=resources)
     return html
 
 
 def feedback_submission(
-    workspace: Path, manifest: Manifest, snapshot: dict[str, Any], student: str, scratch: Path, show_hidden_tests: bool = False
+    workspace: Path, manifest: Manifest, snapshot: dict[str, Any], student: str, scratch: Path, show_hidden_tests: bool = False, scored_in_scratch: bool = False
 ) -> StepRecord:
-    """Write `feedback/<student>/`: one HTML page per graded notebook, and feedback.json."""
+    """Write `feedback/<student>/`: one HTML page per graded notebook, and feedback.json.
+
+    `scored_in_scratch`: score has just graded this submission in `scratch`'s gradebook (the
+    local runner's worker runs both in one scratch dir), so its grades are read from there and
+    only the teacher's manual grades are added, instead of a new scratch gradebook being filled
+    from score.json."""
     from nbgrader.api import Gradebook
 
-    from .snapshot import scratch_gradebook
+    from .snapshot import scratch_gradebook, scratch_url
 
     start = time.monotonic()
     workspace = Path(workspace)
@@ -139,13 +146,20 @@ def feedback_submission(
     manual_path = workspace / MANUAL_FILE
     manual = (read_json(manual_path) if manual_path.is_file() else {}).get(student, {})
     record = StepRecord("feedback", student, detail={"show_hidden_tests": show_hidden_tests})
-    db_url = scratch_gradebook(snapshot, scratch)
-    with Gradebook(db_url) as gb:
-        gb.update_or_create_student(student)
-        gb.update_or_create_submission(manifest.assignment, student, **({"timestamp": sub.timestamp} if sub.timestamp else {}))
-        for o in score_rec.notebooks:
-            if o.status in (OK, REPAIRED) and o.notebook in score_rec.detail.get("notebooks", {}):
-                _replay_grades(gb, manifest.assignment, o.notebook, student, score_rec.detail["notebooks"][o.notebook], manual.get(o.notebook, {}))
+    graded = [o.notebook for o in score_rec.notebooks if o.status in (OK, REPAIRED) and o.notebook in score_rec.detail.get("notebooks", {})]
+    if scored_in_scratch:
+        db_url = scratch_url(scratch)
+        if any(manual.get(nb) for nb in graded):
+            with Gradebook(db_url) as gb:
+                for nb in graded:
+                    _replay_grades(gb, manifest.assignment, nb, student, None, manual.get(nb, {}))
+    else:
+        db_url = scratch_gradebook(snapshot, scratch)
+        with Gradebook(db_url) as gb:
+            gb.update_or_create_student(student)
+            gb.update_or_create_submission(manifest.assignment, student, **({"timestamp": sub.timestamp} if sub.timestamp else {}))
+            for nb in graded:
+                _replay_grades(gb, manifest.assignment, nb, student, score_rec.detail["notebooks"][nb], manual.get(nb, {}))
     config = snapshot.get("config", {})
     for o in score_rec.notebooks:
         if o.status not in (OK, REPAIRED):

@@ -24,6 +24,7 @@ __all__ = [
     "export_snapshot",
     "snapshot_config",
     "scratch_gradebook",
+    "scratch_url",
 ]
 
 # The nbgrader classes whose configuration changes how a submission is restored, executed,
@@ -170,6 +171,11 @@ def _build_scratch(snapshot: dict[str, Any], path: Path) -> None:
                 gb.update_or_create_source_cell(c["name"], nb["name"], assignment, **fields)
 
 
+def scratch_url(directory: Path) -> str:
+    """The URL of the scratch gradebook `scratch_gradebook` writes to `directory`."""
+    return f"sqlite:///{Path(directory) / 'gradebook.db'}"
+
+
 def scratch_gradebook(snapshot: dict[str, Any], directory: Path) -> str:
     """Write a gradebook holding only the snapshot to `directory`/gradebook.db; return its URL.
 
@@ -195,7 +201,7 @@ def scratch_gradebook(snapshot: dict[str, Any], directory: Path) -> str:
             _scratch_cache[key] = template
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / "gradebook.db"
-    url = f"sqlite:///{target}"
+    url = scratch_url(directory)
     mark_volatile(url)
     release(url)  # no connection may outlive the file it was opened on
     shutil.copyfile(template, target)

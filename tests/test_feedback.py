@@ -146,6 +146,31 @@ def test_redact_refuses_broken_markers_like_nbgrader() -> None:
         RedactHiddenTests().preprocess(nb, {})
 
 
+@pytest.mark.parametrize("html_output", ["<b>fine</b>", "<div>unclosed", "</div></div>stray closing tags", "<script>var x = 1;", "<style>p {}", "<pre>  spaced", "<textarea>open"])
+def test_the_feedback_exporter_writes_byte_for_byte_what_nbconverts_writes(html_output: str) -> None:
+    """steps.feedback_html leaves code blocks out of BeautifulSoup's pass and remembers filters;
+    the page must still be nbconvert's, whatever a student's HTML output does to the parse."""
+    from nbconvert.exporters import HTMLExporter
+    from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+
+    from steps.feedback_html import feedback_exporter
+
+    ours = feedback_exporter()
+    theirs = HTMLExporter(config=ours.config)
+    theirs.register_preprocessor(CSSHTMLHeaderPreprocessor)
+    code = 'x = "a" & \'b\' < 3  # <tag> &amp;\nif x:\n\n    pass'
+    out = nbformat.v4.new_output("display_data", data={"text/html": html_output, "text/plain": "-"})
+    err = nbformat.v4.new_output("error", ename="E", evalue="<e>", traceback=["\x1b[0;31mE\x1b[0m: <e> & more"])
+    meta = {"nbgrader": {"grade": True, "solution": True, "grade_id": "a", "points": 1, "score": 0.5, "comment": "*ok*"}}
+    nb = new_notebook(
+        cells=[new_markdown_cell("# Title\n\n`code` & <b>bold</b>"), new_code_cell(code, outputs=[err]), new_code_cell("print(1)", outputs=[out], metadata=meta), new_code_cell(code), new_code_cell("")],
+        metadata={"language_info": {"name": "python", "pygments_lexer": "ipython3"}},
+    )
+    for _ in range(2):  # then again from what the exporter remembers
+        resources = {"nbgrader": {"notebook": "n", "score": 0.5, "max_score": 1, "late_penalty": 0}}
+        assert ours.from_notebook_node(nb, resources=dict(resources))[0] == theirs.from_notebook_node(nb, resources=dict(resources))[0]
+
+
 # --- a whole run ---------------------------------------------------------------------------------
 
 
@@ -274,3 +299,39 @@ def test_screenshot_of_a_feedback_page(course: Path, graded: dict) -> None:
     shot.unlink(missing_ok=True)
     subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1100,1500", f"--screenshot={shot}", (course / "feedback" / "hidden" / "ps1" / "squares.html").as_uri()], capture_output=True, timeout=120)
     assert shot.is_file() and shot.stat().st_size > 10_000
+
+
+def feedback_hrefs(report: Path) -> dict[str, list[str]]:
+    """student -> the hrefs of the feedback links in the report's "Every submission" table."""
+    rows = re.findall(r'<tr data-student="([^"]+)">(.*?)</tr>', report.read_text(), flags=re.S)
+    return {student: re.findall(r'href="([^"]+)"', re.search(r'<td class="feedback">(.*?)</td>', row, flags=re.S).group(1)) for student, row in rows}
+
+
+def test_the_run_report_links_each_students_feedback_page(course: Path, graded: dict, tmp_path: Path) -> None:
+    """From the run folder in the course the links open the run's own pages (the bytes merge put
+    where release_feedback looks); from a run folder that keeps only results/ (synced from Argo)
+    they open the course's pages; from a copy of the whole run folder, the copy's."""
+    from urllib.parse import unquote
+
+    from pipelines.report import render_report
+
+    run_dir = course / "gradeflow_runs" / graded["run_id"]
+    links = feedback_hrefs(run_dir / "results" / "report.html")
+    assert sorted(links) == sorted(KINDS)
+    for student, hrefs in links.items():
+        assert hrefs == [f"../feedback/{student}/squares.html"], student
+        target = (run_dir / "results" / unquote(hrefs[0])).resolve()
+        assert target.read_bytes() == (course / "feedback" / student / "ps1" / "squares.html").read_bytes()
+
+    synced = ck.copy_course(course, tmp_path / "synced")
+    synced_run = synced / "gradeflow_runs" / graded["run_id"]
+    for d in synced_run.iterdir():
+        if d.name != "results":
+            shutil.rmtree(d) if d.is_dir() else d.unlink()
+    for student, hrefs in feedback_hrefs(render_report(synced_run)).items():
+        assert hrefs == [f"../../../feedback/{student}/ps1/squares.html"], student
+        assert (synced_run / "results" / unquote(hrefs[0])).resolve() == (synced / "feedback" / student / "ps1" / "squares.html").resolve()
+
+    artifact = shutil.copytree(run_dir, tmp_path / "artifact" / run_dir.name)
+    for student, hrefs in feedback_hrefs(render_report(artifact)).items():
+        assert artifact in (artifact / "results" / unquote(hrefs[0])).resolve().parents and (artifact / "results" / unquote(hrefs[0])).is_file(), student

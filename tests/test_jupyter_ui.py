@@ -299,3 +299,40 @@ def test_an_argo_run_from_the_page_gets_the_teachers_limits(course: Path, monkey
     params = {p["name"]: p["value"] for p in post["body"]["workflow"]["spec"]["arguments"]["parameters"]}
     assert (params["cell-timeout"], params["memory"], params["cpu-time"], params["wall-time"]) == ("60", "2048", "300", "600")
     assert any("--pids is not applied on Argo" in line for line in job.log)
+
+
+def test_the_reports_feedback_links_open_the_pages_sandboxed(server: Server, course: Path) -> None:
+    """A report's feedback links, followed from /gradeflow/runs/RUN/results/report.html, open the
+    run's own page or, for a run that keeps only results/ (synced from Argo), the course's; both
+    with the sandbox policy (the pages hold student output) and never outside the course."""
+    import re
+    import shutil
+    from urllib.parse import urljoin
+
+    from pipelines.report import render_report
+
+    run = course / "gradeflow_runs" / "ps1-00000000T000000Z-links"
+    page = "<!DOCTYPE html><html><body><p>feedback of {}</p><script>alert(1)</script></body></html>"
+    (run / "feedback" / "inrun").mkdir(parents=True)
+    (run / "feedback" / "inrun" / "squares.html").write_text(page.format("inrun"))
+    (course / "feedback" / "synced" / "ps1").mkdir(parents=True)
+    (course / "feedback" / "synced" / "ps1" / "squares.html").write_text(page.format("synced"))
+    (run / "results").mkdir()
+    students = [{"student": s, "status": "ok", "score": 1, "max_score": 3, "notebooks": [], "feedback": {"squares": "ok"}} for s in ("inrun", "synced")]
+    counts = {"submissions": 2, "graded": 2, "ok": 2}
+    (run / "results" / "results.json").write_text(json.dumps({"run_id": run.name, "assignment": "ps1", "counts": counts, "students": students, "problems": [], "unchanged": []}))
+    try:
+        html = render_report(run).read_text()
+        hrefs = dict(re.findall(r'<tr data-student="([^"]+)">.*?<td class="feedback"><a href="([^"]+)"', html, flags=re.S))
+        assert hrefs == {"inrun": "../feedback/inrun/squares.html", "synced": "../../../feedback/synced/ps1/squares.html"}
+        for student, href in hrefs.items():
+            url = urljoin(server.url + f"gradeflow/runs/{run.name}/results/report.html", href)
+            with urllib.request.urlopen(f"{url}?token={server.token}", timeout=30) as r:
+                assert r.status == 200 and r.headers["Content-Type"].startswith("text/html"), url
+                assert "sandbox" in r.headers["Content-Security-Policy"], "no script a student printed runs in the teacher's session"
+                assert r.read().decode() == page.format(student)
+        for bad in ("gradeflow/feedback/..%2F..%2Fgradebook.db/ps1/x.html", "gradeflow/feedback/synced/ps1/..%2F..%2F..%2Fgradebook.db", "gradeflow/feedback/synced/ps1/squares.ipynb"):
+            assert server.get(bad)[0] == 404, bad
+    finally:
+        shutil.rmtree(run)
+        shutil.rmtree(course / "feedback" / "synced")

@@ -2,7 +2,8 @@
 
 Every handler requires a logged-in Jupyter user (`@web.authenticated`); POSTs are also
 checked against Jupyter's XSRF cookie (the page sends it as `X-XSRFToken`). Files of a run
-(report, logs, notebooks) are served read-only from COURSE/gradeflow_runs/<run>/ with a
+(report, logs, notebooks, feedback pages) are served read-only from COURSE/gradeflow_runs/<run>/
+(and feedback pages from COURSE/feedback/, for a run synced from Argo) with a
 Content-Security-Policy `sandbox`, because executed notebooks hold student output: nothing a
 student printed can run script in the teacher's Jupyter session.
 """
@@ -26,7 +27,7 @@ __all__ = ["handlers"]
 
 PAGE = Path(__file__).with_name("page.html")
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-SERVED_DIRS = ("results", "executed", "submissions")  # the evidence a report links to
+SERVED_DIRS = ("results", "executed", "submissions", "feedback")  # the evidence and feedback pages a report links to
 SANDBOX_CSP = "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'"
 
 
@@ -147,7 +148,7 @@ class RunFileHandler(_Base):
         if html is not None:
             body = html
             self.set_header("Content-Type", "text/html; charset=utf-8")
-        elif path.suffix == ".html" and rel == "results/report.html":
+        elif path.suffix == ".html" and (rel == "results/report.html" or Path(rel).parts[0] == "feedback"):
             body = path.read_bytes()
             self.set_header("Content-Type", "text/html; charset=utf-8")
         elif path.suffix in (".log", ".txt", ".csv", ".json", ".ipynb", ".py", ".md"):
@@ -168,6 +169,29 @@ class RunFileHandler(_Base):
         if not path.is_relative_to(runs / run_id) or not path.is_file():
             raise web.HTTPError(404, f"{run_id}/{rel} does not exist")
         return path
+
+
+class CourseFeedbackHandler(_Base):
+    """GET /gradeflow/feedback/STUDENT/ASSIGNMENT/NOTEBOOK.html: a page in the course's feedback/,
+    where a report links when its run folder holds only results/ (a run synced from Argo): the
+    report's `../../../feedback/...` from /gradeflow/runs/RUN/results/ lands here. Read-only,
+    sandboxed like every run file (feedback pages hold student output)."""
+
+    @property
+    def content_security_policy(self) -> str:
+        return SANDBOX_CSP
+
+    @web.authenticated
+    def get(self, student: str, assignment: str, page: str) -> None:
+        root = (Path(self.gradeflow.course_dir) / "feedback").resolve()
+        if any(x in ("", ".", "..") or "/" in x or "\\" in x for x in (student, assignment, page)) or not page.endswith(".html"):
+            raise web.HTTPError(404)
+        path = (root / student / assignment / page).resolve()
+        if not path.is_relative_to(root) or not path.is_file():
+            raise web.HTTPError(404, f"no feedback page {student}/{assignment}/{page}")
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.finish(path.read_bytes())
 
 
 def _notebook_html(path: Path) -> str | None:
@@ -234,4 +258,5 @@ def handlers(base_url: str) -> list[tuple[str, type, dict[str, Any]] | tuple[str
         (u(r"/gradeflow/api/jobs/([0-9a-f]+)"), JobHandler),
         (u(r"/gradeflow/api/jobs/([0-9a-f]+)/retry"), RetryHandler),
         (u(r"/gradeflow/runs/([^/]+)/(.+)"), RunFileHandler),
+        (u(r"/gradeflow/feedback/([^/]+)/([^/]+)/([^/]+)"), CourseFeedbackHandler),
     ]
