@@ -29,7 +29,7 @@ import secrets
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 __all__ = ["IntegrityMonitor", "Finding", "test_cell_ids", "PROBE_SOURCE"]
 
@@ -95,9 +95,9 @@ class _Uses:
     names: set[str] = field(default_factory=set)
 
 
-def _imports(tree: ast.AST) -> dict[str, str]:
+def _imports(nodes: Iterable[ast.AST]) -> dict[str, str]:
     out: dict[str, str] = {}
-    for node in ast.walk(tree):
+    for node in nodes:
         if isinstance(node, ast.Import):
             for a in node.names:
                 out[a.asname or a.name.split(".")[0]] = a.name if a.asname else a.name.split(".")[0]
@@ -113,7 +113,8 @@ def _uses(source: str) -> _Uses:
     tree = _parse(source)
     if tree is None:
         return u
-    for node in ast.walk(tree):
+    nodes = list(ast.walk(tree))  # once: walking the tree costs more than anything done with it
+    for node in nodes:
         if isinstance(node, ast.Import):
             u.modules.update(a.name for a in node.names)
             u.modules.update(a.name.split(".")[0] for a in node.names)
@@ -132,7 +133,7 @@ def _uses(source: str) -> _Uses:
                 u.attrs.add((base.id, tuple(reversed(chain))))
         elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in CHECK_NAMES:
             u.names.add(node.id)
-    for alias, target in _imports(tree).items():
+    for alias, target in _imports(nodes).items():
         u.local_aliases.setdefault(alias, target)
     return u
 
@@ -176,7 +177,7 @@ class IntegrityMonitor:
         for c in teacher:
             tree = _parse(c.source)
             if tree is not None:
-                self.aliases.update({a: m for a, m in _imports(tree).items() if "." not in m or a != m})
+                self.aliases.update({a: m for a, m in _imports(ast.walk(tree)).items() if "." not in m or a != m})
         self.pristine: dict[str, Any] | None = None
         self.sheet: list[str] = []  # the pristine fact sheet's lines, which later answers leave out
         self.findings: list[Finding] = []
@@ -243,32 +244,33 @@ class IntegrityMonitor:
 
     def _bootstrap(self, args: dict[str, Any]) -> str:
         """An expression that uses no name from the student's namespace: only syntax, literals and
-        lambdas. It finds a class of the os module by the address it had in the pristine kernel
-        (at the place it had in object's subclasses, else by a search), takes the builtins from
-        its module, checks them (and, after the first probe, the compiled probe kept on that
-        class) against the pristine addresses, and runs the probe."""
+        one lambda whose locals are bound with `:=` (each nested lambda or comprehension is one
+        more code object for the kernel to compile on every probe). It finds a class of the os
+        module by the address it had in the pristine kernel (at the place it had among object's
+        subclasses, else by a search), takes the builtins from its module, checks them (and,
+        after the first probe, the compiled probe kept on that class) against the pristine
+        addresses, and runs the probe."""
         p = self.pristine
-        run = f"(lambda ns: (B['exec'](K, ns), ns['RESULT'])[1])({{'__builtins__': B, 'A': {args!r}, 'O': O, 'B': B, 'C': C}})"
-        builtins = "(lambda x: x if x.__class__ is {}.__class__ else x.__dict__)(C.__init__.__globals__['__builtins__'])"
+        start = "O := ().__class__.__base__, S := O.__subclasses__()"
+        builtins = "X := C.__init__.__globals__['__builtins__'], B := X if X.__class__ is {}.__class__ else X.__dict__"
+        run = f"(N := {{'__builtins__': B, 'A': {args!r}, 'O': O, 'B': B, 'C': C}}, B['exec'](K, N), N['RESULT'])[-1]"
         if p is None:
-            find = "[c for c in O.__subclasses__() if c.__name__ == '_wrap_close' and c.__module__ == 'os'][0]"
-            code = f"B['compile']({PROBE_SOURCE!r}, '<gradeflow-integrity>', 'exec')"
-            body = f"(O.__class__.__setattr__(C, '_gradeflow_probe', K), {run})[1]"
+            find = "C := [c for c in S if c.__name__ == '_wrap_close' and c.__module__ == 'os'][0]"
+            code = f"K := B['compile']({PROBE_SOURCE!r}, '<gradeflow-integrity>', 'exec'), O.__class__.__setattr__(C, '_gradeflow_probe', K)"
             # what later probes check the kernel against (no student code has run yet)
-            tail = (
-                " + '\\nW\\tclass\\t' + O.__repr__(C) + '\\nW\\tindex\\t' + O.__subclasses__().index(C).__repr__() + '\\nS\\tbuiltins\\t' + O.__repr__(B)"
+            result = (
+                f"{run} + '\\nW\\tclass\\t' + O.__repr__(C) + '\\nW\\tindex\\t' + S.index(C).__repr__() + '\\nS\\tbuiltins\\t' + O.__repr__(B)"
                 " + '\\nW\\tcode\\t' + O.__repr__(K) + '\\nW\\texec\\t' + O.__repr__(B['exec']) + '\\nW\\t__import__\\t' + O.__repr__(B['__import__'])"
             )
         else:
             cls, i = p["W"]["class"], int(p["W"]["index"])
-            find = f"(lambda S: ([c for c in S[{i}:{i + 1}] if O.__repr__(c) == {cls!r}] or [c for c in S if O.__repr__(c) == {cls!r}])[0])(O.__subclasses__())"
-            code = "C.__dict__.get('_gradeflow_probe')"
+            find = f"C := S[{i}] if S.__len__() > {i} and O.__repr__(S[{i}]) == {cls!r} else [c for c in S if O.__repr__(c) == {cls!r}][0]"
+            code = "K := C.__dict__.get('_gradeflow_probe')"
             checks = [f"O.__repr__(B) == {p['S']['builtins']!r}", f"O.__repr__(K) == {p['W']['code']!r}"]
             checks += [f"O.__repr__(B[{k!r}]) == {p['BX'][k]!r}" for k in ("exec", "__import__")]
             forged = f"N\tnonce\t{args['nonce']}\nX\tbootstrap\tthe interpreter's builtins or gradeflow's compiled probe were replaced"
-            body = f"({run} if {' and '.join(checks)} else {forged!r})"
-            tail = ""
-        return f"(lambda O: (lambda C: (lambda B: (lambda K: {body}{tail})({code}))({builtins}))({find}))(().__class__.__base__)"
+            result = f"{run} if {' and '.join(checks)} else {forged!r}"
+        return f"(lambda: ({start}, {find}, {builtins}, {code}, {result})[-1])()"
 
     async def _facts(self, kc: Any, args: dict[str, Any], fail_nonce: str | None) -> dict[str, Any]:
         """Send the fact sheet (which also runs the statement that must fail, when there is one),

@@ -283,7 +283,7 @@ def _against_pristine(lines, A, O, C):
     """The first probe keeps its sheet on C (immutable; gradeflow holds its address). Later probes
     send only what differs from it: the lines it lacks and, marked "-", its lines that are gone, so
     gradeflow rebuilds exactly the full sheet, outside the sandbox, from its copy of the first.
-    Set operations in C: cheaper than formatting and shipping ~100 unchanged lines each time."""
+    A set lookup per line is cheaper than formatting and shipping ~100 unchanged lines each time."""
     T = O.__class__
     sheet = frozenset(line for line in lines if line[:1] not in ("N", "W"))
     if A["roots"] is None:
@@ -292,7 +292,8 @@ def _against_pristine(lines, A, O, C):
     ref = C.__dict__.get("_gradeflow_lines")
     if O.__repr__(ref) != A["refs"]["lines"]:
         return lines + ["X\treference\tgradeflow's record of the pristine kernel was tampered with"]
-    return [line for line in lines if line[:1] in ("N", "W")] + list(sheet - ref) + ["-\t" + line for line in ref - sheet] + ["W\tbase\tpristine"]
+    # new lines in the order they were found: gradeflow reports findings in that order
+    return [line for line in lines if line[:1] in ("N", "W") or line not in ref] + ["-\t" + line for line in ref - sheet] + ["W\tbase\tpristine"]
 
 
 def _must_fail(A, O, shell):
