@@ -13,13 +13,17 @@ from outside the sandbox, so before each test cell it sends a probe through the 
   object addresses that gradeflow compares, outside the sandbox, with those of the same kernel
   before any student cell ran (the first probe); and
 - a *statement that must fail* (an assertion with a random nonce and a syntax error: formatting
-  its traceback costs milliseconds, a runtime traceback 0.1 s), run like a cell, whose error must
-  come back on both the reply and the output channel.
+  its traceback costs milliseconds, a runtime traceback 0.1 s), which the probe runs after the
+  facts through the shell's `run_cell`, as ipykernel runs a cell: it must end in a SyntaxError
+  and its error must reach the output channel.
 
-Both are `silent` executions: no execution count, no history, no output in the notebook. The
-facts are compared here; what is found is a `Finding` for each test cell it affects, which score
-turns into no automatic credit and a TAMPERED notebook. What this cannot catch is in
-docs/security.md ("Grade integrity").
+One `silent` execution per probe (no execution count, no history, no output in the notebook):
+ipykernel evaluates `user_expressions` only when the request's code succeeds, so the failing
+statement rides inside the fact sheet rather than the other way round. After the first probe
+the kernel sends only the lines that differ from the pristine sheet. The facts are compared
+here; what is found is a `Finding` for each test cell it affects, which score turns into no
+automatic credit and a TAMPERED notebook. What this cannot catch is in docs/security.md
+("Grade integrity").
 """
 from __future__ import annotations
 

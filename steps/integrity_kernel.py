@@ -112,16 +112,19 @@ def _facts(A, O, B, C, found):
         return "ok"
 
     # hooks the pristine kernel had need no second look (their addresses are compared outside)
-    pristine_hooks = C.__dict__.get("_gradeflow_hooks") if A["roots"] is not None else None
-    if pristine_hooks is not None and rep(pristine_hooks) != A["refs"]["hooks"]:
+    first = A["roots"] is None
+    pristine_hooks = None if first else C.__dict__.get("_gradeflow_hooks")
+    if not first and rep(pristine_hooks) != A["refs"]["hooks"]:
         lines.append("X\treference\tgradeflow's record of the pristine kernel was tampered with")
         return lines
     seen_hooks = []
 
     def hook(kind, key, v):
+        """A hook's address and origin; the pristine kernel's own hooks are "ok" by definition (then
+        later probes repeat the pristine line exactly, and it need not travel)."""
         r = rep(v)
         seen_hooks.append(r)
-        lines.append("H\t" + kind + "\t" + key + "\t" + r + "\t" + ("ok" if pristine_hooks is not None and r in pristine_hooks else origin(v)))
+        lines.append("H\t" + kind + "\t" + key + "\t" + r + "\t" + ("ok" if first or r in pristine_hooks else origin(v)))
 
     # 2. where the test cells' modules and names come from
     lines.append("S\tsys.modules\t" + rep(mods))
