@@ -16,8 +16,8 @@ yardstick for overhead; and, per gradeflow run, where its time went (from the ru
 
 `--integrity N` grades N submissions once, then executes each one again with and without the
 integrity probes (steps/integrity.py), interleaved (ABBA order per submission, so load that
-drifts hits both alike), and reports execute time per submission both ways, the difference, and
-the probes' own time from execute.json.
+drifts hits both alike), after one untimed execution each way, and reports execute time per
+submission both ways, the difference, and the probes' own time from execute.json.
     python bench/bench.py --feedback-pairs 3                   # what --feedback adds, and nbgrader generate_feedback
 """
 from __future__ import annotations
@@ -308,6 +308,13 @@ def integrity_cost(n: int, sandbox: str, root: Path, rounds: int = 2) -> dict[st
     config = read_json(ws / "snapshot.json").get("config", {})
     times: dict[bool, list[float]] = {True: [], False: []}
     probe_s, probes, findings = [], 0, 0
+    # Untimed, one of each first: this process's first kernel start imports IPython (jupyter_client's
+    # kernelspec lookup, about 0.4 s), which would otherwise count against whichever runs first.
+    warm = ws / "restored" / results["students"][0]["student"]
+    for on in (True, False):
+        box = get_sandbox(sandbox)
+        box.integrity = on
+        box.execute_submission(warm / "work", [o.notebook for o in StepRecord.load(warm / "restore.json").notebooks if o.status in ("ok", "repaired")], root / f"integrity-warm-{sandbox}-{on}", Limits(), config)
     for r in range(rounds):
         for i, sub in enumerate(results["students"]):
             student = sub["student"]
@@ -334,7 +341,7 @@ def integrity_cost(n: int, sandbox: str, root: Path, rounds: int = 2) -> dict[st
         "execute_with_probes_s": round(with_s, 3), "execute_without_probes_s": round(without_s, 3),
         "difference_s": round(with_s - without_s, 3), "difference_pct": round(100 * (with_s - without_s) / without_s, 1),
         "probe_self_time_s": round(mean(probe_s), 3), "probe_self_time_pct": round(100 * mean(probe_s) / without_s, 1),
-        "probes_per_submission": round(probes / len(probe_s), 1), "findings": findings,
+        "probes_per_submission": round(probes / len(probe_s), 1), "probe_ms": round(1000 * sum(probe_s) / probes, 1), "findings": findings,
     }
 
 
@@ -387,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                 f"{r['sandbox']}: {r['submissions']} submissions x {r['executions_each_way'] // r['submissions']} rounds, interleaved: execute per submission "
                 f"{r['execute_with_probes_s']:.3f} s with probes, {r['execute_without_probes_s']:.3f} s without: {r['difference_s']:+.3f} s ({r['difference_pct']:+.1f}%); "
-                f"the probes' own time {r['probe_self_time_s']:.3f} s ({r['probe_self_time_pct']:.1f}%), {r['probes_per_submission']} probes per submission, {r['findings']} findings",
+                f"the probes' own time {r['probe_self_time_s']:.3f} s ({r['probe_self_time_pct']:.1f}%), {r['probes_per_submission']} probes per submission ({r['probe_ms']} ms each), {r['findings']} findings",
                     flush=True,
                 )
                 if a.json:

@@ -13,13 +13,17 @@ from outside the sandbox, so before each test cell it sends a probe through the 
   object addresses that gradeflow compares, outside the sandbox, with those of the same kernel
   before any student cell ran (the first probe); and
 - a *statement that must fail* (an assertion with a random nonce and a syntax error: formatting
-  its traceback costs milliseconds, a runtime traceback 0.1 s), run like a cell, whose error must
-  come back on both the reply and the output channel.
+  its traceback costs milliseconds, a runtime traceback 0.1 s), which the probe runs after the
+  facts through the shell's `run_cell`, as ipykernel runs a cell: it must end in a SyntaxError
+  and its error must reach the output channel.
 
-Both are `silent` executions: no execution count, no history, no output in the notebook. The
-facts are compared here; what is found is a `Finding` for each test cell it affects, which score
-turns into no automatic credit and a TAMPERED notebook. What this cannot catch is in
-docs/security.md ("Grade integrity").
+One `silent` execution per probe (no execution count, no history, no output in the notebook):
+ipykernel evaluates `user_expressions` only when the request's code succeeds, so the failing
+statement rides inside the fact sheet rather than the other way round. After the first probe
+the kernel sends only the lines that differ from the pristine sheet. The facts are compared
+here; what is found is a `Finding` for each test cell it affects, which score turns into no
+automatic credit and a TAMPERED notebook. What this cannot catch is in docs/security.md
+("Grade integrity").
 """
 from __future__ import annotations
 
@@ -29,7 +33,7 @@ import secrets
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 __all__ = ["IntegrityMonitor", "Finding", "test_cell_ids", "PROBE_SOURCE"]
 
@@ -71,6 +75,12 @@ def test_cell_ids(nb: Any) -> list[str]:
 
 
 def _parse(source: str) -> ast.Module | None:
+    """The cell's syntax tree, through IPython's input transformations (magics, `!`, `?`) only when
+    it is not plain Python (what IPython would change does not parse as Python)."""
+    try:
+        return ast.parse(source)
+    except (SyntaxError, ValueError):
+        pass
     from IPython.core.inputtransformer2 import TransformerManager
 
     try:
@@ -89,9 +99,9 @@ class _Uses:
     names: set[str] = field(default_factory=set)
 
 
-def _imports(tree: ast.AST) -> dict[str, str]:
+def _imports(nodes: Iterable[ast.AST]) -> dict[str, str]:
     out: dict[str, str] = {}
-    for node in ast.walk(tree):
+    for node in nodes:
         if isinstance(node, ast.Import):
             for a in node.names:
                 out[a.asname or a.name.split(".")[0]] = a.name if a.asname else a.name.split(".")[0]
@@ -107,7 +117,8 @@ def _uses(source: str) -> _Uses:
     tree = _parse(source)
     if tree is None:
         return u
-    for node in ast.walk(tree):
+    nodes = list(ast.walk(tree))  # once: walking the tree costs more than anything done with it
+    for node in nodes:
         if isinstance(node, ast.Import):
             u.modules.update(a.name for a in node.names)
             u.modules.update(a.name.split(".")[0] for a in node.names)
@@ -126,7 +137,7 @@ def _uses(source: str) -> _Uses:
                 u.attrs.add((base.id, tuple(reversed(chain))))
         elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in CHECK_NAMES:
             u.names.add(node.id)
-    for alias, target in _imports(tree).items():
+    for alias, target in _imports(nodes).items():
         u.local_aliases.setdefault(alias, target)
     return u
 
@@ -142,7 +153,7 @@ def _cell_files(nb: Any) -> dict[str, str]:
 
 def _parse_facts(text: str) -> dict[str, Any]:
     """The fact sheet as {kind: {key: value}}; a hook line "H KIND KEY ADDR ORIGIN" goes to facts[KIND]."""
-    facts: dict[str, Any] = {k: {} for k in "NBSMCIHTLEPDQAUZXW"}
+    facts: dict[str, Any] = {k: {} for k in "NBSMCIHTLEPDQAUZXWF"}
     facts["R"] = []
     for line in text.splitlines():
         parts = line.split("\t")
@@ -163,15 +174,16 @@ class IntegrityMonitor:
     """
 
     def __init__(self, nb: Any) -> None:
-        self.cells = nb.cells
-        self.files = _cell_files(nb)
+        self.nb = nb
+        self._files: dict[str, str] | None = None
         teacher = [c for c in nb.cells if c.cell_type == "code" and not c.metadata.get("nbgrader", {}).get("solution") and c.metadata.get("nbgrader")]
         self.aliases: dict[str, str] = {}
         for c in teacher:
             tree = _parse(c.source)
             if tree is not None:
-                self.aliases.update({a: m for a, m in _imports(tree).items() if "." not in m or a != m})
+                self.aliases.update({a: m for a, m in _imports(ast.walk(tree)).items() if "." not in m or a != m})
         self.pristine: dict[str, Any] | None = None
+        self.sheet: list[str] = []  # the pristine fact sheet's lines, which later answers leave out
         self.findings: list[Finding] = []
         self.since: list[str] = []  # the student's cells run since the last probe
         self.student_cells: list[str] = []  # and all that ran so far
@@ -188,9 +200,10 @@ class IntegrityMonitor:
         try:
             if self.pristine is None:
                 pristine = await self._facts(kc, self._args(_Uses(), None), None)
-                if pristine["X"] or not all(k in pristine["W"] for k in ("class", "code", "builtins", "modules", "hooks")):
+                if pristine["X"] or not all(k in pristine["W"] for k in ("class", "index", "code", "builtins", "modules", "hooks", "lines")):
                     raise _ProbeError("; ".join(pristine["X"].values()) or "incomplete answer")
                 pristine["BX"] = {k: pristine["W"][k] for k in ("exec", "__import__")}
+                self.sheet = [line for line in pristine["lines"] if line[:1] not in ("N", "W")]
                 self.pristine = pristine
             if is_test_cell(cell):
                 reasons = await self._check(kc, _uses(cell.source))
@@ -225,7 +238,7 @@ class IntegrityMonitor:
         return {
             "nonce": secrets.token_hex(16),
             "roots": roots,
-            "refs": {k: p["W"][k] for k in ("builtins", "modules", "hooks")} if p else None,
+            "refs": {k: p["W"][k] for k in ("builtins", "modules", "hooks", "lines")} if p else None,
             "modules": sorted(uses.modules | {m for a, m in uses.local_aliases.items() if not a.startswith("<from>") and "." not in m}),
             "aliases": {a: m for a, m in self.aliases.items() if a in {r for r, _ in uses.attrs} and a not in uses.local_aliases and "." not in m},
             "local_aliases": {a: m for a, m in uses.local_aliases.items() if "." not in m or a.startswith("<from>")},
@@ -235,70 +248,74 @@ class IntegrityMonitor:
 
     def _bootstrap(self, args: dict[str, Any]) -> str:
         """An expression that uses no name from the student's namespace: only syntax, literals and
-        lambdas. It finds a class of the os module by the address it had in the pristine kernel,
-        takes the builtins from its module, checks them (and, after the first probe, the compiled
-        probe kept on that class) against the pristine addresses, and runs the probe."""
+        one lambda whose locals are bound with `:=` (each nested lambda or comprehension is one
+        more code object for the kernel to compile on every probe). It finds a class of the os
+        module by the address it had in the pristine kernel (at the place it had among object's
+        subclasses, else by a search), takes the builtins from its module, checks them (and,
+        after the first probe, the compiled probe kept on that class) against the pristine
+        addresses, and runs the probe."""
         p = self.pristine
-        run = f"(lambda ns: (B['exec'](K, ns), ns['RESULT'])[1])({{'__builtins__': B, 'A': {args!r}, 'O': O, 'B': B, 'C': C}})"
-        builtins = "(lambda x: x if x.__class__ is {}.__class__ else x.__dict__)(C.__init__.__globals__['__builtins__'])"
+        start = "O := ().__class__.__base__, S := O.__subclasses__()"
+        builtins = "X := C.__init__.__globals__['__builtins__'], B := X if X.__class__ is {}.__class__ else X.__dict__"
+        run = f"(N := {{'__builtins__': B, 'A': {args!r}, 'O': O, 'B': B, 'C': C}}, B['exec'](K, N), N['RESULT'])[-1]"
         if p is None:
-            find = "[c for c in O.__subclasses__() if c.__name__ == '_wrap_close' and c.__module__ == 'os'][0]"
-            code = f"B['compile']({PROBE_SOURCE!r}, '<gradeflow-integrity>', 'exec')"
-            body = f"(O.__class__.__setattr__(C, '_gradeflow_probe', K), {run})[1]"
+            find = "C := [c for c in S if c.__name__ == '_wrap_close' and c.__module__ == 'os'][0]"
+            code = f"K := B['compile']({PROBE_SOURCE!r}, '<gradeflow-integrity>', 'exec'), O.__class__.__setattr__(C, '_gradeflow_probe', K)"
+            # what later probes check the kernel against (no student code has run yet)
+            result = (
+                f"{run} + '\\nW\\tclass\\t' + O.__repr__(C) + '\\nW\\tindex\\t' + S.index(C).__repr__() + '\\nS\\tbuiltins\\t' + O.__repr__(B)"
+                " + '\\nW\\tcode\\t' + O.__repr__(K) + '\\nW\\texec\\t' + O.__repr__(B['exec']) + '\\nW\\t__import__\\t' + O.__repr__(B['__import__'])"
+            )
         else:
-            find = f"[c for c in O.__subclasses__() if O.__repr__(c) == {p['W']['class']!r}][0]"
-            code = "C.__dict__.get('_gradeflow_probe')"
+            cls, i = p["W"]["class"], int(p["W"]["index"])
+            find = f"C := S[{i}] if S.__len__() > {i} and O.__repr__(S[{i}]) == {cls!r} else [c for c in S if O.__repr__(c) == {cls!r}][0]"
+            code = "K := C.__dict__.get('_gradeflow_probe')"
             checks = [f"O.__repr__(B) == {p['S']['builtins']!r}", f"O.__repr__(K) == {p['W']['code']!r}"]
             checks += [f"O.__repr__(B[{k!r}]) == {p['BX'][k]!r}" for k in ("exec", "__import__")]
             forged = f"N\tnonce\t{args['nonce']}\nX\tbootstrap\tthe interpreter's builtins or gradeflow's compiled probe were replaced"
-            body = f"({run} if {' and '.join(checks)} else {forged!r})"
-        tail = "'\\nW\\tclass\\t' + O.__repr__(C) + '\\nS\\tbuiltins\\t' + O.__repr__(B) + '\\nW\\tcode\\t' + O.__repr__(K) + '\\nW\\texec\\t' + O.__repr__(B['exec']) + '\\nW\\t__import__\\t' + O.__repr__(B['__import__'])"
-        return f"(lambda O: (lambda C: (lambda B: (lambda K: {body} + {tail})({code}))({builtins}))({find}))(().__class__.__base__)"
+            result = f"{run} if {' and '.join(checks)} else {forged!r}"
+        return f"(lambda: ({start}, {find}, {builtins}, {code}, {result})[-1])()"
 
-    async def _facts(self, kc: Any, args: dict[str, Any], raise_nonce: str | None) -> dict[str, Any]:
-        """Send the fact sheet (and the failing assertion), wait for both; return the parsed facts."""
+    async def _facts(self, kc: Any, args: dict[str, Any], fail_nonce: str | None) -> dict[str, Any]:
+        """Send the fact sheet (which also runs the statement that must fail, when there is one),
+        wait for its answer and that statement's error output; return the parsed facts."""
         t0 = time.perf_counter()
         self.probes += 1
-        facts_id = kc.execute("", silent=True, store_history=False, user_expressions={"gradeflow": self._bootstrap(args)}, allow_stdin=False, stop_on_error=False)
-        raise_id = None
-        if raise_nonce is not None:
-            raise_id = kc.execute(f"assert 0 == 1, {raise_nonce!r} +", silent=True, store_history=False, allow_stdin=False, stop_on_error=False)
-        replies: dict[str, Any] = {}
+        msg_id = kc.execute("", silent=True, store_history=False, user_expressions={"gradeflow": self._bootstrap(args)}, allow_stdin=False, stop_on_error=False)
+        reply: dict[str, Any] | None = None
         errors: list[dict[str, Any]] = []
-        idle: set[str] = set()
-        wanted = {facts_id} | ({raise_id} if raise_id else set())
         deadline = time.monotonic() + PROBE_TIMEOUT
         try:
-            while wanted - set(replies):
+            while reply is None:
                 msg = await kc.shell_channel.get_msg(timeout=max(0.01, deadline - time.monotonic()))
-                if msg["parent_header"].get("msg_id") in wanted:
-                    replies[msg["parent_header"]["msg_id"]] = msg["content"]
-            if raise_id:  # the error output arrives on IOPub before the kernel goes idle
-                while raise_id not in idle:
-                    msg = await kc.iopub_channel.get_msg(timeout=max(0.01, deadline - time.monotonic()))
-                    parent = msg["parent_header"].get("msg_id")
-                    if parent == raise_id and msg["msg_type"] == "error":
-                        errors.append(msg["content"])
-                    elif msg["msg_type"] == "status" and msg["content"].get("execution_state") == "idle" and parent in wanted:
-                        idle.add(parent)
+                if msg["parent_header"].get("msg_id") == msg_id:
+                    reply = msg["content"]
+            while fail_nonce is not None:  # the error output arrives on IOPub before the kernel goes idle
+                msg = await kc.iopub_channel.get_msg(timeout=max(0.01, deadline - time.monotonic()))
+                if msg["parent_header"].get("msg_id") != msg_id:
+                    continue
+                if msg["msg_type"] == "error":
+                    errors.append(msg["content"])
+                elif msg["msg_type"] == "status" and msg["content"].get("execution_state") == "idle":
+                    break
         except (asyncio.TimeoutError, TimeoutError, Exception) as e:  # noqa: BLE001 - queue.Empty from jupyter_client
             if type(e).__name__ in ("Empty", "TimeoutError"):
                 raise _ProbeError(f"no answer within {PROBE_TIMEOUT:.0f} s") from None
             raise
         finally:
             self.seconds += time.perf_counter() - t0
-        reply = replies[facts_id]
         expr = (reply.get("user_expressions") or {}).get("gradeflow") or {}
         if reply.get("status") != "ok" or expr.get("status") != "ok":
-            text = f"X\tprobe\tthe integrity check did not run ({reply.get('ename') or expr.get('ename')}: {str(reply.get('evalue') or expr.get('evalue'))[:120]})"
-            facts = _parse_facts(f"N\tnonce\t{args['nonce']}\n{text}")
+            lines = [f"N\tnonce\t{args['nonce']}", f"X\tprobe\tthe integrity check did not run ({reply.get('ename') or expr.get('ename')}: {str(reply.get('evalue') or expr.get('evalue'))[:120]})"]
         else:
-            facts = _parse_facts(ast.literal_eval(expr["data"]["text/plain"]))
-        if raise_id:
-            r = replies[raise_id]
-            ok_reply = r.get("status") == "error" and r.get("ename") == "SyntaxError"
-            ok_output = any(e.get("ename") == "SyntaxError" and raise_nonce in "".join(e.get("traceback") or []) for e in errors)
-            if not ok_reply:
+            lines = self._whole(ast.literal_eval(expr["data"]["text/plain"]).split("\n"))
+        facts = _parse_facts("\n".join(lines))
+        facts["lines"] = lines
+        ran = not ({"bootstrap", "reference", "probe"} & set(facts["X"]))
+        if fail_nonce is not None and ran:
+            ok_result = facts["F"].get("status") == ["error", "SyntaxError"]
+            ok_output = any(e.get("ename") == "SyntaxError" and fail_nonce in "".join(e.get("traceback") or []) for e in errors)
+            if not ok_result:
                 facts["X"]["raise"] = "an assertion that cannot even compile no longer fails: the kernel changes the code of later cells"
             elif not ok_output:
                 facts["X"]["raise"] = "the error of a failing cell no longer reaches the notebook: failing test cells look passed"
@@ -306,9 +323,19 @@ class IntegrityMonitor:
             facts["X"]["nonce"] = "the kernel's answer to the integrity check was not its own (wrong nonce)"
         return facts
 
+    def _whole(self, lines: list[str]) -> list[str]:
+        """The full fact sheet from an answer that lists only what differs from the pristine one."""
+        if "W\tbase\tpristine" not in lines:
+            return lines
+        gone = {line[2:] for line in lines if line.startswith("-\t")}
+        return [line for line in lines if not line.startswith("-\t")] + [line for line in self.sheet if line not in gone]
+
     async def _check(self, kc: Any, uses: _Uses) -> list[str]:
         assert self.pristine is not None
-        facts = await self._facts(kc, self._args(uses, self.pristine["R"]), secrets.token_hex(16))
+        nonce = secrets.token_hex(16)
+        args = self._args(uses, self.pristine["R"])
+        args["fail"] = f"assert 0 == 1, {nonce!r} +"  # a syntax error: its traceback formats in ms
+        facts = await self._facts(kc, args, nonce)
         return self._compare(self.pristine, facts)
 
     # --- what changed ---------------------------------------------------------------------
@@ -317,7 +344,9 @@ class IntegrityMonitor:
         """'in cell X' for an origin 'untrusted:FILE:LINE' (ipykernel names a cell's file by its hash)."""
         if origin.startswith("untrusted:"):
             f = origin[len("untrusted:") :].rsplit(":", 1)[0]
-            cell = self.files.get(f.rsplit("/", 1)[-1])
+            if self._files is None:  # only when there is something to report: it imports ipykernel (0.1-0.4 s)
+                self._files = _cell_files(self.nb)
+            cell = self._files.get(f.rsplit("/", 1)[-1])
             if cell:
                 return f" in cell '{cell}'"
             if f.startswith("module "):

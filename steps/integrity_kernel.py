@@ -9,10 +9,12 @@
 # type: student code cannot replace it). Standard library only.
 #
 # In: A (dict of literals), O (object), B (the builtins dict), C (the class it keeps its pristine records on).
-# Out: RESULT, lines "kind\tkey\tvalue".
+# Out: RESULT, lines "kind\tkey\tvalue". After the first probe only the lines that differ from the
+# pristine kernel's sheet travel (see _against_pristine), and the statement that must fail is run
+# here, after the facts are taken (see _must_fail): one request per probe.
 
 
-def _facts(A, O, B, C):
+def _facts(A, O, B, C, found):
     rep = O.__repr__
     T = O.__class__  # type
     lines = ["N\tnonce\t" + A["nonce"]]
@@ -110,16 +112,19 @@ def _facts(A, O, B, C):
         return "ok"
 
     # hooks the pristine kernel had need no second look (their addresses are compared outside)
-    pristine_hooks = C.__dict__.get("_gradeflow_hooks") if A["roots"] is not None else None
-    if pristine_hooks is not None and rep(pristine_hooks) != A["refs"]["hooks"]:
+    first = A["roots"] is None
+    pristine_hooks = None if first else C.__dict__.get("_gradeflow_hooks")
+    if not first and rep(pristine_hooks) != A["refs"]["hooks"]:
         lines.append("X\treference\tgradeflow's record of the pristine kernel was tampered with")
         return lines
     seen_hooks = []
 
     def hook(kind, key, v):
+        """A hook's address and origin; the pristine kernel's own hooks are "ok" by definition (then
+        later probes repeat the pristine line exactly, and it need not travel)."""
         r = rep(v)
         seen_hooks.append(r)
-        lines.append("H\t" + kind + "\t" + key + "\t" + r + "\t" + ("ok" if pristine_hooks is not None and r in pristine_hooks else origin(v)))
+        lines.append("H\t" + kind + "\t" + key + "\t" + r + "\t" + ("ok" if first or r in pristine_hooks else origin(v)))
 
     # 2. where the test cells' modules and names come from
     lines.append("S\tsys.modules\t" + rep(mods))
@@ -130,6 +135,7 @@ def _facts(A, O, B, C):
     if shell is None:
         lines.append("X\tshell\tno IPython shell")
         return lines
+    found["shell"] = shell
     kernel = getattr(shell, "kernel", None)
     lines.append("S\tshell\t" + rep(shell))
     lines.append("S\tshell.class\t" + rep(T(shell)))
@@ -274,4 +280,45 @@ METHODS = (  # IPython's and ipykernel's methods that decide how a cell runs and
     "should_run_async", "showtraceback", "_showtraceback", "showsyntaxerror", "get_exception_only", "set_custom_exc",
     "user_expressions", "_format_user_obj", "do_execute", "execute_request", "dispatch_shell", "send_response",
 )
-RESULT = "\n".join(_facts(A, O, B, C))
+
+
+def _against_pristine(lines, A, O, C):
+    """The first probe keeps its sheet on C (immutable; gradeflow holds its address). Later probes
+    send only what differs from it: the lines it lacks and, marked "-", its lines that are gone, so
+    gradeflow rebuilds exactly the full sheet, outside the sandbox, from its copy of the first.
+    A set lookup per line is cheaper than formatting and shipping ~100 unchanged lines each time."""
+    T = O.__class__
+    sheet = frozenset(line for line in lines if line[:1] not in ("N", "W"))
+    if A["roots"] is None:
+        T.__setattr__(C, "_gradeflow_lines", sheet)
+        return lines + ["W\tlines\t" + O.__repr__(sheet)]
+    ref = C.__dict__.get("_gradeflow_lines")
+    if O.__repr__(ref) != A["refs"]["lines"]:
+        return lines + ["X\treference\tgradeflow's record of the pristine kernel was tampered with"]
+    # new lines in the order they were found: gradeflow reports findings in that order
+    return [line for line in lines if line[:1] in ("N", "W") or line not in ref] + ["-\t" + line for line in ref - sheet] + ["W\tbase\tpristine"]
+
+
+def _must_fail(A, O, shell):
+    """Run the statement that must fail as ipykernel runs a cell, through the shell's `run_cell`
+    (its input transformers, compiler, custom exception handler and showtraceback), after the
+    facts are taken, so no student code it may reach runs before them. Its error output goes to
+    IOPub under this request, where gradeflow looks for it; its result is reported here."""
+    T = O.__class__
+    try:
+        res = shell.run_cell(A["fail"], store_history=False, silent=True)
+        err = res.error_before_exec if res.error_before_exec is not None else res.error_in_exec
+        return "F\tstatus\t" + ("ok" if res.success else "error") + "\t" + T(err).__name__
+    except Exception as e:  # student code on the way raised: it did not fail as a cell fails
+        return "F\traised\t" + T(e).__name__
+
+
+def _report(A, O, B, C):
+    found = {}
+    lines = _against_pristine(_facts(A, O, B, C, found), A, O, C)
+    if A.get("fail") is not None and found.get("shell") is not None:
+        lines.append(_must_fail(A, O, found["shell"]))
+    return "\n".join(lines)
+
+
+RESULT = _report(A, O, B, C)
