@@ -76,8 +76,8 @@ class _MemoHighlight:
     def __call__(self, source: str, language: str | None = None, metadata: Any = None) -> str:
         magics = (metadata or {}).get("magics_language")
         key = (self.inner.pygments_lexer, repr(sorted(self.inner.extra_formatter_options.items())), source, language, magics)
-        block = _remember(self.exporter._highlighted, key, lambda: self.inner(source, language, metadata))
-        return self.exporter._stand_in(block)
+        block = _remember(self.exporter.highlighted, key, lambda: self.inner(source, language, metadata))
+        return self.exporter.stand_in(block)
 
 
 class FeedbackExporter(HTMLExporter):
@@ -87,12 +87,12 @@ class FeedbackExporter(HTMLExporter):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._markdown: dict[Any, str] = {}
-        self._highlighted: dict[Any, str] = {}
+        self.highlighted: dict[Any, str] = {}
         self._souped: dict[str, str] = {}  # highlighted block -> as BeautifulSoup writes it
         self._blocks: dict[str, str] | None = None  # token -> block, while a page is converted
         self._prefix = ""
 
-    def _stand_in(self, block: str) -> str:
+    def stand_in(self, block: str) -> str:
         if self._blocks is None:
             return block
         token = f"{self._prefix}{len(self._blocks)}x"
