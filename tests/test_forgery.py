@@ -96,8 +96,9 @@ def test_probes_leave_no_trace_in_the_executed_notebook(forgery_run: tuple[Path,
         nb = nbformat.read(str(run / "executed" / student / f"{cc.NOTEBOOK}.ipynb"), as_version=4)
         code = [c for c in nb.cells if c.cell_type == "code"]
         assert [c.execution_count for c in code] == list(range(1, len(code) + 1))
-        # the podman image's venv is /opt/gradeflow: a path in numpy's tracebacks, not a probe
-        text = json.dumps([c.get("outputs", []) for c in code]).replace("/opt/gradeflow/", "/opt/venv/")
+        # file paths in tracebacks (numpy's, under /opt/gradeflow in the image or a checkout named
+        # gradeflow) are where the Python lives, not a probe's trace: left out before looking
+        text = re.sub(r"(/[\w.+-]+)+", "/PATH", json.dumps([c.get("outputs", []) for c in code]))
         assert "gradeflow" not in text and "SyntaxError" not in text and "assert 0 == 1" not in text
         integrity = json.loads((run / "executed" / student / "execute.json").read_text())["notebooks"][0]["detail"]["integrity"]
         assert integrity["probes"] == 1 + len(cc.TESTS) and integrity["findings"] == [] and "error" not in integrity
