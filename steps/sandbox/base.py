@@ -75,8 +75,9 @@ _ACTIVE: dict[int, tuple["KernelLauncher", Path]] = {}
 
 
 def teardown_active() -> None:
-    """Kill and remove every sandbox this process is running; safe to call from a signal handler
-    that exits right after."""
+    """Kill and remove every sandbox this process is running or holds started ahead (spares);
+    safe to call from a signal handler that exits right after."""
+    _SPARES.clear()  # torn down below, with the running ones: not again by the exit finalizer
     for launcher, scratch in list(_ACTIVE.values()):
         try:
             launcher.close()
