@@ -19,7 +19,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from conftest import FAST_LIMITS, notebook_text, require_sandbox, sandbox_leftovers
+from conftest import FAST_LIMITS, notebook_text, require_sandbox
 from steps.records import OK
 from steps.sandbox import Limits, get_sandbox, prestart
 from steps.sandbox import base
@@ -55,6 +55,25 @@ def _mine() -> dict[str, list[str]]:
     """This process's sandbox temp dirs, scratch mounts and cgroups (named for its pid)."""
     pid = os.getpid()
     return {k: [x for x in v if f"-p{pid}-" in x or f"gradeflow-{pid}-" in x] for k, v in leftovers(alive=True).items()}
+
+
+def _my_processes(settle: float = 5.0) -> list[str]:
+    """Host processes started for this process's sandboxes (their command line names one of its
+    scratch dirs), after giving killed ones a moment to go; other sessions' runs are not ours."""
+    marker = f"gradeflow-execute-p{os.getpid()}-"
+    deadline = time.monotonic() + settle
+    while True:
+        found = []
+        for proc in Path("/proc").iterdir():
+            try:
+                cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace") if proc.name.isdigit() else ""
+            except OSError:
+                continue
+            if marker in cmd:
+                found.append(f"{proc.name}: {cmd[:200]}")
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
 
 
 @pytest.fixture(autouse=True)
@@ -94,7 +113,7 @@ def test_a_started_sandbox_holds_nothing_until_it_is_handed_one_submission(sandb
     assert record.detail["prestarted"] is False and [o.status for o in record.notebooks] == [OK]
     assert printed["look"]["work"] == []
     assert _mine() == {"temp_dirs": [], "mounts": [], "cgroups": []}
-    assert sandbox_leftovers() == []
+    assert _my_processes() == []
 
 
 def test_a_spare_started_for_other_limits_is_not_used(tmp_path: Path) -> None:
@@ -144,4 +163,4 @@ def test_a_spare_never_used_leaves_nothing_behind() -> None:
     base.discard_spares()
     assert zygote.proc.poll() is not None
     assert _mine() == {"temp_dirs": [], "mounts": [], "cgroups": []}
-    assert sandbox_leftovers() == []
+    assert _my_processes() == []
