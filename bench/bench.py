@@ -12,6 +12,12 @@ yardstick for overhead; and, per gradeflow run, where its time went (from the ru
     python bench/bench.py --sizes 10,30,60,100                 # how cost grows
     python bench/bench.py --sandbox bubblewrap,podman --json bench.json
     python bench/bench.py --tools gradeflow --nbconvert-sample 0   # gradeflow alone, quickly
+    python bench/bench.py --tools gradeflow --jobs 1,2,4       # scaling: speed-up per job count
+    python bench/bench.py --tools gradeflow --code ../main     # another checkout's gradeflow (before/after)
+
+Every gradeflow run also prints its phase split, per submission in slot-seconds, from the run's
+own records: restore, sandbox start, cells, kernels+papermill, score, and the parent's course
+writes.
     python bench/bench.py --integrity 10                       # the integrity probes' cost only
 
 `--integrity N` grades N submissions once, then executes each one again with and without the
@@ -158,7 +164,11 @@ def cell_seconds(notebooks: list[Path]) -> float:
 
 def profile(run_dir: Path) -> dict[str, Any]:
     """Where a gradeflow run's time went, from its own records (results.json timings, and the
-    `seconds` of every restore.json / execute.json / score.json)."""
+    `seconds` of every restore.json / execute.json / score.json). Per submission, in slot-seconds:
+    restore; sandbox start (making the sandbox and handing it the files, then the first kernel's
+    wait for the zygote: ~0 when the slot's sandbox was started ahead); cells (nbclient's own
+    timings); kernels (the rest of execute: forking the kernels, papermill, the integrity probes,
+    teardown); score; and, in the parent, the course writes (merge, per submission)."""
     results = json.loads((run_dir / "results" / "results.json").read_text())
     t = results.get("timings", {})
 
@@ -167,26 +177,57 @@ def profile(run_dir: Path) -> dict[str, Any]:
 
     recs = {step: [json.loads(p.read_text()) for p in sorted(run_dir.glob(f"{d}/*/{step}.json"))] for step, d in (("restore", "restored"), ("execute", "executed"), ("score", "scored"))}
     teardown = [r["detail"].get("teardown", {}) for r in recs["execute"]]
-    executed = sorted(run_dir.glob("executed/*/*.ipynb"))
     n = max(1, len(recs["execute"]))
+    execute_s = mean([r["seconds"] for r in recs["execute"]])
+    sandbox_s = mean([r["detail"].get("sandbox_ready_s", 0.0) + r["detail"].get("teardown", {}).get("zygote_ready_s", 0.0) for r in recs["execute"]])
+    cells_s = round(cell_seconds(sorted(run_dir.glob("executed/*/*.ipynb"))) / n, 3)
     return {
         "startup_and_collect_s": t.get("collect_s"),
         "results_and_report_s": round(t["results_s"] - t["graded_s"], 3) if "results_s" in t else None,
         "per_submission": {
             "restore_s": mean([r["seconds"] for r in recs["restore"]]),
-            "execute_s": mean([r["seconds"] for r in recs["execute"]]),
+            "execute_s": execute_s,
+            "of_which_sandbox_start_s": sandbox_s,
             "of_which_zygote_ready_s": mean([d["zygote_ready_s"] for d in teardown if "zygote_ready_s" in d]),
-            "of_which_cells_s": round(cell_seconds(executed) / n, 3),
+            "of_which_cells_s": cells_s,
+            "of_which_kernels_s": round(execute_s - sandbox_s - cells_s, 3),
             "score_s": mean([r["seconds"] for r in recs["score"]]),
             "course_write_s": round(t.get("course_writes_s", 0) / n, 3),
         },
+        "prestarted": sum(bool(r["detail"].get("prestarted")) for r in recs["execute"]),
+        "executed": len(recs["execute"]),
         "kernels": sum(d.get("kernels", 0) for d in teardown),
         "kernels_forked": sum(d.get("kernels_forked", 0) for d in teardown),
         "largest_sandbox_peak_mb": max((d.get("memory_peak_mb") or 0 for d in teardown), default=0),
     }
 
 
-def bench_size(n: int, jobs: int, sandboxes: list[str], tools: list[str], root: Path, nbconvert_sample: int) -> dict[str, Any]:
+def gradeflow_cmd(course: Path, jobs: int, sandbox: str, *extra: str) -> list[str]:
+    """`gradeflow grade` of the example course's ps1, run from the checkout `measured` is given."""
+    return [sys.executable, "-m", "pipelines.cli", "grade", str(course), "ps1", "--jobs", str(jobs), "--sandbox", sandbox, "--json", *extra]
+
+
+def grade_run(base: Path, course: Path, n: int, jobs: int, sandbox: str, code: Path) -> dict[str, Any]:
+    """One timed `gradeflow grade` of a fresh copy of `base`, with its profile."""
+    shutil.copytree(base, course)
+    r = measured(gradeflow_cmd(course, jobs, sandbox), code, f"{course.parent.name}-{course.name}", containers=sandbox == "podman")
+    run_dir = sorted((course / "gradeflow_runs").glob("ps1-*"))[-1]
+    r["jobs"] = jobs
+    r["cell_s"] = round(cell_seconds(sorted(run_dir.glob("executed/*/*.ipynb"))), 2)
+    # with J jobs, J notebooks run at once: what a submission costs is slot-time, wall x J
+    r["slot_s_per_submission"] = round(r["wall_s"] * jobs / n, 3)
+    r["overhead_per_submission_s"] = round((r["wall_s"] * jobs - r["cell_s"]) / n, 3)
+    r["profile"] = profile(run_dir)
+    sandbox_peak = r["profile"]["largest_sandbox_peak_mb"]
+    if sandbox != "podman" and sandbox_peak:
+        # the kernels live in per-submission cgroups of their own, outside the command's:
+        # add the largest of them once per job (an upper bound)
+        r["peak_mb"] = round(r["peak_mb"] + jobs * sandbox_peak, 1)
+        r["peak_how"] += f" + {jobs} x the largest sandbox cgroup peak ({sandbox_peak:.0f} MiB; an upper bound)"
+    return {"tool": f"gradeflow/{sandbox}", **r}
+
+
+def bench_size(n: int, jobs: list[int], sandboxes: list[str], tools: list[str], root: Path, nbconvert_sample: int, code: Path = REPO) -> dict[str, Any]:
     mc = _make_course_module()
     base = mc.make_course(root / f"n{n}" / "base", students=n, seed=n)
     out: dict[str, Any] = {"submissions": n, "jobs": jobs, "runs": []}
@@ -195,30 +236,23 @@ def bench_size(n: int, jobs: int, sandboxes: list[str], tools: list[str], root: 
         nbg = root / f"n{n}" / "nbgrader"
         shutil.copytree(base, nbg)
         r = measured([sys.executable, "-m", "nbgrader", "autograde", "ps1", "--force"], nbg, f"nbgrader-{n}")
+        r["jobs"] = 1
         r["cell_s"] = round(cell_seconds(sorted((nbg / "autograded").glob("*/ps1/*.ipynb"))), 2)
+        r["slot_s_per_submission"] = round(r["wall_s"] / n, 3)
         r["overhead_per_submission_s"] = round((r["wall_s"] - r["cell_s"]) / n, 3)
         out["runs"].append({"tool": "nbgrader", **r})
 
     if "gradeflow" in tools:
+        nbg_run = next((x for x in out["runs"] if x["tool"] == "nbgrader"), None)
         for sandbox in sandboxes:
-            gf = root / f"n{n}" / f"gradeflow-{sandbox}"
-            shutil.copytree(base, gf)
-            r = measured([sys.executable, "-m", "pipelines.cli", "grade", str(gf), "ps1", "--jobs", str(jobs), "--sandbox", sandbox, "--json"], REPO, f"gradeflow-{sandbox}-{n}", containers=sandbox == "podman")
-            run_dir = sorted((gf / "gradeflow_runs").glob("ps1-*"))[-1]
-            r["cell_s"] = round(cell_seconds(sorted(run_dir.glob("executed/*/*.ipynb"))), 2)
-            # with J jobs, J notebooks run at once: overhead is the slot-time not spent in cells
-            r["overhead_per_submission_s"] = round((r["wall_s"] * jobs - r["cell_s"]) / n, 3)
-            r["profile"] = profile(run_dir)
-            sandbox_peak = r["profile"]["largest_sandbox_peak_mb"]
-            if sandbox != "podman" and sandbox_peak:
-                # the kernels live in per-submission cgroups of their own, outside the command's:
-                # add the largest of them once per job (an upper bound)
-                r["peak_mb"] = round(r["peak_mb"] + jobs * sandbox_peak, 1)
-                r["peak_how"] += f" + {jobs} x the largest sandbox cgroup peak ({sandbox_peak:.0f} MiB; an upper bound)"
-            nbg_run = next((x for x in out["runs"] if x["tool"] == "nbgrader"), None)
-            if nbg_run:
-                r["ratio_wall"] = round(r["wall_s"] / nbg_run["wall_s"], 3)
-            out["runs"].append({"tool": f"gradeflow/{sandbox}", **r})
+            first = None
+            for j in jobs:
+                r = grade_run(base, root / f"n{n}" / f"gradeflow-{sandbox}-j{j}", n, j, sandbox, code)
+                first = first or r
+                r["speedup"] = round(first["wall_s"] / r["wall_s"], 2)  # against the first job count given
+                if nbg_run:
+                    r["ratio_wall"] = round(r["wall_s"] / nbg_run["wall_s"], 3)
+                out["runs"].append(r)
 
     if nbconvert_sample:
         # what nbgrader executed (restored cells, hidden tests) when it ran, else the submissions
@@ -256,7 +290,7 @@ def bench_feedback(n: int, jobs: int, sandbox: str, root: Path, pairs: int) -> d
             gf = root / f"fb{n}" / f"gradeflow-{mode}-{i}"
             shutil.copytree(base, gf)
             extra = ["--feedback"] if mode == "on" else []
-            r = measured([sys.executable, "-m", "pipelines.cli", "grade", str(gf), "ps1", "--jobs", str(jobs), "--sandbox", sandbox, "--json", *extra], REPO, f"gradeflow-fb-{mode}-{n}-{i}", containers=sandbox == "podman")
+            r = measured(gradeflow_cmd(gf, jobs, sandbox, *extra), REPO, f"gradeflow-fb-{mode}-{n}-{i}", containers=sandbox == "podman")
             runs[mode].append(r["wall_s"])
             cpu[mode].append(r["cpu_s"])
             print(f"  {n} submissions, {'with' if mode == 'on' else 'without'} --feedback (pair {i + 1}/{pairs}): {r['wall_s']:.1f} s wall, {r['cpu_s']:.1f} s CPU", flush=True)
@@ -346,11 +380,15 @@ def integrity_cost(n: int, sandbox: str, root: Path, rounds: int = 2) -> dict[st
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    lines = [f"{'N':>4} {'tool':20} {'wall s':>8} {'cpu s':>7} {'cells s':>8} {'ovh/sub s':>10} {'peak MiB':>9} {'rss MiB':>8}  ratio"]
+    lines = [f"{'N':>4} {'tool':20} {'jobs':>4} {'wall s':>8} {'cpu s':>7} {'cells s':>8} {'slot-s/sub':>10} {'ovh/sub s':>10} {'peak MiB':>9} {'rss MiB':>8}  {'ratio':>6} {'speed-up':>8}"]
     for row in rows:
         for r in row["runs"]:
             ratio = f"{r['ratio_wall']:.2f}x" if "ratio_wall" in r else ""
-            lines.append(f"{row['submissions']:>4} {r['tool']:20} {r['wall_s']:>8.1f} {r['cpu_s']:>7.1f} {r['cell_s']:>8.1f} {r['overhead_per_submission_s']:>10.3f} {r['peak_mb']:>9.0f} {r.get('peak_rss_mb', float('nan')):>8.0f}  {ratio}")
+            speedup = f"{r['speedup']:.2f}x" if "speedup" in r else ""
+            lines.append(
+                f"{row['submissions']:>4} {r['tool']:20} {r['jobs']:>4} {r['wall_s']:>8.1f} {r['cpu_s']:>7.1f} {r['cell_s']:>8.1f} {r['slot_s_per_submission']:>10.3f} "
+                f"{r['overhead_per_submission_s']:>10.3f} {r['peak_mb']:>9.0f} {r.get('peak_rss_mb', float('nan')):>8.0f}  {ratio:>6} {speedup:>8}"
+            )
         if "nbconvert_overhead_per_notebook_s" in row:
             vs = ", ".join(f"{r['tool']} {r['overhead_vs_nbconvert']:.2f}" for r in row["runs"] if "overhead_vs_nbconvert" in r)
             lines.append(f"{'':>4} bare nbconvert --execute overhead per notebook: {row['nbconvert_overhead_per_notebook_s']:.3f} s; per-submission overhead / ({NOTEBOOKS_PER_SUBMISSION} x that): {vs}")
@@ -358,6 +396,7 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def profile_lines(rows: list[dict[str, Any]]) -> str:
+    """The phase split of every gradeflow run (see `profile`), one line each."""
     lines = []
     for row in rows:
         for r in row["runs"]:
@@ -365,70 +404,73 @@ def profile_lines(rows: list[dict[str, Any]]) -> str:
                 continue
             p, per = r["profile"], r["profile"]["per_submission"]
             lines.append(
-                f"{row['submissions']:>4} {r['tool']:20} start+collect {p['startup_and_collect_s']:.1f} s | per submission: restore {per['restore_s']:.3f}, "
-                f"execute {per['execute_s']:.3f} (zygote ready {per['of_which_zygote_ready_s']:.3f}, cells {per['of_which_cells_s']:.3f}), score {per['score_s']:.3f}, "
-                f"course write {per['course_write_s']:.3f} (parent) | results+report {p['results_and_report_s']:.1f} s | kernels {p['kernels']} ({p['kernels_forked']} forked)"
+                f"{row['submissions']:>4} {r['tool']:20} jobs {r['jobs']}: start+collect {p['startup_and_collect_s']:.1f} s | per submission, slot-s: restore {per['restore_s']:.3f}, "
+                f"sandbox start {per['of_which_sandbox_start_s']:.3f} ({p['prestarted']}/{p['executed']} started ahead), cells {per['of_which_cells_s']:.3f}, "
+                f"kernels+papermill {per['of_which_kernels_s']:.3f}, score {per['score_s']:.3f}; in the parent: course write {per['course_write_s']:.3f} | "
+                f"results+report {p['results_and_report_s']:.1f} s | kernels {p['kernels']} ({p['kernels_forked']} forked)"
             )
     return "\n".join(lines)
+
+
+def integrity_line(r: dict[str, Any]) -> str:
+    return (
+        f"{r['sandbox']}: {r['submissions']} submissions x {r['executions_each_way'] // r['submissions']} rounds, interleaved: execute per submission "
+        f"{r['execute_with_probes_s']:.3f} s with probes, {r['execute_without_probes_s']:.3f} s without: {r['difference_s']:+.3f} s ({r['difference_pct']:+.1f}%); "
+        f"the probes' own time {r['probe_self_time_s']:.3f} s ({r['probe_self_time_pct']:.1f}%), {r['probes_per_submission']} probes per submission ({r['probe_ms']} ms each), {r['findings']} findings"
+    )
+
+
+def measure_all(items: list[Any], measure: Any, show: Any, key: str, json_path: Path | None, root: Path, keep: bool, code: Path = REPO) -> list[dict[str, Any]]:
+    """measure(item) for each item, printing show(result) as each comes and rewriting the JSON
+    (what was measured survives a later failure); the courses built under `root` go at the end
+    unless `keep`."""
+    done: list[dict[str, Any]] = []
+    try:
+        for item in items:
+            done.append(measure(item))
+            print(show(done[-1]), flush=True)
+            if json_path:
+                json_path.write_text(json.dumps({"machine": machine(), "code": code_version(code), key: done}, indent=1))
+    finally:
+        if not keep:
+            shutil.rmtree(root, ignore_errors=True)
+    return done
+
+
+def code_version(code: Path) -> str:
+    """Which gradeflow was timed: the checkout's commit, `+changes` when it has uncommitted ones."""
+    head = subprocess.run(["git", "-C", str(code), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(code), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
+    return f"{code} {head or '(not a git checkout)'}{' +changes' if dirty else ''}"
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="60", help="comma-separated submission counts (default 60)")
-    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--jobs", default="2", help="comma-separated job counts for gradeflow (default 2); speed-up is against the first")
     p.add_argument("--sandbox", default="bubblewrap", help="comma-separated sandboxes for gradeflow (default bubblewrap)")
     p.add_argument("--tools", default="nbgrader,gradeflow", help="which tools to run (default both; gradeflow alone for a quick look)")
     p.add_argument("--nbconvert-sample", type=int, default=6, help="notebooks to time with bare nbconvert (0: skip)")
+    p.add_argument("--code", type=Path, default=REPO, help="the gradeflow checkout to time (default: this one), e.g. another branch's, for before/after")
     p.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     p.add_argument("--keep", type=Path, default=None, help="build courses here and keep them")
     p.add_argument("--integrity", type=int, default=0, metavar="N", help="only measure the integrity probes' cost on N submissions")
     p.add_argument("--feedback-pairs", type=int, default=0, help="instead: time gradeflow without and with --feedback, this many times each, interleaved, then nbgrader generate_feedback")
     a = p.parse_args(argv)
     root = a.keep or Path(tempfile.mkdtemp(prefix="gradeflow-bench-"))
-    if a.integrity:
-        rows = []
-        try:
-            for sandbox in a.sandbox.split(","):
-                rows.append(integrity_cost(a.integrity, sandbox, root))
-                r = rows[-1]
-                print(
-                f"{r['sandbox']}: {r['submissions']} submissions x {r['executions_each_way'] // r['submissions']} rounds, interleaved: execute per submission "
-                f"{r['execute_with_probes_s']:.3f} s with probes, {r['execute_without_probes_s']:.3f} s without: {r['difference_s']:+.3f} s ({r['difference_pct']:+.1f}%); "
-                f"the probes' own time {r['probe_self_time_s']:.3f} s ({r['probe_self_time_pct']:.1f}%), {r['probes_per_submission']} probes per submission ({r['probe_ms']} ms each), {r['findings']} findings",
-                    flush=True,
-                )
-                if a.json:
-                    a.json.write_text(json.dumps({"machine": machine(), "integrity": rows}, indent=1))
-        finally:
-            if a.keep is None:
-                shutil.rmtree(root, ignore_errors=True)
-        return 0
     tools, sandboxes = a.tools.split(","), a.sandbox.split(",")
-    rows = []
-    if a.feedback_pairs:
-        try:
-            fbs = []
-            for n in [int(x) for x in a.sizes.split(",")]:
-                fbs.append(bench_feedback(n, a.jobs, sandboxes[0], root, a.feedback_pairs))
-                print(feedback_lines(fbs[-1]), flush=True)
-                if a.json:
-                    a.json.write_text(json.dumps({"machine": machine(), "feedback": fbs}, indent=1))
-        finally:
-            if a.keep is None:
-                shutil.rmtree(root, ignore_errors=True)
+    sizes, jobs = [int(x) for x in a.sizes.split(",")], [int(x) for x in a.jobs.split(",")]
+    keep = a.keep is not None
+    if a.integrity:
+        measure_all(sandboxes, lambda sandbox: integrity_cost(a.integrity, sandbox, root), integrity_line, "integrity", a.json, root, keep)
         return 0
-    try:
-        for n in [int(x) for x in a.sizes.split(",")]:
-            rows.append(bench_size(n, a.jobs, sandboxes, tools, root, a.nbconvert_sample))
-            print(table(rows[-1:]), flush=True)
-            if a.json:  # keep what was measured even if a later size fails
-                a.json.write_text(json.dumps({"machine": machine(), "rows": rows}, indent=1))
-    finally:
-        if a.keep is None:
-            shutil.rmtree(root, ignore_errors=True)
+    if a.feedback_pairs:
+        measure_all(sizes, lambda n: bench_feedback(n, jobs[0], sandboxes[0], root, a.feedback_pairs), feedback_lines, "feedback", a.json, root, keep)
+        return 0
+    rows = measure_all(sizes, lambda n: bench_size(n, jobs, sandboxes, tools, root, a.nbconvert_sample, a.code.resolve()), lambda row: table([row]), "rows", a.json, root, keep, a.code.resolve())
     print()
     m = machine()
-    print(f"machine: {m['cpus']} CPUs, {m['memory_gb']} GB; python {m['python']}; {m['date']}")
+    print(f"machine: {m['cpus']} CPUs, {m['memory_gb']} GB; python {m['python']}; {m['date']}; gradeflow {code_version(a.code.resolve())}")
     print(table(rows))
     print()
     print("where gradeflow's time went (from the run's own records):")

@@ -227,13 +227,16 @@ def ungraded_record(ws: Path, manifest: Manifest, student: str, reason: str, kin
     return rec
 
 
-def _grade_submission(workspace: str, student: str, sandbox: str, limits: Limits, feedback: str | None = None, strict: bool = False) -> tuple[StepRecord | None, StepRecord, str]:
+def _grade_submission(workspace: str, student: str, sandbox: str, limits: Limits, feedback: str | None = None, strict: bool = False, more: bool = False) -> tuple[StepRecord | None, StepRecord, str]:
     """restore → execute → score for one submission, in a worker: the per-submission part of
     the DAG runs as soon as a slot is free instead of step by step for the whole class.
     Returns the execute and score records and, when gradeflow failed on it, the failure's kind.
-    `feedback`: None, or what feedback does with hidden tests ("redact" or "show")."""
+    `feedback`: None, or what feedback does with hidden tests ("redact" or "show").
+    `more`: submissions are still queued, so the next sandbox of this slot starts (empty) as
+    soon as this one is executed, while this one is scored and the next restored."""
     from steps.execute import execute
     from steps.restore import restore_submission
+    from steps.sandbox import prestart
     from steps.score import score_submission
 
     ws = Path(workspace)
@@ -242,7 +245,11 @@ def _grade_submission(workspace: str, student: str, sandbox: str, limits: Limits
     assert _scratch is not None, "runs in a worker started by _pool"
     try:
         restore_submission(ws, manifest, snapshot, student, _scratch, strict)
-        executed = execute(ws, student, sandbox, limits, _slot)
+        try:
+            executed = execute(ws, student, sandbox, limits, _slot, check=False)  # checked before the run; the canary ran in it
+        finally:
+            if more:
+                prestart(sandbox, limits, _slot)
         scored = score_submission(ws, manifest, snapshot, student, _scratch)
     except Exception as e:  # noqa: BLE001 - our side broke for this submission: not a grade; the batch goes on
         kind, reason = _infra_reason(e)
@@ -305,14 +312,20 @@ def _canary(sandbox: str, limits: Limits) -> str:
         if outcome is None or outcome.status != OK or not any(o.get("output_type") == "execute_result" for o in ran):
             log_text = (out / "execute.log").read_text(errors="replace")[-600:] if (out / "execute.log").is_file() else ""
             return f"a kernel started but could not run `1 + 1` ({outcome.reason if outcome else 'no outcome'}); its log ends: {log_text.strip()}"
+        _warm(False, sandbox, limits)  # the sandbox works: this worker's first submission gets one started now
         return ""
     finally:
         remove()
 
 
-def _warm(feedback: bool = False) -> None:
-    """Start a worker (its imports come from the forkserver's preload) before there is work;
-    with `feedback`, also load the feedback templates (about 1 s, once per worker)."""
+def _warm(feedback: bool = False, sandbox: str = "", limits: Limits | None = None) -> None:
+    """Start a worker (its imports come from the forkserver's preload) before there is work,
+    and its first sandbox (empty, see `_grade_submission`); with `feedback`, also load the
+    feedback templates (about 1 s, once per worker)."""
+    if sandbox and limits is not None:
+        from steps.sandbox import prestart
+
+        prestart(sandbox, limits, _slot)
     if feedback:
         from steps.feedback import warm
 
@@ -328,7 +341,7 @@ def _start_warming(pool: ProcessPoolExecutor, jobs: int, sandbox: str, limits: L
     def run() -> None:
         with contextlib.suppress(RuntimeError):  # the pool was shut down (collect failed)
             canary.append(pool.submit(_canary, sandbox, limits))
-            wait([pool.submit(_warm, feedback) for _ in range(jobs - 1)])
+            wait([pool.submit(_warm, feedback, sandbox, limits) for _ in range(jobs - 1)])
 
     thread = threading.Thread(target=run, name="gradeflow-warm", daemon=True)
     thread.start()
@@ -498,7 +511,7 @@ def _run(course_dir: Path, assignment: str, options: GradeOptions, progress: Pro
     while queue or pending:
         while queue and len(pending) < 2 * jobs:
             s = queue.pop()
-            pending[pool.submit(_grade_submission, str(ws), s, sandbox, options.limits, options.feedback_hidden_tests if options.feedback else None, options.strict)] = s
+            pending[pool.submit(_grade_submission, str(ws), s, sandbox, options.limits, options.feedback_hidden_tests if options.feedback else None, options.strict, bool(queue))] = s
         done, _ = wait(pending, return_when=FIRST_COMPLETED)
         for fut in done:
             student = pending.pop(fut)

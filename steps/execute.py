@@ -23,8 +23,9 @@ __all__ = ["execute", "main", "add_limit_arguments", "limits_from_args"]  # the 
 STEP = STEPS["execute"]
 
 
-def execute(workspace: Path, student: str, sandbox: str = DEFAULT_SANDBOX, limits: Limits = Limits(), slot: int = 0) -> StepRecord:
-    """Execute every gradable notebook of one submission in the named sandbox."""
+def execute(workspace: Path, student: str, sandbox: str = DEFAULT_SANDBOX, limits: Limits = Limits(), slot: int = 0, check: bool = True) -> StepRecord:
+    """Execute every gradable notebook of one submission in the named sandbox. `check`: first
+    make sure the sandbox can run here (the local runner did once for the whole run)."""
     workspace = Path(workspace)
     restored = workspace / "restored" / student
     restore_record = StepRecord.load(restored / "restore.json")
@@ -38,7 +39,7 @@ def execute(workspace: Path, student: str, sandbox: str = DEFAULT_SANDBOX, limit
         record = StepRecord("execute", student, detail={"sandbox": sandbox, "note": "nothing gradable to execute"})
         record.save(out / "execute.json")
         return record
-    return get_sandbox(sandbox).execute_submission(restored / "work", notebooks, out, limits, config, slot)
+    return get_sandbox(sandbox, check=check).execute_submission(restored / "work", notebooks, out, limits, config, slot)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -85,6 +85,17 @@ def share_engines() -> None:
     import nbgrader.api
 
     nbgrader.api.create_engine = _engine
+    metadata = nbgrader.api.Base.metadata
+    create_all = metadata.create_all
+
+    def create_tables(bind: Any = None, tables: Any = None, checkfirst: bool = True) -> None:
+        """nbgrader's Gradebook creates any missing table on every open (a query per table); a
+        scratch gradebook is a copy of one built with all of them (steps.snapshot)."""
+        if bind is not None and str(bind.engine.url) in _volatile:
+            return
+        create_all(bind=bind, tables=tables, checkfirst=checkfirst)
+
+    metadata.create_all = create_tables
     _installed = True
 
 

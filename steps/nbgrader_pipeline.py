@@ -60,6 +60,9 @@ def _split_at_execute(autograde: list[type]) -> tuple[list[type], list[type]]:
 def instances(classes: list[type], config: Mapping[str, Any]) -> list[Any]:
     from traitlets.config import Config
 
+    from .metadata_schema import check_schema_once
+
+    check_schema_once()  # CheckCellMetadata's schema, checked once per process, not per cell
     cfg = config if isinstance(config, Config) else Config(dict(config))
     return [cls(config=cfg) for cls in classes]
 

@@ -1,6 +1,7 @@
 """What the repair preprocessors share: the released cells and the repair log."""
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from nbformat.notebooknode import NotebookNode
@@ -37,9 +38,25 @@ def original_metadata(spec: dict[str, Any], name: str) -> dict[str, Any]:
     return meta
 
 
+_released: dict[str, dict[str, set[str]]] = {}
+
+
 def released_sources(spec: dict[str, Any], config: dict[str, Any] | None = None) -> dict[str, set[str]]:
     """Per source cell, the sources a student legitimately has: the one in the gradebook and
-    the released one (hidden tests cut out by nbgrader's own ClearHiddenTests), stripped."""
+    the released one (hidden tests cut out by nbgrader's own ClearHiddenTests), stripped.
+
+    The same for every submission of an assignment, so kept per process (restore asks three
+    times per notebook); callers only read it."""
+    key = json.dumps([spec["source_cells"], config or {}], sort_keys=True, default=str)
+    found = _released.get(key)
+    if found is None:
+        if len(_released) >= 64:
+            _released.clear()
+        found = _released[key] = _released_sources(spec, config)
+    return found
+
+
+def _released_sources(spec: dict[str, Any], config: dict[str, Any] | None) -> dict[str, set[str]]:
     from nbformat.v4 import new_code_cell, new_markdown_cell
     from nbgrader.preprocessors import ClearHiddenTests
     from traitlets.config import Config

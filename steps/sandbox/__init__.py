@@ -2,15 +2,18 @@
 chooses a backend. An unknown name lists the known ones."""
 from __future__ import annotations
 
+import logging
+
 from ..errors import SandboxUnavailable, TeacherError
 from .base import KernelLauncher, KernelSandbox, Limits, Sandbox
 from .bubblewrap import BubblewrapSandbox
 from .local import NoSandbox, PodSandbox
 
-__all__ = ["Limits", "Sandbox", "KernelSandbox", "KernelLauncher", "SANDBOXES", "register", "get_sandbox", "DEFAULT_SANDBOX"]
+__all__ = ["Limits", "Sandbox", "KernelSandbox", "KernelLauncher", "SANDBOXES", "register", "get_sandbox", "prestart", "DEFAULT_SANDBOX"]
 
 SANDBOXES: dict[str, type[Sandbox]] = {}
 DEFAULT_SANDBOX = "bubblewrap"
+log = logging.getLogger("gradeflow.execute")
 
 
 def register(cls: type[Sandbox]) -> type[Sandbox]:
@@ -43,3 +46,17 @@ def get_sandbox(name: str, check: bool = True) -> Sandbox:
             "gradeflow never runs student code unsandboxed unless you pass --unsafe-no-sandbox",
         )
     return sandbox
+
+
+def prestart(name: str, limits: Limits, slot: int = 0) -> None:
+    """Start this process's next sandbox for `slot` now, empty, so that its submission does not
+    wait for it (`KernelSandbox.prestart`; the local runner's warm slot). One that cannot start
+    is logged and left out: the next submission then starts its own, and is not graded if that
+    fails too."""
+    sandbox = get_sandbox(name, check=False)
+    if not isinstance(sandbox, KernelSandbox):
+        return  # whole-step sandboxes start per submission
+    try:
+        sandbox.prestart(limits, slot)
+    except Exception as e:  # noqa: BLE001 - the next submission starts a sandbox of its own
+        log.warning("could not start the next %s sandbox ahead of time (%s: %s); the next submission starts its own", name, type(e).__name__, e)

@@ -8,6 +8,8 @@ the execute step itself inside a container and override `execute_submission`.
 """
 from __future__ import annotations
 
+import codecs
+import functools
 import logging
 import os
 import shutil
@@ -29,7 +31,7 @@ from .leftovers import temp_prefix
 from .zygote import SOURCE as ZYGOTE_SOURCE
 from .zygote import ForkedKernel, Zygote, ipykernel_arguments, zygote_enabled
 
-__all__ = ["Limits", "Sandbox", "KernelSandbox", "KernelLauncher", "minimal_env", "teardown_active"]
+__all__ = ["Limits", "Sandbox", "KernelSandbox", "KernelLauncher", "minimal_env", "teardown_active", "discard_spare", "discard_spares", "default_kernel_python"]
 
 log = logging.getLogger("gradeflow.execute")
 
@@ -73,14 +75,62 @@ _ACTIVE: dict[int, tuple["KernelLauncher", Path]] = {}
 
 
 def teardown_active() -> None:
-    """Kill and remove every sandbox this process is running; safe to call from a signal handler
-    that exits right after."""
+    """Kill and remove every sandbox this process is running or holds started ahead (spares);
+    safe to call from a signal handler that exits right after."""
+    _SPARES.clear()  # torn down below, with the running ones: not again by the exit finalizer
     for launcher, scratch in list(_ACTIVE.values()):
         try:
             launcher.close()
         except Exception:  # noqa: BLE001 - best effort on the way out; the next run removes the rest
             pass
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+# A sandbox started before its submission is known, per parallel slot of this process (the local
+# runner's warm slot, `KernelSandbox.prestart`): (what it was started for, its launcher).
+_SPARES: dict[int, tuple[tuple[Any, ...], "KernelLauncher"]] = {}
+_spares_finalized = False
+
+
+def _close(launcher: "KernelLauncher") -> dict[str, Any]:
+    """Tear one sandbox down (kernels, cgroup, quota) and remove its scratch dir; its evidence."""
+    _ACTIVE.pop(id(launcher), None)
+    try:
+        return launcher.close()
+    finally:
+        if launcher.zygote_log is not None and launcher.zygote_log is not launcher.logfh:
+            launcher.zygote_log.close()
+        shutil.rmtree(launcher.scratch, ignore_errors=True)
+
+
+def discard_spare(slot: int) -> None:
+    """Tear down this slot's spare sandbox, if it has one."""
+    _, launcher = _SPARES.pop(slot, (None, None))
+    if launcher is not None:
+        _close(launcher)
+
+
+def discard_spares() -> None:
+    for slot in list(_SPARES):
+        discard_spare(slot)
+
+
+@functools.lru_cache(maxsize=8)
+def default_kernel_python(kernel_name: str = "python3") -> str | None:
+    """The interpreter jupyter_client will start for `kernel_name` (its kernelspec's argv[0], with
+    `python` meaning this interpreter, as in KernelManager.format_kernel_cmd); None when that
+    kernel is not an ipykernel the zygote can stand in for."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        argv = list(KernelSpecManager().get_kernel_spec(kernel_name).argv)
+    except NoSuchKernel:
+        return None
+    if ipykernel_arguments(argv) is None:
+        return None
+    if argv[0] in {"python", f"python{sys.version_info[0]}", "python%i.%i" % sys.version_info[:2]}:
+        return sys.executable
+    return argv[0]
 
 
 def _log_tail(path: Path) -> str:
@@ -108,7 +158,10 @@ class KernelLauncher:
         self.ipc = scratch / "ipc"  # the kernels' sockets (a dir per notebook) and the zygote's
         self.ipc.mkdir(exist_ok=True)
         self.zygote: Zygote | None = None
+        self.zygote_log: Any = None  # where the zygote's (and forked kernels') stdout goes: execute.log, or a spare's own file
         self._zygote_failed = False
+        self._drained = 0  # how much of a spare's zygote log is already in execute.log
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
     def prepare_connection(self, connection_file: Path) -> None:
         """Make the connection file and socket dir usable by the kernel."""
@@ -117,24 +170,78 @@ class KernelLauncher:
         """The command that runs `argv` in this sandbox; `as_pid_1`: as the init of its PID namespace."""
         return argv
 
+    def own(self, paths: Sequence[Path]) -> None:
+        """Give `paths` (scratch dirs, the submission's files) to the uid the kernel runs as."""
+
+    def admit(self, work_src: Path) -> None:
+        """Hand this (so far empty) sandbox its submission: the work dir's files, not the notebooks.
+
+        The kernel gets the submission's files but not the notebooks: cells reach it one by one
+        from papermill, so student code never reads the hidden tests ahead of them or rewrites
+        the next notebook of the submission. The disk quota grows by the files' size first, as
+        if they had been there when it was mounted."""
+        from .quota import grow_quota
+
+        size = sum(p.stat().st_size for p in work_src.rglob("*") if p.is_file() and not p.is_symlink() and p.suffix != ".ipynb")
+        need = self.limits.disk_mb + size // 2**20 + 1
+        if self.quota_mb is not None and need > self.quota_mb:
+            self.quota_mb = grow_quota(self.scratch, need)
+        shutil.copytree(work_src, self.work, ignore=shutil.ignore_patterns("*.ipynb"), dirs_exist_ok=True)
+        self.own(list(self.work.rglob("*")))
+        if self.zygote is not None:
+            self.zygote.handed_over()
+
+    def start_zygote(self, python: str) -> None:
+        """Start this sandbox's zygote with interpreter `python`; it imports ipykernel while the
+        grader does other work. A failure is logged and kernels start directly."""
+        sock = self.ipc / "zygote.sock"
+        try:
+            self.zygote = Zygote(self.kernel_command([python, "-c", ZYGOTE_SOURCE, str(sock)], as_pid_1=True), self.kernel_env(), self.work, sock, self.zygote_log or self.logfh, python=python)
+        except (SandboxError, OSError) as e:
+            self._zygote_unavailable(e)
+
+    def _zygote_unavailable(self, e: BaseException) -> None:
+        log.warning("kernel zygote unavailable (%s); starting kernels directly", e)
+        line = f"[execute] kernel zygote unavailable ({e}); starting kernels directly\n"
+        if self.logfh is not None:
+            self.logfh.write(line)
+        elif self.zygote_log is not None:  # a spare: its log reaches execute.log when it is handed a submission
+            os.write(self.zygote_log.fileno(), line.encode())
+        self._zygote_failed = True
+        if self.zygote is not None:
+            self.zygote.kill()
+
+    def drain_log(self) -> None:
+        """Copy what a spare sandbox's zygote and kernels printed since the last call into
+        execute.log. pread: the zygote writes through the same file offset, which must not move."""
+        if self.zygote_log is None or self.zygote_log is self.logfh or self.logfh is None:
+            return
+        fd = self.zygote_log.fileno()
+        while (size := os.fstat(fd).st_size) > self._drained:
+            data = os.pread(fd, min(size - self._drained, 1 << 20), self._drained)
+            if not data:
+                break
+            self._drained += len(data)
+            self.logfh.write(self._decoder.decode(data))
+        self.logfh.flush()
+
     def fork_kernel(self, argv: list[str]) -> ForkedKernel | None:
         """Start the kernel `argv` by forking it from this submission's zygote; None: start it
-        directly (not an ipykernel, zygote disabled, or it failed: logged, never fatal)."""
+        directly (not an ipykernel, another interpreter than the zygote's, zygote disabled, or
+        it failed: logged, never fatal)."""
         args = ipykernel_arguments(argv)
         if args is None or self._zygote_failed or not zygote_enabled():
             return None
-        try:
+        if self.zygote is None:
+            self.start_zygote(argv[0])
             if self.zygote is None:
-                sock = self.ipc / "zygote.sock"
-                self.zygote = Zygote(self.kernel_command([argv[0], "-c", ZYGOTE_SOURCE, str(sock)], as_pid_1=True), self.kernel_env(), self.work, sock, self.logfh)
+                return None
+        if self.zygote.python != argv[0]:
+            return None  # a kernelspec of another Python: the zygote cannot become it
+        try:
             return self.zygote.spawn(args)
         except (SandboxError, OSError) as e:
-            log.warning("kernel zygote unavailable (%s); starting kernels directly", e)
-            if self.logfh is not None:
-                self.logfh.write(f"[execute] kernel zygote unavailable ({e}); starting kernels directly\n")
-            self._zygote_failed = True
-            if self.zygote is not None:
-                self.zygote.kill()
+            self._zygote_unavailable(e)
             return None
 
     def kernel_env(self) -> dict[str, str]:
@@ -164,7 +271,10 @@ class KernelLauncher:
             self.zygote.stop()
         evidence: dict[str, Any] = {"kernels": len(self.kernels), "kernels_forked": self.zygote.forked if self.zygote else 0}
         if self.zygote is not None and self.zygote.ready_s is not None:
-            evidence["zygote_ready_s"] = self.zygote.ready_s
+            evidence["zygote_ready_s"] = self.zygote.ready_s  # how long the first kernel waited for it
+        if self.zygote is not None and self.zygote.head_start_s is not None:
+            evidence["zygote_head_start_s"] = self.zygote.head_start_s  # started this long before its submission came
+        self.drain_log()
         return evidence
 
     def release_scratch(self, evidence: dict[str, Any]) -> None:
@@ -202,6 +312,50 @@ class KernelSandbox(Sandbox):
     def make_launcher(self, work: Path, scratch: Path, limits: Limits, slot: int) -> KernelLauncher:
         return self.launcher_class(work, scratch, limits)
 
+    def start_sandbox(self, limits: Limits, slot: int, logfh: Any = None) -> KernelLauncher:
+        """A new, empty sandbox for one submission: its scratch dir, its launcher (cgroup, disk
+        quota, uid) and its zygote, starting. Nothing of any submission is in it until `admit`.
+        `logfh`: where the zygote's output goes (execute.log); None: a file of its own."""
+        scratch = Path(tempfile.mkdtemp(prefix=temp_prefix("execute")))
+        try:
+            os.chmod(scratch, 0o755)
+            (scratch / "work").mkdir()
+            (scratch / "home").mkdir()
+            launcher = self.make_launcher(scratch / "work", scratch, limits, slot)
+        except BaseException:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
+        _ACTIVE[id(launcher)] = (launcher, scratch)
+        launcher.zygote_log = logfh if logfh is not None else tempfile.TemporaryFile()  # unnamed: nothing to leave behind
+        python = default_kernel_python()
+        if python and zygote_enabled():
+            launcher.start_zygote(python)
+        return launcher
+
+    def prestart(self, limits: Limits, slot: int = 0) -> None:
+        """Start the sandbox of this slot's next submission now, so that it does not wait for the
+        zygote (the local runner calls this once a submission is executed). It stays empty until
+        `execute_submission` hands it one submission, and is never used for another."""
+        discard_spare(slot)
+        launcher = self.start_sandbox(limits, slot)
+        _SPARES[slot] = (self._spare_key(limits), launcher)
+        global _spares_finalized
+        if not _spares_finalized:  # a worker's spare goes with the worker, also on a normal exit
+            from multiprocessing.util import Finalize
+
+            Finalize(None, discard_spares, exitpriority=20)
+            _spares_finalized = True
+
+    def _spare_key(self, limits: Limits) -> tuple[Any, ...]:
+        return (type(self), repr(sorted(vars(self).items())), limits)
+
+    def _take_spare(self, limits: Limits, slot: int) -> KernelLauncher | None:
+        key, launcher = _SPARES.pop(slot, (None, None))
+        if launcher is not None and key != self._spare_key(limits):
+            _close(launcher)
+            return None
+        return launcher
+
     def execute_submission(self, work_src: Path, notebooks: Sequence[str], out_dir: Path, limits: Limits, config: dict[str, Any], slot: int = 0) -> StepRecord:
         from ..kernel import nbgrader_execute_settings
 
@@ -210,29 +364,24 @@ class KernelSandbox(Sandbox):
         record = StepRecord("execute", out_dir.name, detail={"sandbox": self.name, "limits": limits.to_dict()})
         settings = nbgrader_execute_settings(config, limits.cell_timeout)
         logfile = out_dir / "execute.log"
-        with tempfile.TemporaryDirectory(prefix=temp_prefix("execute")) as tmp, open(logfile, "a", encoding="utf-8") as logfh:
-            scratch = Path(tmp)
-            os.chmod(scratch, 0o755)
-            work = scratch / "work"
-            # The kernel gets the submission's files but not the notebooks: cells reach it one by
-            # one from papermill, so student code never reads the hidden tests ahead of them or
-            # rewrites the next notebook of the submission.
-            shutil.copytree(work_src, work, ignore=shutil.ignore_patterns("*.ipynb"))
-            (scratch / "home").mkdir()
-            launcher = self.make_launcher(work, scratch, limits, slot)
-            _ACTIVE[id(launcher)] = (launcher, scratch)
+        with open(logfile, "a", encoding="utf-8") as logfh:
+            launcher = self._take_spare(limits, slot)
+            record.detail["prestarted"] = launcher is not None
+            if launcher is None:
+                launcher = self.start_sandbox(limits, slot, logfh)
             launcher.logfh = logfh
             deadline = threading.Timer(limits.wall_time, launcher.kill_all)
             deadline.daemon = True
             deadline.start()
             try:
+                launcher.admit(work_src)
+                record.detail["sandbox_ready_s"] = round(time.monotonic() - start, 3)
                 for name in notebooks:
-                    outcome = self._run_notebook(name, work_src, work, scratch, out_dir, launcher, settings, limits, logfh, start)
+                    outcome = self._run_notebook(name, work_src, launcher.work, launcher.scratch, out_dir, launcher, settings, limits, logfh, start)
                     record.notebooks.append(outcome)
             finally:
                 deadline.cancel()
-                _ACTIVE.pop(id(launcher), None)
-                record.detail["teardown"] = launcher.close()
+                record.detail["teardown"] = _close(launcher)
         record.seconds = round(time.monotonic() - start, 3)
         record.save(out_dir / "execute.json")
         return record
@@ -277,6 +426,7 @@ class KernelSandbox(Sandbox):
                 **settings,
             )
         except Exception as e:  # noqa: BLE001 - a dead kernel is the student's result, not our crash
+            launcher.drain_log()
             if not any(c.get("execution_count") or c.get("outputs") for c in nb.cells if c.cell_type == "code"):
                 # no cell ever ran: the sandbox could not start the kernel. That is our failure, not
                 # the student's; the step fails (exit 75) and a retry may help.
@@ -310,6 +460,7 @@ class KernelSandbox(Sandbox):
         }
         if monitor is not None:
             outcome.detail["integrity"] = monitor.summary()
+        launcher.drain_log()
         nbformat.write(nb, str(target), version=4)
         logfh.write(f"[execute] {name}: {outcome.status} in {outcome.detail['seconds']} s, {outcome.detail['error_cells']} cell(s) with errors, {outcome.detail['timeouts']} timeout(s) {outcome.reason}\n")
         logfh.flush()

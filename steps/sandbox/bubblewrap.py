@@ -15,7 +15,7 @@ import site
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from .base import KernelLauncher, KernelSandbox, Limits, minimal_env
 from .cgroup import Cgroup
@@ -70,8 +70,11 @@ class BubblewrapLauncher(KernelLauncher):
         self.uid = SANDBOX_UID_BASE + slot if self.root else os.geteuid()
         self.cgroup = Cgroup.create(f"gradeflow-{os.getpid()}-{slot}", limits.memory_mb, limits.pids) if self.root else None
         self.quota_mb = mount_quota(scratch, limits.disk_mb) if self.root else None
+        self.own([scratch, self.ipc, work, *work.rglob("*")])
+
+    def own(self, paths: Sequence[Path]) -> None:
         if self.root:
-            for p in (scratch, self.ipc, work, *work.rglob("*")):
+            for p in paths:
                 os.lchown(p, self.uid, self.uid)
 
     def prepare_connection(self, connection_file: Path) -> None:

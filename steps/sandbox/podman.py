@@ -16,7 +16,7 @@ import resource
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from .base import KernelLauncher, KernelSandbox, Limits, minimal_env
 from .leftovers import OWNER_LABEL
@@ -36,7 +36,10 @@ class PodmanLauncher(KernelLauncher):
         self.slot = slot
         self.containers: list[str] = []
         self.quota_mb = mount_quota(scratch, limits.disk_mb)
-        for p in (scratch, *scratch.rglob("*")):
+        self.own([scratch, *scratch.rglob("*")])
+
+    def own(self, paths: Sequence[Path]) -> None:
+        for p in paths:
             os.lchown(p, CONTAINER_UID, CONTAINER_UID)
 
     def prepare_connection(self, connection_file: Path) -> None:

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-__all__ = ["mount_quota", "unmount_quota"]
+__all__ = ["mount_quota", "grow_quota", "unmount_quota"]
 
 
 def mount_quota(scratch: Path, disk_mb: int) -> int | None:
@@ -32,6 +32,13 @@ def mount_quota(scratch: Path, disk_mb: int) -> int | None:
     for entry in staged.iterdir():
         shutil.move(str(entry), str(scratch / entry.name))
     staged.rmdir()
+    return size_mb
+
+
+def grow_quota(scratch: Path, size_mb: int) -> int:
+    """Resize the scratch tmpfs to `size_mb` (a sandbox started before its submission was known
+    makes room for the submission's files, as mount_quota would have); return the size."""
+    subprocess.run(["mount", "-o", f"remount,size={size_mb}m", str(scratch)], check=True, capture_output=True)
     return size_mb
 
 

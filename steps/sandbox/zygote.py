@@ -113,16 +113,23 @@ class ForkedKernel:
 class Zygote:
     """The zygote process of one submission; `spawn` asks it for a kernel."""
 
-    def __init__(self, command: list[str], env: dict[str, str], cwd: Path, socket_path: Path, logfh: Any, start_timeout: float = 60) -> None:
+    def __init__(self, command: list[str], env: dict[str, str], cwd: Path, socket_path: Path, logfh: Any, start_timeout: float = 60, python: str = "") -> None:
         self.socket_path = socket_path
         self.start_timeout = start_timeout
+        self.python = python  # the interpreter it runs: only kernels of that one are forked from it
         self.forked = 0
         self.started = time.monotonic()
-        self.ready_s: float | None = None  # how long its imports took, for execute.json
+        self.ready_s: float | None = None  # how long the first kernel waited for it, for execute.json
+        self.head_start_s: float | None = None  # started this long before its submission was handed over
         self.proc = subprocess.Popen(command, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=logfh, stderr=logfh, start_new_session=True)
 
+    def handed_over(self) -> None:
+        """Its sandbox was just given a submission (the zygote started before it was known)."""
+        self.head_start_s = round(time.monotonic() - self.started, 3)
+
     def _connect(self) -> socket.socket:
-        deadline = time.monotonic() + self.start_timeout
+        t0 = time.monotonic()
+        deadline = t0 + self.start_timeout
         while True:
             if self.proc.poll() is not None:
                 raise SandboxError(f"the kernel zygote exited with code {self.proc.returncode} before it was ready")
@@ -130,7 +137,7 @@ class Zygote:
             try:
                 conn.connect(str(self.socket_path))
                 if self.ready_s is None:
-                    self.ready_s = round(time.monotonic() - self.started, 3)
+                    self.ready_s = round(time.monotonic() - t0, 3)
                 return conn
             except (FileNotFoundError, ConnectionRefusedError):
                 conn.close()
