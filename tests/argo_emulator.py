@@ -384,7 +384,7 @@ class Emulator:
         return scope
 
     def _run_task(self, task: Mapping[str, Any], node: str, base: Mapping[str, Any], results: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
-        if not _depends_satisfied(task.get("depends", ""), results):
+        if not depends_satisfied(task.get("depends", ""), results):
             return {"phase": "Omitted", "outputs": {"parameters": {}, "artifacts": {}}}
         scope = self._task_scope(base, results)
         items = [None]
@@ -448,7 +448,7 @@ def _depends_on(task: Mapping[str, Any]) -> list[str]:
     return sorted({m.split(".")[0] for m in re.findall(r"[A-Za-z0-9_-]+(?:\.[A-Za-z]+)?", task.get("depends", "")) if m not in ("and", "or")})
 
 
-def _depends_satisfied(depends: str, results: Mapping[str, dict[str, Any]]) -> bool:
+def depends_satisfied(depends: str, results: Mapping[str, dict[str, Any]]) -> bool:
     if not depends:
         return True
 

@@ -82,7 +82,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from argo_emulator import evaluate, substitute
+from argo_emulator import depends_satisfied, evaluate, substitute
 
 __all__ = [
     "LIMITS",
@@ -510,7 +510,7 @@ class _Run:
             for p in parents:
                 self.child(p, n)
 
-        if task.get("depends") and not _depends_ok(task["depends"], results):
+        if task.get("depends") and not depends_satisfied(task["depends"], results):
             n = self.add(name, "Skipped", task["template"], dag["id"], "Omitted", "omitted: depends condition not met")
             connect(n)
             return n
@@ -595,18 +595,6 @@ def _deps(task: Mapping[str, Any]) -> list[str]:
     if "dependencies" in task:
         return list(task["dependencies"])
     return sorted({m.split(".")[0] for m in re.findall(r"[A-Za-z0-9_-]+(?:\.[A-Za-z]+)?", task.get("depends", "")) if m not in ("and", "or")})
-
-
-def _depends_ok(depends: str, results: Mapping[str, dict[str, Any]]) -> bool:
-    def term(m: re.Match[str]) -> str:
-        name, _, result = m.group(0).partition(".")
-        phase = results[name]["phase"]
-        if not result:
-            return str(phase in ("Succeeded", "Skipped"))
-        return str({"Succeeded": phase == "Succeeded", "Failed": phase == "Failed", "Errored": phase == "Error", "Skipped": phase == "Skipped", "Omitted": phase == "Omitted"}[result])
-
-    expr = re.sub(r"[A-Za-z0-9_-]+(?:\.[A-Z][A-Za-z]+)?", term, depends).replace("&&", " and ").replace("||", " or ")
-    return bool(eval(expr, {"__builtins__": {}}, {}))  # noqa: S307 - True/False/and/or only
 
 
 def _run_id(when: str, shard: int, shards: int) -> str:
