@@ -51,9 +51,14 @@ def _execute(sandbox: str, work: Path, out: Path, limits: Limits) -> tuple[Any, 
 
 
 def _mine() -> dict[str, list[str]]:
-    """This process's sandbox temp dirs, scratch mounts and cgroups (named for its pid)."""
+    """This process's sandbox temp dirs, scratch mounts and cgroups (named for its pid). Not its
+    scratch-gradebook templates (gradeflow-snapshot-*): those are a per-process cache, removed at
+    exit, which earlier tests in the same pytest process may have built."""
     pid = os.getpid()
-    return {k: [x for x in v if f"-p{pid}-" in x or f"gradeflow-{pid}-" in x] for k, v in leftovers(alive=True).items()}
+    return {
+        k: [x for x in v if (f"-p{pid}-" in x or f"gradeflow-{pid}-" in x) and "gradeflow-snapshot-" not in x]
+        for k, v in leftovers(alive=True).items()
+    }
 
 
 def _my_processes(settle: float = 5.0) -> list[str]:
