@@ -23,6 +23,7 @@ Two parts, both rerunnable on any machine, no cluster needed:
 
 Prints the table docs/performance.md ("Argo at scale") keeps, and writes the raw numbers as JSON.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,10 +63,16 @@ def _step(name: str, args: list[str]) -> tuple[float, float]:
 
     CPU (user + system of the process and its children) is what the fit uses: the steps are
     CPU-bound, and on a shared machine wall time mostly measures the other load."""
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""), "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", f"steps.{name}", *args], cwd=REPO, env=env, capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", f"steps.{name}", *args], cwd=REPO, env=env, capture_output=True, text=True, check=False
+    )
     took = time.perf_counter() - t
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
@@ -92,6 +99,7 @@ def measure_steps(sizes: list[int], root: Path, repeat: int = 3) -> dict[str, An
     shutil.copytree(ws_all / "executed", executed_from)
     times: dict[str, dict[int, float]] = {s: {} for s in STEPS}  # CPU seconds
     walls: dict[str, dict[int, float]] = {s: {} for s in STEPS}
+
     def best(n: int, step: str, args: list[str]) -> None:
         runs = [_step(step, args) for _ in range(repeat)]
         walls[step][n] = min(w for w, _ in runs)
@@ -100,8 +108,36 @@ def measure_steps(sizes: list[int], root: Path, repeat: int = 3) -> dict[str, An
     for n in sizes:
         ws = root / f"ws-{n}"
         students = everyone[:n]
-        best(n, "collect", ["--workspace", str(ws), "--course-dir", str(course), "--assignment", "ps1", "--run-id", f"bench-{n}", "--students", *students])
-        best(n, "restore", ["--workspace", str(ws), "--strict", "false", "--emit-students", str(ws / "students.json"), "--class-size", str(n)])
+        best(
+            n,
+            "collect",
+            [
+                "--workspace",
+                str(ws),
+                "--course-dir",
+                str(course),
+                "--assignment",
+                "ps1",
+                "--run-id",
+                f"bench-{n}",
+                "--students",
+                *students,
+            ],
+        )
+        best(
+            n,
+            "restore",
+            [
+                "--workspace",
+                str(ws),
+                "--strict",
+                "false",
+                "--emit-students",
+                str(ws / "students.json"),
+                "--class-size",
+                str(n),
+            ],
+        )
         (ws / "executed").mkdir(exist_ok=True)
         for s in students:
             shutil.copytree(executed_from / s, ws / "executed" / s, dirs_exist_ok=True)
@@ -116,7 +152,9 @@ def measure_steps(sizes: list[int], root: Path, repeat: int = 3) -> dict[str, An
     ws = root / f"ws-{hi}"
     files = {}
     for d in FILES_PER_SUBMISSION:
-        per_student = [sum(1 for f in (ws / d / s).rglob("*") if f.is_file()) for s in everyone[:hi] if (ws / d / s).is_dir()]
+        per_student = [
+            sum(1 for f in (ws / d / s).rglob("*") if f.is_file()) for s in everyone[:hi] if (ws / d / s).is_dir()
+        ]
         files[d] = round(sum(per_student) / len(per_student)) if per_student else FILES_PER_SUBMISSION[d]
     return {
         "sizes": sizes,
@@ -193,7 +231,9 @@ def table(rows: list[dict[str, Any]], fit: dict[str, Any] | None) -> str:
         )
     if fit:
         lines.append("")
-        lines.append("single-pod steps, CPU seconds for the largest run (a + b x N, fitted on two measured sizes; linear extrapolation):")
+        lines.append(
+            "single-pod steps, CPU seconds for the largest run (a + b x N, fitted on two measured sizes; linear extrapolation):"
+        )
         lines.append("      N  design             " + "  ".join(f"{s:>8}" for s in STEPS))
         for r in rows:
             secs = step_seconds(fit, r["largest_shard"])
@@ -205,13 +245,25 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", default="10,100,1000,5000", help="class sizes to simulate")
     p.add_argument("--steps-n", default="4,20", help="two class sizes to time the single-pod steps at (default 4,20)")
-    p.add_argument("--skip-steps", action="store_true", help="only the simulation (files per submission: the model's defaults)")
+    p.add_argument(
+        "--skip-steps", action="store_true", help="only the simulation (files per submission: the model's defaults)"
+    )
     p.add_argument("--repeat", type=int, default=3, help="runs of each step at each size; the least counts (default 3)")
-    p.add_argument("--json", type=Path, default=None, help="write the raw numbers here (default bench/results/argo-scale-DATE.json)")
+    p.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        help="write the raw numbers here (default bench/results/argo-scale-DATE.json)",
+    )
     a = p.parse_args(argv)
     sizes = [int(x) for x in a.sizes.split(",") if x]
     out: dict[str, Any] = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(), "date": dt.date.today().isoformat()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "date": dt.date.today().isoformat(),
+        },
         "limits": LIMITS,
         "margin": MARGIN,
         "shard_size": SHARD_SIZE,
@@ -224,7 +276,13 @@ def main(argv: list[str] | None = None) -> int:
         out["steps"] = steps
         fit = steps["fit"]
         files = steps["files_per_submission"]
-        print("single-pod steps measured, CPU s:", json.dumps(steps["cpu_seconds"]), "wall s:", json.dumps(steps["wall_seconds"]), file=sys.stderr)
+        print(
+            "single-pod steps measured, CPU s:",
+            json.dumps(steps["cpu_seconds"]),
+            "wall s:",
+            json.dumps(steps["wall_seconds"]),
+            file=sys.stderr,
+        )
     out["rows"] = simulate_all(sizes, files)
     print(table(out["rows"], fit))
     path = a.json or REPO / "bench" / "results" / f"argo-scale-{out['machine']['date']}.json"

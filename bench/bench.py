@@ -26,6 +26,7 @@ drifts hits both alike), after one untimed execution each way, and reports execu
 submission both ways, the difference, and the probes' own time from execute.json.
     python bench/bench.py --feedback-pairs 3                   # what --feedback adds, and nbgrader generate_feedback
 """
+
 from __future__ import annotations
 
 import argparse
@@ -67,7 +68,11 @@ def _remove_cgroup(group: Path, wait: float = 10.0) -> None:
     while (pids := (group / "cgroup.procs").read_text().split()) and time.monotonic() < deadline:
         time.sleep(0.1)
     if pids:
-        names = [Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:120] for p in pids if Path(f"/proc/{p}").exists()]
+        names = [
+            Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:120]
+            for p in pids
+            if Path(f"/proc/{p}").exists()
+        ]
         raise SystemExit(f"processes outlived the measured command by {wait:.0f} s: {names}")
     group.rmdir()
 
@@ -79,13 +84,21 @@ def measured(cmd: list[str], cwd: Path, name: str, containers: bool = False) -> 
     in the command's: add their CPU, and their peak memory to the command's (an upper bound).
     """
     tag = f"gradeflow-bench-{os.getpid()}-{name}"
-    groups = {c: CGROUP_V1 / c / tag for c in ("memory", "cpuacct")} if os.geteuid() == 0 and (CGROUP_V1 / "memory").is_dir() else {}
+    groups = (
+        {c: CGROUP_V1 / c / tag for c in ("memory", "cpuacct")}
+        if os.geteuid() == 0 and (CGROUP_V1 / "memory").is_dir()
+        else {}
+    )
     if groups:
         for g in groups.values():
             g.mkdir(exist_ok=True)
         joins = " && ".join(f"echo $$ > {g}/cgroup.procs" for g in groups.values())
         cmd = ["sh", "-c", f'{joins} && exec "$@"', "sh", *cmd]
-    pods = {c: CGROUP_V1 / c / PODMAN_CGROUP for c in ("memory", "cpuacct")} if containers and groups and (CGROUP_V1 / "cpuacct" / PODMAN_CGROUP).is_dir() else {}
+    pods = (
+        {c: CGROUP_V1 / c / PODMAN_CGROUP for c in ("memory", "cpuacct")}
+        if containers and groups and (CGROUP_V1 / "cpuacct" / PODMAN_CGROUP).is_dir()
+        else {}
+    )
     if pods:
         (pods["memory"] / "memory.max_usage_in_bytes").write_text("0")  # v1: resets the peak
         pods_cpu0 = int((pods["cpuacct"] / "cpuacct.usage").read_text())
@@ -175,11 +188,19 @@ def profile(run_dir: Path) -> dict[str, Any]:
     def mean(values: list[float]) -> float:
         return round(sum(values) / len(values), 3) if values else 0.0
 
-    recs = {step: [json.loads(p.read_text()) for p in sorted(run_dir.glob(f"{d}/*/{step}.json"))] for step, d in (("restore", "restored"), ("execute", "executed"), ("score", "scored"))}
+    recs = {
+        step: [json.loads(p.read_text()) for p in sorted(run_dir.glob(f"{d}/*/{step}.json"))]
+        for step, d in (("restore", "restored"), ("execute", "executed"), ("score", "scored"))
+    }
     teardown = [r["detail"].get("teardown", {}) for r in recs["execute"]]
     n = max(1, len(recs["execute"]))
     execute_s = mean([r["seconds"] for r in recs["execute"]])
-    sandbox_s = mean([r["detail"].get("sandbox_ready_s", 0.0) + r["detail"].get("teardown", {}).get("zygote_ready_s", 0.0) for r in recs["execute"]])
+    sandbox_s = mean(
+        [
+            r["detail"].get("sandbox_ready_s", 0.0) + r["detail"].get("teardown", {}).get("zygote_ready_s", 0.0)
+            for r in recs["execute"]
+        ]
+    )
     cells_s = round(cell_seconds(sorted(run_dir.glob("executed/*/*.ipynb"))) / n, 3)
     return {
         "startup_and_collect_s": t.get("collect_s"),
@@ -204,13 +225,31 @@ def profile(run_dir: Path) -> dict[str, Any]:
 
 def gradeflow_cmd(course: Path, jobs: int, sandbox: str, *extra: str) -> list[str]:
     """`gradeflow grade` of the example course's ps1, run from the checkout `measured` is given."""
-    return [sys.executable, "-m", "pipelines.cli", "grade", str(course), "ps1", "--jobs", str(jobs), "--sandbox", sandbox, "--json", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "pipelines.cli",
+        "grade",
+        str(course),
+        "ps1",
+        "--jobs",
+        str(jobs),
+        "--sandbox",
+        sandbox,
+        "--json",
+        *extra,
+    ]
 
 
 def grade_run(base: Path, course: Path, n: int, jobs: int, sandbox: str, code: Path) -> dict[str, Any]:
     """One timed `gradeflow grade` of a fresh copy of `base`, with its profile."""
     shutil.copytree(base, course)
-    r = measured(gradeflow_cmd(course, jobs, sandbox), code, f"{course.parent.name}-{course.name}", containers=sandbox == "podman")
+    r = measured(
+        gradeflow_cmd(course, jobs, sandbox),
+        code,
+        f"{course.parent.name}-{course.name}",
+        containers=sandbox == "podman",
+    )
     run_dir = sorted((course / "gradeflow_runs").glob("ps1-*"))[-1]
     r["jobs"] = jobs
     r["cell_s"] = round(cell_seconds(sorted(run_dir.glob("executed/*/*.ipynb"))), 2)
@@ -227,7 +266,15 @@ def grade_run(base: Path, course: Path, n: int, jobs: int, sandbox: str, code: P
     return {"tool": f"gradeflow/{sandbox}", **r}
 
 
-def bench_size(n: int, jobs: list[int], sandboxes: list[str], tools: list[str], root: Path, nbconvert_sample: int, code: Path = REPO) -> dict[str, Any]:
+def bench_size(
+    n: int,
+    jobs: list[int],
+    sandboxes: list[str],
+    tools: list[str],
+    root: Path,
+    nbconvert_sample: int,
+    code: Path = REPO,
+) -> dict[str, Any]:
     mc = _make_course_module()
     base = mc.make_course(root / f"n{n}" / "base", students=n, seed=n)
     out: dict[str, Any] = {"submissions": n, "jobs": jobs, "runs": []}
@@ -256,21 +303,42 @@ def bench_size(n: int, jobs: list[int], sandboxes: list[str], tools: list[str], 
 
     if nbconvert_sample:
         # what nbgrader executed (restored cells, hidden tests) when it ran, else the submissions
-        sample = sorted((root / f"n{n}" / "nbgrader").glob("autograded/*/ps1/*.ipynb"))[:nbconvert_sample] or sorted(base.glob("submitted/*/ps1/*.ipynb"))[:nbconvert_sample]
+        sample = (
+            sorted((root / f"n{n}" / "nbgrader").glob("autograded/*/ps1/*.ipynb"))[:nbconvert_sample]
+            or sorted(base.glob("submitted/*/ps1/*.ipynb"))[:nbconvert_sample]
+        )
         walls, cells = 0.0, 0.0
         for nb in sample:
             with tempfile.TemporaryDirectory() as tmp:
                 work = Path(tmp) / "work"
                 shutil.copytree(nb.parent, work)
                 t0 = time.monotonic()
-                subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute", "--allow-errors", "--output", "out.ipynb", nb.name], cwd=work, capture_output=True)
+                subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "jupyter",
+                        "nbconvert",
+                        "--to",
+                        "notebook",
+                        "--execute",
+                        "--allow-errors",
+                        "--output",
+                        "out.ipynb",
+                        nb.name,
+                    ],
+                    cwd=work,
+                    capture_output=True,
+                )
                 walls += time.monotonic() - t0
                 cells += cell_seconds([work / "out.ipynb"]) if (work / "out.ipynb").exists() else 0.0
         per_nb = (walls - cells) / max(1, len(sample))
         out["nbconvert_overhead_per_notebook_s"] = round(per_nb, 3)
         for r in out["runs"]:
             if r["tool"].startswith("gradeflow"):
-                r["overhead_vs_nbconvert"] = round(r["overhead_per_submission_s"] / (per_nb * NOTEBOOKS_PER_SUBMISSION), 3)
+                r["overhead_vs_nbconvert"] = round(
+                    r["overhead_per_submission_s"] / (per_nb * NOTEBOOKS_PER_SUBMISSION), 3
+                )
     return out
 
 
@@ -290,18 +358,30 @@ def bench_feedback(n: int, jobs: int, sandbox: str, root: Path, pairs: int) -> d
             gf = root / f"fb{n}" / f"gradeflow-{mode}-{i}"
             shutil.copytree(base, gf)
             extra = ["--feedback"] if mode == "on" else []
-            r = measured(gradeflow_cmd(gf, jobs, sandbox, *extra), REPO, f"gradeflow-fb-{mode}-{n}-{i}", containers=sandbox == "podman")
+            r = measured(
+                gradeflow_cmd(gf, jobs, sandbox, *extra),
+                REPO,
+                f"gradeflow-fb-{mode}-{n}-{i}",
+                containers=sandbox == "podman",
+            )
             runs[mode].append(r["wall_s"])
             cpu[mode].append(r["cpu_s"])
-            print(f"  {n} submissions, {'with' if mode == 'on' else 'without'} --feedback (pair {i + 1}/{pairs}): {r['wall_s']:.1f} s wall, {r['cpu_s']:.1f} s CPU", flush=True)
+            print(
+                f"  {n} submissions, {'with' if mode == 'on' else 'without'} --feedback (pair {i + 1}/{pairs}): {r['wall_s']:.1f} s wall, {r['cpu_s']:.1f} s CPU",
+                flush=True,
+            )
             if mode == "on":
                 run_dir = sorted((gf / "gradeflow_runs").glob("ps1-*"))[-1]
                 feedback_s += [json.loads(p.read_text())["seconds"] for p in run_dir.glob("feedback/*/feedback.json")]
                 last = gf
             else:
                 shutil.rmtree(gf, ignore_errors=True)
-    assert last is not None and len(list(last.glob("feedback/*/ps1/*.html"))) > 0, "the runs with --feedback wrote no pages"
-    nbg = measured([sys.executable, "-m", "nbgrader", "generate_feedback", "ps1", "--force"], last, f"nbgrader-feedback-{n}")
+    assert last is not None and len(list(last.glob("feedback/*/ps1/*.html"))) > 0, (
+        "the runs with --feedback wrote no pages"
+    )
+    nbg = measured(
+        [sys.executable, "-m", "nbgrader", "generate_feedback", "ps1", "--force"], last, f"nbgrader-feedback-{n}"
+    )
     med = {k: sorted(v)[len(v) // 2] for k, v in runs.items()}
     return {
         "submissions": n,
@@ -319,14 +399,15 @@ def bench_feedback(n: int, jobs: int, sandbox: str, root: Path, pairs: int) -> d
 
 def feedback_lines(fb: dict[str, Any]) -> str:
     m = fb["median_wall_s"]
-    return "\n".join([
-        f"{fb['submissions']:>4} submissions, --jobs {fb['jobs']}, {fb['sandbox']}: without --feedback {', '.join(f'{w:.1f}' for w in fb['wall_s']['off'])} s; "
-        f"with {', '.join(f'{w:.1f}' for w in fb['wall_s']['on'])} s (interleaved)",
-        f"     median {m['off']:.1f} -> {m['on']:.1f} s: +{fb['added_wall_pct']:.1f}% (pairwise {', '.join(f'{x:+.1f}%' for x in fb['pairwise_added_wall_pct'])}); "
-        f"feedback step {fb['feedback_step_s_per_submission']:.3f} s per submission in a worker",
-        f"     nbgrader generate_feedback on the same graded course, afterwards: {fb['nbgrader_generate_feedback']['wall_s']:.1f} s wall, {fb['nbgrader_generate_feedback']['cpu_s']:.1f} s CPU",
-    ])
-
+    return "\n".join(
+        [
+            f"{fb['submissions']:>4} submissions, --jobs {fb['jobs']}, {fb['sandbox']}: without --feedback {', '.join(f'{w:.1f}' for w in fb['wall_s']['off'])} s; "
+            f"with {', '.join(f'{w:.1f}' for w in fb['wall_s']['on'])} s (interleaved)",
+            f"     median {m['off']:.1f} -> {m['on']:.1f} s: +{fb['added_wall_pct']:.1f}% (pairwise {', '.join(f'{x:+.1f}%' for x in fb['pairwise_added_wall_pct'])}); "
+            f"feedback step {fb['feedback_step_s_per_submission']:.3f} s per submission in a worker",
+            f"     nbgrader generate_feedback on the same graded course, afterwards: {fb['nbgrader_generate_feedback']['wall_s']:.1f} s wall, {fb['nbgrader_generate_feedback']['cpu_s']:.1f} s CPU",
+        ]
+    )
 
 
 def integrity_cost(n: int, sandbox: str, root: Path, rounds: int = 2) -> dict[str, Any]:
@@ -348,12 +429,22 @@ def integrity_cost(n: int, sandbox: str, root: Path, rounds: int = 2) -> dict[st
     for on in (True, False):
         box = get_sandbox(sandbox)
         box.integrity = on
-        box.execute_submission(warm / "work", [o.notebook for o in StepRecord.load(warm / "restore.json").notebooks if o.status in ("ok", "repaired")], root / f"integrity-warm-{sandbox}-{on}", Limits(), config)
+        box.execute_submission(
+            warm / "work",
+            [o.notebook for o in StepRecord.load(warm / "restore.json").notebooks if o.status in ("ok", "repaired")],
+            root / f"integrity-warm-{sandbox}-{on}",
+            Limits(),
+            config,
+        )
     for r in range(rounds):
         for i, sub in enumerate(results["students"]):
             student = sub["student"]
             restored = ws / "restored" / student
-            notebooks = [o.notebook for o in StepRecord.load(restored / "restore.json").notebooks if o.status in ("ok", "repaired")]
+            notebooks = [
+                o.notebook
+                for o in StepRecord.load(restored / "restore.json").notebooks
+                if o.status in ("ok", "repaired")
+            ]
             order = [True, False] if (i + r) % 2 == 0 else [False, True]
             for on in order:
                 box = get_sandbox(sandbox)
@@ -371,16 +462,25 @@ def integrity_cost(n: int, sandbox: str, root: Path, rounds: int = 2) -> dict[st
     mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
     with_s, without_s = mean(times[True]), mean(times[False])
     return {
-        "submissions": n, "sandbox": sandbox, "executions_each_way": len(times[True]),
-        "execute_with_probes_s": round(with_s, 3), "execute_without_probes_s": round(without_s, 3),
-        "difference_s": round(with_s - without_s, 3), "difference_pct": round(100 * (with_s - without_s) / without_s, 1),
-        "probe_self_time_s": round(mean(probe_s), 3), "probe_self_time_pct": round(100 * mean(probe_s) / without_s, 1),
-        "probes_per_submission": round(probes / len(probe_s), 1), "probe_ms": round(1000 * sum(probe_s) / probes, 1), "findings": findings,
+        "submissions": n,
+        "sandbox": sandbox,
+        "executions_each_way": len(times[True]),
+        "execute_with_probes_s": round(with_s, 3),
+        "execute_without_probes_s": round(without_s, 3),
+        "difference_s": round(with_s - without_s, 3),
+        "difference_pct": round(100 * (with_s - without_s) / without_s, 1),
+        "probe_self_time_s": round(mean(probe_s), 3),
+        "probe_self_time_pct": round(100 * mean(probe_s) / without_s, 1),
+        "probes_per_submission": round(probes / len(probe_s), 1),
+        "probe_ms": round(1000 * sum(probe_s) / probes, 1),
+        "findings": findings,
     }
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    lines = [f"{'N':>4} {'tool':20} {'jobs':>4} {'wall s':>8} {'cpu s':>7} {'cells s':>8} {'slot-s/sub':>10} {'ovh/sub s':>10} {'peak MiB':>9} {'rss MiB':>8}  {'ratio':>6} {'speed-up':>8}"]
+    lines = [
+        f"{'N':>4} {'tool':20} {'jobs':>4} {'wall s':>8} {'cpu s':>7} {'cells s':>8} {'slot-s/sub':>10} {'ovh/sub s':>10} {'peak MiB':>9} {'rss MiB':>8}  {'ratio':>6} {'speed-up':>8}"
+    ]
     for row in rows:
         for r in row["runs"]:
             ratio = f"{r['ratio_wall']:.2f}x" if "ratio_wall" in r else ""
@@ -390,8 +490,12 @@ def table(rows: list[dict[str, Any]]) -> str:
                 f"{r['overhead_per_submission_s']:>10.3f} {r['peak_mb']:>9.0f} {r.get('peak_rss_mb', float('nan')):>8.0f}  {ratio:>6} {speedup:>8}"
             )
         if "nbconvert_overhead_per_notebook_s" in row:
-            vs = ", ".join(f"{r['tool']} {r['overhead_vs_nbconvert']:.2f}" for r in row["runs"] if "overhead_vs_nbconvert" in r)
-            lines.append(f"{'':>4} bare nbconvert --execute overhead per notebook: {row['nbconvert_overhead_per_notebook_s']:.3f} s; per-submission overhead / ({NOTEBOOKS_PER_SUBMISSION} x that): {vs}")
+            vs = ", ".join(
+                f"{r['tool']} {r['overhead_vs_nbconvert']:.2f}" for r in row["runs"] if "overhead_vs_nbconvert" in r
+            )
+            lines.append(
+                f"{'':>4} bare nbconvert --execute overhead per notebook: {row['nbconvert_overhead_per_notebook_s']:.3f} s; per-submission overhead / ({NOTEBOOKS_PER_SUBMISSION} x that): {vs}"
+            )
     return "\n".join(lines)
 
 
@@ -420,7 +524,16 @@ def integrity_line(r: dict[str, Any]) -> str:
     )
 
 
-def measure_all(items: list[Any], measure: Any, show: Any, key: str, json_path: Path | None, root: Path, keep: bool, code: Path = REPO) -> list[dict[str, Any]]:
+def measure_all(
+    items: list[Any],
+    measure: Any,
+    show: Any,
+    key: str,
+    json_path: Path | None,
+    root: Path,
+    keep: bool,
+    code: Path = REPO,
+) -> list[dict[str, Any]]:
     """measure(item) for each item, printing show(result) as each comes and rewriting the JSON
     (what was measured survives a later failure); the courses built under `root` go at the end
     unless `keep`."""
@@ -430,7 +543,9 @@ def measure_all(items: list[Any], measure: Any, show: Any, key: str, json_path: 
             done.append(measure(item))
             print(show(done[-1]), flush=True)
             if json_path:
-                json_path.write_text(json.dumps({"machine": machine(), "code": code_version(code), key: done}, indent=1))
+                json_path.write_text(
+                    json.dumps({"machine": machine(), "code": code_version(code), key: done}, indent=1)
+                )
     finally:
         if not keep:
             shutil.rmtree(root, ignore_errors=True)
@@ -439,38 +554,91 @@ def measure_all(items: list[Any], measure: Any, show: Any, key: str, json_path: 
 
 def code_version(code: Path) -> str:
     """Which gradeflow was timed: the checkout's commit, `+changes` when it has uncommitted ones."""
-    head = subprocess.run(["git", "-C", str(code), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(code), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
+    head = subprocess.run(
+        ["git", "-C", str(code), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(code), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+    ).stdout.strip()
     return f"{code} {head or '(not a git checkout)'}{' +changes' if dirty else ''}"
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="60", help="comma-separated submission counts (default 60)")
-    p.add_argument("--jobs", default="2", help="comma-separated job counts for gradeflow (default 2); speed-up is against the first")
-    p.add_argument("--sandbox", default="bubblewrap", help="comma-separated sandboxes for gradeflow (default bubblewrap)")
-    p.add_argument("--tools", default="nbgrader,gradeflow", help="which tools to run (default both; gradeflow alone for a quick look)")
+    p.add_argument(
+        "--jobs",
+        default="2",
+        help="comma-separated job counts for gradeflow (default 2); speed-up is against the first",
+    )
+    p.add_argument(
+        "--sandbox", default="bubblewrap", help="comma-separated sandboxes for gradeflow (default bubblewrap)"
+    )
+    p.add_argument(
+        "--tools",
+        default="nbgrader,gradeflow",
+        help="which tools to run (default both; gradeflow alone for a quick look)",
+    )
     p.add_argument("--nbconvert-sample", type=int, default=6, help="notebooks to time with bare nbconvert (0: skip)")
-    p.add_argument("--code", type=Path, default=REPO, help="the gradeflow checkout to time (default: this one), e.g. another branch's, for before/after")
+    p.add_argument(
+        "--code",
+        type=Path,
+        default=REPO,
+        help="the gradeflow checkout to time (default: this one), e.g. another branch's, for before/after",
+    )
     p.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     p.add_argument("--keep", type=Path, default=None, help="build courses here and keep them")
-    p.add_argument("--integrity", type=int, default=0, metavar="N", help="only measure the integrity probes' cost on N submissions")
-    p.add_argument("--feedback-pairs", type=int, default=0, help="instead: time gradeflow without and with --feedback, this many times each, interleaved, then nbgrader generate_feedback")
+    p.add_argument(
+        "--integrity", type=int, default=0, metavar="N", help="only measure the integrity probes' cost on N submissions"
+    )
+    p.add_argument(
+        "--feedback-pairs",
+        type=int,
+        default=0,
+        help="instead: time gradeflow without and with --feedback, this many times each, interleaved, then nbgrader generate_feedback",
+    )
     a = p.parse_args(argv)
     root = a.keep or Path(tempfile.mkdtemp(prefix="gradeflow-bench-"))
     tools, sandboxes = a.tools.split(","), a.sandbox.split(",")
     sizes, jobs = [int(x) for x in a.sizes.split(",")], [int(x) for x in a.jobs.split(",")]
     keep = a.keep is not None
     if a.integrity:
-        measure_all(sandboxes, lambda sandbox: integrity_cost(a.integrity, sandbox, root), integrity_line, "integrity", a.json, root, keep)
+        measure_all(
+            sandboxes,
+            lambda sandbox: integrity_cost(a.integrity, sandbox, root),
+            integrity_line,
+            "integrity",
+            a.json,
+            root,
+            keep,
+        )
         return 0
     if a.feedback_pairs:
-        measure_all(sizes, lambda n: bench_feedback(n, jobs[0], sandboxes[0], root, a.feedback_pairs), feedback_lines, "feedback", a.json, root, keep)
+        measure_all(
+            sizes,
+            lambda n: bench_feedback(n, jobs[0], sandboxes[0], root, a.feedback_pairs),
+            feedback_lines,
+            "feedback",
+            a.json,
+            root,
+            keep,
+        )
         return 0
-    rows = measure_all(sizes, lambda n: bench_size(n, jobs, sandboxes, tools, root, a.nbconvert_sample, a.code.resolve()), lambda row: table([row]), "rows", a.json, root, keep, a.code.resolve())
+    rows = measure_all(
+        sizes,
+        lambda n: bench_size(n, jobs, sandboxes, tools, root, a.nbconvert_sample, a.code.resolve()),
+        lambda row: table([row]),
+        "rows",
+        a.json,
+        root,
+        keep,
+        a.code.resolve(),
+    )
     print()
     m = machine()
-    print(f"machine: {m['cpus']} CPUs, {m['memory_gb']} GB; python {m['python']}; {m['date']}; gradeflow {code_version(a.code.resolve())}")
+    print(
+        f"machine: {m['cpus']} CPUs, {m['memory_gb']} GB; python {m['python']}; {m['date']}; gradeflow {code_version(a.code.resolve())}"
+    )
     print(table(rows))
     print()
     print("where gradeflow's time went (from the run's own records):")
@@ -480,7 +648,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def machine() -> dict[str, Any]:
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {"cpus": os.cpu_count(), "memory_gb": round(mem), "python": sys.version.split()[0], "date": dt.date.today().isoformat()}
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gb": round(mem),
+        "python": sys.version.split()[0],
+        "date": dt.date.today().isoformat(),
+    }
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ template's own input parameters or artifacts, an output of a task the referring 
 on (directly or not), a loop item, or one of Argo's own variables. Expression tags
 (`{{=...}}`) are checked for the variables they read.
 """
+
 from __future__ import annotations
 
 import re
@@ -80,7 +81,9 @@ def lint(workflow_template: Mapping[str, Any]) -> list[str]:
     templates = {t["name"]: t for t in spec["templates"]}
     glob = set(ARGO_VARIABLES)
     glob |= {f"workflow.parameters.{p['name']}" for p in spec.get("arguments", {}).get("parameters", [])}
-    for key in list((spec.get("workflowMetadata") or {}).get("labelsFrom") or {}) + list((spec.get("workflowMetadata") or {}).get("labels") or {}):
+    for key in list((spec.get("workflowMetadata") or {}).get("labelsFrom") or {}) + list(
+        (spec.get("workflowMetadata") or {}).get("labels") or {}
+    ):
         glob.add(f"workflow.labels.{key}")
     for t in templates.values():
         for p in (t.get("outputs") or {}).get("parameters", []) or []:
@@ -125,7 +128,9 @@ def lint(workflow_template: Mapping[str, Any]) -> list[str]:
                 s |= {f"tasks.{dep}.outputs.artifacts.{a['name']}" for a in outs.get("artifacts", []) or []}
                 if "container" in dt:
                     s.add(f"tasks.{dep}.outputs.result")
-            check(f"template {name}, task {tname}", _strings(task), s, item_ok="withParam" in task or "withItems" in task)
+            check(
+                f"template {name}, task {tname}", _strings(task), s, item_ok="withParam" in task or "withItems" in task
+            )
             # arguments must match what the called template declares
             called = templates[task["template"]]
             want = {p["name"] for p in (called.get("inputs") or {}).get("parameters", []) or [] if "value" not in p}
@@ -134,7 +139,9 @@ def lint(workflow_template: Mapping[str, Any]) -> list[str]:
                 problems.append(f"template {name}, task {tname}: {task['template']} needs {sorted(want - given)}")
             declared = {p["name"] for p in (called.get("inputs") or {}).get("parameters", []) or []}
             if given - declared:
-                problems.append(f"template {name}, task {tname}: {task['template']} has no input {sorted(given - declared)}")
+                problems.append(
+                    f"template {name}, task {tname}: {task['template']} has no input {sorted(given - declared)}"
+                )
     top = {k: v for k, v in spec.items() if k != "templates"}
     check("spec", _strings(top), set(glob))
     for ref in (spec.get("entrypoint"), spec.get("onExit")):

@@ -16,6 +16,7 @@ each template, each one checked against the rule that really decides it:
   bad image or a missing Secret cannot hang a run.
 * Retries. See RETRY_EXPRESSION and retry_strategy().
 """
+
 from __future__ import annotations
 
 import json
@@ -183,7 +184,11 @@ def class_scratch_resources(defaults: dict[str, str]) -> tuple[ResourceRequireme
 def class_scratch_pod_spec_patch() -> str:
     """score and merge hold every submission: their workspace grows with the class size."""
     workspace = _class_scratch_mib(_expr_p("class-size"))
-    limit = "{{=" + f"{SCRATCH_BASE_MIB + TMP_MIB + LOGS_MIB} + asInt({_expr_p('class-size')}) * {SCRATCH_PER_SUBMISSION_MIB}" + "}}Mi"
+    limit = (
+        "{{="
+        + f"{SCRATCH_BASE_MIB + TMP_MIB + LOGS_MIB} + asInt({_expr_p('class-size')}) * {SCRATCH_PER_SUBMISSION_MIB}"
+        + "}}Mi"
+    )
     return _patch(
         {"limits": {"ephemeral-storage": limit}},
         volumes=[{"name": "workspace", "emptyDir": {"sizeLimit": workspace + "Mi"}}],

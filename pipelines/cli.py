@@ -9,6 +9,7 @@ Exit codes: 0 done (even when some submissions were skipped or failed: see the s
 broke (submissions it could not grade were left as they were: run again), 130/143 stopped by
 SIGINT/SIGTERM (what was merged is kept; the next run does only the rest).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,18 @@ def add_feedback_arguments(p: argparse.ArgumentParser) -> None:
     """--feedback and --feedback-hidden-tests, for `gradeflow grade` and `gradeflow submit --argo`."""
     from steps.feedback import HIDDEN_TESTS
 
-    p.add_argument("--feedback", action="store_true", help="also write each student's feedback (feedback/STUDENT/ASSIGNMENT/*.html, for `nbgrader release_feedback`)")
-    p.add_argument("--feedback-hidden-tests", choices=HIDDEN_TESTS, default="redact", help="hidden tests in feedback: redact (default) or show them, as nbgrader does")
+    p.add_argument(
+        "--feedback",
+        action="store_true",
+        help="also write each student's feedback (feedback/STUDENT/ASSIGNMENT/*.html, for `nbgrader release_feedback`)",
+    )
+    p.add_argument(
+        "--feedback-hidden-tests",
+        choices=HIDDEN_TESTS,
+        default="redact",
+        help="hidden tests in feedback: redact (default) or show them, as nbgrader does",
+    )
+
 
 UNSAFE_BANNER = (
     "!!! --unsafe-no-sandbox: student code will run AS YOU, with your files, network and credentials in reach.\n"
@@ -78,7 +89,10 @@ def _cmd_grade(a: argparse.Namespace) -> int:
         print(f"results: {results['run_dir']}/results/ (report.html, results.json, grades.csv, cells.csv, summary.txt)")
     ungraded = results["counts"].get("ungraded_submissions", 0)
     if ungraded:
-        print(f"gradeflow: {ungraded} submission(s) not graded because gradeflow or the sandbox failed (see the summary); their earlier grades are unchanged. Exit code 75: run again once fixed.", file=sys.stderr)
+        print(
+            f"gradeflow: {ungraded} submission(s) not graded because gradeflow or the sandbox failed (see the summary); their earlier grades are unchanged. Exit code 75: run again once fixed.",
+            file=sys.stderr,
+        )
         return EXIT_INFRA
     return EXIT_OK
 
@@ -108,16 +122,50 @@ def build_parser(argo: bool = True) -> argparse.ArgumentParser:
     g.add_argument("assignment", help="the assignment id, e.g. ps1")
     g.add_argument("--jobs", "-j", type=int, default=None, help="parallel execute jobs (default: CPU count)")
     g.add_argument("--student", action="append", help="grade only this student (repeatable)")
-    g.add_argument("--sandbox", default=DEFAULT_SANDBOX, choices=sorted(n for n in SANDBOXES if n != "none"), help=f"where student code runs (default {DEFAULT_SANDBOX})")
-    g.add_argument("--unsafe-no-sandbox", action="store_true", help="run student code WITHOUT a sandbox (trusted notebooks only)")
-    g.add_argument("--store", default=None, help="artifact store URL (default COURSE_DIR/gradeflow_runs; s3://bucket/prefix works)")
-    g.add_argument("--force", action="store_true", help="regrade submissions that did not change since they were graded")
-    g.add_argument("--strict", action="store_true", help="no recovery of malformed notebooks: a deleted, copied, renamed or re-flagged grade cell skips the notebook (nbgrader's behaviour) instead of being repaired")
+    g.add_argument(
+        "--sandbox",
+        default=DEFAULT_SANDBOX,
+        choices=sorted(n for n in SANDBOXES if n != "none"),
+        help=f"where student code runs (default {DEFAULT_SANDBOX})",
+    )
+    g.add_argument(
+        "--unsafe-no-sandbox", action="store_true", help="run student code WITHOUT a sandbox (trusted notebooks only)"
+    )
+    g.add_argument(
+        "--store", default=None, help="artifact store URL (default COURSE_DIR/gradeflow_runs; s3://bucket/prefix works)"
+    )
+    g.add_argument(
+        "--force", action="store_true", help="regrade submissions that did not change since they were graded"
+    )
+    g.add_argument(
+        "--strict",
+        action="store_true",
+        help="no recovery of malformed notebooks: a deleted, copied, renamed or re-flagged grade cell skips the notebook (nbgrader's behaviour) instead of being repaired",
+    )
     add_feedback_arguments(g)
-    g.add_argument("--json", action="store_true", help="print results.json instead of the summary; progress goes to stderr as JSON lines")
-    g.add_argument("--quiet", "-q", action="store_true", help="no progress output, only the summary (a live bar is shown only on a terminal)")
-    g.add_argument("--max-submission-mb", type=int, default=200, help="larger submissions are skipped and listed with their size (default 200)")
-    g.add_argument("--gradebook-wait", type=float, default=60.0, help="seconds to wait for a gradebook another program holds locked (default 60)")
+    g.add_argument(
+        "--json",
+        action="store_true",
+        help="print results.json instead of the summary; progress goes to stderr as JSON lines",
+    )
+    g.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="no progress output, only the summary (a live bar is shown only on a terminal)",
+    )
+    g.add_argument(
+        "--max-submission-mb",
+        type=int,
+        default=200,
+        help="larger submissions are skipped and listed with their size (default 200)",
+    )
+    g.add_argument(
+        "--gradebook-wait",
+        type=float,
+        default=60.0,
+        help="seconds to wait for a gradebook another program holds locked (default 60)",
+    )
     add_limit_arguments(g)
     g.set_defaults(func=_cmd_grade)
 
@@ -145,7 +193,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     command = next((x for x in args if not x.startswith("-")), None)
     a = build_parser(argo=command not in LOCAL_COMMANDS).parse_args(args)
-    logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING, format="%(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if a.verbose else logging.WARNING, format="%(name)s %(levelname)s %(message)s"
+    )
     warnings.filterwarnings("ignore", message=".*not in session.*")
     if not a.verbose:  # nbgrader's per-cell warnings go to the run's logs, not the teacher's console
         logging.getLogger("traitlets").setLevel(logging.ERROR)
@@ -160,7 +210,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INFRA
     except (KeyboardInterrupt, Interrupted) as e:
         signum = getattr(e, "signum", 2)
-        print(f"gradeflow: stopped ({'SIGTERM' if signum == 15 else 'SIGINT'}); submissions merged so far are kept, the next run grades only the rest", file=sys.stderr)
+        print(
+            f"gradeflow: stopped ({'SIGTERM' if signum == 15 else 'SIGINT'}); submissions merged so far are kept, the next run grades only the rest",
+            file=sys.stderr,
+        )
         return 128 + signum
     except Exception:  # noqa: BLE001
         import traceback

@@ -19,6 +19,7 @@ This module is the one place to import them from; the code lives in `pipelines/a
 `backends` (connections), `status` (reading a run), `versions` (which Argo releases),
 `runs` (the operations), `sync`, and `commands` (the argparse side).
 """
+
 from __future__ import annotations
 
 from steps.course import new_run_id
@@ -32,4 +33,12 @@ from .argo.status import *  # noqa: F403
 from .argo.sync import sync
 from .workflow import build_workflow
 
-__all__ = [*backends.__all__, *status.__all__, *runs.__all__, "sync", "add_argo_commands", "build_workflow", "new_run_id"]
+__all__ = [
+    *backends.__all__,
+    *status.__all__,
+    *runs.__all__,
+    "sync",
+    "add_argo_commands",
+    "build_workflow",
+    "new_run_id",
+]

@@ -4,6 +4,7 @@ run that started it ends, even by SIGKILL, instead of living on and forking work
 Its workers do the same towards the forkserver (pipelines.local._die_with_parent), so a killed
 run takes the whole tree with it; the next run removes the mounts and cgroups it left behind.
 """
+
 from __future__ import annotations
 
 import ctypes

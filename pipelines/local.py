@@ -5,6 +5,7 @@ same `steps` functions the Argo pods run, with artifacts
 in a store (a directory in the course by default). Submissions graded before with the same
 content are not regraded unless forced.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -79,7 +80,9 @@ def _course_lock(course_dir: Path, assignment: str) -> Iterator[None]:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise Busy(f"another gradeflow run is grading {assignment!r} in this course", "wait for it to finish") from None
+            raise Busy(
+                f"another gradeflow run is grading {assignment!r} in this course", "wait for it to finish"
+            ) from None
         yield
 
 
@@ -91,13 +94,23 @@ def _drop_unchanged(manifest: Manifest, course_dir: Path, force: bool, feedback:
     """Leave out submissions graded before with the same content (nbgrader skips them too)."""
     if force:
         return
-    state = read_json(_state_path(course_dir, manifest.assignment)) if _state_path(course_dir, manifest.assignment).is_file() else {}
+    state = (
+        read_json(_state_path(course_dir, manifest.assignment))
+        if _state_path(course_dir, manifest.assignment).is_file()
+        else {}
+    )
     autograded = course_dir / "autograded"
     keep = []
     for sub in manifest.submissions:
         prev = state.get(sub.student, {})
-        has_feedback = not feedback or (course_dir / "feedback" / sub.student / manifest.assignment).is_dir()  # --feedback: pages missing count as changed
-        if prev.get("content_hash") == sub.content_hash and (autograded / sub.student / manifest.assignment).is_dir() and has_feedback:
+        has_feedback = (
+            not feedback or (course_dir / "feedback" / sub.student / manifest.assignment).is_dir()
+        )  # --feedback: pages missing count as changed
+        if (
+            prev.get("content_hash") == sub.content_hash
+            and (autograded / sub.student / manifest.assignment).is_dir()
+            and has_feedback
+        ):
             manifest.unchanged.append(sub.student)
         else:
             keep.append(sub)
@@ -161,9 +174,15 @@ def _preflight(course_dir: Path, assignment: str, local_store: bool) -> None:
 def _teacher_os_error(e: OSError) -> TeacherError | None:
     """A full or read-only disk met while writing the course: the teacher's to fix (exit 2)."""
     if e.errno in (errno.ENOSPC, errno.EDQUOT):
-        return TeacherError(f"no space left on the disk of {e.filename or 'the course'}", "free some space, then run again: submissions already merged are kept and not regraded")
+        return TeacherError(
+            f"no space left on the disk of {e.filename or 'the course'}",
+            "free some space, then run again: submissions already merged are kept and not regraded",
+        )
     if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        return TeacherError(f"cannot write {e.filename or 'to the course'} ({e.strerror})", "make the course writable, then run again: submissions already merged are kept and not regraded")
+        return TeacherError(
+            f"cannot write {e.filename or 'to the course'} ({e.strerror})",
+            "make the course writable, then run again: submissions already merged are kept and not regraded",
+        )
     return None
 
 
@@ -172,6 +191,8 @@ def _teacher_os_error(e: OSError) -> TeacherError | None:
 _slot: int = 0
 _scratch: Path | None = None  # the worker's scratch gradebook dir: one path, so one engine (steps.gradebook)
 _stopping = False  # the worker got SIGTERM: it tears its sandbox down and exits
+
+
 def _on_sigterm(signum: int, frame: Any) -> None:
     """Tear this worker's sandboxes down (kernels, cgroup, scratch tmpfs, temp dirs) and exit at
     once, quietly: the run prints one line, not one traceback per worker."""
@@ -210,10 +231,15 @@ def _init_worker(slots: Any) -> None:
 def _infra_reason(e: BaseException) -> tuple[str, str]:
     """(kind, one line) for a failure of gradeflow or the sandbox: kind tells failures apart."""
     if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
-        return "disk-full", f"no space left on the grader's disk ({e.filename or tempfile.gettempdir()}): free space, then run again"
+        return (
+            "disk-full",
+            f"no space left on the grader's disk ({e.filename or tempfile.gettempdir()}): free space, then run again",
+        )
     if isinstance(e, InfraError):
         return type(e).__name__, e.what
-    return type(e).__name__, f"gradeflow failed ({type(e).__name__}: {str(e).strip()[:200]}); run again, and report it if it repeats"
+    return type(
+        e
+    ).__name__, f"gradeflow failed ({type(e).__name__}: {str(e).strip()[:200]}); run again, and report it if it repeats"
 
 
 def ungraded_record(ws: Path, manifest: Manifest, student: str, reason: str, kind: str) -> StepRecord:
@@ -227,7 +253,15 @@ def ungraded_record(ws: Path, manifest: Manifest, student: str, reason: str, kin
     return rec
 
 
-def _grade_submission(workspace: str, student: str, sandbox: str, limits: Limits, feedback: str | None = None, strict: bool = False, more: bool = False) -> tuple[StepRecord | None, StepRecord, str]:
+def _grade_submission(
+    workspace: str,
+    student: str,
+    sandbox: str,
+    limits: Limits,
+    feedback: str | None = None,
+    strict: bool = False,
+    more: bool = False,
+) -> tuple[StepRecord | None, StepRecord, str]:
     """restore → execute → score for one submission, in a worker: the per-submission part of
     the DAG runs as soon as a slot is free instead of step by step for the whole class.
     Returns the execute and score records and, when gradeflow failed on it, the failure's kind.
@@ -246,7 +280,9 @@ def _grade_submission(workspace: str, student: str, sandbox: str, limits: Limits
     try:
         restore_submission(ws, manifest, snapshot, student, _scratch, strict)
         try:
-            executed = execute(ws, student, sandbox, limits, _slot, check=False)  # checked before the run; the canary ran in it
+            executed = execute(
+                ws, student, sandbox, limits, _slot, check=False
+            )  # checked before the run; the canary ran in it
         finally:
             if more:
                 prestart(sandbox, limits, _slot)
@@ -269,11 +305,20 @@ def _feedback(ws: Path, manifest: Manifest, snapshot: dict[str, Any], student: s
 
     assert _scratch is not None, "runs in a worker started by _pool"
     try:
-        feedback_submission(ws, manifest, snapshot, student, _scratch, show_hidden_tests, scored_in_scratch=True)  # score just ran in _scratch
+        feedback_submission(
+            ws, manifest, snapshot, student, _scratch, show_hidden_tests, scored_in_scratch=True
+        )  # score just ran in _scratch
     except Exception as e:  # noqa: BLE001 - the grades stand; the summary says feedback is missing
         log.exception("feedback failed for %s", student)
         rec = StepRecord("feedback", student, detail={"error": f"{type(e).__name__}: {e}"})
-        rec.notebooks = [NotebookOutcome(n, UNGRADED, f"gradeflow could not write its feedback ({type(e).__name__}: {e}); regrade it with --force --feedback") for n in manifest.submission(student).notebooks]
+        rec.notebooks = [
+            NotebookOutcome(
+                n,
+                UNGRADED,
+                f"gradeflow could not write its feedback ({type(e).__name__}: {e}); regrade it with --force --feedback",
+            )
+            for n in manifest.submission(student).notebooks
+        ]
         rec.save(ws / "feedback" / student / "feedback.json")
 
 
@@ -282,22 +327,26 @@ def _canary(sandbox: str, limits: Limits) -> str:
     or why it failed. Runs in a worker beside collect, so a broken sandbox stops the run before
     any submission is touched."""
     import shutil
+    from multiprocessing.util import Finalize
 
     import nbformat
 
     from steps.sandbox.leftovers import temp_prefix
 
-    from multiprocessing.util import Finalize
-
     tmp = Path(tempfile.mkdtemp(prefix=temp_prefix("canary")))
-    remove = Finalize(None, shutil.rmtree, args=(tmp,), kwargs={"ignore_errors": True}, exitpriority=10)  # also on SIGTERM
+    remove = Finalize(
+        None, shutil.rmtree, args=(tmp,), kwargs={"ignore_errors": True}, exitpriority=10
+    )  # also on SIGTERM
     try:
         # a one-notebook workspace laid out as restore leaves it: backends that run the whole
         # execute step (the emulated Argo pod) read restore.json and snapshot.json from it
         restored, out = tmp / "restored" / "canary", tmp / "executed" / "canary"
         work = restored / "work"
         work.mkdir(parents=True)
-        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+        nb = nbformat.v4.new_notebook(
+            cells=[nbformat.v4.new_code_cell("1 + 1")],
+            metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        )
         nbformat.write(nb, str(work / "canary.ipynb"))
         write_json(tmp / "snapshot.json", {"notebooks": [], "config": {}})
         restore = StepRecord("restore", "canary")
@@ -310,7 +359,9 @@ def _canary(sandbox: str, limits: Limits) -> str:
         outcome = rec.outcome("canary")
         ran = nbformat.read(str(out / "canary.ipynb"), as_version=4).cells[-1].get("outputs", [])
         if outcome is None or outcome.status != OK or not any(o.get("output_type") == "execute_result" for o in ran):
-            log_text = (out / "execute.log").read_text(errors="replace")[-600:] if (out / "execute.log").is_file() else ""
+            log_text = (
+                (out / "execute.log").read_text(errors="replace")[-600:] if (out / "execute.log").is_file() else ""
+            )
             return f"a kernel started but could not run `1 + 1` ({outcome.reason if outcome else 'no outcome'}); its log ends: {log_text.strip()}"
         _warm(False, sandbox, limits)  # the sandbox works: this worker's first submission gets one started now
         return ""
@@ -332,7 +383,9 @@ def _warm(feedback: bool = False, sandbox: str = "", limits: Limits | None = Non
         warm()
 
 
-def _start_warming(pool: ProcessPoolExecutor, jobs: int, sandbox: str, limits: Limits, feedback: bool = False) -> tuple[threading.Thread, list[Any]]:
+def _start_warming(
+    pool: ProcessPoolExecutor, jobs: int, sandbox: str, limits: Limits, feedback: bool = False
+) -> tuple[threading.Thread, list[Any]]:
     """Start the canary and the workers in the background: starting one waits for the
     forkserver's imports, which should run beside collect, not before it (nor under the course
     lock). Returns the thread and a list that will hold the canary's future."""
@@ -352,7 +405,18 @@ def _pool(jobs: int) -> ProcessPoolExecutor:
     from multiprocessing import forkserver
 
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["pipelines.forkserver_preload", "steps.restore", "steps.execute", "steps.score", "steps.feedback", "nbgrader.preprocessors", "papermill", "nbclient"])
+    ctx.set_forkserver_preload(
+        [
+            "pipelines.forkserver_preload",
+            "steps.restore",
+            "steps.execute",
+            "steps.score",
+            "steps.feedback",
+            "nbgrader.preprocessors",
+            "papermill",
+            "nbclient",
+        ]
+    )
     forkserver.ensure_running()  # from this thread, not the warming thread: the workers' parent must outlive it
     slots = ctx.Queue()
     for i in range(jobs):
@@ -425,15 +489,23 @@ def _write_report(workspace: Path) -> None:
 
         render_report(workspace)
     except Exception:  # noqa: BLE001 - the grades are written; `gradeflow report RUN_DIR` can retry
-        log.warning("could not write results/report.html (grading is complete; retry with `gradeflow report %s`)", workspace, exc_info=True)
+        log.warning(
+            "could not write results/report.html (grading is complete; retry with `gradeflow report %s`)",
+            workspace,
+            exc_info=True,
+        )
 
 
-def grade(course_dir: Path, assignment: str, options: GradeOptions | None = None, progress: Progress | None = None) -> dict[str, Any]:
+def grade(
+    course_dir: Path, assignment: str, options: GradeOptions | None = None, progress: Progress | None = None
+) -> dict[str, Any]:
     """Grade every (changed) submission of `assignment`; return the run's results.json content."""
     options = options or GradeOptions()
     course_dir = Path(course_dir).resolve()
     if not course_dir.is_dir():
-        raise TeacherError(f"course directory {course_dir} does not exist", "give the folder that holds nbgrader_config.py")
+        raise TeacherError(
+            f"course directory {course_dir} does not exist", "give the folder that holds nbgrader_config.py"
+        )
     with _Signals() as signals:
         try:
             return _grade(course_dir, assignment, options, progress or (lambda e: None), signals)
@@ -444,7 +516,9 @@ def grade(course_dir: Path, assignment: str, options: GradeOptions | None = None
             raise teacher from e
 
 
-def _grade(course_dir: Path, assignment: str, options: GradeOptions, progress: Progress, signals: _Signals) -> dict[str, Any]:
+def _grade(
+    course_dir: Path, assignment: str, options: GradeOptions, progress: Progress, signals: _Signals
+) -> dict[str, Any]:
     from steps.sandbox.leftovers import remove_dead_runs
 
     sandbox = get_sandbox(options.sandbox)  # refuse before doing anything if it cannot run here
@@ -461,7 +535,23 @@ def _grade(course_dir: Path, assignment: str, options: GradeOptions, progress: P
         pool = _pool(jobs)
         try:
             warming, canary = _start_warming(pool, jobs, sandbox.name, options.limits, options.feedback)
-            results = _run(course_dir, assignment, options, progress, signals, store, ws, run_id, pool, canary, warming, sandbox.name, jobs, clock, timings)
+            results = _run(
+                course_dir,
+                assignment,
+                options,
+                progress,
+                signals,
+                store,
+                ws,
+                run_id,
+                pool,
+                canary,
+                warming,
+                sandbox.name,
+                jobs,
+                clock,
+                timings,
+            )
         except BaseException:
             _stop_pool(pool)
             raise
@@ -469,12 +559,34 @@ def _grade(course_dir: Path, assignment: str, options: GradeOptions, progress: P
     return results
 
 
-def _run(course_dir: Path, assignment: str, options: GradeOptions, progress: Progress, signals: _Signals, store: Any, ws: Path, run_id: str, pool: ProcessPoolExecutor, canary: list[Any], warming: threading.Thread, sandbox: str, jobs: int, clock: float, timings: dict[str, float]) -> dict[str, Any]:
+def _run(
+    course_dir: Path,
+    assignment: str,
+    options: GradeOptions,
+    progress: Progress,
+    signals: _Signals,
+    store: Any,
+    ws: Path,
+    run_id: str,
+    pool: ProcessPoolExecutor,
+    canary: list[Any],
+    warming: threading.Thread,
+    sandbox: str,
+    jobs: int,
+    clock: float,
+    timings: dict[str, float],
+) -> dict[str, Any]:
     from steps.locks import wait_for_gradebook
 
     progress(Event("collect", "start"))
     try:
-        manifest = wait_for_gradebook(lambda: collect(course_dir, assignment, ws, options.students, run_id, max_submission_mb=options.max_submission_mb), _db_url(course_dir), options.gradebook_wait)
+        manifest = wait_for_gradebook(
+            lambda: collect(
+                course_dir, assignment, ws, options.students, run_id, max_submission_mb=options.max_submission_mb
+            ),
+            _db_url(course_dir),
+            options.gradebook_wait,
+        )
     except TeacherError:
         if store.is_local:  # nothing was graded: leave no empty run folder behind
             import shutil
@@ -511,7 +623,18 @@ def _run(course_dir: Path, assignment: str, options: GradeOptions, progress: Pro
     while queue or pending:
         while queue and len(pending) < 2 * jobs:
             s = queue.pop()
-            pending[pool.submit(_grade_submission, str(ws), s, sandbox, options.limits, options.feedback_hidden_tests if options.feedback else None, options.strict, bool(queue))] = s
+            pending[
+                pool.submit(
+                    _grade_submission,
+                    str(ws),
+                    s,
+                    sandbox,
+                    options.limits,
+                    options.feedback_hidden_tests if options.feedback else None,
+                    options.strict,
+                    bool(queue),
+                )
+            ] = s
         done, _ = wait(pending, return_when=FIRST_COMPLETED)
         for fut in done:
             student = pending.pop(fut)
@@ -538,7 +661,16 @@ def _run(course_dir: Path, assignment: str, options: GradeOptions, progress: Pro
 
             wait_for_gradebook(write, writer.coursedir.db_url, options.gradebook_wait)
             timings["course_writes_s"] += time.monotonic() - t
-            progress(Event("execute", "submission", total=len(students), student=student, status=scored.status, seconds=executed.seconds if executed else 0.0))
+            progress(
+                Event(
+                    "execute",
+                    "submission",
+                    total=len(students),
+                    student=student,
+                    status=scored.status,
+                    seconds=executed.seconds if executed else 0.0,
+                )
+            )
             if len(first_kinds) < STOP_AFTER:
                 first_kinds.append(kind)
                 if len(first_kinds) == STOP_AFTER and first_kinds[0] and len(set(first_kinds)) == 1 and queue:

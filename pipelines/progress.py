@@ -8,6 +8,7 @@ themselves. All output goes to stderr: stdout is kept for the summary or results
 The JSON lines (one object per event, `{"event": "progress", ...}`) are what the Jupyter
 extension reads from `gradeflow grade --json` to show its own progress bar.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,16 @@ import sys
 import time
 from typing import IO, Any, Callable
 
-__all__ = ["ProgressCounter", "LinePrinter", "JsonPrinter", "BarPrinter", "QuietPrinter", "PRINTERS", "progress_printer", "choose_mode"]
+__all__ = [
+    "ProgressCounter",
+    "LinePrinter",
+    "JsonPrinter",
+    "BarPrinter",
+    "QuietPrinter",
+    "PRINTERS",
+    "progress_printer",
+    "choose_mode",
+]
 
 STATUSES = ("ok", "repaired", "missing", "skipped", "failed", "ungraded")
 
@@ -89,7 +99,11 @@ class LinePrinter(_Printer):
         if e.kind == "submission":
             eta = c.eta_seconds()
             eta_text = f", ETA {_clock(eta)}" if eta and c.done < c.total else ""
-            print(f"[execute] {c.done}/{c.total} {e.student}: {e.status} ({e.seconds:.1f} s); {c.describe()}{eta_text}", file=self.stream, flush=True)
+            print(
+                f"[execute] {c.done}/{c.total} {e.student}: {e.status} ({e.seconds:.1f} s); {c.describe()}{eta_text}",
+                file=self.stream,
+                flush=True,
+            )
         elif e.kind == "done":
             extra = f": {e.total} submission(s) to grade" if e.step == "collect" else ""
             print(f"[{e.step}] done{extra}", file=self.stream, flush=True)
@@ -132,7 +146,9 @@ class BarPrinter(LinePrinter):
             if e.status != "ok":  # the ones a teacher will want to look at, above the bar
                 from rich.text import Text
 
-                self.bar.console.print(Text(f"  {e.student}: {e.status} ({e.seconds:.1f} s)", style=_STYLE.get(e.status, "")))
+                self.bar.console.print(
+                    Text(f"  {e.student}: {e.status} ({e.seconds:.1f} s)", style=_STYLE.get(e.status, ""))
+                )
             return
         if e.step == "execute" and e.kind == "done":
             self.close()
@@ -170,7 +186,14 @@ class BarPrinter(LinePrinter):
             self.bar = None
 
 
-_STYLE = {"ok": "green", "repaired": "green", "missing": "yellow", "skipped": "yellow", "failed": "red", "ungraded": "red"}
+_STYLE = {
+    "ok": "green",
+    "repaired": "green",
+    "missing": "yellow",
+    "skipped": "yellow",
+    "failed": "red",
+    "ungraded": "red",
+}
 
 
 def _clock(seconds: float) -> str:
@@ -178,7 +201,12 @@ def _clock(seconds: float) -> str:
     return f"{m}:{s:02d}"
 
 
-PRINTERS: dict[str, Callable[..., _Printer]] = {"bar": BarPrinter, "lines": LinePrinter, "json": JsonPrinter, "quiet": QuietPrinter}
+PRINTERS: dict[str, Callable[..., _Printer]] = {
+    "bar": BarPrinter,
+    "lines": LinePrinter,
+    "json": JsonPrinter,
+    "quiet": QuietPrinter,
+}
 
 
 def choose_mode(json_output: bool = False, quiet: bool = False, stream: IO[str] | None = None) -> str:

@@ -9,6 +9,7 @@ its reason and relative links to its execute log and notebooks, and, for a run w
 `--feedback`, to each student's feedback pages. No scripts, no external assets, and a Content-Security-Policy that forbids both: the page shows student-controlled
 text (reasons, ids), which is escaped, and nothing on it can run.
 """
+
 from __future__ import annotations
 
 import html
@@ -92,7 +93,11 @@ def _feedback_links(run_dir: Path, student: dict[str, Any], assignment: str) -> 
         label = nb if len(pages) > 1 else "feedback"
         found.append(
             _link(run_dir, f"feedback/{student['student']}/{nb}.html", label)
-            or (_link(run_dir, f"../../feedback/{student['student']}/{assignment}/{nb}.html", label) if in_course else "")
+            or (
+                _link(run_dir, f"../../feedback/{student['student']}/{assignment}/{nb}.html", label)
+                if in_course
+                else ""
+            )
         )
     found = [f for f in found if f]
     return " · ".join(found) if found else '<span class="muted">none</span>'
@@ -119,7 +124,10 @@ def _summary(results: dict[str, Any]) -> str:
         ("tampered", c.get(TAMPERED, 0), "failed"),
         ("unchanged, not regraded", len(results.get("unchanged") or []), ""),
     ]
-    items = "".join(f'<div class="card {cls}" data-count="{_e(label)}"><div class="n">{_e(n)}</div><div class="l">{_e(label)}</div></div>' for label, n, cls in cards)
+    items = "".join(
+        f'<div class="card {cls}" data-count="{_e(label)}"><div class="n">{_e(n)}</div><div class="l">{_e(label)}</div></div>'
+        for label, n, cls in cards
+    )
     return f'<section id="summary"><h2>Summary</h2><div class="cards">{items}</div></section>'
 
 
@@ -167,10 +175,16 @@ def _histogram(results: dict[str, Any]) -> str:
         h = plot_h * n / peak
         x = left + i * bw + 2
         y = top + plot_h - h
-        parts.append(f'<rect class="bar" x="{x:.1f}" y="{y:.1f}" width="{max(bw - 4, 1):.1f}" height="{h:.1f}" data-label="{_e(label)}" data-count="{n}"><title>{_e(label)} points: {n} submission(s)</title></rect>')
+        parts.append(
+            f'<rect class="bar" x="{x:.1f}" y="{y:.1f}" width="{max(bw - 4, 1):.1f}" height="{h:.1f}" data-label="{_e(label)}" data-count="{n}"><title>{_e(label)} points: {n} submission(s)</title></rect>'
+        )
         if n:
-            parts.append(f'<text x="{x + (bw - 4) / 2:.1f}" y="{y - 3:.1f}" text-anchor="middle" class="count">{n}</text>')
-        parts.append(f'<text x="{x + (bw - 4) / 2:.1f}" y="{top + plot_h + 14}" text-anchor="middle" class="tick">{_e(label)}</text>')
+            parts.append(
+                f'<text x="{x + (bw - 4) / 2:.1f}" y="{y - 3:.1f}" text-anchor="middle" class="count">{n}</text>'
+            )
+        parts.append(
+            f'<text x="{x + (bw - 4) / 2:.1f}" y="{top + plot_h + 14}" text-anchor="middle" class="tick">{_e(label)}</text>'
+        )
     parts.append("</svg>")
     return f'<section id="histogram"><h2>Total scores</h2><p class="muted">{_e(note)}</p>{"".join(parts)}</section>'
 
@@ -190,13 +204,17 @@ def _cell_kinds(snapshot: dict[str, Any] | None) -> dict[tuple[str, str], str]:
 
 def _cells(results: dict[str, Any], snapshot: dict[str, Any] | None) -> str:
     kinds = _cell_kinds(snapshot)
-    stats: dict[tuple[str, str], dict[str, Any]] = {key: {"n": 0, "full": 0, "sum": 0.0, "manual": 0, "max": 0.0} for key in kinds}
+    stats: dict[tuple[str, str], dict[str, Any]] = {
+        key: {"n": 0, "full": 0, "sum": 0.0, "manual": 0, "max": 0.0} for key in kinds
+    }
     for s in results["students"]:
         for nb in s["notebooks"]:
             if nb["status"] not in (OK, REPAIRED):
                 continue
             for cell in nb.get("cells", []):
-                st = stats.setdefault((nb["notebook"], cell["cell"]), {"n": 0, "full": 0, "sum": 0.0, "manual": 0, "max": 0.0})
+                st = stats.setdefault(
+                    (nb["notebook"], cell["cell"]), {"n": 0, "full": 0, "sum": 0.0, "manual": 0, "max": 0.0}
+                )
                 score, top = float(cell.get("score") or 0), float(cell.get("max_score") or 0)
                 st["n"] += 1
                 st["sum"] += score
@@ -207,7 +225,9 @@ def _cells(results: dict[str, Any], snapshot: dict[str, Any] | None) -> str:
     for (notebook, cell), st in stats.items():
         kind = kinds.get((notebook, cell), "")
         if not st["n"]:
-            rows.append(f'<tr><td>{_e(notebook)}</td><td><code>{_e(cell)}</code></td><td>{_e(kind)}</td><td colspan="4" class="muted">no graded submission</td></tr>')
+            rows.append(
+                f'<tr><td>{_e(notebook)}</td><td><code>{_e(cell)}</code></td><td>{_e(kind)}</td><td colspan="4" class="muted">no graded submission</td></tr>'
+            )
             continue
         rate = st["full"] / st["n"]
         bar = f'<div class="rate"><div style="width:{rate * 100:.0f}%"></div></div>'
@@ -226,7 +246,12 @@ def _cells(results: dict[str, Any], snapshot: dict[str, Any] | None) -> str:
 
 
 def _slowest(results: dict[str, Any], run_dir: Path) -> str:
-    timed = [(nb["execute_seconds"], s["student"], nb["notebook"]) for s in results["students"] for nb in s["notebooks"] if nb.get("execute_seconds") is not None]
+    timed = [
+        (nb["execute_seconds"], s["student"], nb["notebook"])
+        for s in results["students"]
+        for nb in s["notebooks"]
+        if nb.get("execute_seconds") is not None
+    ]
     timed.sort(reverse=True)
     rows = "".join(
         f'<tr><td>{_e(student)}</td><td>{_e(notebook)}.ipynb</td><td class="num">{secs:.1f} s</td><td>{_links(run_dir, student, notebook)}</td></tr>'
@@ -252,7 +277,7 @@ def _problems(results: dict[str, Any], run_dir: Path) -> str:
     if rows:
         failed = sorted({s["student"] for s in results["students"] if s["status"] in (FAILED, UNGRADED)})
         retry = (
-            f'<p>Retry the failed ones after fixing the cause: <code>gradeflow grade COURSE_DIR {_e(results["assignment"])} '
+            f"<p>Retry the failed ones after fixing the cause: <code>gradeflow grade COURSE_DIR {_e(results['assignment'])} "
             + " ".join(f"--student {_e(x)}" for x in failed)
             + " --force</code></p>"
             if failed
@@ -263,7 +288,7 @@ def _problems(results: dict[str, Any], run_dir: Path) -> str:
         table = '<p class="ok-text">Every submission in this run was graded.</p>'
     return (
         '<section id="problems"><h2>Skipped and failed submissions</h2>'
-        "<p class=\"muted\"><b>skipped</b>: the notebook is malformed, so it was not graded (0 points, needs manual grade). "
+        '<p class="muted"><b>skipped</b>: the notebook is malformed, so it was not graded (0 points, needs manual grade). '
         "<b>failed</b>: the sandbox stopped it (a limit was hit); the log says which. "
         "<b>ungraded</b>: gradeflow or the sandbox broke: nothing was written, earlier grades stay; run again once fixed. "
         "<b>tampered</b>: its code changed how the tests run; the affected test cells got no automatic credit and need a manual grade (Formgrader).</p>"
@@ -277,18 +302,28 @@ def _notes(results: dict[str, Any]) -> str:
         for nb in s["notebooks"]:
             if nb["status"] == REPAIRED:
                 if nb.get("repairs"):  # what restore repaired, cell by cell
-                    changes = "".join(f"<li>cell <code>{_e(r['cell'])}</code>: {_e(r['reason'])}</li>" for r in nb["repairs"])
-                    items.append(f"<li>{_badge(REPAIRED)} {_e(s['student'])} / {_e(nb['notebook'])}.ipynb, graded after these repairs:<ul>{changes}</ul></li>")
+                    changes = "".join(
+                        f"<li>cell <code>{_e(r['cell'])}</code>: {_e(r['reason'])}</li>" for r in nb["repairs"]
+                    )
+                    items.append(
+                        f"<li>{_badge(REPAIRED)} {_e(s['student'])} / {_e(nb['notebook'])}.ipynb, graded after these repairs:<ul>{changes}</ul></li>"
+                    )
                     continue
                 changes = "".join(f"<li>{_e(c)}</li>" for c in nb.get("changes") or [])
-                items.append(f"<li>{_badge(REPAIRED)} {_e(s['student'])} / {_e(nb['notebook'])}.ipynb: {_e(nb['reason'])}<ul>{changes}</ul></li>")
+                items.append(
+                    f"<li>{_badge(REPAIRED)} {_e(s['student'])} / {_e(nb['notebook'])}.ipynb: {_e(nb['reason'])}<ul>{changes}</ul></li>"
+                )
             elif nb["status"] == MISSING:
-                items.append(f"<li>{_badge(MISSING)} {_e(s['student'])} / {_e(nb['notebook'])}.ipynb: {_e(nb['reason'] or 'not submitted: 0 points')}</li>")
+                items.append(
+                    f"<li>{_badge(MISSING)} {_e(s['student'])} / {_e(nb['notebook'])}.ipynb: {_e(nb['reason'] or 'not submitted: 0 points')}</li>"
+                )
     for p in results.get("problems") or []:
         items.append(f"<li>{_badge('note')} {_e(p.get('student'))}: {_e(p.get('reason'))}</li>")
     unchanged = results.get("unchanged") or []
     if unchanged:
-        items.append(f"<li>{len(unchanged)} submission(s) unchanged since they were last graded, not regraded in this run: {_e(', '.join(unchanged))}</li>")
+        items.append(
+            f"<li>{len(unchanged)} submission(s) unchanged since they were last graded, not regraded in this run: {_e(', '.join(unchanged))}</li>"
+        )
     if not items:
         return ""
     return f'<section id="notes"><h2>Notes</h2><ul class="notes">{"".join(items)}</ul></section>'
@@ -307,7 +342,7 @@ def _students(results: dict[str, Any], run_dir: Path) -> str:
     )
     return (
         f'<section id="students"><h2>Every submission</h2><details{" open" if len(results["students"]) <= 30 else ""}><summary>{len(results["students"])} submission(s)</summary>'
-        f'<table><thead><tr><th>student</th><th>status</th><th>score</th><th>execute (s)</th><th>needs manual grade</th><th>evidence</th>{"<th>feedback</th>" if feedback else ""}</tr></thead>'
+        f"<table><thead><tr><th>student</th><th>status</th><th>score</th><th>execute (s)</th><th>needs manual grade</th><th>evidence</th>{'<th>feedback</th>' if feedback else ''}</tr></thead>"
         f"<tbody>{rows}</tbody></table></details></section>"
     )
 
@@ -353,11 +388,11 @@ def build_html(results: dict[str, Any], run_dir: Path, snapshot: dict[str, Any] 
     )
     files = " · ".join(_files(run_dir))
     return (
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">"
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>gradeflow report: {_e(results['assignment'])}</title><style>{CSS}</style></head><body><main>"
-        f"<h1>{_e(results['assignment'])}: grading report</h1><p class=\"muted\">{meta}</p>"
+        f'<h1>{_e(results["assignment"])}: grading report</h1><p class="muted">{meta}</p>'
         f"{_summary(results)}{_problems(results, run_dir)}{_histogram(results)}{_cells(results, snapshot)}{_slowest(results, run_dir)}"
         f"{_notes(results)}{_students(results, run_dir)}"
         f'<p class="muted" id="files">Files of this run: {files}</p>'

@@ -5,6 +5,7 @@ steps.contract). With a local store the workspace *is* that directory; with a re
 (`s3://bucket/prefix`, MinIO included) steps work in a local temp dir and each step's
 outputs are pushed as soon as the step finishes, so the store always holds the evidence.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -31,9 +32,14 @@ class Store:
         try:
             self.fs, self.root = fsspec.core.url_to_fs(self.url)
         except ImportError as e:
-            raise TeacherError(f"cannot open store {url}: {e}", "for s3:// URLs install the extra: pip install 'gradeflow[s3]'") from None
+            raise TeacherError(
+                f"cannot open store {url}: {e}", "for s3:// URLs install the extra: pip install 'gradeflow[s3]'"
+            ) from None
         except ValueError as e:  # fsspec: "Protocol not known"
-            raise TeacherError(f"cannot open store {url}: {e}", "use a directory, file://PATH or s3://BUCKET/PREFIX (any fsspec URL works)") from None
+            raise TeacherError(
+                f"cannot open store {url}: {e}",
+                "use a directory, file://PATH or s3://BUCKET/PREFIX (any fsspec URL works)",
+            ) from None
         self.root = self.root.rstrip("/")
 
     @property
@@ -71,7 +77,10 @@ class Store:
             elif src.exists():
                 self.fs.put_file(str(src), self.key(run_id, rel))
         except Exception as e:  # noqa: BLE001 - a network or permission problem the teacher must fix
-            raise TeacherError(f"could not upload {rel} to {self.run_url(run_id)}: {e}", "check the store URL, credentials and that the bucket exists") from None
+            raise TeacherError(
+                f"could not upload {rel} to {self.run_url(run_id)}: {e}",
+                "check the store URL, credentials and that the bucket exists",
+            ) from None
 
     def pull(self, run_id: str, workspace: Path, rel: str = "") -> None:
         """Download the run's prefix (or one artifact of it) into workspace."""
@@ -79,7 +88,9 @@ class Store:
             return
         key = self.key(run_id, rel)
         if not self.fs.exists(key):
-            raise TeacherError(f"{self.url}/{run_id}/{rel} does not exist", "check the run id (`gradeflow status`) and the store URL")
+            raise TeacherError(
+                f"{self.url}/{run_id}/{rel} does not exist", "check the run id (`gradeflow status`) and the store URL"
+            )
         target = workspace / rel
         if self.fs.isdir(key):
             target.mkdir(parents=True, exist_ok=True)
@@ -92,7 +103,11 @@ class Store:
         """Run ids in this store, oldest first."""
         if not self.fs.exists(self.root):
             return []
-        return sorted(Path(p).name for p in self.fs.ls(self.root, detail=False) if self.fs.isdir(p) and self.fs.exists(f"{p}/manifest.json"))
+        return sorted(
+            Path(p).name
+            for p in self.fs.ls(self.root, detail=False)
+            if self.fs.isdir(p) and self.fs.exists(f"{p}/manifest.json")
+        )
 
 
 def open_store(url: str | Path) -> Store:

@@ -29,6 +29,7 @@ run in one object of at most 1 MiB, which 850 to 900 submissions fill (tests/arg
 
 Render the checked-in YAML with `python -m pipelines.workflow render argo/`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,7 +67,8 @@ from hera.workflows.models import (
 )
 
 from steps.contract import DAG as STEP_ORDER
-from steps.contract import STEPS, Artifact as StepArtifact, Step
+from steps.contract import STEPS, Step
+from steps.contract import Artifact as StepArtifact
 
 from . import argo_pods as pods
 from .argo_pods import RETRY_EXPRESSION, RETRY_LIMIT, UID  # noqa: F401 - re-exported
@@ -149,9 +151,17 @@ class WorkflowParameter:
 
 PARAMETERS: tuple[WorkflowParameter, ...] = (
     WorkflowParameter("assignment", None, "the nbgrader assignment id, e.g. ps1"),
-    WorkflowParameter("run-id", None, "names this run: its artifacts go to <store-prefix>/<run-id>/ (a new one per run, e.g. ps1-1122a)"),
+    WorkflowParameter(
+        "run-id",
+        None,
+        "names this run: its artifacts go to <store-prefix>/<run-id>/ (a new one per run, e.g. ps1-1122a)",
+    ),
     WorkflowParameter("course", "", "the course id, for the gradeflow.io/course label"),
-    WorkflowParameter("course-pvc", "gradeflow-course", "the PersistentVolumeClaim holding the nbgrader course (nbgrader_config.py, gradebook.db unless db_url names a database server, source/, submitted/); mounted read-only"),
+    WorkflowParameter(
+        "course-pvc",
+        "gradeflow-course",
+        "the PersistentVolumeClaim holding the nbgrader course (nbgrader_config.py, gradebook.db unless db_url names a database server, source/, submitted/); mounted read-only",
+    ),
     WorkflowParameter("course-subpath", "", "the course directory inside that volume ('' = its root)"),
     WorkflowParameter("image", DEFAULT_IMAGE, "the grader image (images/grader/Containerfile)"),
     WorkflowParameter("store-prefix", "gradeflow", "prefix of every run in the artifact repository's bucket"),
@@ -160,11 +170,29 @@ PARAMETERS: tuple[WorkflowParameter, ...] = (
     WorkflowParameter("cpu-time", "300", "CPU seconds per process"),
     WorkflowParameter("wall-time", "600", "seconds for one submission; its pod is stopped 300 s later"),
     WorkflowParameter("cpu", "1", "CPU limit of one execute pod"),
-    WorkflowParameter("strict", "false", "true: no recovery of malformed notebooks (a deleted, copied or renamed grade cell skips the notebook, as nbgrader would)"),
-    WorkflowParameter("class-size", str(DEFAULT_CLASS_SIZE), "the most submissions a run grades: sizes score's and merge's scratch space"),
-    WorkflowParameter("shard", "0/1", "i/S: grade only shard i of S of the class (chosen by a hash of the student id); a class too big for one run is graded as S runs (docs/argo.md, 'Big classes')"),
-    WorkflowParameter("feedback", "false", "true: also write each student's feedback HTML (feedback/ in the run; `gradeflow sync` puts it in the course)"),
-    WorkflowParameter("feedback-hidden-tests", "redact", "hidden tests in feedback: redact, or show (nbgrader's behaviour)"),
+    WorkflowParameter(
+        "strict",
+        "false",
+        "true: no recovery of malformed notebooks (a deleted, copied or renamed grade cell skips the notebook, as nbgrader would)",
+    ),
+    WorkflowParameter(
+        "class-size",
+        str(DEFAULT_CLASS_SIZE),
+        "the most submissions a run grades: sizes score's and merge's scratch space",
+    ),
+    WorkflowParameter(
+        "shard",
+        "0/1",
+        "i/S: grade only shard i of S of the class (chosen by a hash of the student id); a class too big for one run is graded as S runs (docs/argo.md, 'Big classes')",
+    ),
+    WorkflowParameter(
+        "feedback",
+        "false",
+        "true: also write each student's feedback HTML (feedback/ in the run; `gradeflow sync` puts it in the course)",
+    ),
+    WorkflowParameter(
+        "feedback-hidden-tests", "redact", "hidden tests in feedback: redact, or show (nbgrader's behaviour)"
+    ),
 )
 
 # What a memoized execute result depends on besides the submission (its restored work dir and
@@ -302,7 +330,11 @@ def _memo_key() -> str:
     and no run reuses another run's results.
     """
     unpinned = _unpinned_run()
-    parts = ["inputs.parameters.student", "inputs.parameters['work-hash']"] + [_expr_p(n) for n in CACHE_INPUTS] + [unpinned]
+    parts = (
+        ["inputs.parameters.student", "inputs.parameters['work-hash']"]
+        + [_expr_p(n) for n in CACHE_INPUTS]
+        + [unpinned]
+    )
     return "execute-{{=sprig.sha256sum(" + " + '|' + ".join(parts) + ")}}"
 
 
@@ -313,13 +345,21 @@ def _cache_name() -> str:
     So one cache holds at most a shard's submissions per image, and a new image or an unpinned
     run starts an empty one instead of filling an old one up (the GC deletes the old once empty).
     """
-    parts = ["workflow.parameters.course", "workflow.parameters.assignment", "workflow.parameters.shard", _expr_p("image"), _unpinned_run()]
+    parts = [
+        "workflow.parameters.course",
+        "workflow.parameters.assignment",
+        "workflow.parameters.shard",
+        _expr_p("image"),
+        _unpinned_run(),
+    ]
     return EXECUTE_CACHE_PREFIX + "{{=sprig.trunc(16, sprig.sha256sum(" + " + '/' + ".join(parts) + "))}}"
 
 
 def _execute_container(name: str = "execute", memoized: bool = True) -> Container:
     step = STEPS["execute"]
-    memo = Memoize(key=_memo_key(), max_age=EXECUTE_CACHE_MAX_AGE, cache=Cache(config_map=LocalObjectReference(name=_cache_name())))
+    memo = Memoize(
+        key=_memo_key(), max_age=EXECUTE_CACHE_MAX_AGE, cache=Cache(config_map=LocalObjectReference(name=_cache_name()))
+    )
     return _step_container(
         step,
         name=name,
@@ -361,12 +401,19 @@ def _copy_memoized_container() -> Container:
         name="copy-memoized",
         # Argo moves the files: the init container downloads the cached result, the wait
         # container uploads it under this run. The container only says whether it got them.
-        command=["sh", "-c", 'if [ -e "$1/execute.json" ]; then echo copied; else echo missing; fi > "$2"', "copy-memoized"],
+        command=[
+            "sh",
+            "-c",
+            'if [ -e "$1/execute.json" ]; then echo copied; else echo missing; fi > "$2"',
+            "copy-memoized",
+        ],
         args=[f"{WORKDIR}/{executed.at(STUDENT)}", COPY_RESULT],
         inputs=[Parameter(name="student"), cached],
         outputs=[out, Parameter(name="result", value_from=ValueFrom(path=COPY_RESULT))],
         labels={LABEL_STEP: "execute"},
-        annotations={"gradeflow.io/description": "copy a memoized execute result from the run that produced it into this run"},
+        annotations={
+            "gradeflow.io/description": "copy a memoized execute result from the run that produced it into this run"
+        },
         **_pod(resources=pods.copy_resources(), timeout=pods.COPY_TIMEOUT),
     )
 
@@ -385,12 +432,23 @@ def _network_check_container() -> Container:
     return Container(
         name="network-check",
         command=["true"],  # the init container writes the file, the wait container uploads it
-        inputs=[RawArtifact(name="probe", path=NETWORK_CHECK_FILE, data="gradeflow: execute pods can reach the store\n")],
-        outputs=[S3Artifact(name="probe", path=NETWORK_CHECK_FILE, key=f"{RUN_PREFIX}/network-check.txt", archive=NoneArchiveStrategy())],
+        inputs=[
+            RawArtifact(name="probe", path=NETWORK_CHECK_FILE, data="gradeflow: execute pods can reach the store\n")
+        ],
+        outputs=[
+            S3Artifact(
+                name="probe",
+                path=NETWORK_CHECK_FILE,
+                key=f"{RUN_PREFIX}/network-check.txt",
+                archive=NoneArchiveStrategy(),
+            )
+        ],
         automount_service_account_token=False,
         executor=ExecutorConfig(service_account_name=EXECUTOR_SERVICE_ACCOUNT),
         labels={LABEL_STEP: "execute", LABEL_UNTRUSTED: "true"},
-        annotations={"gradeflow.io/description": "can execute pods upload? If this fails, the NetworkPolicy blocks the object store, the API server or DNS: docs/argo.md section 3"},
+        annotations={
+            "gradeflow.io/description": "can execute pods upload? If this fails, the NetworkPolicy blocks the object store, the API server or DNS: docs/argo.md section 3"
+        },
         **_pod(resources=pods.copy_resources(), timeout=pods.COPY_TIMEOUT),
     )
 
@@ -428,28 +486,41 @@ def build_template(parallelism: int = DEFAULT_PARALLELISM) -> WorkflowTemplate:
     ) as w:
         collect = _step_container(
             STEPS["collect"],
-            volume_mounts=[VolumeMount(name="course", mount_path=COURSE_MOUNT, sub_path=_p("course-subpath"), read_only=True)],
+            volume_mounts=[
+                VolumeMount(name="course", mount_path=COURSE_MOUNT, sub_path=_p("course-subpath"), read_only=True)
+            ],
         )
         restore = _step_container(
             STEPS["restore"],
-            output_parameters=[Parameter(name="students", value_from=ValueFrom(path=STUDENTS_FILE), global_name="students")],
+            output_parameters=[
+                Parameter(name="students", value_from=ValueFrom(path=STUDENTS_FILE), global_name="students")
+            ],
         )
         execute = _execute_container()
         execute_again = _execute_container("execute-again", memoized=False)
         copy_memoized = _copy_memoized_container()
         network_check = _network_check_container()
         class_resources, class_mib = pods.class_scratch_resources(_DEFAULTS)
-        class_scratch = dict(resources=class_resources, workspace_mib=class_mib, pod_spec_patch=pods.class_scratch_pod_spec_patch())
+        class_scratch = dict(
+            resources=class_resources, workspace_mib=class_mib, pod_spec_patch=pods.class_scratch_pod_spec_patch()
+        )
         # score runs in the exit handler however the run ended, so its inputs may be missing
         # (collect failed): then it says so and exits EXIT_USAGE, which is never retried.
         score = _step_container(STEPS["score"], optional_inputs=True, **class_scratch)
         # merge exits 75 when a submission is UNGRADED (the run shows Failed, `gradeflow retry`
         # fixes it); retrying its pod alone would end the same way
-        merge = _step_container(STEPS["merge"], output_parameters=[Parameter(name="summary", value_from=ValueFrom(path=SUMMARY_FILE, default=""))], retry_strategy=pods.retry_strategy(own_exit=False), **class_scratch)
+        merge = _step_container(
+            STEPS["merge"],
+            output_parameters=[Parameter(name="summary", value_from=ValueFrom(path=SUMMARY_FILE, default=""))],
+            retry_strategy=pods.retry_strategy(own_exit=False),
+            **class_scratch,
+        )
         feedback = _step_container(STEPS["feedback"], **class_scratch)
 
         student = {"student": "{{inputs.parameters.student}}", "work-hash": "{{inputs.parameters.work-hash}}"}
-        with DAG(name="execute-submission", inputs=[Parameter(name="student"), Parameter(name="work-hash")]) as execute_submission:
+        with DAG(
+            name="execute-submission", inputs=[Parameter(name="student"), Parameter(name="work-hash")]
+        ) as execute_submission:
             run = execute(name="execute", arguments=student)
             # Expression tags compare the values as data: nothing a pod wrote is pasted into them.
             copy = copy_memoized(
@@ -457,10 +528,17 @@ def build_template(parallelism: int = DEFAULT_PARALLELISM) -> WorkflowTemplate:
                 when="{{=tasks.execute.outputs.parameters['ran-in'] != " + _expr_p("run-id") + "}}",
                 arguments=[
                     Parameter(name="student", value="{{inputs.parameters.student}}"),
-                    Artifact(name=STEPS["execute"].outputs[0].name, from_="{{tasks.execute.outputs.artifacts." + STEPS["execute"].outputs[0].name + "}}"),
+                    Artifact(
+                        name=STEPS["execute"].outputs[0].name,
+                        from_="{{tasks.execute.outputs.artifacts." + STEPS["execute"].outputs[0].name + "}}",
+                    ),
                 ],
             )
-            again = execute_again(name="execute-again", arguments=student, when="{{=tasks['copy-memoized'].outputs.parameters.result == 'missing'}}")
+            again = execute_again(
+                name="execute-again",
+                arguments=student,
+                when="{{=tasks['copy-memoized'].outputs.parameters.result == 'missing'}}",
+            )
             run >> copy
             copy.on_success(again)  # not when copy was skipped: its output would not exist
 
@@ -483,9 +561,11 @@ def build_template(parallelism: int = DEFAULT_PARALLELISM) -> WorkflowTemplate:
             s = score(name="score")
             # feedback only when asked; merge follows it either way (merge reads feedback/ if any)
             f = feedback(name="feedback", when="{{=" + _expr_p("feedback") + " == 'true'}}")
-            m = merge(name="merge", depends="score.Succeeded && (feedback.Succeeded || feedback.Skipped)")
+            merge(name="merge", depends="score.Succeeded && (feedback.Succeeded || feedback.Skipped)")
             s.on_success(f)
-    assert [STEPS[n] for n in STEP_ORDER] == [STEPS[t.name] for t in (collect, restore, execute, score, feedback, merge)]
+    assert [STEPS[n] for n in STEP_ORDER] == [
+        STEPS[t.name] for t in (collect, restore, execute, score, feedback, merge)
+    ]
     return w
 
 
@@ -534,7 +614,9 @@ def build_workflow(
         "shard": f"{shard[0]}/{shard[1]}" if shard else None,
     }
     if not RUN_ID.match(run_id):
-        raise ValueError(f"run id {run_id!r} must be 1-63 lowercase letters, digits and '-' (it names the workflow and a label)")
+        raise ValueError(
+            f"run id {run_id!r} must be 1-63 lowercase letters, digits and '-' (it names the workflow and a label)"
+        )
     known = {p.name for p in PARAMETERS}
     for k, v in (limits or {}).items():
         if k not in known:
@@ -577,7 +659,9 @@ def shard_run_ids(run_id: str, shards: int) -> list[str]:
     return out
 
 
-def build_shards(assignment: str, run_id: str, *, class_size: int, shard_size: int = SHARD_SIZE, **options) -> list[Workflow]:
+def build_shards(
+    assignment: str, run_id: str, *, class_size: int, shard_size: int = SHARD_SIZE, **options
+) -> list[Workflow]:
     """The Workflows that grade a class of `class_size`: one, or one per shard when it is too big.
 
     One run stays exactly `build_workflow(assignment, run_id, ...)`. Each shard is a complete

@@ -1,4 +1,5 @@
 """gradeflow's steps: collect, restore, execute, score, merge (one module each)."""
+
 import sys as _sys
 
 # jsonschema imports rfc3987_syntax when it is installed (jupyter-events pulls it in), and that

@@ -3,6 +3,7 @@
 Each `steps/<name>.py` parses its own arguments and makes one call through `run_step`, so
 the same function runs on a laptop, in the local runner and in an Argo pod.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,13 +42,18 @@ def run_step(step: Step, call: Callable[[], Any]) -> int:
     return EXIT_OK
 
 
-def for_each_submission(step: Step, one: OneSubmission, workspace: Path, students: Sequence[str] | None) -> list[StepRecord]:
+def for_each_submission(
+    step: Step, one: OneSubmission, workspace: Path, students: Sequence[str] | None
+) -> list[StepRecord]:
     """Run a per-submission step function over the manifest's students (or only `students`)."""
     workspace = Path(workspace)
     if not (workspace / "manifest.json").is_file():
         # In Argo, score runs in the exit handler even when collect never finished: no retry
         # can make the manifest appear, so this is not our crash (EXIT_INFRA) but a stop.
-        raise TeacherError(f"{step.name}: no manifest.json in {workspace}: collect did not finish for this run", "fix what collect reported (gradeflow logs RUN) and run again")
+        raise TeacherError(
+            f"{step.name}: no manifest.json in {workspace}: collect did not finish for this run",
+            "fix what collect reported (gradeflow logs RUN) and run again",
+        )
     manifest = Manifest.load(workspace / "manifest.json")
     snapshot = read_json(workspace / "snapshot.json")
     with tempfile.TemporaryDirectory(prefix=f"gradeflow-{step.name}-") as scratch:
@@ -75,7 +81,13 @@ def submissions_main(
     p.add_argument("--workspace", type=Path, required=True)
     p.add_argument("--students", nargs="*", default=None)
     if emit:
-        p.add_argument("--emit-students", type=Path, default=None, metavar="PATH", help="also write one JSON entry per student to PATH")
+        p.add_argument(
+            "--emit-students",
+            type=Path,
+            default=None,
+            metavar="PATH",
+            help="also write one JSON entry per student to PATH",
+        )
     for flag, kwargs in (options or {}).items():
         p.add_argument(flag, **kwargs)
         p.add_argument("--class-size", type=int, default=None, metavar="N", help="refuse more than N submissions")

@@ -8,6 +8,7 @@ gradebook.db or the database `c.CourseDirectory.db_url` names) leaves, except th
 manual scores and comments of the students in this run (manual.json), which only the
 feedback step reads.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -108,7 +109,10 @@ def collect(
 
     config, coursedir = open_course(Path(course_dir))
     gb = assignment_gradebook(coursedir, assignment)
-    notebook_dirs = tuple(Path(coursedir.format_path(d, ".", assignment)) for d in (coursedir.source_directory, coursedir.release_directory))
+    notebook_dirs = tuple(
+        Path(coursedir.format_path(d, ".", assignment))
+        for d in (coursedir.source_directory, coursedir.release_directory)
+    )
     with gb:
         snapshot = export_snapshot(gb, assignment, config, notebook_dirs)
         manual = export_manual(gb, assignment)
@@ -129,12 +133,20 @@ def collect(
                 f"submissions are read from {coursedir.format_path(coursedir.submitted_directory, 'STUDENT', assignment)}",
             )
         found = {s: found[s] for s in students}
-    found = {s: p for s, p in found.items() if s not in excluded and (shard[1] == 1 or shard_of(s, shard[1]) == shard[0])}
+    found = {
+        s: p for s, p in found.items() if s not in excluded and (shard[1] == 1 or shard_of(s, shard[1]) == shard[0])
+    }
 
     ignore = list(coursedir.ignore)
     source_dir = Path(coursedir.format_path(coursedir.source_directory, ".", assignment))
-    keep_student_version = set(snapshot["config"].get("Autograde", {}).get("exclude_overwriting", {}).get(assignment, []))
-    overlay = [f for f in _files(source_dir, ignore + ["*.ipynb"]) if str(f) not in keep_student_version] if source_dir.is_dir() else []
+    keep_student_version = set(
+        snapshot["config"].get("Autograde", {}).get("exclude_overwriting", {}).get(assignment, [])
+    )
+    overlay = (
+        [f for f in _files(source_dir, ignore + ["*.ipynb"]) if str(f) not in keep_student_version]
+        if source_dir.is_dir()
+        else []
+    )
 
     workspace = Path(workspace)
     (workspace / "submissions").mkdir(parents=True, exist_ok=True)
@@ -145,10 +157,20 @@ def collect(
         if dropped:
             dropped.sort()
             shown = ", ".join(dropped[:5]) + (f" and {len(dropped) - 5} more" if len(dropped) > 5 else "")
-            problems.append({"student": student, "reason": f"{len(dropped)} symlink(s) or special file(s) not copied (never followed): {shown}"})
+            problems.append(
+                {
+                    "student": student,
+                    "reason": f"{len(dropped)} symlink(s) or special file(s) not copied (never followed): {shown}",
+                }
+            )
         size = sum((src / f).stat().st_size for f in files)
         if size > max_submission_mb * 2**20:
-            left_out.append({"student": student, "reason": f"submission is {size / 2**20:.1f} MiB, over the {max_submission_mb} MiB limit: not graded (raise it with --max-submission-mb)"})
+            left_out.append(
+                {
+                    "student": student,
+                    "reason": f"submission is {size / 2**20:.1f} MiB, over the {max_submission_mb} MiB limit: not graded (raise it with --max-submission-mb)",
+                }
+            )
             continue
         top_notebooks = {f.stem for f in files if f.suffix == ".ipynb" and len(f.parts) == 1}
         timestamp, ts_note = _timestamp(src)
@@ -201,10 +223,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--workspace", type=Path, required=True)
     p.add_argument("--students", nargs="*", default=None)
     p.add_argument("--run-id", default=None)
-    p.add_argument("--max-submission-mb", type=int, default=MAX_SUBMISSION_MB, help=f"larger submissions are skipped with their size (default {MAX_SUBMISSION_MB})")
-    p.add_argument("--shard", type=parse_shard, default=(0, 1), metavar="i/S", help="collect only shard i of S (by a hash of the student id; default 0/1: everyone)")
+    p.add_argument(
+        "--max-submission-mb",
+        type=int,
+        default=MAX_SUBMISSION_MB,
+        help=f"larger submissions are skipped with their size (default {MAX_SUBMISSION_MB})",
+    )
+    p.add_argument(
+        "--shard",
+        type=parse_shard,
+        default=(0, 1),
+        metavar="i/S",
+        help="collect only shard i of S (by a hash of the student id; default 0/1: everyone)",
+    )
     a = p.parse_args(argv)
-    return run_step(STEP, lambda: collect(a.course_dir, a.assignment, a.workspace, a.students or None, a.run_id, a.max_submission_mb, a.shard))
+    return run_step(
+        STEP,
+        lambda: collect(
+            a.course_dir, a.assignment, a.workspace, a.students or None, a.run_id, a.max_submission_mb, a.shard
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ step CLIs (`steps.cli`). A step reads its inputs from, and writes its outputs to
 store. So `restored/s01/work/` in a workspace is `<run>/restored/s01/work/` in the store,
 and `/gradeflow/restored/s01/work/` in an Argo pod.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

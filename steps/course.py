@@ -6,6 +6,7 @@ opens it here, the way nbgrader's own apps do: `nbgrader_config.py` from the sys
 and course folders, then a `CourseDirectory` rooted at the course. Student code never
 reaches this module; it runs on the teacher's side only.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -17,7 +18,15 @@ from typing import Any
 
 from .errors import NotFound
 
-__all__ = ["load_config", "open_course", "open_gradebook", "assignment_gradebook", "submission_dirs", "new_run_id", "run_id_prefix"]
+__all__ = [
+    "load_config",
+    "open_course",
+    "open_gradebook",
+    "assignment_gradebook",
+    "submission_dirs",
+    "new_run_id",
+    "run_id_prefix",
+]
 
 GIVE_COURSE = "give the folder that holds nbgrader_config.py"
 
@@ -76,7 +85,9 @@ def assignment_gradebook(coursedir: Any, assignment: str) -> Any:
 def submission_dirs(coursedir: Any, assignment: str) -> dict[str, Path]:
     """student id -> that student's submitted folder of `assignment` (nbgrader's submitted_directory)."""
     pattern = coursedir.format_path(coursedir.submitted_directory, "*", assignment)
-    regexp = coursedir.format_path(coursedir.submitted_directory, "(?P<student_id>[^/]+)", re.escape(assignment), escape=True)
+    regexp = coursedir.format_path(
+        coursedir.submitted_directory, "(?P<student_id>[^/]+)", re.escape(assignment), escape=True
+    )
     found = {}
     for path in sorted(glob.glob(pattern)):
         m = re.fullmatch(regexp, path)
@@ -96,4 +107,3 @@ def new_run_id(assignment: str, now: dt.datetime | None = None) -> str:
     value (at most 59 of the 63 characters): `ps1-20261122-101500-123456`."""
     now = now or dt.datetime.now(dt.timezone.utc)
     return f"{run_id_prefix(assignment)}-{now.strftime('%Y%m%d-%H%M%S-%f')}"
-

@@ -4,9 +4,20 @@ Our own bugs stay ordinary exceptions (step CLIs exit with EXIT_INFRA for them);
 TeacherError is a problem with the course, the arguments or the machine that the teacher
 can fix, so its message is the headline and the traceback is never shown.
 """
+
 from __future__ import annotations
 
-__all__ = ["TeacherError", "NotFound", "Busy", "Unreachable", "SandboxUnavailable", "InfraError", "SandboxError", "Interrupted", "GradebookUnavailable"]
+__all__ = [
+    "TeacherError",
+    "NotFound",
+    "Busy",
+    "Unreachable",
+    "SandboxUnavailable",
+    "InfraError",
+    "SandboxError",
+    "Interrupted",
+    "GradebookUnavailable",
+]
 
 
 class _Explained(Exception):

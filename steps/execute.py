@@ -6,6 +6,7 @@ each executed notebook, execute.json and execute.log. A student's exception, tim
 killed kernel is recorded in those files, never raised: the step itself fails (exit 75) only
 when our side breaks, which is what Argo retries.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,7 +24,14 @@ __all__ = ["execute", "main", "add_limit_arguments", "limits_from_args"]  # the 
 STEP = STEPS["execute"]
 
 
-def execute(workspace: Path, student: str, sandbox: str = DEFAULT_SANDBOX, limits: Limits = Limits(), slot: int = 0, check: bool = True) -> StepRecord:
+def execute(
+    workspace: Path,
+    student: str,
+    sandbox: str = DEFAULT_SANDBOX,
+    limits: Limits = Limits(),
+    slot: int = 0,
+    check: bool = True,
+) -> StepRecord:
     """Execute every gradable notebook of one submission in the named sandbox. `check`: first
     make sure the sandbox can run here (the local runner did once for the whole run)."""
     workspace = Path(workspace)

@@ -17,6 +17,7 @@ Writes `feedback/<student>/<notebook>.html` and `feedback.json`; merge copies th
 course's `feedback/STUDENT/ASSIGNMENT/` next to timestamp.txt and submission_secret.txt, where
 `nbgrader release_feedback` looks for them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,9 +55,21 @@ def export_manual(gradebook: Any, assignment: str) -> dict[str, Any]:
         cell.update({k: v for k, v in values.items() if v is not None})
 
     q = gradebook.db.query
-    for g in q(Grade).join(SubmittedNotebook).join(SubmittedAssignment).join(Assignment).filter(Assignment.name == assignment, (Grade.manual_score.isnot(None)) | (Grade.extra_credit.isnot(None))):
+    for g in (
+        q(Grade)
+        .join(SubmittedNotebook)
+        .join(SubmittedAssignment)
+        .join(Assignment)
+        .filter(Assignment.name == assignment, (Grade.manual_score.isnot(None)) | (Grade.extra_credit.isnot(None)))
+    ):
         put(g, manual_score=g.manual_score, extra_credit=g.extra_credit)
-    for c in q(Comment).join(SubmittedNotebook).join(SubmittedAssignment).join(Assignment).filter(Assignment.name == assignment, Comment.manual_comment.isnot(None)):
+    for c in (
+        q(Comment)
+        .join(SubmittedNotebook)
+        .join(SubmittedAssignment)
+        .join(Assignment)
+        .filter(Assignment.name == assignment, Comment.manual_comment.isnot(None))
+    ):
         put(c, manual_comment=c.manual_comment)
     return out
 
@@ -77,15 +90,31 @@ def warm() -> None:
 
     from .redact import RedactHiddenTests
 
-    cell = new_code_cell("x = 1\nprint(x)", metadata={"nbgrader": {"grade": True, "solution": True, "grade_id": "-", "points": 1, "score": 0, "comment": "-"}})
-    cell.outputs = [new_output("stream", name="stdout", text="1\n"), new_output("error", ename="E", evalue="-", traceback=["\x1b[0;31mE\x1b[0m: -"]), new_output("display_data", data={"text/html": "<b>-</b>", "text/plain": "-"})]
-    nb = new_notebook(cells=[new_markdown_cell("*-*"), cell], metadata={"language_info": {"name": "python", "pygments_lexer": "ipython3"}})
-    nb, resources = RedactHiddenTests().preprocess(nb, {"nbgrader": {"notebook": "-", "score": 0, "max_score": 0, "late_penalty": 0}})
+    cell = new_code_cell(
+        "x = 1\nprint(x)",
+        metadata={
+            "nbgrader": {"grade": True, "solution": True, "grade_id": "-", "points": 1, "score": 0, "comment": "-"}
+        },
+    )
+    cell.outputs = [
+        new_output("stream", name="stdout", text="1\n"),
+        new_output("error", ename="E", evalue="-", traceback=["\x1b[0;31mE\x1b[0m: -"]),
+        new_output("display_data", data={"text/html": "<b>-</b>", "text/plain": "-"}),
+    ]
+    nb = new_notebook(
+        cells=[new_markdown_cell("*-*"), cell],
+        metadata={"language_info": {"name": "python", "pygments_lexer": "ipython3"}},
+    )
+    nb, resources = RedactHiddenTests().preprocess(
+        nb, {"nbgrader": {"notebook": "-", "score": 0, "max_score": 0, "late_penalty": 0}}
+    )
     _exporter().from_notebook_node(nb, resources=resources)
     nbformat.validate(nbformat.v4.new_notebook())  # compiles the schema nbformat.read checks against
 
 
-def _replay_grades(gb: Any, assignment: str, notebook: str, student: str, scored: dict[str, Any] | None, manual: dict[str, Any]) -> None:
+def _replay_grades(
+    gb: Any, assignment: str, notebook: str, student: str, scored: dict[str, Any] | None, manual: dict[str, Any]
+) -> None:
     """Put score's grades (None: they are there already) and the teacher's manual ones into the
     scratch gradebook."""
     snb = gb.find_submission_notebook(notebook, assignment, student)
@@ -122,7 +151,13 @@ def _render(nb: Any, resources: dict[str, Any], config: dict[str, Any], show_hid
 
 
 def feedback_submission(
-    workspace: Path, manifest: Manifest, snapshot: dict[str, Any], student: str, scratch: Path, show_hidden_tests: bool = False, scored_in_scratch: bool = False
+    workspace: Path,
+    manifest: Manifest,
+    snapshot: dict[str, Any],
+    student: str,
+    scratch: Path,
+    show_hidden_tests: bool = False,
+    scored_in_scratch: bool = False,
 ) -> StepRecord:
     """Write `feedback/<student>/`: one HTML page per graded notebook, and feedback.json.
 
@@ -146,7 +181,11 @@ def feedback_submission(
     manual_path = workspace / MANUAL_FILE
     manual = (read_json(manual_path) if manual_path.is_file() else {}).get(student, {})
     record = StepRecord("feedback", student, detail={"show_hidden_tests": show_hidden_tests})
-    graded = [o.notebook for o in score_rec.notebooks if o.status in (OK, REPAIRED) and o.notebook in score_rec.detail.get("notebooks", {})]
+    graded = [
+        o.notebook
+        for o in score_rec.notebooks
+        if o.status in (OK, REPAIRED) and o.notebook in score_rec.detail.get("notebooks", {})
+    ]
     if scored_in_scratch:
         db_url = scratch_url(scratch)
         if any(manual.get(nb) for nb in graded):
@@ -157,9 +196,13 @@ def feedback_submission(
         db_url = scratch_gradebook(snapshot, scratch)
         with Gradebook(db_url) as gb:
             gb.update_or_create_student(student)
-            gb.update_or_create_submission(manifest.assignment, student, **({"timestamp": sub.timestamp} if sub.timestamp else {}))
+            gb.update_or_create_submission(
+                manifest.assignment, student, **({"timestamp": sub.timestamp} if sub.timestamp else {})
+            )
             for nb in graded:
-                _replay_grades(gb, manifest.assignment, nb, student, score_rec.detail["notebooks"][nb], manual.get(nb, {}))
+                _replay_grades(
+                    gb, manifest.assignment, nb, student, score_rec.detail["notebooks"][nb], manual.get(nb, {})
+                )
     config = snapshot.get("config", {})
     for o in score_rec.notebooks:
         if o.status not in (OK, REPAIRED):
@@ -169,21 +212,38 @@ def feedback_submission(
         resources = {
             "unique_key": o.notebook,
             "output_files_dir": f"{o.notebook}_files",
-            "nbgrader": {"student": student, "assignment": manifest.assignment, "notebook": o.notebook, "db_url": db_url},
+            "nbgrader": {
+                "student": student,
+                "assignment": manifest.assignment,
+                "notebook": o.notebook,
+                "db_url": db_url,
+            },
         }
         try:
             html = _render(nb, resources, config, show_hidden_tests)
         except RuntimeError as e:  # nbgrader's own complaint about hidden-test markers (nested, unclosed)
-            record.notebooks.append(NotebookOutcome(o.notebook, SKIPPED, f"no feedback: its hidden-test markers are broken ({e}); fix the source notebook or pass --feedback-show-hidden-tests"))
+            record.notebooks.append(
+                NotebookOutcome(
+                    o.notebook,
+                    SKIPPED,
+                    f"no feedback: its hidden-test markers are broken ({e}); fix the source notebook or pass --feedback-show-hidden-tests",
+                )
+            )
             continue
         (out / f"{o.notebook}.html").write_text(html, encoding="utf-8")
-        record.notebooks.append(NotebookOutcome(o.notebook, OK, detail={"hidden_lines_redacted": resources["nbgrader"].get("hidden_lines_redacted", 0)}))
+        record.notebooks.append(
+            NotebookOutcome(
+                o.notebook, OK, detail={"hidden_lines_redacted": resources["nbgrader"].get("hidden_lines_redacted", 0)}
+            )
+        )
     record.seconds = round(time.monotonic() - start, 3)
     record.save(out / "feedback.json")
     return record
 
 
-def feedback(workspace: Path, students: Sequence[str] | None = None, show_hidden_tests: bool = False) -> list[StepRecord]:
+def feedback(
+    workspace: Path, students: Sequence[str] | None = None, show_hidden_tests: bool = False
+) -> list[StepRecord]:
     """Write feedback for every scored submission in the manifest (or only `students`)."""
 
     def one(ws: Path, manifest: Manifest, snapshot: dict, student: str, scratch: Path) -> StepRecord:
@@ -199,7 +259,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m steps.feedback", description=feedback.__doc__)
     p.add_argument("--workspace", type=Path, required=True)
     p.add_argument("--students", nargs="*", default=None)
-    p.add_argument("--hidden-tests", choices=HIDDEN_TESTS, default="redact", help="redact (default) or show hidden tests and the outputs quoting them (show: nbgrader's own feedback)")
+    p.add_argument(
+        "--hidden-tests",
+        choices=HIDDEN_TESTS,
+        default="redact",
+        help="redact (default) or show hidden tests and the outputs quoting them (show: nbgrader's own feedback)",
+    )
     a = p.parse_args(argv)
     return run_step(STEP, lambda: feedback(a.workspace, a.students or None, a.hidden_tests == "show"))
 

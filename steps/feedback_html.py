@@ -19,6 +19,7 @@ and with nbconvert's HTMLExporter, student HTML that breaks the parse included):
   instead of one or two per cell: the same nbgrader columns (`Grade.score`, `Grade.max_score`,
   `Comment.comment`), so manual scores, extra credit and comments count as nbgrader counts them.
 """
+
 from __future__ import annotations
 
 import os
@@ -75,7 +76,13 @@ class _MemoHighlight:
 
     def __call__(self, source: str, language: str | None = None, metadata: Any = None) -> str:
         magics = (metadata or {}).get("magics_language")
-        key = (self.inner.pygments_lexer, repr(sorted(self.inner.extra_formatter_options.items())), source, language, magics)
+        key = (
+            self.inner.pygments_lexer,
+            repr(sorted(self.inner.extra_formatter_options.items())),
+            source,
+            language,
+            magics,
+        )
         block = _remember(self.exporter.highlighted, key, lambda: self.inner(source, language, metadata))
         return self.exporter.stand_in(block)
 
@@ -161,7 +168,11 @@ class FeedbackExporter(HTMLExporter):
         if sum(t.count(self._prefix) for t in found) != len(self._blocks or {}):
             return False
         for text in found:
-            if text.parent is None or text.parent.name in ("script", "style", "textarea", "title") or text.find_parent(["pre", "textarea"]) is not None:
+            if (
+                text.parent is None
+                or text.parent.name in ("script", "style", "textarea", "title")
+                or text.find_parent(["pre", "textarea"]) is not None
+            ):
                 return False
             token = next((k for k in self._blocks or {} if k in text), None)
             if token is None or text.count(self._prefix) != 1:
@@ -207,8 +218,18 @@ class GetGradesAtOnce(GetGrades):
         with Gradebook(info["db_url"]) as gb:
             snb = gb.find_submission_notebook(info["notebook"], info["assignment"], info["student"])
             q = gb.db.query
-            self._scores = {name: (score, top) for name, score, top in q(BaseCell.name, Grade.score, Grade.max_score).join(Grade, Grade.cell_id == BaseCell.id).filter(Grade.notebook_id == snb.id)}
-            self._comments = dict(q(BaseCell.name, Comment.comment).join(Comment, Comment.cell_id == BaseCell.id).filter(Comment.notebook_id == snb.id).all())
+            self._scores = {
+                name: (score, top)
+                for name, score, top in q(BaseCell.name, Grade.score, Grade.max_score)
+                .join(Grade, Grade.cell_id == BaseCell.id)
+                .filter(Grade.notebook_id == snb.id)
+            }
+            self._comments = dict(
+                q(BaseCell.name, Comment.comment)
+                .join(Comment, Comment.cell_id == BaseCell.id)
+                .filter(Comment.notebook_id == snb.id)
+                .all()
+            )
             nb, resources = super(GetGrades, self).preprocess(nb, resources)  # the cells, as GetGrades does
             late_penalty = snb.late_submission_penalty
             if late_penalty is None:
@@ -249,7 +270,9 @@ def feedback_exporter() -> FeedbackExporter:
     c.Exporter.default_preprocessors = []  # as nbgrader's converters set it
     c.HTMLExporter.template_name = "feedback"
     c.HTMLExporter.extra_template_basedirs = [os.path.join(base, "server_extensions", "formgrader", "templates")]
-    c.HTMLExporter.extra_template_paths = [os.path.join(base, "server_extensions", "formgrader", "static", "node_modules", "bootstrap", "dist", "css")]
+    c.HTMLExporter.extra_template_paths = [
+        os.path.join(base, "server_extensions", "formgrader", "static", "node_modules", "bootstrap", "dist", "css")
+    ]
     exporter = FeedbackExporter(config=c)
     exporter.register_preprocessor(CSSHTMLHeaderPreprocessor)  # exactly as GenerateFeedback does: byte-identical pages
     return exporter

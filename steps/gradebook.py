@@ -17,6 +17,7 @@ database server (nbgrader recommends PostgreSQL when several graders share a cou
 submission's writes land whole or not at all, and every message shows the URL without its
 password (`shown_url`).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -187,7 +188,12 @@ def open_course_gradebook(db_url: str, course_id: str, todo_missing: str) -> Any
             "c.CourseDirectory.db_url is not a database URL",
             "set it in nbgrader_config.py to e.g. sqlite:////path/to/gradebook.db or postgresql://USER:PASSWORD@HOST/DATABASE",
         ) from None
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:" and not Path(url.database).is_file():
+    if (
+        url.get_backend_name() == "sqlite"
+        and url.database
+        and url.database != ":memory:"
+        and not Path(url.database).is_file()
+    ):
         raise TeacherError(f"no gradebook at {url.database}", todo_missing)
     with database_errors(db_url, "cannot open the gradebook database {url}"):
         try:

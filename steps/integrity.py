@@ -25,6 +25,7 @@ here; what is found is a `Finding` for each test cell it affects, which score tu
 automatic credit and a TAMPERED notebook. What this cannot catch is in docs/security.md
 ("Grade integrity").
 """
+
 from __future__ import annotations
 
 import ast
@@ -148,7 +149,11 @@ def _cell_files(nb: Any) -> dict[str, str]:
         from ipykernel.compiler import get_tmp_hash_seed, murmur2_x86
     except ImportError:  # pragma: no cover - ipykernel is a dependency of nbclient's kernels
         return {}
-    return {f"{murmur2_x86(c.source, get_tmp_hash_seed())}.py": _cell_name(c, i) for i, c in enumerate(nb.cells) if c.cell_type == "code"}
+    return {
+        f"{murmur2_x86(c.source, get_tmp_hash_seed())}.py": _cell_name(c, i)
+        for i, c in enumerate(nb.cells)
+        if c.cell_type == "code"
+    }
 
 
 def _parse_facts(text: str) -> dict[str, Any]:
@@ -176,7 +181,13 @@ class IntegrityMonitor:
     def __init__(self, nb: Any) -> None:
         self.nb = nb
         self._files: dict[str, str] | None = None
-        teacher = [c for c in nb.cells if c.cell_type == "code" and not c.metadata.get("nbgrader", {}).get("solution") and c.metadata.get("nbgrader")]
+        teacher = [
+            c
+            for c in nb.cells
+            if c.cell_type == "code"
+            and not c.metadata.get("nbgrader", {}).get("solution")
+            and c.metadata.get("nbgrader")
+        ]
         self.aliases: dict[str, str] = {}
         for c in teacher:
             tree = _parse(c.source)
@@ -200,7 +211,9 @@ class IntegrityMonitor:
         try:
             if self.pristine is None:
                 pristine = await self._facts(kc, self._args(_Uses(), None), None)
-                if pristine["X"] or not all(k in pristine["W"] for k in ("class", "index", "code", "builtins", "modules", "hooks", "lines")):
+                if pristine["X"] or not all(
+                    k in pristine["W"] for k in ("class", "index", "code", "builtins", "modules", "hooks", "lines")
+                ):
                     raise _ProbeError("; ".join(pristine["X"].values()) or "incomplete answer")
                 pristine["BX"] = {k: pristine["W"][k] for k in ("exec", "__import__")}
                 self.sheet = [line for line in pristine["lines"] if line[:1] not in ("N", "W")]
@@ -221,7 +234,12 @@ class IntegrityMonitor:
                 self._add(f"the kernel did not answer gradeflow's integrity check ({e})", _cell_name(cell, index))
 
     def summary(self) -> dict[str, Any]:
-        return {"probes": self.probes, "seconds": round(self.seconds, 4), "findings": [asdict(f) for f in self.findings], **({"error": self.error} if self.error else {})}
+        return {
+            "probes": self.probes,
+            "seconds": round(self.seconds, 4),
+            "findings": [asdict(f) for f in self.findings],
+            **({"error": self.error} if self.error else {}),
+        }
 
     # --- probing -------------------------------------------------------------------------
 
@@ -239,8 +257,14 @@ class IntegrityMonitor:
             "nonce": secrets.token_hex(16),
             "roots": roots,
             "refs": {k: p["W"][k] for k in ("builtins", "modules", "hooks", "lines")} if p else None,
-            "modules": sorted(uses.modules | {m for a, m in uses.local_aliases.items() if not a.startswith("<from>") and "." not in m}),
-            "aliases": {a: m for a, m in self.aliases.items() if a in {r for r, _ in uses.attrs} and a not in uses.local_aliases and "." not in m},
+            "modules": sorted(
+                uses.modules | {m for a, m in uses.local_aliases.items() if not a.startswith("<from>") and "." not in m}
+            ),
+            "aliases": {
+                a: m
+                for a, m in self.aliases.items()
+                if a in {r for r, _ in uses.attrs} and a not in uses.local_aliases and "." not in m
+            },
             "local_aliases": {a: m for a, m in uses.local_aliases.items() if "." not in m or a.startswith("<from>")},
             "attrs": sorted([r, list(c)] for r, c in uses.attrs),
             "names": sorted(uses.names),
@@ -281,7 +305,14 @@ class IntegrityMonitor:
         wait for its answer and that statement's error output; return the parsed facts."""
         t0 = time.perf_counter()
         self.probes += 1
-        msg_id = kc.execute("", silent=True, store_history=False, user_expressions={"gradeflow": self._bootstrap(args)}, allow_stdin=False, stop_on_error=False)
+        msg_id = kc.execute(
+            "",
+            silent=True,
+            store_history=False,
+            user_expressions={"gradeflow": self._bootstrap(args)},
+            allow_stdin=False,
+            stop_on_error=False,
+        )
         reply: dict[str, Any] | None = None
         errors: list[dict[str, Any]] = []
         deadline = time.monotonic() + PROBE_TIMEOUT
@@ -306,7 +337,10 @@ class IntegrityMonitor:
             self.seconds += time.perf_counter() - t0
         expr = (reply.get("user_expressions") or {}).get("gradeflow") or {}
         if reply.get("status") != "ok" or expr.get("status") != "ok":
-            lines = [f"N\tnonce\t{args['nonce']}", f"X\tprobe\tthe integrity check did not run ({reply.get('ename') or expr.get('ename')}: {str(reply.get('evalue') or expr.get('evalue'))[:120]})"]
+            lines = [
+                f"N\tnonce\t{args['nonce']}",
+                f"X\tprobe\tthe integrity check did not run ({reply.get('ename') or expr.get('ename')}: {str(reply.get('evalue') or expr.get('evalue'))[:120]})",
+            ]
         else:
             lines = self._whole(ast.literal_eval(expr["data"]["text/plain"]).split("\n"))
         facts = _parse_facts("\n".join(lines))
@@ -314,11 +348,17 @@ class IntegrityMonitor:
         ran = not ({"bootstrap", "reference", "probe"} & set(facts["X"]))
         if fail_nonce is not None and ran:
             ok_result = facts["F"].get("status") == ["error", "SyntaxError"]
-            ok_output = any(e.get("ename") == "SyntaxError" and fail_nonce in "".join(e.get("traceback") or []) for e in errors)
+            ok_output = any(
+                e.get("ename") == "SyntaxError" and fail_nonce in "".join(e.get("traceback") or []) for e in errors
+            )
             if not ok_result:
-                facts["X"]["raise"] = "an assertion that cannot even compile no longer fails: the kernel changes the code of later cells"
+                facts["X"]["raise"] = (
+                    "an assertion that cannot even compile no longer fails: the kernel changes the code of later cells"
+                )
             elif not ok_output:
-                facts["X"]["raise"] = "the error of a failing cell no longer reaches the notebook: failing test cells look passed"
+                facts["X"]["raise"] = (
+                    "the error of a failing cell no longer reaches the notebook: failing test cells look passed"
+                )
         if facts["N"].get("nonce") != args["nonce"]:
             facts["X"]["nonce"] = "the kernel's answer to the integrity check was not its own (wrong nonce)"
         return facts
@@ -328,7 +368,9 @@ class IntegrityMonitor:
         if "W\tbase\tpristine" not in lines:
             return lines
         gone = {line[2:] for line in lines if line.startswith("-\t")}
-        return [line for line in lines if not line.startswith("-\t")] + [line for line in self.sheet if line not in gone]
+        return [line for line in lines if not line.startswith("-\t")] + [
+            line for line in self.sheet if line not in gone
+        ]
 
     async def _check(self, kc: Any, uses: _Uses) -> list[str]:
         assert self.pristine is not None
@@ -368,19 +410,34 @@ class IntegrityMonitor:
         out: list[str] = []
         for name in f["B"]:
             out.append(f"the builtin `{name}` was replaced{self._where('')}")
-        for key, what in (("user.__builtins__", "the notebook's `__builtins__`"), ("sys.modules", "`sys.modules`"), ("sys", "the `sys` module"), ("shell", "the IPython shell"), ("shell.class", "the IPython shell's class"), ("kernel.class", "the kernel's class")):
+        for key, what in (
+            ("user.__builtins__", "the notebook's `__builtins__`"),
+            ("sys.modules", "`sys.modules`"),
+            ("sys", "the `sys` module"),
+            ("shell", "the IPython shell"),
+            ("shell.class", "the IPython shell's class"),
+            ("kernel.class", "the kernel's class"),
+        ):
             if p["S"].get(key) != f["S"].get(key):
                 out.append(f"{what} was replaced{self._where('')}")
         for name in f["M"]:
             out.append(f"the module `{name}` in sys.modules was replaced{self._where('')}")
         for key, addr in p["C"].items():
             if f["C"].get(key) != addr:
-                out.append(f"IPython's `{key.split('.', 1)[1]}` was replaced{self._where('')}: it decides how later cells run")
+                out.append(
+                    f"IPython's `{key.split('.', 1)[1]}` was replaced{self._where('')}: it decides how later cells run"
+                )
         for key, (addr, origin) in f["I"].items():
             if p["I"].get(key, (None,))[0] != addr:
-                out.append(f"`get_ipython().{key.split('.', 1)[1]}` was replaced{self._where(origin)}: it decides how later cells run" if key.startswith("shell.") else f"the kernel's `{key.split('.', 1)[1]}` was replaced{self._where(origin)}")
+                out.append(
+                    f"`get_ipython().{key.split('.', 1)[1]}` was replaced{self._where(origin)}: it decides how later cells run"
+                    if key.startswith("shell.")
+                    else f"the kernel's `{key.split('.', 1)[1]}` was replaced{self._where(origin)}"
+                )
         if p["S"].get("custom_exceptions") != f["S"].get("custom_exceptions"):
-            out.append(f"a custom exception handler (set_custom_exc) for {f['S'].get('custom_exceptions')} was installed{self._where(f['H'].get('CustomTB', ('', ''))[1])}: errors of later cells are handled by student code")
+            out.append(
+                f"a custom exception handler (set_custom_exc) for {f['S'].get('custom_exceptions')} was installed{self._where(f['H'].get('CustomTB', ('', ''))[1])}: errors of later cells are handled by student code"
+            )
         for name, (_, typename) in f["L"].items():
             if typename != "list":
                 out.append(f"IPython's `{name}` was replaced by a {typename}{self._where('')}")
@@ -388,28 +445,45 @@ class IntegrityMonitor:
         known = {k: {a for a, _ in p[k].values()} for k in kinds}
         for kind, label in kinds.items():
             for key, (addr, origin) in f[kind].items():
-                if addr in known[kind] or origin == "ok" or key.startswith("sys.excepthook") or key.startswith("sys.displayhook"):
+                if (
+                    addr in known[kind]
+                    or origin == "ok"
+                    or key.startswith("sys.excepthook")
+                    or key.startswith("sys.displayhook")
+                ):
                     continue
                 if kind == "T":
                     what = "an AST transformer" if key.startswith("ast_transformers") else label
-                    out.append(f"{what} ({key.split('[')[0]}) was added{self._where(origin)}: it changes the code of later cells")
+                    out.append(
+                        f"{what} ({key.split('[')[0]}) was added{self._where(origin)}: it changes the code of later cells"
+                    )
                 elif kind == "E":
-                    out.append(f"{label} ({key.split('[')[0]}) was added{self._where(origin)}: student code runs around later cells")
+                    out.append(
+                        f"{label} ({key.split('[')[0]}) was added{self._where(origin)}: student code runs around later cells"
+                    )
                 else:
-                    out.append(f"{label} ({key.split('[')[0]}) was added{self._where(origin)}: it changes what later imports load")
+                    out.append(
+                        f"{label} ({key.split('[')[0]}) was added{self._where(origin)}: it changes what later imports load"
+                    )
         for name, (path, kind) in f["D"].items():
             if kind == "installed":
                 out.append(f"the module `{name}` the test cells use is not the installed one but {path}")
         for alias, v in f["Q"].items():
-            out.append(f"`{alias}`, which the teacher's cells import as the module `{v[0]}`, was rebound{self._where('')}")
+            out.append(
+                f"`{alias}`, which the teacher's cells import as the module `{v[0]}`, was rebound{self._where('')}"
+            )
         for path, (_, origin) in f["A"].items():
             if origin not in ("ok", "c"):
-                out.append(f"`{path.replace('<from>', '')}`, which the test cells call, was replaced{self._where(origin)}")
+                out.append(
+                    f"`{path.replace('<from>', '')}`, which the test cells call, was replaced{self._where(origin)}"
+                )
         for name, origin in f["U"].items():
             if origin not in ("ok", "c"):
                 out.append(f"the test cells' `{name}` is not the builtin but the submission's own{self._where(origin)}")
         for cls, origin in f["Z"].items():
-            out.append(f"objects of class `{cls}`{self._where(origin)} compare equal to anything: tests comparing them with == cannot fail")
+            out.append(
+                f"objects of class `{cls}`{self._where(origin)} compare equal to anything: tests comparing them with == cannot fail"
+            )
         return list(dict.fromkeys(out + list(f["X"].values())))  # the behavioural finding last: it says less
 
 
@@ -436,13 +510,21 @@ def withhold_credit(nb: Any, integrity: dict[str, Any]) -> tuple[list[str], str]
         name = _cell_name(cell, i)
         if name in reasons and is_test_cell(cell):
             cells.append(name)
-            lines = [f"gradeflow: no automatic credit for this test cell: student code changed how it runs ({r}). Review it and grade it by hand." for r in reasons[name]]
-            cell.outputs.append(nbformat.v4.new_output("error", ename=ENAME, evalue="; ".join(reasons[name]), traceback=lines))
+            lines = [
+                f"gradeflow: no automatic credit for this test cell: student code changed how it runs ({r}). Review it and grade it by hand."
+                for r in reasons[name]
+            ]
+            cell.outputs.append(
+                nbformat.v4.new_output("error", ename=ENAME, evalue="; ".join(reasons[name]), traceback=lines)
+            )
     if not cells:
         return [], ""
     first = next(iter(dict.fromkeys(r for c in cells for r in reasons[c])))
     more = len({r for c in cells for r in reasons[c]}) - 1
-    return cells, f"{first}{f' (and {more} more finding(s))' if more else ''}; no automatic credit for test cell(s) {', '.join(repr(c) for c in cells)}: needs a manual grade"
+    return (
+        cells,
+        f"{first}{f' (and {more} more finding(s))' if more else ''}; no automatic credit for test cell(s) {', '.join(repr(c) for c in cells)}: needs a manual grade",
+    )
 
 
 def flag_for_review(db_url: str, assignment: str, notebook: str, student: str, cells: list[str]) -> None:

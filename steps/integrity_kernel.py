@@ -54,7 +54,11 @@ def _facts(A, O, B, C, found):
         for p in sys.path:
             if "site-packages" in p or "dist-packages" in p:
                 cand.add(p)
-        roots = sorted(r.rstrip("/") + "/" for r in cand if r and r not in ("/", cwd) and not (r + "/").startswith(cwd + "/") and not r.startswith("/tmp"))
+        roots = sorted(
+            r.rstrip("/") + "/"
+            for r in cand
+            if r and r not in ("/", cwd) and not (r + "/").startswith(cwd + "/") and not r.startswith("/tmp")
+        )
     lines += ["R\troot\t" + r for r in roots]
 
     roots_t, own = tuple(roots), (cwd + "/") if cwd else "\0"
@@ -107,7 +111,11 @@ def _facts(A, O, B, C, found):
         if isinstance(v, T) and v.__module__ not in ("builtins",):
             m = sys.modules.get(v.__module__)
             f = getattr(m, "__file__", None) if m is not None else None
-            if m is None or (f is not None and not trusted_file(f)) or (f is None and v.__module__ not in sys.builtin_module_names):
+            if (
+                m is None
+                or (f is not None and not trusted_file(f))
+                or (f is None and v.__module__ not in sys.builtin_module_names)
+            ):
                 return "untrusted:module " + str(v.__module__) + ":0"
         return "ok"
 
@@ -124,7 +132,9 @@ def _facts(A, O, B, C, found):
         later probes repeat the pristine line exactly, and it need not travel)."""
         r = rep(v)
         seen_hooks.append(r)
-        lines.append("H\t" + kind + "\t" + key + "\t" + r + "\t" + ("ok" if first or r in pristine_hooks else origin(v)))
+        lines.append(
+            "H\t" + kind + "\t" + key + "\t" + r + "\t" + ("ok" if first or r in pristine_hooks else origin(v))
+        )
 
     # 2. where the test cells' modules and names come from
     lines.append("S\tsys.modules\t" + rep(mods))
@@ -168,7 +178,9 @@ def _facts(A, O, B, C, found):
     for attr in ("cleanup_transforms", "line_transforms", "token_transformers"):
         for i, v in enumerate(getattr(tm, attr, []) or []):
             hook("T", "input_transformer_manager." + attr + "[" + str(i) + "]", v)
-    lines.append("S\tcustom_exceptions\t" + repr(tuple(getattr(e, "__name__", str(e)) for e in shell.custom_exceptions)))
+    lines.append(
+        "S\tcustom_exceptions\t" + repr(tuple(getattr(e, "__name__", str(e)) for e in shell.custom_exceptions))
+    )
     hook("H", "CustomTB", shell.CustomTB)
     for event, cbs in sorted(getattr(shell.events, "callbacks", {}).items()):
         for i, v in enumerate(cbs):
@@ -222,7 +234,11 @@ def _facts(A, O, B, C, found):
             o = origin(v)
             # a builtin of the builtins module under another name (math.isclose = all); installed aliases
             # such as hashlib.sha1 = _hashlib.openssl_sha1 are C functions of their own modules
-            if o == "c" and getattr(v, "__name__", part) != part and getattr(v, "__self__", None) is mods.get("builtins"):
+            if (
+                o == "c"
+                and getattr(v, "__name__", part) != part
+                and getattr(v, "__self__", None) is mods.get("builtins")
+            ):
                 o = "untrusted:builtin " + str(getattr(v, "__name__", "?")) + ":0"
             lines.append("A\t" + path + "\t" + rep(v) + "\t" + o)
             break
@@ -271,14 +287,37 @@ def _facts(A, O, B, C, found):
         except Exception:
             always = False
         if always:
-            lines.append("Z\t" + c.__qualname__ + "\tuntrusted:" + eq.__code__.co_filename + ":" + str(eq.__code__.co_firstlineno))
+            lines.append(
+                "Z\t"
+                + c.__qualname__
+                + "\tuntrusted:"
+                + eq.__code__.co_filename
+                + ":"
+                + str(eq.__code__.co_firstlineno)
+            )
     return lines
 
 
 METHODS = (  # IPython's and ipykernel's methods that decide how a cell runs and how its errors are reported
-    "run_cell", "run_cell_async", "_run_cell", "run_ast_nodes", "run_code", "transform_cell", "transform_ast",
-    "should_run_async", "showtraceback", "_showtraceback", "showsyntaxerror", "get_exception_only", "set_custom_exc",
-    "user_expressions", "_format_user_obj", "do_execute", "execute_request", "dispatch_shell", "send_response",
+    "run_cell",
+    "run_cell_async",
+    "_run_cell",
+    "run_ast_nodes",
+    "run_code",
+    "transform_cell",
+    "transform_ast",
+    "should_run_async",
+    "showtraceback",
+    "_showtraceback",
+    "showsyntaxerror",
+    "get_exception_only",
+    "set_custom_exc",
+    "user_expressions",
+    "_format_user_obj",
+    "do_execute",
+    "execute_request",
+    "dispatch_shell",
+    "send_response",
 )
 
 
@@ -296,7 +335,11 @@ def _against_pristine(lines, A, O, C):
     if O.__repr__(ref) != A["refs"]["lines"]:
         return lines + ["X\treference\tgradeflow's record of the pristine kernel was tampered with"]
     # new lines in the order they were found: gradeflow reports findings in that order
-    return [line for line in lines if line[:1] in ("N", "W") or line not in ref] + ["-\t" + line for line in ref - sheet] + ["W\tbase\tpristine"]
+    return (
+        [line for line in lines if line[:1] in ("N", "W") or line not in ref]
+        + ["-\t" + line for line in ref - sheet]
+        + ["W\tbase\tpristine"]
+    )
 
 
 def _must_fail(A, O, shell):

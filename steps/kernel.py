@@ -7,27 +7,34 @@ command and environment come from a sandbox backend and whose sockets are Unix s
 grading process from an output flood. nbgrader's own Execute preprocessor supplies the
 execution settings (30 s cell timeout that interrupts, errors allowed, timeout error text).
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import secrets
 import time
-from queue import Empty
 from pathlib import Path
+from queue import Empty
 from typing import Any, Callable
 
 from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
-from nbformat import NotebookNode
 from nbclient.util import run_sync
+from nbformat import NotebookNode
 from papermill.clientwrap import PapermillNotebookClient
 from papermill.engines import NBClientEngine, papermill_engines
 from papermill.utils import merge_kwargs, remove_args
 from traitlets import Any as AnyTrait
 from traitlets import DottedObjectName, Integer, Type
 
-__all__ = ["SandboxKernelManager", "SandboxKernelClient", "CappedNotebookClient", "GradeflowEngine", "nbgrader_execute_settings"]
+__all__ = [
+    "SandboxKernelManager",
+    "SandboxKernelClient",
+    "CappedNotebookClient",
+    "GradeflowEngine",
+    "nbgrader_execute_settings",
+]
 
 log = logging.getLogger("gradeflow.execute")
 
@@ -107,25 +114,36 @@ class SandboxKernelManager(AsyncKernelManager):
 def _size(content: dict[str, Any]) -> int:
     """About how many bytes an output adds to the notebook (cheap: a flood sends many)."""
     data = content.get("data") or {}
-    return 64 + len(content.get("text") or "") + sum(len(v) if isinstance(v, str) else len(json.dumps(v)) for v in data.values()) + sum(map(len, content.get("traceback") or []))
+    return (
+        64
+        + len(content.get("text") or "")
+        + sum(len(v) if isinstance(v, str) else len(json.dumps(v)) for v in data.values())
+        + sum(map(len, content.get("traceback") or []))
+    )
 
 
 class CappedNotebookClient(PapermillNotebookClient):
     """papermill's client with a byte budget for outputs: past it, output is dropped with a note."""
 
     max_output_bytes = Integer(8 * 1024 * 1024).tag(config=True)
-    integrity = AnyTrait(None, allow_none=True, help="a steps.integrity.IntegrityMonitor, probing the kernel before test cells")
+    integrity = AnyTrait(
+        None, allow_none=True, help="a steps.integrity.IntegrityMonitor, probing the kernel before test cells"
+    )
     _spent = 0
     _capped = False
 
-    async def async_execute_cell(self, cell: NotebookNode, cell_index: int, execution_count: int | None = None, store_history: bool = True) -> NotebookNode:
+    async def async_execute_cell(
+        self, cell: NotebookNode, cell_index: int, execution_count: int | None = None, store_history: bool = True
+    ) -> NotebookNode:
         if self.integrity is not None and cell.cell_type == "code" and cell.source.strip():
             await self.integrity.before_cell(self.kc, cell, cell_index)
         return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
 
     execute_cell = run_sync(async_execute_cell)  # nbclient binds its own at class creation
 
-    def output(self, outs: list[NotebookNode], msg: dict[str, Any], display_id: str | None, cell_index: int) -> NotebookNode | None:
+    def output(
+        self, outs: list[NotebookNode], msg: dict[str, Any], display_id: str | None, cell_index: int
+    ) -> NotebookNode | None:
         self._spent += _size(msg.get("content", {}))
         if self._spent <= self.max_output_bytes:
             return super().output(outs, msg, display_id, cell_index)
@@ -144,7 +162,17 @@ class GradeflowEngine(NBClientEngine):
     """papermill's nbclient engine, running CappedNotebookClient."""
 
     @classmethod
-    def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None, stderr_file=None, start_timeout=60, execution_timeout=None, **kwargs):  # type: ignore[override]
+    def execute_managed_notebook(
+        cls,
+        nb_man,
+        kernel_name,
+        log_output=False,
+        stdout_file=None,
+        stderr_file=None,
+        start_timeout=60,
+        execution_timeout=None,
+        **kwargs,
+    ):  # type: ignore[override]
         kwargs = remove_args(["input_path"], **kwargs)
         safe_kwargs = remove_args(["timeout", "startup_timeout"], **kwargs)
         final_kwargs = merge_kwargs(

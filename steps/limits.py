@@ -7,6 +7,7 @@ parameters the Jupyter page passes, and what tests/test_limits.py checks the Wor
 parameters against. On Argo, --pids, --disk and --output are not parameters: the execute pod's
 own limits (steps/sandbox/argo_pod.py) stand in for them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,7 +17,16 @@ from typing import TYPE_CHECKING, Any, Sequence
 if TYPE_CHECKING:
     from .sandbox import Limits
 
-__all__ = ["LimitFlag", "FLAGS", "ARGO_FLAGS", "FIXED", "add_limit_arguments", "limits_from_args", "argo_parameters", "not_on_argo"]
+__all__ = [
+    "LimitFlag",
+    "FLAGS",
+    "ARGO_FLAGS",
+    "FIXED",
+    "add_limit_arguments",
+    "limits_from_args",
+    "argo_parameters",
+    "not_on_argo",
+]
 
 
 @dataclass(frozen=True)
@@ -38,7 +48,9 @@ class LimitFlag:
 
 
 FLAGS: tuple[LimitFlag, ...] = (
-    LimitFlag("cell-timeout", "cell_timeout", "seconds per cell (default, or '': nbgrader's Execute.timeout, 30)", True),
+    LimitFlag(
+        "cell-timeout", "cell_timeout", "seconds per cell (default, or '': nbgrader's Execute.timeout, 30)", True
+    ),
     LimitFlag("wall-time", "wall_time", "seconds for one submission", True),
     LimitFlag("memory", "memory_mb", "MiB per submission", True),
     LimitFlag("cpu-time", "cpu_time", "CPU seconds per process", True),
@@ -81,4 +93,8 @@ def argo_parameters(limits: Limits) -> dict[str, str]:
 def not_on_argo(args: Sequence[str]) -> list[str]:
     """Why each limit flag among `args` that Argo cannot take is left out there."""
     given = {t.split("=", 1)[0] for t in args if t.startswith("--")}
-    return [f"--{f.flag} is not applied on Argo: the execute pod's own limits stand in for it (docs/argo.md)" for f in FLAGS if not f.argo and f"--{f.flag}" in given]
+    return [
+        f"--{f.flag} is not applied on Argo: the execute pod's own limits stand in for it (docs/argo.md)"
+        for f in FLAGS
+        if not f.argo and f"--{f.flag}" in given
+    ]

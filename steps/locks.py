@@ -4,6 +4,7 @@ Formgrader, a notebook with nbgrader's Gradebook open, or `sqlite3` on the comma
 hold gradebook.db's lock. SQLite gives up after its own 5 s; a teacher would rather the run
 waited a little longer, and when it cannot, be told which program to close.
 """
+
 from __future__ import annotations
 
 import os
@@ -26,7 +27,10 @@ def gradebook_locked(exc: BaseException) -> bool:
     e: BaseException | None = exc
     while e is not None and id(e) not in seen:
         seen.add(id(e))
-        if isinstance(e, sqlite3.OperationalError) and (getattr(e, "sqlite_errorcode", 0) & 0xFF) in (_SQLITE_BUSY, _SQLITE_LOCKED):
+        if isinstance(e, sqlite3.OperationalError) and (getattr(e, "sqlite_errorcode", 0) & 0xFF) in (
+            _SQLITE_BUSY,
+            _SQLITE_LOCKED,
+        ):
             return True
         e = getattr(e, "orig", None) or e.__cause__ or e.__context__
     return False

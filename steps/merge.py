@@ -10,6 +10,7 @@ respected) and the graded notebooks in autograded/STUDENT/ASSIGNMENT/, and the f
 step's pages, if any, in feedback/STUDENT/ASSIGNMENT/.
 Re-running is safe: rows are updated, never duplicated; each submission is one transaction.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,7 +25,19 @@ import nbformat
 
 from .contract import STEPS
 from .integrity import flag_for_review
-from .records import FAILED, MISSING, OK, REPAIRED, SKIPPED, TAMPERED, UNGRADED, Manifest, StepRecord, read_json, write_json
+from .records import (
+    FAILED,
+    MISSING,
+    OK,
+    REPAIRED,
+    SKIPPED,
+    TAMPERED,
+    UNGRADED,
+    Manifest,
+    StepRecord,
+    read_json,
+    write_json,
+)
 
 __all__ = ["merge", "summarize", "apply_to_course", "CourseWriter", "main"]
 
@@ -41,7 +54,20 @@ def summarize(workspace: Path) -> dict[str, Any]:
     snapshot = read_json(workspace / "snapshot.json")
     max_total = sum(float(c["max_score"]) for nb in snapshot["notebooks"] for c in nb["grade_cells"] + nb["task_cells"])
     students: list[dict[str, Any]] = []
-    counts = {"submissions": 0, "graded": 0, "skipped_submissions": 0, "failed_submissions": 0, "ungraded_submissions": 0, OK: 0, REPAIRED: 0, SKIPPED: 0, FAILED: 0, MISSING: 0, UNGRADED: 0, TAMPERED: 0}
+    counts = {
+        "submissions": 0,
+        "graded": 0,
+        "skipped_submissions": 0,
+        "failed_submissions": 0,
+        "ungraded_submissions": 0,
+        OK: 0,
+        REPAIRED: 0,
+        SKIPPED: 0,
+        FAILED: 0,
+        MISSING: 0,
+        UNGRADED: 0,
+        TAMPERED: 0,
+    }
     for sub in manifest.submissions:
         counts["submissions"] += 1
         rec = _load(workspace / "scored" / sub.student / "score.json")
@@ -50,7 +76,11 @@ def summarize(workspace: Path) -> dict[str, Any]:
         notebooks, total, penalty = [], 0.0, 0.0
         for name in manifest.notebooks:
             o = rec.outcome(name) if rec else None
-            status, reason = (o.status, o.reason) if o else (UNGRADED, "not scored (the run stopped before score): nothing written; run again")
+            status, reason = (
+                (o.status, o.reason)
+                if o
+                else (UNGRADED, "not scored (the run stopped before score): nothing written; run again")
+            )
             g = rec.detail["notebooks"].get(name) if rec else None
             e = execd.outcome(name) if execd else None
             counts[status] += 1
@@ -63,11 +93,23 @@ def summarize(workspace: Path) -> dict[str, Any]:
                 penalty += g["late_submission_penalty"] or 0.0
                 fixed = {r["cell"]: r["reason"] for r in repairs}
                 cells = [dict(c, repaired=fixed[c["cell"]]) if c["cell"] in fixed else c for c in g["grades"]]
-                entry.update(score=g["score"], max_score=g["max_score"], late_submission_penalty=g["late_submission_penalty"], cells=cells)
+                entry.update(
+                    score=g["score"],
+                    max_score=g["max_score"],
+                    late_submission_penalty=g["late_submission_penalty"],
+                    cells=cells,
+                )
             if e:
                 entry["execute_seconds"] = e.detail.get("seconds")
             notebooks.append(entry)
-        worst = next((s for s in (UNGRADED, FAILED, SKIPPED, TAMPERED, REPAIRED, MISSING) if any(n["status"] == s for n in notebooks)), OK)
+        worst = next(
+            (
+                s
+                for s in (UNGRADED, FAILED, SKIPPED, TAMPERED, REPAIRED, MISSING)
+                if any(n["status"] == s for n in notebooks)
+            ),
+            OK,
+        )
         counts["graded"] += worst in (OK, REPAIRED, MISSING, TAMPERED)
         counts["skipped_submissions"] += worst == SKIPPED
         counts["failed_submissions"] += worst == FAILED
@@ -82,7 +124,8 @@ def summarize(workspace: Path) -> dict[str, Any]:
                 "raw_score": round(total, 6),
                 "late_submission_penalty": round(penalty, 6),
                 "max_score": max_total,
-                "needs_manual_grade": any(c["needs_manual_grade"] for n in notebooks for c in n.get("cells", [])) or worst in (SKIPPED, FAILED, UNGRADED),
+                "needs_manual_grade": any(c["needs_manual_grade"] for n in notebooks for c in n.get("cells", []))
+                or worst in (SKIPPED, FAILED, UNGRADED),
                 "execute_seconds": execd.seconds if execd else None,
                 "sandbox": execd.detail.get("sandbox") if execd else None,
                 "notebooks": notebooks,
@@ -93,8 +136,26 @@ def summarize(workspace: Path) -> dict[str, Any]:
         counts["submissions"] += 1
         counts["skipped_submissions"] += 1
         counts[SKIPPED] += len(manifest.notebooks)
-        notebooks = [{"notebook": name, "status": SKIPPED, "reason": left["reason"], "changes": []} for name in manifest.notebooks]
-        students.append({"student": left["student"], "status": SKIPPED, "timestamp": None, "content_hash": "", "score": 0.0, "raw_score": 0.0, "late_submission_penalty": 0.0, "max_score": max_total, "needs_manual_grade": True, "execute_seconds": None, "sandbox": None, "notebooks": notebooks})
+        notebooks = [
+            {"notebook": name, "status": SKIPPED, "reason": left["reason"], "changes": []}
+            for name in manifest.notebooks
+        ]
+        students.append(
+            {
+                "student": left["student"],
+                "status": SKIPPED,
+                "timestamp": None,
+                "content_hash": "",
+                "score": 0.0,
+                "raw_score": 0.0,
+                "late_submission_penalty": 0.0,
+                "max_score": max_total,
+                "needs_manual_grade": True,
+                "execute_seconds": None,
+                "sandbox": None,
+                "notebooks": notebooks,
+            }
+        )
     return {
         "format": "gradeflow.results/1",
         "run_id": manifest.run_id,
@@ -129,9 +190,13 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
         lines.append(f"  NOTE     {p['student']}: {p['reason']}")
     pages = [n for s in results["students"] for n, status in s.get("feedback", {}).items() if status == OK]
     if any("feedback" in s for s in results["students"]):
-        lines.append(f"  feedback: {len(pages)} page(s) in feedback/STUDENT/{results['assignment']}/ (`nbgrader release_feedback {results['assignment']}` publishes them)")
+        lines.append(
+            f"  feedback: {len(pages)} page(s) in feedback/STUDENT/{results['assignment']}/ (`nbgrader release_feedback {results['assignment']}` publishes them)"
+        )
     if results.get("unchanged"):
-        lines.append(f"  {len(results['unchanged'])} submission(s) unchanged since they were last graded: not regraded (use --force to regrade)")
+        lines.append(
+            f"  {len(results['unchanged'])} submission(s) unchanged since they were last graded: not regraded (use --force to regrade)"
+        )
     if c.get("ungraded_submissions"):
         lines.append(
             f"  NOT GRADED: {c[UNGRADED]} notebook(s) of {c['ungraded_submissions']} submission(s), because gradeflow or the sandbox failed "
@@ -147,16 +212,49 @@ def _write_results(workspace: Path, results: dict[str, Any]) -> Path:
     write_json(out / "results.json", results)
     with open(out / "grades.csv", "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["assignment", "student_id", "timestamp", "status", "raw_score", "late_submission_penalty", "score", "max_score", "needs_manual_grade"])
+        w.writerow(
+            [
+                "assignment",
+                "student_id",
+                "timestamp",
+                "status",
+                "raw_score",
+                "late_submission_penalty",
+                "score",
+                "max_score",
+                "needs_manual_grade",
+            ]
+        )
         for s in results["students"]:
-            w.writerow([results["assignment"], s["student"], s["timestamp"] or "", s["status"], s["raw_score"], s["late_submission_penalty"], s["score"], s["max_score"], s["needs_manual_grade"]])
+            w.writerow(
+                [
+                    results["assignment"],
+                    s["student"],
+                    s["timestamp"] or "",
+                    s["status"],
+                    s["raw_score"],
+                    s["late_submission_penalty"],
+                    s["score"],
+                    s["max_score"],
+                    s["needs_manual_grade"],
+                ]
+            )
     with open(out / "cells.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["student_id", "notebook", "cell", "auto_score", "max_score", "needs_manual_grade"])
         for s in results["students"]:
             for n in s["notebooks"]:
                 for cell in n.get("cells", []):
-                    w.writerow([s["student"], n["notebook"], cell["cell"], cell["auto_score"], cell["max_score"], cell["needs_manual_grade"]])
+                    w.writerow(
+                        [
+                            s["student"],
+                            n["notebook"],
+                            cell["cell"],
+                            cell["auto_score"],
+                            cell["max_score"],
+                            cell["needs_manual_grade"],
+                        ]
+                    )
     (out / "summary.txt").write_text("\n".join(summary_lines(results)) + "\n")
     return out
 
@@ -212,18 +310,34 @@ class CourseWriter:
             f"nothing of {student}'s {assignment} was written ({self.written} submission(s) of this run were); "
             "when the database is back, run the same command again: it grades what is missing"
         )
-        with database_errors(coursedir.db_url, "lost the gradebook database {url} while writing " + f"{student}'s {assignment}", todo), one_transaction(coursedir.db_url):
+        with (
+            database_errors(
+                coursedir.db_url, "lost the gradebook database {url} while writing " + f"{student}'s {assignment}", todo
+            ),
+            one_transaction(coursedir.db_url),
+        ):
             with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
                 gb.update_or_create_student(student)
-                gb.update_or_create_submission(assignment, student, **({"timestamp": sub.timestamp} if sub.timestamp else {}))
+                gb.update_or_create_submission(
+                    assignment, student, **({"timestamp": sub.timestamp} if sub.timestamp else {})
+                )
             for o in rec.notebooks:
                 if o.status in (OK, REPAIRED, TAMPERED):
                     nb = nbformat.read(str(ws / "scored" / student / f"{o.notebook}.ipynb"), as_version=4)
-                    resources = {"nbgrader": {"student": student, "assignment": assignment, "notebook": o.notebook, "db_url": coursedir.db_url}}
+                    resources = {
+                        "nbgrader": {
+                            "student": student,
+                            "assignment": assignment,
+                            "notebook": o.notebook,
+                            "db_url": coursedir.db_url,
+                        }
+                    }
                     for pp in merge_preprocessors(self.config):
                         if pp.enabled:
                             nb, resources = pp.preprocess(nb, resources)
-                    flag_for_review(coursedir.db_url, assignment, o.notebook, student, o.detail.get("tampered_cells", []))
+                    flag_for_review(
+                        coursedir.db_url, assignment, o.notebook, student, o.detail.get("tampered_cells", [])
+                    )
                     graded[o.notebook] = nb
                     continue
                 with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
@@ -279,7 +393,11 @@ class CourseWriter:
 def apply_to_course(workspace: Path, course_dir: Path, students: Sequence[str] | None = None) -> list[str]:
     """Write scored submissions (all, or only `students`) into the course; return who was written."""
     writer = CourseWriter(workspace, course_dir)
-    return [s.student for s in writer.manifest.submissions if (not students or s.student in students) and writer.write(s.student)]
+    return [
+        s.student
+        for s in writer.manifest.submissions
+        if (not students or s.student in students) and writer.write(s.student)
+    ]
 
 
 def merge(workspace: Path, course_dir: Path | None = None, students: Sequence[str] | None = None) -> dict[str, Any]:
@@ -304,7 +422,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m steps.merge", description=merge.__doc__)
     p.add_argument("--workspace", type=Path, required=True)
-    p.add_argument("--course-dir", type=Path, default=None, help="also write the gradebook and autograded/ of this course")
+    p.add_argument(
+        "--course-dir", type=Path, default=None, help="also write the gradebook and autograded/ of this course"
+    )
     a = p.parse_args(argv)
     ungraded: list[int] = []
 

@@ -8,6 +8,7 @@ makes nbgrader's module use `validate` below instead: the same check of the sche
 schema and process), the same validator class and the same error (`best_match`), raised the
 same way.
 """
+
 from __future__ import annotations
 
 import json

@@ -14,6 +14,7 @@ into the snapshot, and cuts them at its trust boundary:
 
 None of them runs student code; each is built with the course's configuration.
 """
+
 from __future__ import annotations
 
 from typing import Any, Mapping

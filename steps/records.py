@@ -2,6 +2,7 @@
 
 Steps never share globals; everything one step tells the next is in one of these files.
 """
+
 from __future__ import annotations
 
 import json

@@ -17,6 +17,7 @@ configurable delimiters as ClearHiddenTests):
 What it cannot know: a value a hidden test computes and prints without quoting its own source
 (`print(secret)`) is shown. Tests that print are rare; docs/security.md says so.
 """
+
 from __future__ import annotations
 
 import html

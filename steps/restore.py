@@ -13,6 +13,7 @@ attributed) is *skipped* with a reason. `strict=True` turns the recovery off (nb
 behaviour): a deleted grade cell scores 0, a notebook with duplicated, renamed or re-flagged
 grade cells is skipped.
 """
+
 from __future__ import annotations
 
 import functools
@@ -56,7 +57,12 @@ class _ChangeLog(logging.Handler):
 
 
 _CHANGE = re.compile(r"Attribute '(\w+)' for cell (\S+) has changed")
-_WHAT = {"checksum": "locked cell {cell!r} was edited", "points": "the points of cell {cell!r} were edited", "cell_type": "the type of cell {cell!r} was changed", "locked": "cell {cell!r} was unlocked"}
+_WHAT = {
+    "checksum": "locked cell {cell!r} was edited",
+    "points": "the points of cell {cell!r} were edited",
+    "cell_type": "the type of cell {cell!r} was changed",
+    "locked": "cell {cell!r} was unlocked",
+}
 
 
 def _plain(change: str) -> str:
@@ -64,7 +70,10 @@ def _plain(change: str) -> str:
     m = _CHANGE.search(change)
     if not m:
         return change
-    return _WHAT.get(m.group(1), "attribute {attr} of cell {cell!r} was changed").format(attr=m.group(1), cell=m.group(2)) + ": restored from the assignment"
+    return (
+        _WHAT.get(m.group(1), "attribute {attr} of cell {cell!r} was changed").format(attr=m.group(1), cell=m.group(2))
+        + ": restored from the assignment"
+    )
 
 
 def _flags(cell: Any) -> dict[str, Any]:
@@ -85,7 +94,9 @@ def _read(path: Path) -> Any:
         raise Malformed("the file is JSON but not a notebook (no cells)")
     major = data.get("nbformat")
     if major not in (3, 4):
-        raise Malformed(f"the notebook is nbformat version {major}; gradeflow grades versions 3 and 4 (re-save it in Jupyter)")
+        raise Malformed(
+            f"the notebook is nbformat version {major}; gradeflow grades versions 3 and 4 (re-save it in Jupyter)"
+        )
     if major == 3 and "worksheets" not in data:
         raise Malformed("the notebook says nbformat version 3 but has no worksheets (re-save it in Jupyter)")
     try:
@@ -161,7 +172,9 @@ def _sanitize(nb: Any, resources: dict[str, Any], config: dict[str, Any]) -> tup
     return nb, changes.lines
 
 
-def _recover(nb: Any, spec: dict[str, Any], config: dict[str, Any], resources: dict[str, Any]) -> tuple[Any, list[dict[str, str]]]:
+def _recover(
+    nb: Any, spec: dict[str, Any], config: dict[str, Any], resources: dict[str, Any]
+) -> tuple[Any, list[dict[str, str]]]:
     """Run gradeflow's recovery preprocessors; return the notebook and its repairs, per cell."""
     from traitlets.config import Config
 
@@ -174,7 +187,9 @@ def _recover(nb: Any, spec: dict[str, Any], config: dict[str, Any], resources: d
     return nb, resources["gradeflow"]["repairs"]
 
 
-def restore_notebook(path: Path, spec: dict[str, Any], snapshot: dict[str, Any], resources: dict[str, Any], strict: bool = False) -> tuple[Any, NotebookOutcome]:
+def restore_notebook(
+    path: Path, spec: dict[str, Any], snapshot: dict[str, Any], resources: dict[str, Any], strict: bool = False
+) -> tuple[Any, NotebookOutcome]:
     """Validate, recover (unless `strict`) and restore one notebook: (restored notebook or None, outcome)."""
     name = spec["name"]
     config = snapshot.get("config", {})
@@ -191,7 +206,11 @@ def restore_notebook(path: Path, spec: dict[str, Any], snapshot: dict[str, Any],
         edited = _edited_locked_cells(nb, spec, config) - put_back
         nb, changes = _sanitize(nb, resources, config)
         # nbgrader reports every restored hidden test as a checksum change: keep only real edits
-        changes = [c for c in changes if not ((m := _CHANGE.search(c)) and m.group(1) == "checksum" and m.group(2) not in edited)]
+        changes = [
+            c
+            for c in changes
+            if not ((m := _CHANGE.search(c)) and m.group(1) == "checksum" and m.group(2) not in edited)
+        ]
     except Malformed as e:
         return None, NotebookOutcome(name, SKIPPED, str(e))
     except Exception as e:  # noqa: BLE001 - nbgrader's validator and friends: still the notebook's fault
@@ -199,9 +218,17 @@ def restore_notebook(path: Path, spec: dict[str, Any], snapshot: dict[str, Any],
         return None, NotebookOutcome(name, SKIPPED, f"nbgrader could not validate the notebook: {reason}")
     for c in changes:
         m = _CHANGE.search(c)
-        repairs.append({"cell": m.group(2) if m else "", "repair": m.group(1) if m else "nbgrader", "reason": _plain(c)})
+        repairs.append(
+            {"cell": m.group(2) if m else "", "repair": m.group(1) if m else "nbgrader", "reason": _plain(c)}
+        )
     if repairs:
-        return nb, NotebookOutcome(name, REPAIRED, "; ".join(r["reason"] for r in repairs), [r["reason"] for r in repairs], {"repairs": repairs})
+        return nb, NotebookOutcome(
+            name,
+            REPAIRED,
+            "; ".join(r["reason"] for r in repairs),
+            [r["reason"] for r in repairs],
+            {"repairs": repairs},
+        )
     return nb, NotebookOutcome(name, OK)
 
 
@@ -216,14 +243,18 @@ def _hash_dir(root: Path, config: dict[str, Any] | None = None) -> str:
     return h.hexdigest()
 
 
-def restore_submission(workspace: Path, manifest: Manifest, snapshot: dict[str, Any], student: str, scratch: Path, strict: bool = False) -> StepRecord:
+def restore_submission(
+    workspace: Path, manifest: Manifest, snapshot: dict[str, Any], student: str, scratch: Path, strict: bool = False
+) -> StepRecord:
     """Restore one submission into `restored/<student>/work/` and write its restore.json.
 
     `strict`: no recovery; a notebook nbgrader itself could not grade is skipped."""
     import time
 
     start = time.monotonic()
-    restore_preprocessors(snapshot.get("config", {}))  # a preprocessor the course names but gradeflow cannot import is the teacher's to fix, not a skip
+    restore_preprocessors(
+        snapshot.get("config", {})
+    )  # a preprocessor the course names but gradeflow cannot import is the teacher's to fix, not a skip
     sub = manifest.submission(student)
     src = workspace / "submissions" / student
     out = workspace / "restored" / student
@@ -238,7 +269,9 @@ def restore_submission(workspace: Path, manifest: Manifest, snapshot: dict[str, 
     specs = {nb["name"]: nb for nb in snapshot["notebooks"]}
     for name in manifest.notebooks:
         if name in sub.missing:
-            record.notebooks.append(NotebookOutcome(name, MISSING, f"{name}.ipynb was not submitted: scored 0 like nbgrader"))
+            record.notebooks.append(
+                NotebookOutcome(name, MISSING, f"{name}.ipynb was not submitted: scored 0 like nbgrader")
+            )
             continue
         nb, outcome = restore_notebook(src / f"{name}.ipynb", specs[name], snapshot, resources, strict)
         if nb is not None:
@@ -262,7 +295,13 @@ def fan_out_items(records: Sequence[StepRecord]) -> list[dict[str, str]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    strict = {"dest": "strict", "type": lambda v: v.lower() in ("1", "true", "yes"), "default": False, "metavar": "true|false", "help": "true: no recovery; a notebook nbgrader could not grade is skipped (default false)"}
+    strict = {
+        "dest": "strict",
+        "type": lambda v: v.lower() in ("1", "true", "yes"),
+        "default": False,
+        "metavar": "true|false",
+        "help": "true: no recovery; a notebook nbgrader could not grade is skipped (default false)",
+    }
     return submissions_main(STEP, restore, argv, emit=fan_out_items, options={"--strict": strict})
 
 

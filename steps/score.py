@@ -11,6 +11,7 @@ nbgrader's rules give it 0, and needs a manual grade; its notebook is TAMPERED. 
 that the executed notebook still has the restored cells: a kernel that rewrote its own
 notebook file (possible where papermill runs inside the sandbox) is not graded.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -66,7 +67,11 @@ def _cells_unchanged(restored: Any, executed: Any) -> str:
     if len(restored.cells) != len(executed.cells):
         return f"it has {len(executed.cells)} cells instead of {len(restored.cells)}"
     for i, (a, b) in enumerate(zip(restored.cells, executed.cells)):
-        if a.cell_type != b.cell_type or a.source != b.source or a.metadata.get("nbgrader") != b.metadata.get("nbgrader"):
+        if (
+            a.cell_type != b.cell_type
+            or a.source != b.source
+            or a.metadata.get("nbgrader") != b.metadata.get("nbgrader")
+        ):
             return f"cell {i} was changed"
     return ""
 
@@ -78,7 +83,9 @@ def _strip_papermill(nb: Any) -> Any:
     return nb
 
 
-def score_submission(workspace: Path, manifest: Manifest, snapshot: dict[str, Any], student: str, scratch: Path) -> StepRecord:
+def score_submission(
+    workspace: Path, manifest: Manifest, snapshot: dict[str, Any], student: str, scratch: Path
+) -> StepRecord:
     """Score one submission into `scored/<student>/`: graded notebooks and score.json."""
     from nbgrader.api import Gradebook
 
@@ -95,18 +102,30 @@ def score_submission(workspace: Path, manifest: Manifest, snapshot: dict[str, An
     db_url = scratch_gradebook(snapshot, scratch)
     with Gradebook(db_url) as gb:
         gb.update_or_create_student(student)
-        gb.update_or_create_submission(manifest.assignment, student, **({"timestamp": sub.timestamp} if sub.timestamp else {}))
+        gb.update_or_create_submission(
+            manifest.assignment, student, **({"timestamp": sub.timestamp} if sub.timestamp else {})
+        )
     record = StepRecord("score", student, detail={"timestamp": sub.timestamp, "notebooks": {}})
     config = snapshot.get("config", {})
-    score_preprocessors(config)  # a preprocessor the course names but gradeflow cannot import is the teacher's to fix, not a skip
+    score_preprocessors(
+        config
+    )  # a preprocessor the course names but gradeflow cannot import is the teacher's to fix, not a skip
     for name in manifest.notebooks:
         r = restore_rec.outcome(name)
         e = exec_rec.outcome(name) if exec_rec else None
         if r is None or r.status in (MISSING, SKIPPED):
-            record.notebooks.append(NotebookOutcome(name, r.status if r else MISSING, r.reason if r else "not restored"))
+            record.notebooks.append(
+                NotebookOutcome(name, r.status if r else MISSING, r.reason if r else "not restored")
+            )
             continue
         if e is None:
-            record.notebooks.append(NotebookOutcome(name, UNGRADED, "not executed (the execute step did not finish for this submission): nothing written; run again"))
+            record.notebooks.append(
+                NotebookOutcome(
+                    name,
+                    UNGRADED,
+                    "not executed (the execute step did not finish for this submission): nothing written; run again",
+                )
+            )
             continue
         if e.status != OK:
             record.notebooks.append(NotebookOutcome(name, e.status, e.reason))
@@ -114,14 +133,24 @@ def score_submission(workspace: Path, manifest: Manifest, snapshot: dict[str, An
         executed = nbformat.read(str(executed_dir / f"{name}.ipynb"), as_version=4)
         changed = _cells_unchanged(nbformat.read(str(restored_dir / "work" / f"{name}.ipynb"), as_version=4), executed)
         if changed:
-            record.notebooks.append(NotebookOutcome(name, SKIPPED, f"the notebook was modified while it ran ({changed}): not graded"))
+            record.notebooks.append(
+                NotebookOutcome(name, SKIPPED, f"the notebook was modified while it ran ({changed}): not graded")
+            )
             continue
         tampered, why = withhold_credit(executed, e.detail.get("integrity") or {})
-        resources = {"nbgrader": {"student": student, "assignment": manifest.assignment, "notebook": name, "db_url": db_url}}
+        resources = {
+            "nbgrader": {"student": student, "assignment": manifest.assignment, "notebook": name, "db_url": db_url}
+        }
         try:
             graded = run_preprocessors(_strip_papermill(executed), resources, score_preprocessors(config))
         except Exception as ex:  # noqa: BLE001 - nbgrader's validation of the executed notebook
-            record.notebooks.append(NotebookOutcome(name, SKIPPED, f"nbgrader could not grade the executed notebook: {str(ex).splitlines()[0] if str(ex) else type(ex).__name__}"))
+            record.notebooks.append(
+                NotebookOutcome(
+                    name,
+                    SKIPPED,
+                    f"nbgrader could not grade the executed notebook: {str(ex).splitlines()[0] if str(ex) else type(ex).__name__}",
+                )
+            )
             continue
         nbformat.write(graded, str(out / f"{name}.ipynb"), version=4)
         flag_for_review(db_url, manifest.assignment, name, student, tampered)
@@ -129,7 +158,9 @@ def score_submission(workspace: Path, manifest: Manifest, snapshot: dict[str, An
             record.detail["notebooks"][name] = read_grades(gb, manifest.assignment, name, student)
         repairs = {"repairs": r.detail.get("repairs", [])} if r.detail.get("repairs") else {}
         if tampered:
-            record.notebooks.append(NotebookOutcome(name, TAMPERED, why, list(r.changes), {"tampered_cells": tampered, **repairs}))
+            record.notebooks.append(
+                NotebookOutcome(name, TAMPERED, why, list(r.changes), {"tampered_cells": tampered, **repairs})
+            )
         else:
             record.notebooks.append(NotebookOutcome(name, r.status, r.reason, list(r.changes), repairs))
     record.seconds = round(time.monotonic() - start, 3)

@@ -6,6 +6,7 @@ and score honour. restore and score then rebuild a *scratch* gradebook holding o
 nbgrader's own preprocessors (OverwriteCells, SaveAutoGrades, AssignLatePenalties, ...) run
 unchanged against it, without the real gradebook ever being near student code.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -85,10 +86,14 @@ def cell_order(notebook: Path) -> list[str]:
         nb = nbformat.read(str(notebook), as_version=4)
     except Exception:  # noqa: BLE001 - no order: restore falls back to the gradebook's
         return []
-    return [c.metadata.nbgrader["grade_id"] for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade_id")]
+    return [
+        c.metadata.nbgrader["grade_id"] for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+    ]
 
 
-def export_snapshot(gradebook: Any, assignment: str, config: Config, notebook_dirs: tuple[Path, ...] = ()) -> dict[str, Any]:
+def export_snapshot(
+    gradebook: Any, assignment: str, config: Config, notebook_dirs: tuple[Path, ...] = ()
+) -> dict[str, Any]:
     """Read one assignment's notebooks and source cells out of an open nbgrader Gradebook.
 
     `notebook_dirs` (the assignment's source, then release folder) give each notebook's cell
@@ -100,7 +105,9 @@ def export_snapshot(gradebook: Any, assignment: str, config: Config, notebook_di
     notebooks = []
     for nb in sorted(a.notebooks, key=lambda n: n.name):
         names = {c.name for c in nb.source_cells}
-        order = next((o for d in notebook_dirs if (o := [n for n in cell_order(Path(d) / f"{nb.name}.ipynb") if n in names])), [])
+        order = next(
+            (o for d in notebook_dirs if (o := [n for n in cell_order(Path(d) / f"{nb.name}.ipynb") if n in names])), []
+        )
         order += [c.name for c in nb.source_cells if c.name not in order]
         notebooks.append(
             {

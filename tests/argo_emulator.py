@@ -14,6 +14,7 @@ limits, service accounts) and Argo's controller. Those are checked by tests on t
 objects and, for real, on a cluster (docs/argo.md). It understands the subset of Argo
 templating the gradeflow template uses, and raises on anything else.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -78,7 +79,7 @@ def _split(key: str) -> list[str]:
     heads = ("workflow.parameters.", "workflow.outputs.parameters.", "workflow.labels.", "inputs.parameters.", "item.")
     for h in heads:
         if key.startswith(h):
-            return h.rstrip(".").split(".") + [key[len(h):]]
+            return h.rstrip(".").split(".") + [key[len(h) :]]
     return key.split(".")
 
 
@@ -133,7 +134,12 @@ def retry_wanted(strategy: Mapping[str, Any] | None, exit_code: int | None, stat
     if not expr:
         return status in ("Failed", "Error")
     # operator.go: `lastRetryExitCode, lastRetryDuration := "0", "0"` when the node has no exit code
-    scope = {"lastRetry.exitCode": str(0 if exit_code is None else exit_code), "lastRetry.status": status, "lastRetry.message": message, "lastRetry.duration": "1"}
+    scope = {
+        "lastRetry.exitCode": str(0 if exit_code is None else exit_code),
+        "lastRetry.status": status,
+        "lastRetry.message": message,
+        "lastRetry.duration": "1",
+    }
     return bool(evaluate(expr, scope))
 
 
@@ -244,14 +250,20 @@ class Emulator:
     # -- one pod --------------------------------------------------------------------------------
     def _pod_path(self, root: Path, path: str) -> Path:
         if path == "/gradeflow" or path.startswith("/gradeflow/"):
-            return root / "gradeflow" / path[len("/gradeflow/"):] if path != "/gradeflow" else root / "gradeflow"
+            return root / "gradeflow" / path[len("/gradeflow/") :] if path != "/gradeflow" else root / "gradeflow"
         raise ValueError(f"artifact path {path} is outside the pod's /gradeflow workspace")
 
     def _localize(self, arg: str, root: Path, course: Path) -> str:
         arg = re.sub(r"^/gradeflow(?=/|$)", str(root / "gradeflow"), arg)
         return re.sub(r"^/course(?=/|$)", str(course), arg)
 
-    def run_pod(self, tmpl: Mapping[str, Any], node: str, params: Mapping[str, str], from_artifacts: Mapping[str, str] | None = None) -> PodRun:
+    def run_pod(
+        self,
+        tmpl: Mapping[str, Any],
+        node: str,
+        params: Mapping[str, str],
+        from_artifacts: Mapping[str, str] | None = None,
+    ) -> PodRun:
         """Run one container template: inputs in, command, outputs out (with retries and memoization)."""
         scope = {**self.scope, **{f"inputs.parameters.{k}": v for k, v in params.items()}}
         t = json.loads(substitute(json.dumps(tmpl), scope))
@@ -261,7 +273,18 @@ class Emulator:
             with self._lock:
                 hit = self.cache.get(memo_key)
             if hit:
-                pod = PodRun(tmpl["name"], node, dict(params), {}, dict(hit["artifacts"]), dict(hit["parameters"]), 0, attempts=0, memoized=True, memo_key=memo_key)
+                pod = PodRun(
+                    tmpl["name"],
+                    node,
+                    dict(params),
+                    {},
+                    dict(hit["artifacts"]),
+                    dict(hit["parameters"]),
+                    0,
+                    attempts=0,
+                    memoized=True,
+                    memo_key=memo_key,
+                )
                 with self._lock:
                     self.pods.append(pod)
                 return pod
@@ -271,7 +294,13 @@ class Emulator:
             pod = self._run_once(t, node, params, from_artifacts or {})
             pod.attempts, pod.memo_key = attempts, memo_key
             limit = int((t.get("retryStrategy") or {}).get("limit", 0))
-            if pod.exit_code == 0 or attempts > limit or not retry_wanted(t.get("retryStrategy"), pod.exit_code, "Failed" if pod.exit_code is not None else "Error"):
+            if (
+                pod.exit_code == 0
+                or attempts > limit
+                or not retry_wanted(
+                    t.get("retryStrategy"), pod.exit_code, "Failed" if pod.exit_code is not None else "Error"
+                )
+            ):
                 break
         with self._lock:
             self.pods.append(pod)
@@ -279,7 +308,9 @@ class Emulator:
                 self.cache[memo_key] = {"artifacts": pod.outputs, "parameters": pod.output_parameters}
         return pod
 
-    def _run_once(self, t: Mapping[str, Any], node: str, params: Mapping[str, str], from_artifacts: Mapping[str, str]) -> PodRun:
+    def _run_once(
+        self, t: Mapping[str, Any], node: str, params: Mapping[str, str], from_artifacts: Mapping[str, str]
+    ) -> PodRun:
         base = Path(tempfile.mkdtemp(prefix=f"gradeflow-pod-{t['name']}-", dir=self.keep))
         try:
             return self._in_pod(base, t, node, params, from_artifacts)
@@ -287,7 +318,9 @@ class Emulator:
             if not self.keep:
                 shutil.rmtree(base, ignore_errors=True)
 
-    def _in_pod(self, base: Path, t: Mapping[str, Any], node: str, params: Mapping[str, str], from_artifacts: Mapping[str, str]) -> PodRun:
+    def _in_pod(
+        self, base: Path, t: Mapping[str, Any], node: str, params: Mapping[str, str], from_artifacts: Mapping[str, str]
+    ) -> PodRun:
         root = base / "pod"
         (root / "gradeflow").mkdir(parents=True)
         placed: dict[str, str] = {}
@@ -301,7 +334,16 @@ class Emulator:
             elif key and self._download(key, dest):
                 placed[art["name"]] = art["path"]
             elif not art.get("optional"):
-                return PodRun(t["name"], node, dict(params), placed, {}, {}, None, log=f"input artifact {art['name']} ({key}) not found")
+                return PodRun(
+                    t["name"],
+                    node,
+                    dict(params),
+                    placed,
+                    {},
+                    {},
+                    None,
+                    log=f"input artifact {art['name']} ({key}) not found",
+                )
         root_files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
         if self.before_pod:
             self.before_pod(t["name"], params, root)
@@ -329,7 +371,17 @@ class Emulator:
             elif art.get("optional"):
                 outputs[art["name"]] = None
             elif proc.returncode == 0:
-                return PodRun(t["name"], node, dict(params), placed, outputs, {}, None, root_files=root_files, log=f"output artifact {art['name']} missing at {art['path']}\n{proc.stderr}")
+                return PodRun(
+                    t["name"],
+                    node,
+                    dict(params),
+                    placed,
+                    outputs,
+                    {},
+                    None,
+                    root_files=root_files,
+                    log=f"output artifact {art['name']} missing at {art['path']}\n{proc.stderr}",
+                )
         out_params: dict[str, str] = {}
         for p in (t.get("outputs") or {}).get("parameters", []) or []:
             if "value" in p:  # Argo reports the substituted value as it is (ReportOutputs)
@@ -343,15 +395,43 @@ class Emulator:
             elif "default" in vf:
                 out_params[p["name"]] = vf["default"]
             elif proc.returncode == 0:
-                return PodRun(t["name"], node, dict(params), placed, outputs, out_params, None, root_files=root_files, log=f"output parameter {p['name']} missing at {vf['path']}")
-        return PodRun(t["name"], node, dict(params), placed, outputs, out_params, proc.returncode, root_files=root_files, log=proc.stdout + proc.stderr)
+                return PodRun(
+                    t["name"],
+                    node,
+                    dict(params),
+                    placed,
+                    outputs,
+                    out_params,
+                    None,
+                    root_files=root_files,
+                    log=f"output parameter {p['name']} missing at {vf['path']}",
+                )
+        return PodRun(
+            t["name"],
+            node,
+            dict(params),
+            placed,
+            outputs,
+            out_params,
+            proc.returncode,
+            root_files=root_files,
+            log=proc.stdout + proc.stderr,
+        )
 
     # -- DAGs -----------------------------------------------------------------------------------
-    def _run_template(self, name: str, node: str, params: Mapping[str, str], from_artifacts: Mapping[str, str] | None = None) -> dict[str, Any]:
+    def _run_template(
+        self, name: str, node: str, params: Mapping[str, str], from_artifacts: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
         t = self.templates[name]
         if "container" in t:
             pod = self.run_pod(t, node, params, from_artifacts)
-            return {"phase": pod.phase, "outputs": {"parameters": pod.output_parameters, "artifacts": {k: v for k, v in pod.outputs.items() if v}}}
+            return {
+                "phase": pod.phase,
+                "outputs": {
+                    "parameters": pod.output_parameters,
+                    "artifacts": {k: v for k, v in pod.outputs.items() if v},
+                },
+            }
         if "dag" in t:
             return self._run_dag(t, node, params)
         raise ValueError(f"template {name}: only container and dag templates are emulated")
@@ -383,7 +463,9 @@ class Emulator:
             scope.update({f"workflow.outputs.parameters.{k}": v for k, v in self.global_outputs.items()})
         return scope
 
-    def _run_task(self, task: Mapping[str, Any], node: str, base: Mapping[str, Any], results: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
+    def _run_task(
+        self, task: Mapping[str, Any], node: str, base: Mapping[str, Any], results: Mapping[str, dict[str, Any]]
+    ) -> dict[str, Any]:
         if not depends_satisfied(task.get("depends", ""), results):
             return {"phase": "Omitted", "outputs": {"parameters": {}, "artifacts": {}}}
         scope = self._task_scope(base, results)
@@ -406,7 +488,9 @@ class Emulator:
             args = task.get("arguments") or {}
             params = {p["name"]: substitute(p["value"], s) for p in args.get("parameters", []) or []}
             arts = {a["name"]: substitute(a["from"], s) for a in args.get("artifacts", []) or []}
-            label = task["name"] + (f"({i}:{','.join(f'{k}:{v}' for k, v in sorted(item.items()))})" if isinstance(item, dict) else "")
+            label = task["name"] + (
+                f"({i}:{','.join(f'{k}:{v}' for k, v in sorted(item.items()))})" if isinstance(item, dict) else ""
+            )
             return self._run_template(task["template"], f"{node}.{label}", params, arts)
 
         if len(items) == 1:
@@ -414,7 +498,13 @@ class Emulator:
         else:
             with ThreadPoolExecutor(self.workers) as pool:
                 outcomes = list(pool.map(one, enumerate(items)))
-        phase = "Failed" if any(o["phase"] in ("Failed", "Error") for o in outcomes) else outcomes[0]["phase"] if len(outcomes) == 1 else "Succeeded"
+        phase = (
+            "Failed"
+            if any(o["phase"] in ("Failed", "Error") for o in outcomes)
+            else outcomes[0]["phase"]
+            if len(outcomes) == 1
+            else "Succeeded"
+        )
         out = outcomes[0]["outputs"] if len(outcomes) == 1 else {"parameters": {}, "artifacts": {}}
         if len(outcomes) == 1:
             self._export_globals(task["template"], out)
@@ -445,7 +535,13 @@ class Emulator:
 
 
 def _depends_on(task: Mapping[str, Any]) -> list[str]:
-    return sorted({m.split(".")[0] for m in re.findall(r"[A-Za-z0-9_-]+(?:\.[A-Za-z]+)?", task.get("depends", "")) if m not in ("and", "or")})
+    return sorted(
+        {
+            m.split(".")[0]
+            for m in re.findall(r"[A-Za-z0-9_-]+(?:\.[A-Za-z]+)?", task.get("depends", ""))
+            if m not in ("and", "or")
+        }
+    )
 
 
 def depends_satisfied(depends: str, results: Mapping[str, dict[str, Any]]) -> bool:
@@ -457,7 +553,15 @@ def depends_satisfied(depends: str, results: Mapping[str, dict[str, Any]]) -> bo
         phase = results[name]["phase"]
         if not result:
             return str(phase in ("Succeeded", "Skipped"))
-        return str({"Succeeded": phase == "Succeeded", "Failed": phase == "Failed", "Errored": phase == "Error", "Skipped": phase == "Skipped", "Omitted": phase == "Omitted"}[result])
+        return str(
+            {
+                "Succeeded": phase == "Succeeded",
+                "Failed": phase == "Failed",
+                "Errored": phase == "Error",
+                "Skipped": phase == "Skipped",
+                "Omitted": phase == "Omitted",
+            }[result]
+        )
 
     expr = re.sub(r"[A-Za-z0-9_-]+(?:\.[A-Z][A-Za-z]+)?", term, depends).replace("&&", " and ").replace("||", " or ")
     return bool(eval(expr, {"__builtins__": {}}, {}))  # noqa: S307 - True/False/and/or only

@@ -67,6 +67,7 @@ What it leaves out: managedFields (the controller's informer strips them,
 util/informer/transform.go, so the packer never counts them; etcd does, inside its 0.5 MiB of
 extra room), retries and failures (each retry adds one pod node), and events.
 """
+
 from __future__ import annotations
 
 import base64
@@ -179,7 +180,9 @@ class Measurement:
     configmap_etcd: dict[str, int] = field(default_factory=dict)  # with keys and metadata
     s3: dict[str, int] = field(default_factory=dict)  # GET, HEAD, LIST, PUT
     s3_by_template: dict[str, int] = field(default_factory=dict)
-    s3_per_pod: dict[str, int] = field(default_factory=dict)  # template -> requests of its busiest pod (Argo's init and wait containers move objects one by one)
+    s3_per_pod: dict[str, int] = field(
+        default_factory=dict
+    )  # template -> requests of its busiest pod (Argo's init and wait containers move objects one by one)
 
     @property
     def s3_total(self) -> int:
@@ -207,7 +210,9 @@ class Measurement:
     def as_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
         d["s3_total"] = self.s3_total
-        d["checks"] = {k: {"bytes": v, "limit": lim, "fits_with_margin": ok} for k, (v, lim, ok) in self.checks().items()}
+        d["checks"] = {
+            k: {"bytes": v, "limit": lim, "fits_with_margin": ok} for k, (v, lim, ok) in self.checks().items()
+        }
         return d
 
 
@@ -223,7 +228,18 @@ _HOSTS = [f"ip-10-0-{i // 8}-{17 + 13 * i}.ec2.internal" for i in range(24)]
 class _Run:
     """One run of the template in the controller, with every pod succeeding."""
 
-    def __init__(self, template: Mapping[str, Any], workflow: Mapping[str, Any], items: Sequence[Mapping[str, str]], *, scenario: str, argo: str, cache: dict[str, dict[str, str]] | None, files: Mapping[str, int], store: set[str] | None = None) -> None:
+    def __init__(
+        self,
+        template: Mapping[str, Any],
+        workflow: Mapping[str, Any],
+        items: Sequence[Mapping[str, str]],
+        *,
+        scenario: str,
+        argo: str,
+        cache: dict[str, dict[str, str]] | None,
+        files: Mapping[str, int],
+        store: set[str] | None = None,
+    ) -> None:
         self.template = template
         self.spec = template["spec"]
         self.templates = {t["name"]: t for t in self.spec["templates"]}
@@ -252,7 +268,13 @@ class _Run:
         self.pod_ids: list[str] = []
         self.pods_in: dict[str, int] = {}  # boundary (DAG) id -> pods in it
         self.rnd = random.Random(self.name)
-        self.repo = {"endpoint": "minio.argo.svc.cluster.local:9000", "bucket": "gradeflow", "insecure": True, "accessKeySecret": {"name": "gradeflow-s3-credentials", "key": "accesskey"}, "secretKeySecret": {"name": "gradeflow-s3-credentials", "key": "secretkey"}}
+        self.repo = {
+            "endpoint": "minio.argo.svc.cluster.local:9000",
+            "bucket": "gradeflow",
+            "insecure": True,
+            "accessKeySecret": {"name": "gradeflow-s3-credentials", "key": "accesskey"},
+            "secretKeySecret": {"name": "gradeflow-s3-credentials", "key": "secretkey"},
+        }
 
     # -- nodes ----------------------------------------------------------------------------------
     def node_id(self, name: str) -> str:
@@ -261,12 +283,28 @@ class _Run:
     def _ts(self, t: datetime) -> str:
         return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
-    def add(self, name: str, type_: str, template: str | None, boundary: str | None, phase: str, message: str = "", **extra: Any) -> dict[str, Any]:
+    def add(
+        self,
+        name: str,
+        type_: str,
+        template: str | None,
+        boundary: str | None,
+        phase: str,
+        message: str = "",
+        **extra: Any,
+    ) -> dict[str, Any]:
         nid = self.node_id(name)
         boundary_node = self.nodes.get(boundary or "")
-        display = name[len(boundary_node["name"]):] if boundary_node else name
+        display = name[len(boundary_node["name"]) :] if boundary_node else name
         display = re.sub(r"^[.\[\]0-9]+", "", display) if boundary_node else display
-        n: dict[str, Any] = {"id": nid, "name": name, "displayName": display, "type": type_, "phase": phase, "startedAt": self._ts(self.clock)}
+        n: dict[str, Any] = {
+            "id": nid,
+            "name": name,
+            "displayName": display,
+            "type": type_,
+            "phase": phase,
+            "startedAt": self._ts(self.clock),
+        }
         if template:
             n["templateName"] = template
             n["templateScope"] = f"namespaced/{self.workflow['spec']['workflowTemplateRef']['name']}"
@@ -287,7 +325,9 @@ class _Run:
         if kid["id"] not in parent["children"]:
             parent["children"].append(kid["id"])
 
-    def finish(self, n: dict[str, Any], seconds: float, outputs: dict[str, Any] | None = None, phase: str = "Succeeded") -> None:
+    def finish(
+        self, n: dict[str, Any], seconds: float, outputs: dict[str, Any] | None = None, phase: str = "Succeeded"
+    ) -> None:
         start = datetime.strptime(n["startedAt"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
         n["finishedAt"] = self._ts(start + timedelta(seconds=seconds))
         n["phase"] = phase
@@ -317,7 +357,9 @@ class _Run:
         if "raw" in art:
             return
         parts = key.split("/")
-        if key not in self.store and not any("/".join(parts[:i]) + "\0" in self.store for i in range(1, len(parts) + 1)):
+        if key not in self.store and not any(
+            "/".join(parts[:i]) + "\0" in self.store for i in range(1, len(parts) + 1)
+        ):
             self._count(template, "HEAD")  # an optional input that no pod wrote: NoSuchKey,
             self._count(template, "LIST")  # then IsDirectory finds nothing
             return
@@ -342,7 +384,14 @@ class _Run:
         self.store.update("/".join(parts[:i]) for i in range(1, len(parts)))  # its parents hold something
 
     # -- templates ------------------------------------------------------------------------------
-    def run_template(self, name: str, node_name: str, boundary: str | None, params: Mapping[str, str], arts_from: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
+    def run_template(
+        self,
+        name: str,
+        node_name: str,
+        boundary: str | None,
+        params: Mapping[str, str],
+        arts_from: Mapping[str, dict[str, Any]],
+    ) -> dict[str, Any]:
         t = self.templates[name]
         if "dag" in t:
             return self.run_dag(t, node_name, boundary, params)
@@ -364,7 +413,9 @@ class _Run:
                 p["value"] = self.file_value(t["name"], p)
             params.append(p)
             if p.get("globalName"):
-                self.global_outputs = [g for g in self.global_outputs if g["name"] != p["globalName"]] + [{"name": p["globalName"], "value": p["value"]}]
+                self.global_outputs = [g for g in self.global_outputs if g["name"] != p["globalName"]] + [
+                    {"name": p["globalName"], "value": p["value"]}
+                ]
         if params:
             out["parameters"] = params
         if arts:
@@ -383,7 +434,14 @@ class _Run:
             return "copied"
         raise ValueError(f"{template}: the model does not know what {path} holds")
 
-    def run_container(self, t: Mapping[str, Any], node_name: str, boundary: str | None, params: Mapping[str, str], arts_from: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
+    def run_container(
+        self,
+        t: Mapping[str, Any],
+        node_name: str,
+        boundary: str | None,
+        params: Mapping[str, str],
+        arts_from: Mapping[str, dict[str, Any]],
+    ) -> dict[str, Any]:
         scope = {**self.scope, **{f"inputs.parameters.{k}": v for k, v in params.items()}}
         name = t["name"]
         # initializeExecutableNode: every executable node (pod, retry parent, cache node) keeps the
@@ -405,11 +463,23 @@ class _Run:
         synced = {"taskResultSynced": True} if self.argo == "v4" else {}
         memo = None
         if "memoize" in t:
-            memo = {"key": substitute(t["memoize"]["key"], scope), "cacheName": substitute(t["memoize"]["cache"]["configMap"]["name"], scope)}
+            memo = {
+                "key": substitute(t["memoize"]["key"], scope),
+                "cacheName": substitute(t["memoize"]["cache"]["configMap"]["name"], scope),
+            }
         if memo and self.scenario == "regrade":
             entry = self.cache.get(memo["cacheName"], {}).get(memo["key"])
             if entry:  # initializeCacheHitNode: one Succeeded node with the cached outputs, no pod
-                n = self.add(node_name, "Pod", name, boundary, "Succeeded", memoizationStatus={"hit": True, **memo}, **base, **synced)
+                n = self.add(
+                    node_name,
+                    "Pod",
+                    name,
+                    boundary,
+                    "Succeeded",
+                    memoizationStatus={"hit": True, **memo},
+                    **base,
+                    **synced,
+                )
                 n["outputs"] = json.loads(entry)["outputs"]
                 n["finishedAt"] = n["startedAt"]
                 return n
@@ -418,7 +488,16 @@ class _Run:
             # a memoized template's cache node (initializeCacheNode: the template's node type, Pod)
             # becomes the retry parent; otherwise executeTemplate injects a Retry node
             if memo:
-                parent = self.add(node_name, "Pod", name, boundary, "Pending", memoizationStatus={"hit": False, **memo}, **base, **synced)
+                parent = self.add(
+                    node_name,
+                    "Pod",
+                    name,
+                    boundary,
+                    "Pending",
+                    memoizationStatus={"hit": False, **memo},
+                    **base,
+                    **synced,
+                )
             else:
                 parent = self.add(node_name, "Retry", name, boundary, "Running", **base)
         before = sum(self.s3.values())
@@ -426,13 +505,17 @@ class _Run:
             key = (a.get("s3") or {}).get("key")
             if key:
                 self.download(name, a, key)
-        seconds = _POD_OVERHEAD + (_STEP_SECONDS["collect"] if name == "collect" else _STEP_SECONDS.get(name, 0.0) * len(self.items))
+        seconds = _POD_OVERHEAD + (
+            _STEP_SECONDS["collect"] if name == "collect" else _STEP_SECONDS.get(name, 0.0) * len(self.items)
+        )
         extra: dict[str, Any] = {"hostNodeName": self.rnd.choice(_HOSTS), "progress": "1/1", **base, **synced}
         if parent is not None:
             extra["nodeFlag"] = {"retried": True}  # executeTemplate: opts.nodeFlag.Retried for the retry's children
         if memo:
             extra["memoizationStatus"] = {"hit": False, **memo}
-        pod = self.add(f"{node_name}(0)" if parent is not None else node_name, "Pod", name, boundary, "Pending", **extra)
+        pod = self.add(
+            f"{node_name}(0)" if parent is not None else node_name, "Pod", name, boundary, "Pending", **extra
+        )
         self.pods_in[boundary or ""] = self.pods_in.get(boundary or "", 0) + 1
         self.pods[name] = self.pods.get(name, 0) + 1
         self.pod_ids.append(pod["id"])
@@ -441,12 +524,35 @@ class _Run:
         for a in outputs.get("artifacts", []):
             self.upload(name, a["s3"]["key"])
         self.s3_per_pod[name] = max(self.s3_per_pod.get(name, 0), sum(self.s3.values()) - before)
-        self.task_result_max = max(self.task_result_max, _size({"apiVersion": "argoproj.io/v1alpha1", "kind": "WorkflowTaskResult", "metadata": {"name": pod["id"], "namespace": "gradeflow", "labels": {"workflows.argoproj.io/workflow": self.name, "workflows.argoproj.io/report-outputs-completed": "true"}}, "outputs": outputs, "progress": "1/1"}))
+        self.task_result_max = max(
+            self.task_result_max,
+            _size(
+                {
+                    "apiVersion": "argoproj.io/v1alpha1",
+                    "kind": "WorkflowTaskResult",
+                    "metadata": {
+                        "name": pod["id"],
+                        "namespace": "gradeflow",
+                        "labels": {
+                            "workflows.argoproj.io/workflow": self.name,
+                            "workflows.argoproj.io/report-outputs-completed": "true",
+                        },
+                    },
+                    "outputs": outputs,
+                    "progress": "1/1",
+                }
+            ),
+        )
         self.finish(pod, seconds, outputs)
         cpu = max(1, round(seconds * 0.6))
         pod["resourcesDuration"] = {"cpu": cpu, "memory": cpu * 7}
         if memo:  # the controller saves a succeeded pod's outputs (operator.go podReconciliation)
-            entry = {"nodeID": pod["id"], "outputs": outputs, "creationTimestamp": pod["finishedAt"], "lastHitTimestamp": pod["finishedAt"]}
+            entry = {
+                "nodeID": pod["id"],
+                "outputs": outputs,
+                "creationTimestamp": pod["finishedAt"],
+                "lastHitTimestamp": pod["finishedAt"],
+            }
             self.cache.setdefault(memo["cacheName"], {})[memo["key"]] = json.dumps(entry, separators=(",", ":"))
         if parent is None:
             return pod
@@ -466,7 +572,9 @@ class _Run:
             return [o for c in n.get("children", []) for o in self.outbound(self.nodes[c])] or [n["id"]]
         return n.get("outboundNodes") or [n["id"]]
 
-    def run_dag(self, t: Mapping[str, Any], node_name: str, boundary: str | None, params: Mapping[str, str]) -> dict[str, Any]:
+    def run_dag(
+        self, t: Mapping[str, Any], node_name: str, boundary: str | None, params: Mapping[str, str]
+    ) -> dict[str, Any]:
         extra: dict[str, Any] = {}
         if params:
             extra["inputs"] = {"parameters": [{"name": k, "value": v} for k, v in params.items()]}
@@ -501,7 +609,13 @@ class _Run:
                 scope[f"tasks.{name}.outputs.artifacts.{a['name']}"] = json.dumps(a)
         return scope
 
-    def run_task(self, task: Mapping[str, Any], dag: dict[str, Any], base: Mapping[str, Any], results: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
+    def run_task(
+        self,
+        task: Mapping[str, Any],
+        dag: dict[str, Any],
+        base: Mapping[str, Any],
+        results: Mapping[str, dict[str, Any]],
+    ) -> dict[str, Any]:
         name = f"{dag['name']}.{task['name']}"
         deps = _deps(task)
         parents = [self.nodes[o] for d in deps for o in self.outbound(results[d])] or [dag]
@@ -538,7 +652,9 @@ class _Run:
         n = self.one(task, name, dag, scope, connect)
         return n
 
-    def one(self, task: Mapping[str, Any], name: str, dag: dict[str, Any], scope: Mapping[str, Any], connect: Any = None) -> dict[str, Any]:
+    def one(
+        self, task: Mapping[str, Any], name: str, dag: dict[str, Any], scope: Mapping[str, Any], connect: Any = None
+    ) -> dict[str, Any]:
         if "when" in task:
             cond = substitute(task["when"], scope)
             go = cond == "true" if cond in ("true", "false") else bool(evaluate(cond, {}))
@@ -549,7 +665,9 @@ class _Run:
                 return n
         args = task.get("arguments") or {}
         params = {p["name"]: substitute(p["value"], scope) for p in args.get("parameters", []) or []}
-        arts = {a["name"]: json.loads(substitute(a["from"], scope)) for a in args.get("artifacts", []) or [] if "from" in a}
+        arts = {
+            a["name"]: json.loads(substitute(a["from"], scope)) for a in args.get("artifacts", []) or [] if "from" in a
+        }
         n = self.run_template(task["template"], name, dag["id"], params, arts)
         if connect:
             connect(n)
@@ -566,8 +684,22 @@ class _Run:
     def workflow_object(self) -> dict[str, Any]:
         wf = copy.deepcopy(self.workflow)
         meta = wf["metadata"]
-        meta.update({"namespace": "gradeflow", "uid": "9b1c2f4e-5d6a-4b7c-8d9e-0f1a2b3c4d5e", "resourceVersion": "48213907", "generation": 2417, "creationTimestamp": self._ts(T0)})
-        meta.setdefault("labels", {}).update({"workflows.argoproj.io/completed": "true", "workflows.argoproj.io/phase": "Succeeded", "workflows.argoproj.io/workflow-template": self.workflow["spec"]["workflowTemplateRef"]["name"]})
+        meta.update(
+            {
+                "namespace": "gradeflow",
+                "uid": "9b1c2f4e-5d6a-4b7c-8d9e-0f1a2b3c4d5e",
+                "resourceVersion": "48213907",
+                "generation": 2417,
+                "creationTimestamp": self._ts(T0),
+            }
+        )
+        meta.setdefault("labels", {}).update(
+            {
+                "workflows.argoproj.io/completed": "true",
+                "workflows.argoproj.io/phase": "Succeeded",
+                "workflows.argoproj.io/workflow-template": self.workflow["spec"]["workflowTemplateRef"]["name"],
+            }
+        )
         meta.setdefault("annotations", {})["workflows.argoproj.io/pod-name-format"] = "v2"
         stored = copy.deepcopy(self.spec)  # setStoredWfSpec: the template's spec with the run's arguments
         stored["arguments"] = {"parameters": [{"name": k, "value": v} for k, v in self.params.items()]}
@@ -580,8 +712,20 @@ class _Run:
             "nodes": self.nodes,
             "storedWorkflowTemplateSpec": stored,
             "conditions": [{"type": "PodRunning", "status": "False"}, {"type": "Completed", "status": "True"}],
-            "artifactRepositoryRef": {"configMap": "artifact-repositories", "key": "gradeflow", "namespace": "gradeflow", "artifactRepository": {"s3": self.repo}},
-            "resourcesDuration": {"cpu": sum(n.get("resourcesDuration", {}).get("cpu", 0) for n in self.nodes.values() if n["type"] == "Pod"), "memory": sum(n.get("resourcesDuration", {}).get("memory", 0) for n in self.nodes.values() if n["type"] == "Pod")},
+            "artifactRepositoryRef": {
+                "configMap": "artifact-repositories",
+                "key": "gradeflow",
+                "namespace": "gradeflow",
+                "artifactRepository": {"s3": self.repo},
+            },
+            "resourcesDuration": {
+                "cpu": sum(
+                    n.get("resourcesDuration", {}).get("cpu", 0) for n in self.nodes.values() if n["type"] == "Pod"
+                ),
+                "memory": sum(
+                    n.get("resourcesDuration", {}).get("memory", 0) for n in self.nodes.values() if n["type"] == "Pod"
+                ),
+            },
         }
         if self.global_outputs:
             status["outputs"] = {"parameters": self.global_outputs}
@@ -594,7 +738,13 @@ class _Run:
 def _deps(task: Mapping[str, Any]) -> list[str]:
     if "dependencies" in task:
         return list(task["dependencies"])
-    return sorted({m.split(".")[0] for m in re.findall(r"[A-Za-z0-9_-]+(?:\.[A-Za-z]+)?", task.get("depends", "")) if m not in ("and", "or")})
+    return sorted(
+        {
+            m.split(".")[0]
+            for m in re.findall(r"[A-Za-z0-9_-]+(?:\.[A-Za-z]+)?", task.get("depends", ""))
+            if m not in ("and", "or")
+        }
+    )
 
 
 def _run_id(when: str, shard: int, shards: int) -> str:
@@ -633,9 +783,22 @@ def simulate(
     m = Measurement(n, scenario, argo)
 
     def runs(when: str) -> list[tuple[dict[str, Any], list[dict[str, str]]]]:
-        wfs = [w.to_dict() for w in build_shards("ps1", f"ps1-{when}", class_size=max(n, 1), shard_size=shard_size or SHARD_SIZE, course="data100", image=pinned)]
+        wfs = [
+            w.to_dict()
+            for w in build_shards(
+                "ps1",
+                f"ps1-{when}",
+                class_size=max(n, 1),
+                shard_size=shard_size or SHARD_SIZE,
+                course="data100",
+                image=pinned,
+            )
+        ]
         shards = len(wfs)
-        return [(wf, [it for it in items if shards == 1 or shard_of(it["student"], shards) == i]) for i, wf in enumerate(wfs)]
+        return [
+            (wf, [it for it in items if shards == 1 or shard_of(it["student"], shards) == i])
+            for i, wf in enumerate(wfs)
+        ]
 
     if scenario == "regrade":
         for wf, part in runs("20261124-090000"):
@@ -653,7 +816,10 @@ def simulate(
         m.nodes_plain = max(m.nodes_plain, _size(obj["status"]["nodes"]))
         compressed = compress_nodes(obj["status"]["nodes"])
         m.nodes_compressed = max(m.nodes_compressed, len(compressed))
-        packed = {**obj, "status": {**{k: v for k, v in obj["status"].items() if k != "nodes"}, "compressedNodes": compressed}}
+        packed = {
+            **obj,
+            "status": {**{k: v for k, v in obj["status"].items() if k != "nodes"}, "compressedNodes": compressed},
+        }
         m.workflow_compressed = max(m.workflow_compressed, _size(packed))
         for k, v in r.withparam.items():
             m.withparam[k] = max(m.withparam.get(k, 0), v)
@@ -669,5 +835,16 @@ def simulate(
         m.configmaps[name] = sum(len(v.encode()) for v in entries.values())
         m.configmap_entries[name] = len(entries)
         m.configmap_run[name] = sum(len(v.encode()) for k, v in entries.items() if before.get(name, {}).get(k) != v)
-        m.configmap_etcd[name] = _size({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "gradeflow", "labels": {"workflows.argoproj.io/configmap-type": "Cache"}}, "data": entries})
+        m.configmap_etcd[name] = _size(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {
+                    "name": name,
+                    "namespace": "gradeflow",
+                    "labels": {"workflows.argoproj.io/configmap-type": "Cache"},
+                },
+                "data": entries,
+            }
+        )
     return m

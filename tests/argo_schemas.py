@@ -12,6 +12,7 @@
   `kubernetes-validate` package, strict (unknown fields are errors).
 * Names and label values against Kubernetes' rules (k8s.io/apimachinery/pkg/util/validation).
 """
+
 from __future__ import annotations
 
 import json
@@ -30,7 +31,9 @@ KUBERNETES_VERSION = "1.33"  # a version kubernetes-validate ships schemas for; 
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")  # at most 253
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")  # at most 63
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")  # at most 63
-QUALIFIED_NAME = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+QUALIFIED_NAME = re.compile(
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+)
 
 
 def _for_jsonschema(node: Any) -> Any:
@@ -63,7 +66,10 @@ def crd_errors(obj: dict, kind: str) -> list[str]:
 
 def json_schema_errors(obj: dict, kind: str) -> list[str]:
     """Problems against Argo's published JSON schema."""
-    schema = {"$ref": f"#/definitions/io.argoproj.workflow.v1alpha1.{kind}", "definitions": _json_schema()["definitions"]}
+    schema = {
+        "$ref": f"#/definitions/io.argoproj.workflow.v1alpha1.{kind}",
+        "definitions": _json_schema()["definitions"],
+    }
     return _errors(jsonschema.Draft202012Validator(schema), obj)
 
 

@@ -8,6 +8,7 @@ who connected to a server on the host (`HostListener`); `planted_file` puts a ca
 on the host for the length of a test and `runner_environment` puts variables (fake secrets) in
 the environment the runner's worker processes inherit.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -16,9 +17,9 @@ import multiprocessing.forkserver
 import os
 import re
 import shutil
-import tempfile
 import socket
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -32,7 +33,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 # runs .venv/bin/python without activating the venv, so its bin/ goes first on PATH.
 os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
 import coursekit as ck  # noqa: E402
-
 from steps.errors import SandboxUnavailable  # noqa: E402
 
 # Small limits that keep sandboxed runs quick; hostile corpora are bounded below them.
@@ -71,9 +71,13 @@ def require_sandbox(name: str) -> None:
     from steps.sandbox import SANDBOXES, get_sandbox
 
     if name not in SANDBOXES:
-        pytest.skip(f"SANDBOX BACKEND MISSING: no sandbox is registered as {name!r} (known: {', '.join(sorted(SANDBOXES))}); its backend steps/sandbox/{name}.py is not there yet")
+        pytest.skip(
+            f"SANDBOX BACKEND MISSING: no sandbox is registered as {name!r} (known: {', '.join(sorted(SANDBOXES))}); its backend steps/sandbox/{name}.py is not there yet"
+        )
     if name == "podman" and not shutil.which("podman"):
-        pytest.skip("PODMAN MISSING: the podman sandbox is registered but `podman` is not installed here (apt-get install podman)")
+        pytest.skip(
+            "PODMAN MISSING: the podman sandbox is registered but `podman` is not installed here (apt-get install podman)"
+        )
     try:
         get_sandbox(name)
     except SandboxUnavailable as e:
@@ -90,7 +94,11 @@ def make_venv_like_this(dest: Path) -> Path:
     import subprocess
 
     if sys.prefix == sys.base_prefix:
-        subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(dest)], check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(dest)],
+            check=True,
+            capture_output=True,
+        )
     else:
         dest.mkdir(parents=True, exist_ok=True)
         subprocess.run(["cp", "-a", "--link", f"{sys.prefix}/.", str(dest)], check=True, capture_output=True)
@@ -194,7 +202,9 @@ def error_names(path: Path) -> dict[str, list[str]]:
     """The error outputs' names (e.g. CellTimeoutError), by grade_id or cell index."""
     nb = nbformat.read(str(path), as_version=4)
     return {
-        cell.metadata.get("nbgrader", {}).get("grade_id") or str(i): [o.get("ename", "") for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        cell.metadata.get("nbgrader", {}).get("grade_id") or str(i): [
+            o.get("ename", "") for o in cell.get("outputs", []) if o.get("output_type") == "error"
+        ]
         for i, cell in enumerate(nb.cells)
         if cell.cell_type == "code"
     }

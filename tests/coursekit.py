@@ -4,6 +4,7 @@
 hidden tests, a manually graded answer) whose gradebook comes from nbgrader itself; `submit`
 writes a student's submission from the release notebook with chosen cell sources replaced.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -24,15 +25,29 @@ RAISES = "def squares(n):\n    raise RuntimeError('not done yet')"
 KILLS_ITS_KERNEL = "def squares(n):\n    import os\n    os._exit(3)"  # the kernel dies when the test cell calls it
 
 
-def _meta(grade_id: str, *, grade: bool = False, solution: bool = False, locked: bool = False, points: float | None = None) -> dict:
-    meta = {"grade": grade, "grade_id": grade_id, "locked": locked, "schema_version": 3, "solution": solution, "task": False}
+def _meta(
+    grade_id: str, *, grade: bool = False, solution: bool = False, locked: bool = False, points: float | None = None
+) -> dict:
+    meta = {
+        "grade": grade,
+        "grade_id": grade_id,
+        "locked": locked,
+        "schema_version": 3,
+        "solution": solution,
+        "task": False,
+    }
     if points is not None:
         meta["points"] = points
     return {"nbgrader": meta}
 
 
 def squares_notebook() -> nbformat.NotebookNode:
-    nb = new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}, "language_info": {"name": "python"}})
+    nb = new_notebook(
+        metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+            "language_info": {"name": "python"},
+        }
+    )
     nb.cells = [
         new_markdown_cell("# Squares\nWrite `squares(n)`.", metadata=_meta("intro", locked=True)),
         new_code_cell(SOLUTION, metadata=_meta("squares", solution=True)),
@@ -42,18 +57,31 @@ def squares_notebook() -> nbformat.NotebookNode:
     return nb
 
 
-def build_course(root: Path, notebooks: dict[str, nbformat.NotebookNode], config: str = "", data: dict[str, str] | None = None, assignment: str = "ps1") -> Path:
+def build_course(
+    root: Path,
+    notebooks: dict[str, nbformat.NotebookNode],
+    config: str = "",
+    data: dict[str, str] | None = None,
+    assignment: str = "ps1",
+) -> Path:
     """A course dir with source/<assignment>/ and a gradebook made by nbgrader generate_assignment."""
     course = root
     src = course / "source" / assignment
     src.mkdir(parents=True, exist_ok=True)
-    (course / "nbgrader_config.py").write_text(f"c = get_config()\nc.CourseDirectory.course_id = 'test-course'\n{config}")
+    (course / "nbgrader_config.py").write_text(
+        f"c = get_config()\nc.CourseDirectory.course_id = 'test-course'\n{config}"
+    )
     for name, nb in notebooks.items():
         nbformat.write(nb, str(src / f"{name}.ipynb"))
     for rel, text in (data or {}).items():
         (src / rel).parent.mkdir(parents=True, exist_ok=True)
         (src / rel).write_text(text)
-    proc = subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", assignment, "--create", "--force"], cwd=course, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "nbgrader", "generate_assignment", assignment, "--create", "--force"],
+        cwd=course,
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         raise RuntimeError(proc.stdout + proc.stderr)
     return course
@@ -63,7 +91,15 @@ def squares_course(root: Path, config: str = "") -> Path:
     return build_course(root, {"squares": squares_notebook()}, config)
 
 
-def submit(course: Path, student: str, sources: dict[str, str] | None = None, notebook: str = "squares", assignment: str = "ps1", timestamp: str = TIMESTAMP, extra_files: dict[str, str] | None = None) -> Path:
+def submit(
+    course: Path,
+    student: str,
+    sources: dict[str, str] | None = None,
+    notebook: str = "squares",
+    assignment: str = "ps1",
+    timestamp: str = TIMESTAMP,
+    extra_files: dict[str, str] | None = None,
+) -> Path:
     """Submit the release notebook with the cells named in `sources` (grade_id -> source) replaced."""
     nb = nbformat.read(str(course / "release" / assignment / f"{notebook}.ipynb"), as_version=4)
     for cell in nb.cells:
@@ -104,4 +140,3 @@ def alice_and_bob(course: Path) -> Path:
     submit(course, "alice", {"squares": CORRECT})
     submit(course, "bob", {"squares": RAISES})
     return course
-

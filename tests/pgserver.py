@@ -7,6 +7,7 @@ administer with). PostgreSQL refuses to run as root, so as root the server runs 
 unprivileged `postgres` user (setpriv). `course_database()` gives each course its own
 database, so two copies of a course never share a gradebook.
 """
+
 from __future__ import annotations
 
 import os
@@ -59,13 +60,39 @@ class PgServer:
             self._as_user = ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--init-groups", "--"]
 
     def _run(self, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*self._as_user, *cmd], capture_output=True, text=True, check=check, cwd=self.root, timeout=120)
+        return subprocess.run(
+            [*self._as_user, *cmd], capture_output=True, text=True, check=check, cwd=self.root, timeout=120
+        )
 
     def start(self) -> "PgServer":
         if not self.data.exists():
-            self._run(str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--no-sync")
+            self._run(
+                str(PG_BIN / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                "postgres",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            )
         opts = f"-k {self.root} -h 127.0.0.1 -p {self.port} -c fsync=off -c max_connections=60"
-        proc = self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "server.log"), "-o", opts, "-w", "-t", "60", "start", check=False)
+        proc = self._run(
+            str(PG_BIN / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.root / "server.log"),
+            "-o",
+            opts,
+            "-w",
+            "-t",
+            "60",
+            "start",
+            check=False,
+        )
         if proc.returncode != 0:
             raise RuntimeError(f"pg_ctl start failed:\n{proc.stdout}{proc.stderr}\n{self.log()[-3000:]}")
         if not self.admin("SELECT 1 FROM pg_roles WHERE rolname = %s", GRADER):

@@ -10,6 +10,7 @@ Kubernetes API server, which the client uses (CustomObjectsApi on
 workflows.argoproj.io/v1alpha1) when no Argo Server is configured. A 401, a missing
 template or an unreachable server become messages that say what to do.
 """
+
 from __future__ import annotations
 
 import json
@@ -51,9 +52,17 @@ class FakeArgo:
                 url = urlsplit(self.path)
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
-                req = {"method": self.command, "path": url.path, "query": parse_qs(url.query), "headers": {k.lower(): v for k, v in self.headers.items()}, "body": json.loads(raw) if raw else None}
+                req = {
+                    "method": self.command,
+                    "path": url.path,
+                    "query": parse_qs(url.query),
+                    "headers": {k.lower(): v for k, v in self.headers.items()},
+                    "body": json.loads(raw) if raw else None,
+                }
                 fake.requests.append(req)
-                status, body = fake.routes.get((self.command, url.path), (404, {"code": 5, "message": f"{url.path} not found"}))
+                status, body = fake.routes.get(
+                    (self.command, url.path), (404, {"code": 5, "message": f"{url.path} not found"})
+                )
                 if callable(body):
                     body = body(req)
                 data = body if isinstance(body, bytes) else json.dumps(body).encode()
@@ -101,12 +110,33 @@ def a_workflow(name: str, phase: str, nodes: dict | None = None, students: list[
     wf["metadata"]["annotations"] = {"workflows.argoproj.io/pod-name-format": "v2"}
     wf["status"] = {"phase": phase, "nodes": nodes or {}}
     if students is not None:
-        wf["status"]["outputs"] = {"parameters": [{"name": "students", "value": json.dumps([{"student": s, "work-hash": "h"} for s in students])}]}
+        wf["status"]["outputs"] = {
+            "parameters": [
+                {"name": "students", "value": json.dumps([{"student": s, "work-hash": "h"} for s in students])}
+            ]
+        }
     return wf
 
 
-def node(wf_name: str, suffix: str, template: str, phase: str, type_: str = "Pod", student: str | None = None, children: list[str] | None = None, **extra: Any) -> dict:
-    n = {"id": f"{wf_name}-{abs(hash(suffix)) % 10**9}", "name": f"{wf_name}.{suffix}", "displayName": suffix.split(".")[-1], "type": type_, "templateName": template, "phase": phase, "children": children or []}
+def node(
+    wf_name: str,
+    suffix: str,
+    template: str,
+    phase: str,
+    type_: str = "Pod",
+    student: str | None = None,
+    children: list[str] | None = None,
+    **extra: Any,
+) -> dict:
+    n = {
+        "id": f"{wf_name}-{abs(hash(suffix)) % 10**9}",
+        "name": f"{wf_name}.{suffix}",
+        "displayName": suffix.split(".")[-1],
+        "type": type_,
+        "templateName": template,
+        "phase": phase,
+        "children": children or [],
+    }
     if student:
         n["inputs"] = {"parameters": [{"name": "student", "value": student}, {"name": "work-hash", "value": "h"}]}
     n.update(extra)
@@ -114,18 +144,45 @@ def node(wf_name: str, suffix: str, template: str, phase: str, type_: str = "Pod
 
 
 def test_settings_follow_the_argo_cli_environment() -> None:
-    s = ArgoSettings.from_env({"ARGO_SERVER": "argo.example.edu:443", "ARGO_TOKEN": "Bearer abc", "ARGO_NAMESPACE": "course-a", "ARGO_INSECURE_SKIP_VERIFY": "true", "ARGO_HTTP1": "true", "ARGO_BASE_HREF": "/argo/"})
-    assert (s.url, s.token, s.namespace, s.insecure_skip_verify, s.http1) == ("https://argo.example.edu:443/argo/", "Bearer abc", "course-a", True, True)
-    assert ArgoSettings.from_env({"ARGO_SERVER": "localhost:2746", "ARGO_SECURE": "false"}).url == "http://localhost:2746/"
+    s = ArgoSettings.from_env(
+        {
+            "ARGO_SERVER": "argo.example.edu:443",
+            "ARGO_TOKEN": "Bearer abc",
+            "ARGO_NAMESPACE": "course-a",
+            "ARGO_INSECURE_SKIP_VERIFY": "true",
+            "ARGO_HTTP1": "true",
+            "ARGO_BASE_HREF": "/argo/",
+        }
+    )
+    assert (s.url, s.token, s.namespace, s.insecure_skip_verify, s.http1) == (
+        "https://argo.example.edu:443/argo/",
+        "Bearer abc",
+        "course-a",
+        True,
+        True,
+    )
+    assert (
+        ArgoSettings.from_env({"ARGO_SERVER": "localhost:2746", "ARGO_SECURE": "false"}).url == "http://localhost:2746/"
+    )
     assert ArgoSettings.from_env({}, namespace="x").namespace == "x"  # a flag wins over the environment
     assert ArgoSettings.from_env({}).namespace == "gradeflow" and ArgoSettings.from_env({}).server is None
 
 
 def test_submit_posts_a_valid_workflow_with_the_token(argo: FakeArgo) -> None:
     argo.routes[("GET", f"/api/v1/workflow-templates/{NS}/gradeflow-autograde")] = (200, INSTALLED)
-    argo.routes[("POST", f"/api/v1/workflows/{NS}")] = (200, lambda req: {**req["body"]["workflow"], "status": {"phase": "Pending"}})
+    argo.routes[("POST", f"/api/v1/workflows/{NS}")] = (
+        200,
+        lambda req: {**req["body"]["workflow"], "status": {"phase": "Pending"}},
+    )
     version_route(argo, "v4.1.2")
-    created = client.submit(server_backend(argo), "/courses/intro", "ps1", run_id="ps1-20261122-101500", limits={"memory": 512}, parallelism=3)
+    created = client.submit(
+        server_backend(argo),
+        "/courses/intro",
+        "ps1",
+        run_id="ps1-20261122-101500",
+        limits={"memory": 512},
+        parallelism=3,
+    )
     version, get, post = argo.requests
     assert (version["method"], version["path"]) == ("GET", "/api/v1/version")
     assert (get["method"], get["path"]) == ("GET", f"/api/v1/workflow-templates/{NS}/gradeflow-autograde")
@@ -136,21 +193,40 @@ def test_submit_posts_a_valid_workflow_with_the_token(argo: FakeArgo) -> None:
     wf = body["workflow"]
     assert schema_errors(wf, "Workflow") == []
     assert wf["metadata"]["name"] == "ps1-20261122-101500" and wf["metadata"]["namespace"] == NS
-    assert wf["metadata"]["labels"] == {"gradeflow.io/course": "intro", "gradeflow.io/assignment": "ps1", "gradeflow.io/run-id": "ps1-20261122-101500"}
+    assert wf["metadata"]["labels"] == {
+        "gradeflow.io/course": "intro",
+        "gradeflow.io/assignment": "ps1",
+        "gradeflow.io/run-id": "ps1-20261122-101500",
+    }
     assert wf["spec"]["workflowTemplateRef"] == {"name": "gradeflow-autograde"} and wf["spec"]["parallelism"] == 3
-    assert {p["name"]: p["value"] for p in wf["spec"]["arguments"]["parameters"]} == {"assignment": "ps1", "run-id": "ps1-20261122-101500", "course": "intro", "memory": "512"}
+    assert {p["name"]: p["value"] for p in wf["spec"]["arguments"]["parameters"]} == {
+        "assignment": "ps1",
+        "run-id": "ps1-20261122-101500",
+        "course": "intro",
+        "memory": "512",
+    }
     assert created["metadata"]["name"] == "ps1-20261122-101500"
 
 
 def test_a_missing_template_says_how_to_install_it(argo: FakeArgo) -> None:
     with pytest.raises(TeacherError) as e:
         client.submit(server_backend(argo), "intro", "ps1")
-    assert "gradeflow-autograde is not installed" in str(e.value) and "kubectl apply" in str(e.value) and "argo/" in str(e.value)
-    assert [r["path"] for r in argo.requests] == ["/api/v1/version", f"/api/v1/workflow-templates/{NS}/gradeflow-autograde"]  # nothing was submitted
+    assert (
+        "gradeflow-autograde is not installed" in str(e.value)
+        and "kubectl apply" in str(e.value)
+        and "argo/" in str(e.value)
+    )
+    assert [r["path"] for r in argo.requests] == [
+        "/api/v1/version",
+        f"/api/v1/workflow-templates/{NS}/gradeflow-autograde",
+    ]  # nothing was submitted
 
 
 def test_a_rejected_token_says_to_set_argo_token(argo: FakeArgo) -> None:
-    argo.routes[("GET", f"/api/v1/workflow-templates/{NS}/gradeflow-autograde")] = (401, {"code": 16, "message": "token not valid"})
+    argo.routes[("GET", f"/api/v1/workflow-templates/{NS}/gradeflow-autograde")] = (
+        401,
+        {"code": 16, "message": "token not valid"},
+    )
     with pytest.raises(TeacherError) as e:
         client.submit(server_backend(argo, token="expired"), "intro", "ps1")
     assert "Argo rejected the token" in str(e.value) and "ARGO_TOKEN" in str(e.value)
@@ -171,7 +247,10 @@ def test_a_server_error_without_a_message_keeps_its_text(argo: FakeArgo) -> None
 
 
 def test_forbidden_and_unreachable_are_explained(argo: FakeArgo) -> None:
-    argo.routes[("GET", f"/api/v1/workflows/{NS}/r1")] = (403, {"code": 7, "message": 'workflows.argoproj.io "r1" is forbidden'})
+    argo.routes[("GET", f"/api/v1/workflows/{NS}/r1")] = (
+        403,
+        {"code": 7, "message": 'workflows.argoproj.io "r1" is forbidden'},
+    )
     with pytest.raises(TeacherError, match="gradeflow-submitter"):
         client.find_run(server_backend(argo), "r1")
     dead = ArgoServerBackend(ArgoSettings(server="127.0.0.1:9", secure=False, namespace=NS))
@@ -215,18 +294,66 @@ def test_memoized_resubmit(argo: FakeArgo) -> None:
     argo.routes[("PUT", f"/api/v1/workflows/{NS}/ps1-a/resubmit")] = (200, a_workflow("ps1-a-x7k2p", "Pending"))
     client.resubmit(server_backend(argo), "ps1-a", memoized=True)
     put = argo.requests[-1]
-    assert (put["method"], put["path"], put["body"]) == ("PUT", f"/api/v1/workflows/{NS}/ps1-a/resubmit", {"name": "ps1-a", "namespace": NS, "memoized": True})
+    assert (put["method"], put["path"], put["body"]) == (
+        "PUT",
+        f"/api/v1/workflows/{NS}/ps1-a/resubmit",
+        {"name": "ps1-a", "namespace": NS, "memoized": True},
+    )
 
 
 def failed_run() -> dict:
     name = "ps1-b"
-    retry_alice = node(name, "execute(0:student:alice,work-hash:h)", "execute-submission", "Failed", type_="DAG", student="alice")
-    att = [node(name, f"execute(0:student:alice,work-hash:h).execute({i})", "execute", "Failed", student="alice", message="Error (exit code 75)", startedAt=f"2026-11-22T10:0{i}:00Z") for i in range(4)]
-    r_alice = node(name, "execute(0:student:alice,work-hash:h).execute", "execute", "Failed", type_="Retry", student="alice", children=[a["id"] for a in att], message="Error (exit code 75)")
-    r_bob = node(name, "execute(1:student:bob,work-hash:h).execute", "execute", "Succeeded", type_="Retry", student="bob", memoizationStatus={"hit": True, "key": "k", "cacheName": "c"})
+    retry_alice = node(
+        name, "execute(0:student:alice,work-hash:h)", "execute-submission", "Failed", type_="DAG", student="alice"
+    )
+    att = [
+        node(
+            name,
+            f"execute(0:student:alice,work-hash:h).execute({i})",
+            "execute",
+            "Failed",
+            student="alice",
+            message="Error (exit code 75)",
+            startedAt=f"2026-11-22T10:0{i}:00Z",
+        )
+        for i in range(4)
+    ]
+    r_alice = node(
+        name,
+        "execute(0:student:alice,work-hash:h).execute",
+        "execute",
+        "Failed",
+        type_="Retry",
+        student="alice",
+        children=[a["id"] for a in att],
+        message="Error (exit code 75)",
+    )
+    r_bob = node(
+        name,
+        "execute(1:student:bob,work-hash:h).execute",
+        "execute",
+        "Succeeded",
+        type_="Retry",
+        student="bob",
+        memoizationStatus={"hit": True, "key": "k", "cacheName": "c"},
+    )
     steps_ = [node(name, s, s, "Succeeded", type_="Retry") for s in ("collect", "restore")]
     score = node(name + ".onExit", "score", "score", "Succeeded", type_="Retry")
-    merge = node(name + ".onExit", "merge", "merge", "Succeeded", type_="Retry", outputs={"parameters": [{"name": "summary", "value": "ps1 run ps1-b: 2 submission(s), 1 graded\n  FAILED   alice / squares.ipynb: not executed"}]})
+    merge = node(
+        name + ".onExit",
+        "merge",
+        "merge",
+        "Succeeded",
+        type_="Retry",
+        outputs={
+            "parameters": [
+                {
+                    "name": "summary",
+                    "value": "ps1 run ps1-b: 2 submission(s), 1 graded\n  FAILED   alice / squares.ipynb: not executed",
+                }
+            ]
+        },
+    )
     nodes = {n["id"]: n for n in [retry_alice, r_alice, r_bob, *att, *steps_, score, merge]}
     return a_workflow(name, "Failed", nodes, students=["alice", "bob"])
 
@@ -238,7 +365,11 @@ def test_status_counts_each_step_and_names_the_failed_submission() -> None:
     assert (st.steps["collect"].done, st.steps["merge"].done) == (1, 1)
     assert [(f.step, f.student) for f in st.failed] == [("execute", "alice")]
     text = "\n".join(st.lines())
-    assert "execute: 1/2 done, 1 failed, 1 cached" in text and "FAILED execute alice" in text and "gradeflow logs ps1-b --student alice" in text
+    assert (
+        "execute: 1/2 done, 1 failed, 1 cached" in text
+        and "FAILED execute alice" in text
+        and "gradeflow logs ps1-b --student alice" in text
+    )
     assert "FAILED   alice / squares.ipynb: not executed" in text
 
 
@@ -249,7 +380,14 @@ def test_status_shows_the_summary_of_a_merge_that_exited_75() -> None:
     nodes = wf["status"]["nodes"]
     (merge,) = [n for n in nodes.values() if n["templateName"] == "merge"]
     summary = merge.pop("outputs")["parameters"][0]["value"].replace("FAILED  ", "UNGRADED")
-    attempt = node("ps1-b.onExit", "merge(0)", "merge", "Failed", message="Error (exit code 75)", outputs={"parameters": [{"name": "summary", "value": summary}]})
+    attempt = node(
+        "ps1-b.onExit",
+        "merge(0)",
+        "merge",
+        "Failed",
+        message="Error (exit code 75)",
+        outputs={"parameters": [{"name": "summary", "value": summary}]},
+    )
     merge.update(phase="Failed", message="Error (exit code 75)", children=[attempt["id"]])
     nodes[attempt["id"]] = attempt
     st = run_status(wf)
@@ -267,11 +405,16 @@ def test_pods_that_cannot_start_are_explained() -> None:
         node(name, f"execute({i}:student:{s},work-hash:h).execute(0)", "execute", "Pending", student=s, message=pull)
         for i, s in enumerate(["amy", "ben", "cat", "dan"])
     ]
-    wait_room = node(name, "restore(0)", "restore", "Pending", message="Unschedulable: 0/3 nodes are available: 3 Insufficient cpu.")
+    wait_room = node(
+        name, "restore(0)", "restore", "Pending", message="Unschedulable: 0/3 nodes are available: 3 Insufficient cpu."
+    )
     starting = node(name, "collect(0)", "collect", "Pending")  # no message: just not started yet
     nodes = {n["id"]: n for n in [*stuck, wait_room, starting]}
     st = run_status(a_workflow(name, "Running", nodes, students=["amy", "ben", "cat", "dan"]))
-    assert [(w.step, w.reason, sorted(w.students)) for w in st.waiting] == [("execute", "ImagePullBackOff", ["amy", "ben", "cat", "dan"]), ("restore", "Unschedulable", [])]
+    assert [(w.step, w.reason, sorted(w.students)) for w in st.waiting] == [
+        ("execute", "ImagePullBackOff", ["amy", "ben", "cat", "dan"]),
+        ("restore", "Unschedulable", []),
+    ]
     text = "\n".join(st.lines())
     assert "WAITING execute (4 pods: " in text and "registry.example.edu/grader:v9" in text
     assert "cannot pull the grader image" in text and "--image" in text
@@ -283,7 +426,9 @@ def test_watch_polls_until_the_run_finishes(argo: FakeArgo) -> None:
     answers = iter([a_workflow("ps1-b", "Running"), a_workflow("ps1-b", "Running"), failed_run()])
     argo.routes[("GET", f"/api/v1/workflows/{NS}/ps1-b")] = (200, lambda req: next(answers))
     seen: list[str] = []
-    st = client.wait(server_backend(argo), "ps1-b", poll=0, progress=lambda s: seen.append(s.phase), sleep=lambda s: None)
+    st = client.wait(
+        server_backend(argo), "ps1-b", poll=0, progress=lambda s: seen.append(s.phase), sleep=lambda s: None
+    )
     assert st.phase == "Failed" and seen == ["Running", "Failed"]  # reported on change only
     assert len(argo.requests) == 3
 
@@ -291,7 +436,10 @@ def test_watch_polls_until_the_run_finishes(argo: FakeArgo) -> None:
 def test_logs_of_the_failed_pod(argo: FakeArgo) -> None:
     wf = failed_run()
     argo.routes[("GET", f"/api/v1/workflows/{NS}/ps1-b")] = (200, wf)
-    stream = b"".join(json.dumps({"result": {"content": line, "podName": "p"}}).encode() + b"\n" for line in ("gradeflow.execute ERROR execute failed:", "FileNotFoundError: restore.json"))
+    stream = b"".join(
+        json.dumps({"result": {"content": line, "podName": "p"}}).encode() + b"\n"
+        for line in ("gradeflow.execute ERROR execute failed:", "FileNotFoundError: restore.json")
+    )
     argo.routes[("GET", f"/api/v1/workflows/{NS}/ps1-b/log")] = (200, stream)
     [(title, text)] = client.logs(server_backend(argo), "ps1-b")
     assert "FileNotFoundError: restore.json" in text
@@ -304,16 +452,32 @@ def test_logs_of_the_failed_pod(argo: FakeArgo) -> None:
 def test_pod_names_follow_argo_v2() -> None:
     assert client._fnv1a_32(b"") == 0x811C9DC5 and client._fnv1a_32(b"a") == 0xE40C292C  # FNV-1a test vectors
     wf = {"metadata": {"name": "wf"}}
-    assert pod_name(wf, {"id": "wf-1", "name": "wf.collect", "templateName": "collect"}) == f"wf-collect-{client._fnv1a_32(b'wf.collect')}"
-    assert pod_name({"metadata": {"name": "wf", "annotations": {"workflows.argoproj.io/pod-name-format": "v1"}}}, {"id": "wf-1", "name": "wf.x"}) == "wf-1"
+    assert (
+        pod_name(wf, {"id": "wf-1", "name": "wf.collect", "templateName": "collect"})
+        == f"wf-collect-{client._fnv1a_32(b'wf.collect')}"
+    )
+    assert (
+        pod_name(
+            {"metadata": {"name": "wf", "annotations": {"workflows.argoproj.io/pod-name-format": "v1"}}},
+            {"id": "wf-1", "name": "wf.x"},
+        )
+        == "wf-1"
+    )
 
 
 def test_the_kubernetes_api_is_used_without_an_argo_server(argo: FakeArgo) -> None:
     from kubernetes import client as k8s
 
-    argo.routes[("GET", f"/apis/argoproj.io/v1alpha1/namespaces/{NS}/workflowtemplates/gradeflow-autograde")] = (200, INSTALLED)
+    argo.routes[("GET", f"/apis/argoproj.io/v1alpha1/namespaces/{NS}/workflowtemplates/gradeflow-autograde")] = (
+        200,
+        INSTALLED,
+    )
     argo.routes[("POST", f"/apis/argoproj.io/v1alpha1/namespaces/{NS}/workflows")] = (201, lambda req: req["body"])
-    cfg = k8s.Configuration(host=f"http://{argo.address}", api_key={"authorization": "kube-token"}, api_key_prefix={"authorization": "Bearer"})
+    cfg = k8s.Configuration(
+        host=f"http://{argo.address}",
+        api_key={"authorization": "kube-token"},
+        api_key_prefix={"authorization": "Bearer"},
+    )
     b = KubernetesBackend(ArgoSettings(namespace=NS), api_client=k8s.ApiClient(cfg))
     client.submit(b, "intro", "ps1", run_id="ps1-k8s")
     post = argo.requests[-1]
@@ -324,10 +488,17 @@ def test_the_kubernetes_api_is_used_without_an_argo_server(argo: FakeArgo) -> No
         b.retry_workflow("ps1-k8s")
 
 
-def test_gradeflow_cli_commands(argo: FakeArgo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_gradeflow_cli_commands(
+    argo: FakeArgo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     from pipelines.cli import main
 
-    for k, v in {"ARGO_SERVER": argo.address, "ARGO_SECURE": "false", "ARGO_TOKEN": "s3cr3t", "ARGO_NAMESPACE": NS}.items():
+    for k, v in {
+        "ARGO_SERVER": argo.address,
+        "ARGO_SECURE": "false",
+        "ARGO_TOKEN": "s3cr3t",
+        "ARGO_NAMESPACE": NS,
+    }.items():
         monkeypatch.setenv(k, v)
     argo.routes[("GET", f"/api/v1/workflows/{NS}/ps1-b")] = (200, failed_run())
     assert main(["status", "ps1-b"]) == 0
@@ -365,7 +536,19 @@ def test_a_bad_run_id_is_refused_before_anything_is_sent(argo: FakeArgo) -> None
 
 def version_route(argo: FakeArgo, version: str) -> None:
     # the body of Argo's GET /api/v1/version (pkg/apis/workflow/v1alpha1/version_types.go)
-    argo.routes[("GET", "/api/v1/version")] = (200, {"version": version, "buildDate": "2025-09-10T00:00:00Z", "gitCommit": "0a05502f97", "gitTag": version, "gitTreeState": "clean", "goVersion": "go1.24", "compiler": "gc", "platform": "linux/amd64"})
+    argo.routes[("GET", "/api/v1/version")] = (
+        200,
+        {
+            "version": version,
+            "buildDate": "2025-09-10T00:00:00Z",
+            "gitCommit": "0a05502f97",
+            "gitTag": version,
+            "gitTreeState": "clean",
+            "goVersion": "go1.24",
+            "compiler": "gc",
+            "platform": "linux/amd64",
+        },
+    )
 
 
 @pytest.mark.parametrize(
@@ -384,7 +567,9 @@ def version_route(argo: FakeArgo, version: str) -> None:
         ("v0.0.0+abc1234.dirty", "submit", None, "cannot tell"),
     ],
 )
-def test_the_argo_version_is_judged_by_what_each_release_gets_wrong(version: str, action: str, refused: str | None, warned: str | None) -> None:
+def test_the_argo_version_is_judged_by_what_each_release_gets_wrong(
+    version: str, action: str, refused: str | None, warned: str | None
+) -> None:
     from pipelines.argo.versions import judge_version
 
     v = judge_version(version, action)
@@ -399,7 +584,11 @@ def test_submit_reads_the_server_version_first(argo: FakeArgo) -> None:
     warned: list[str] = []
     client.submit(server_backend(argo), "intro", "ps1", run_id="ps1-v", warn=warned.append)
     assert [r["path"] for r in argo.requests][0] == "/api/v1/version"
-    assert len(warned) == 1 and "never saves execute results to the memoization cache" in warned[0] and "v3.5.5" in warned[0]
+    assert (
+        len(warned) == 1
+        and "never saves execute results to the memoization cache" in warned[0]
+        and "v3.5.5" in warned[0]
+    )
 
 
 def test_retry_is_refused_where_argo_would_rerun_succeeded_submissions(argo: FakeArgo) -> None:
@@ -431,31 +620,59 @@ def test_a_run_argo_deleted_is_found_in_the_archive_and_retried_from_it(argo: Fa
     wf = a_workflow("ps1-old", "Failed")
     wf["metadata"]["uid"] = "5f1c-uid"
     argo.routes[("GET", f"/api/v1/workflows/{NS}")] = (200, {"metadata": {}, "items": None})  # deleted from the cluster
-    argo.routes[("GET", "/api/v1/archived-workflows")] = (200, {"metadata": {}, "items": [{"metadata": {"name": "ps1-old", "namespace": NS, "uid": "5f1c-uid", "creationTimestamp": "2026-11-01T10:00:00Z"}}]})
+    argo.routes[("GET", "/api/v1/archived-workflows")] = (
+        200,
+        {
+            "metadata": {},
+            "items": [
+                {
+                    "metadata": {
+                        "name": "ps1-old",
+                        "namespace": NS,
+                        "uid": "5f1c-uid",
+                        "creationTimestamp": "2026-11-01T10:00:00Z",
+                    }
+                }
+            ],
+        },
+    )
     argo.routes[("GET", "/api/v1/archived-workflows/5f1c-uid")] = (200, wf)
     argo.routes[("PUT", "/api/v1/archived-workflows/5f1c-uid/retry")] = (200, a_workflow("ps1-old", "Running"))
     b = server_backend(argo)
     st = run_status(client.find_run(b, "ps1-old"))
     assert st.phase == "Failed"
     lst = next(r for r in argo.requests if r["path"] == "/api/v1/archived-workflows")
-    assert lst["query"]["listOptions.labelSelector"] == ["gradeflow.io/run-id=ps1-old"] and lst["query"]["namespace"] == [NS]
+    assert lst["query"]["listOptions.labelSelector"] == ["gradeflow.io/run-id=ps1-old"] and lst["query"][
+        "namespace"
+    ] == [NS]
     client.retry(b, "ps1-old")
     put = argo.requests[-1]
     assert (put["method"], put["path"]) == ("PUT", "/api/v1/archived-workflows/5f1c-uid/retry")
     assert put["body"] == {"uid": "5f1c-uid", "namespace": NS, "restartSuccessful": False}
 
 
-def test_a_run_argo_deleted_without_an_archive_says_where_its_results_are(argo: FakeArgo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_run_argo_deleted_without_an_archive_says_where_its_results_are(
+    argo: FakeArgo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from pipelines.cli import main
 
     argo.routes[("GET", f"/api/v1/workflows/{NS}")] = (200, {"metadata": {}, "items": None})
     argo.routes[("GET", "/api/v1/archived-workflows")] = (200, {"metadata": {}, "items": None})  # no persistence: empty
-    for k, v in {"ARGO_SERVER": argo.address, "ARGO_SECURE": "false", "ARGO_TOKEN": "s3cr3t", "ARGO_NAMESPACE": NS}.items():
+    for k, v in {
+        "ARGO_SERVER": argo.address,
+        "ARGO_SECURE": "false",
+        "ARGO_TOKEN": "s3cr3t",
+        "ARGO_NAMESPACE": NS,
+    }.items():
         monkeypatch.setenv(k, v)
     for cmd in (["status", "ps1-gone"], ["retry", "ps1-gone"], ["logs", "ps1-gone"]):
         assert main(cmd) != 0
         err = capsys.readouterr().err
-        assert "Argo has no run 'ps1-gone'" in err and "retentionPolicy" in err and "gradeflow sync ps1-gone COURSE_DIR --store s3://BUCKET" in err, err
+        assert (
+            "Argo has no run 'ps1-gone'" in err
+            and "retentionPolicy" in err
+            and "gradeflow sync ps1-gone COURSE_DIR --store s3://BUCKET" in err
+        ), err
 
 
 # --- node status as Argo stores it (item 10) ----------------------------------------------------
@@ -476,9 +693,13 @@ def test_the_kubernetes_backend_decodes_compressed_nodes(argo: FakeArgo) -> None
     nodes = wf["status"].pop("nodes")
     wf["status"]["compressedNodes"] = compress_nodes(nodes)  # what packer.compressWorkflow leaves
     argo.routes[("GET", f"/apis/argoproj.io/v1alpha1/namespaces/{NS}/workflows/ps1-b")] = (200, wf)
-    b = KubernetesBackend(ArgoSettings(namespace=NS), api_client=k8s.ApiClient(k8s.Configuration(host=f"http://{argo.address}")))
+    b = KubernetesBackend(
+        ArgoSettings(namespace=NS), api_client=k8s.ApiClient(k8s.Configuration(host=f"http://{argo.address}"))
+    )
     st = run_status(client.find_run(b, "ps1-b"))
-    assert (st.steps["execute"].done, st.steps["execute"].failed) == (1, 1) and [f.student for f in st.failed] == ["alice"]
+    assert (st.steps["execute"].done, st.steps["execute"].failed) == (1, 1) and [f.student for f in st.failed] == [
+        "alice"
+    ]
     del wf["status"]["compressedNodes"]
     wf["status"]["offloadNodeStatusVersion"] = "fnv:1234"  # too large even compressed: in Argo's database
     with pytest.raises(TeacherError, match="offloaded to Argo's database") as e:
@@ -492,8 +713,18 @@ def test_a_class_of_a_few_hundred_is_compressed_by_argo_and_still_read() -> None
     name = "ps1-big"
     nodes = {}
     for i in range(400):
-        n = node(name, f"execute({i}:student:s{i:03},work-hash:h).execute", "execute", "Succeeded", type_="Retry", student=f"s{i:03}")
-        n["outputs"] = {"artifacts": [{"name": "executed", "s3": {"key": f"gradeflow/{name}/executed/s{i:03}"}}], "exitCode": "0"}
+        n = node(
+            name,
+            f"execute({i}:student:s{i:03},work-hash:h).execute",
+            "execute",
+            "Succeeded",
+            type_="Retry",
+            student=f"s{i:03}",
+        )
+        n["outputs"] = {
+            "artifacts": [{"name": "executed", "s3": {"key": f"gradeflow/{name}/executed/s{i:03}"}}],
+            "exitCode": "0",
+        }
         n["resourcesDuration"] = {"cpu": 31, "memory": 120}
         n["message"] = "x" * 2500  # Argo's node messages and statuses add up like this on a real run
         nodes[n["id"]] = n
@@ -509,32 +740,94 @@ def test_status_counts_skipped_omitted_and_errored_nodes_as_argo_writes_them() -
     name = "ps1-d"
     ok = node(name, "execute(0:student:amy,work-hash:h).execute", "execute", "Succeeded", type_="Retry", student="amy")
     # dag.go: a `when` that is false, a task omitted by `depends`, a task Argo could not start
-    when_false = node(name, "execute(0:student:amy,work-hash:h).copy-memoized", "copy-memoized", "Skipped", type_="Skipped", student="amy", message="when ''ps1-d' != 'ps1-d'' evaluated false")
-    omitted = node(name + ".onExit", "merge", "merge", "Omitted", type_="Skipped", message="omitted: depends condition not met")
-    errored = node(name, "execute(1:student:ben,work-hash:h).execute", "execute", "Error", type_="Skipped", student="ben", message="failed to resolve {{inputs.parameters.work-hash}}")
-    score_skipped = node(name + ".onExit", "score", "score", "Skipped", type_="Skipped", message="when 'false' evaluated false")
-    fanout_error = node(name, "execute", "execute-submission", "Error", type_="Skipped", message="withParam value could not be parsed as a JSON list: null")
+    when_false = node(
+        name,
+        "execute(0:student:amy,work-hash:h).copy-memoized",
+        "copy-memoized",
+        "Skipped",
+        type_="Skipped",
+        student="amy",
+        message="when ''ps1-d' != 'ps1-d'' evaluated false",
+    )
+    omitted = node(
+        name + ".onExit", "merge", "merge", "Omitted", type_="Skipped", message="omitted: depends condition not met"
+    )
+    errored = node(
+        name,
+        "execute(1:student:ben,work-hash:h).execute",
+        "execute",
+        "Error",
+        type_="Skipped",
+        student="ben",
+        message="failed to resolve {{inputs.parameters.work-hash}}",
+    )
+    score_skipped = node(
+        name + ".onExit", "score", "score", "Skipped", type_="Skipped", message="when 'false' evaluated false"
+    )
+    fanout_error = node(
+        name,
+        "execute",
+        "execute-submission",
+        "Error",
+        type_="Skipped",
+        message="withParam value could not be parsed as a JSON list: null",
+    )
     nodes = {n["id"]: n for n in [ok, when_false, omitted, errored, score_skipped, fanout_error]}
     st = run_status(a_workflow(name, "Error", nodes))
     ex = st.steps["execute"]
     assert (ex.total, ex.done, ex.cached, ex.failed) == (3, 1, 0, 2)
     assert (st.steps["score"].total, st.steps["merge"].total) == (0, 0)  # never ran: not done, not cached
-    assert sorted((f.student or "", f.message[:20]) for f in st.failed) == [("", "withParam value coul"), ("ben", "failed to resolve {{")]
+    assert sorted((f.student or "", f.message[:20]) for f in st.failed) == [
+        ("", "withParam value coul"),
+        ("ben", "failed to resolve {{"),
+    ]
 
 
 def test_a_memoized_resubmit_reuse_counts_as_cached() -> None:
     name = "ps1-e"
     # FormulateResubmitWorkflow: a succeeded Pod becomes type Skipped, message "original pod: <id>"
-    reused = node(name, "execute(0:student:amy,work-hash:h).execute(0)", "execute", "Skipped", type_="Skipped", student="amy", message="original pod: ps1-d-123")
-    parent = node(name, "execute(0:student:amy,work-hash:h).execute", "execute", "Succeeded", type_="Retry", student="amy", children=[reused["id"]])
+    reused = node(
+        name,
+        "execute(0:student:amy,work-hash:h).execute(0)",
+        "execute",
+        "Skipped",
+        type_="Skipped",
+        student="amy",
+        message="original pod: ps1-d-123",
+    )
+    parent = node(
+        name,
+        "execute(0:student:amy,work-hash:h).execute",
+        "execute",
+        "Succeeded",
+        type_="Retry",
+        student="amy",
+        children=[reused["id"]],
+    )
     st = run_status(a_workflow(name, "Running", {n["id"]: n for n in (reused, parent)}))
     assert (st.steps["execute"].done, st.steps["execute"].cached) == (1, 1)
 
 
 def test_a_failed_copy_of_a_memoized_result_is_a_failed_submission() -> None:
     name = "ps1-f"
-    hit = node(name, "execute(0:student:amy,work-hash:h).execute", "execute", "Succeeded", type_="Retry", student="amy", memoizationStatus={"hit": True, "key": "k", "cacheName": "c"})
-    copy = node(name, "execute(0:student:amy,work-hash:h).copy-memoized", "copy-memoized", "Failed", type_="Retry", student="amy", message="failed to load artifacts: key gradeflow/ps1-a/executed/amy does not exist")
+    hit = node(
+        name,
+        "execute(0:student:amy,work-hash:h).execute",
+        "execute",
+        "Succeeded",
+        type_="Retry",
+        student="amy",
+        memoizationStatus={"hit": True, "key": "k", "cacheName": "c"},
+    )
+    copy = node(
+        name,
+        "execute(0:student:amy,work-hash:h).copy-memoized",
+        "copy-memoized",
+        "Failed",
+        type_="Retry",
+        student="amy",
+        message="failed to load artifacts: key gradeflow/ps1-a/executed/amy does not exist",
+    )
     st = run_status(a_workflow(name, "Failed", {n["id"]: n for n in (hit, copy)}, students=["amy"]))
     ex = st.steps["execute"]
     assert (ex.total, ex.done, ex.cached, ex.failed) == (1, 0, 0, 1)
@@ -555,7 +848,9 @@ def test_a_kubernetes_resubmit_drops_the_stop_and_the_terminated_deadline(argo: 
     old["metadata"]["annotations"]["course/note"] = "kept"
     argo.routes[("GET", f"/apis/argoproj.io/v1alpha1/namespaces/{NS}/workflows/ps1-g")] = (200, old)
     argo.routes[("POST", f"/apis/argoproj.io/v1alpha1/namespaces/{NS}/workflows")] = (201, lambda req: req["body"])
-    b = KubernetesBackend(ArgoSettings(namespace=NS), api_client=k8s.ApiClient(k8s.Configuration(host=f"http://{argo.address}")))
+    b = KubernetesBackend(
+        ArgoSettings(namespace=NS), api_client=k8s.ApiClient(k8s.Configuration(host=f"http://{argo.address}"))
+    )
     client.resubmit(b, "ps1-g", warn=lambda w: None)
     body = argo.requests[-1]["body"]
     assert "shutdown" not in body["spec"] and "activeDeadlineSeconds" not in body["spec"]
@@ -579,8 +874,12 @@ def test_the_hera_floor_is_a_release_the_tests_ran_with() -> None:
     from packaging.version import Version
 
     spec = re.search(r'"hera>=([\d.]+)', (ROOT / "pyproject.toml").read_text())
-    assert spec and Version(spec.group(1)) >= Version("7.0"), "raise hera's floor to a release the Argo tests passed with"
-    assert "session" in inspect.signature(WorkflowsService.__init__).parameters and hasattr(WorkflowModel, "model_validate")
+    assert spec and Version(spec.group(1)) >= Version("7.0"), (
+        "raise hera's floor to a release the Argo tests passed with"
+    )
+    assert "session" in inspect.signature(WorkflowsService.__init__).parameters and hasattr(
+        WorkflowModel, "model_validate"
+    )
 
 
 def test_a_class_too_big_for_one_run_is_submitted_as_shards(argo: FakeArgo) -> None:
@@ -588,15 +887,33 @@ def test_a_class_too_big_for_one_run_is_submitted_as_shards(argo: FakeArgo) -> N
     argo.routes[("GET", f"/api/v1/workflow-templates/{NS}/gradeflow-autograde")] = (200, INSTALLED)
     argo.routes[("POST", f"/api/v1/workflows/{NS}")] = (200, lambda req: req["body"]["workflow"])
     version_route(argo, "v4.1.2")
-    created = client.submit_class(server_backend(argo), "intro", "ps1", class_size=5000, run_id="ps1-final", image="r.example.edu/g@sha256:" + "a" * 64)
+    created = client.submit_class(
+        server_backend(argo),
+        "intro",
+        "ps1",
+        class_size=5000,
+        run_id="ps1-final",
+        image="r.example.edu/g@sha256:" + "a" * 64,
+    )
     posts = [r["body"]["workflow"] for r in argo.requests if r["method"] == "POST"]
-    assert [w["metadata"]["name"] for w in created] == [w["metadata"]["name"] for w in posts] == [f"ps1-final-{i}of15" for i in range(1, 16)]
+    assert (
+        [w["metadata"]["name"] for w in created]
+        == [w["metadata"]["name"] for w in posts]
+        == [f"ps1-final-{i}of15" for i in range(1, 16)]
+    )
     for i, wf in enumerate(posts):
         assert schema_errors(wf, "Workflow") == []
         params = {p["name"]: p["value"] for p in wf["spec"]["arguments"]["parameters"]}
-        assert params["shard"] == f"{i}/15" and params["run-id"] == wf["metadata"]["name"] and int(params["class-size"]) < 500
+        assert (
+            params["shard"] == f"{i}/15"
+            and params["run-id"] == wf["metadata"]["name"]
+            and int(params["class-size"]) < 500
+        )
         assert wf["metadata"]["labels"]["gradeflow.io/run-group"] == "ps1-final"
     # up to SHARD_SIZE it is the one run `submit` makes, with the class size it was given
     argo.requests.clear()
     (one,) = client.submit_class(server_backend(argo), "intro", "ps1", class_size=150, run_id="ps1-small")
-    assert one["metadata"]["name"] == "ps1-small" and {p["name"]: p["value"] for p in one["spec"]["arguments"]["parameters"]}["class-size"] == "150"
+    assert (
+        one["metadata"]["name"] == "ps1-small"
+        and {p["name"]: p["value"] for p in one["spec"]["arguments"]["parameters"]}["class-size"] == "150"
+    )

@@ -9,6 +9,7 @@ and the memoization cache as its source says (argoproj/argo-workflows,
 workflow/controller/operator.go and workflow/controller/cache/). Each rule is quoted where it
 is used; each check has a control showing it can fail.
 """
+
 from __future__ import annotations
 
 import copy
@@ -39,7 +40,11 @@ DOCS = ROOT / "docs" / "argo.md"
 DEFAULTS = {f"workflow.parameters.{p.name}": p.default for p in PARAMETERS if p.default is not None}
 # the quantity rule as the CRD itself states it (k8s.io/apimachinery resource.Quantity)
 QUANTITY = re.compile(
-    json.loads((ROOT / "tests" / "data" / "argo-crd-v4.1.2-workflowtemplate.json").read_text())["properties"]["spec"]["properties"]["templates"]["items"]["properties"]["container"]["properties"]["resources"]["properties"]["limits"]["additionalProperties"]["pattern"]
+    json.loads((ROOT / "tests" / "data" / "argo-crd-v4.1.2-workflowtemplate.json").read_text())["properties"]["spec"][
+        "properties"
+    ]["templates"]["items"]["properties"]["container"]["properties"]["resources"]["properties"]["limits"][
+        "additionalProperties"
+    ]["pattern"]
 )
 
 
@@ -62,8 +67,18 @@ def install_objects() -> list[dict]:
 
 ODD_RUNS = [
     dict(assignment="ps1", run_id="ps1-20261122-101500", course="intro"),
-    dict(assignment="Problem Set 1 (late submissions, resubmitted after the deadline extension)", run_id="r-1", course="Intro to CS: Fall 2026!"),
-    dict(assignment="ps1", run_id="x", course="", limits={"memory": 3072, "cpu": "500m", "cell-timeout": ""}, parallelism=3),
+    dict(
+        assignment="Problem Set 1 (late submissions, resubmitted after the deadline extension)",
+        run_id="r-1",
+        course="Intro to CS: Fall 2026!",
+    ),
+    dict(
+        assignment="ps1",
+        run_id="x",
+        course="",
+        limits={"memory": 3072, "cpu": "500m", "cell-timeout": ""},
+        parallelism=3,
+    ),
 ]
 
 
@@ -130,10 +145,18 @@ def _pod_as_argo_builds_it(t: dict, scope: dict) -> dict:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": spec}
 
 
-@pytest.mark.parametrize("values", [{}, {"memory": "3072", "cpu": "500m", "class-size": "40"}, {"memory": "256", "cpu": "2.5", "class-size": "900"}])
+@pytest.mark.parametrize(
+    "values",
+    [{}, {"memory": "3072", "cpu": "500m", "class-size": "40"}, {"memory": "256", "cpu": "2.5", "class-size": "900"}],
+)
 def test_pod_spec_patch_makes_valid_pods_for_any_limits(wt: dict, values: dict) -> None:
     """examples/pod-spec-patch.yaml: `podSpecPatch: '{"containers":[{"name":"main", "resources":{"limits":{"cpu": "{{workflow.parameters.cpu-limit}}" }}}]}'`."""
-    scope = {**DEFAULTS, **{f"workflow.parameters.{k}": v for k, v in values.items()}, "inputs.parameters.student": "alice", "workflow.parameters.image": "grader:1"}
+    scope = {
+        **DEFAULTS,
+        **{f"workflow.parameters.{k}": v for k, v in values.items()},
+        "inputs.parameters.student": "alice",
+        "workflow.parameters.image": "grader:1",
+    }
     scope["workflow.parameters.assignment"], scope["workflow.parameters.run-id"] = "ps1", "r1"
     for name, t in pod_templates(wt).items():
         pod = _pod_as_argo_builds_it(t, scope)
@@ -143,13 +166,22 @@ def test_pod_spec_patch_makes_valid_pods_for_any_limits(wt: dict, values: dict) 
             assert all(QUANTITY.match(str(q)) for q in main["resources"][kind].values()), (name, main["resources"])
         if name.startswith("execute"):  # the notebooks' memory, papermill's 512 MiB and the 256 MiB tmpfs /tmp
             memory = int(scope["workflow.parameters.memory"]) + 512 + 256
-            assert main["resources"]["limits"] == {"cpu": scope["workflow.parameters.cpu"], "memory": f"{memory}Mi", "ephemeral-storage": "4352Mi"}
+            assert main["resources"]["limits"] == {
+                "cpu": scope["workflow.parameters.cpu"],
+                "memory": f"{memory}Mi",
+                "ephemeral-storage": "4352Mi",
+            }
             assert main["resources"]["requests"]["memory"] == f"{memory}Mi"
 
 
 def test_static_resources_equal_the_patch_at_the_defaults(wt: dict) -> None:
     """A pod submitted with the defaults looks the same with or without its podSpecPatch."""
-    scope = {**DEFAULTS, "inputs.parameters.student": "alice", "workflow.parameters.assignment": "ps1", "workflow.parameters.run-id": "r"}
+    scope = {
+        **DEFAULTS,
+        "inputs.parameters.student": "alice",
+        "workflow.parameters.assignment": "ps1",
+        "workflow.parameters.run-id": "r",
+    }
     for name, t in pod_templates(wt).items():
         if "podSpecPatch" not in t:
             continue
@@ -160,7 +192,16 @@ def test_static_resources_equal_the_patch_at_the_defaults(wt: dict) -> None:
 
 def test_install_manifests_pass_kubernetes_schemas_and_name_rules() -> None:
     objs = install_objects()
-    assert {o["kind"] for o in objs} >= {"Namespace", "ConfigMap", "Secret", "PersistentVolumeClaim", "NetworkPolicy", "Role", "RoleBinding", "ServiceAccount"}
+    assert {o["kind"] for o in objs} >= {
+        "Namespace",
+        "ConfigMap",
+        "Secret",
+        "PersistentVolumeClaim",
+        "NetworkPolicy",
+        "Role",
+        "RoleBinding",
+        "ServiceAccount",
+    }
     for o in objs:
         assert core_errors(o) == []
         assert name_and_label_errors(o) == []
@@ -181,7 +222,15 @@ def test_template_names_and_labels_follow_kubernetes_rules(wt: dict) -> None:
     assert name_and_label_errors(wt) == []
     cache = templates(wt)["execute"]["memoize"]["cache"]["configMap"]["name"]
     for course, assignment in [("", "ps1"), ("Intro to CS: Fall 2026!", "Problem Set 1 " * 10)]:
-        name = substitute(cache, {**DEFAULTS, "workflow.parameters.run-id": "r-1", "workflow.parameters.course": course, "workflow.parameters.assignment": assignment})
+        name = substitute(
+            cache,
+            {
+                **DEFAULTS,
+                "workflow.parameters.run-id": "r-1",
+                "workflow.parameters.course": course,
+                "workflow.parameters.assignment": assignment,
+            },
+        )
         assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name) and len(name) <= 63
 
 
@@ -193,7 +242,9 @@ def test_no_label_comes_raw_from_a_parameter(wt: dict) -> None:
     assert "labelsFrom" not in json.dumps(wt)
     wf = build_workflow(assignment="Problem Set 1 " * 6, run_id="r-2", course="Intro to CS!").to_dict()
     labels = wf["metadata"]["labels"]
-    assert labels["gradeflow.io/assignment"].startswith("Problem-Set-1") and len(labels["gradeflow.io/assignment"]) <= 63
+    assert (
+        labels["gradeflow.io/assignment"].startswith("Problem-Set-1") and len(labels["gradeflow.io/assignment"]) <= 63
+    )
     assert name_and_label_errors(wf) == []
 
 
@@ -205,7 +256,9 @@ def _go_duration(text: str) -> timedelta:
     return timedelta(seconds=sum(int(n) * units[u] for n, u in re.findall(r"(\d+)([hms])", text)))
 
 
-def argo_retries_after(backoff: dict, first_started: datetime, last_finished: datetime, attempts: int) -> tuple[bool, datetime | None]:
+def argo_retries_after(
+    backoff: dict, first_started: datetime, last_finished: datetime, attempts: int
+) -> tuple[bool, datetime | None]:
     """The backoff part of processNodeRetries (workflow/controller/operator.go), line by line.
 
         maxDurationDeadline = firstChildNode.StartedAt.Add(maxDuration)
@@ -232,7 +285,9 @@ def test_a_crash_late_in_a_long_pod_is_still_retried(wt: dict, name: str) -> Non
     # execute may legitimately run for its wall time plus the 300 s slack: 15 minutes by default
     crashed = start + timedelta(seconds=int(substitute(str(t.get("activeDeadlineSeconds", 900)), DEFAULTS)) - 30)
     retried, deadline = argo_retries_after(t["retryStrategy"]["backoff"], start, crashed, attempts=1)
-    assert retried and deadline is None, f"{name}: Argo gives up ('Max duration limit exceeded') or cuts the retry short"
+    assert retried and deadline is None, (
+        f"{name}: Argo gives up ('Max duration limit exceeded') or cuts the retry short"
+    )
     # merge's own exit 75 (a submission UNGRADED) is not retried: a pod that broke is
     assert retry_wanted(t["retryStrategy"], EXIT_INFRA, "Failed", "main: Error (exit code 75)") is (name != "merge")
     assert retry_wanted(t["retryStrategy"], None, "Error", "pod deleted")
@@ -241,8 +296,12 @@ def test_a_crash_late_in_a_long_pod_is_still_retried(wt: dict, name: str) -> Non
 def test_the_retry_model_can_refuse() -> None:
     """Control: the backoff the template had before (maxDuration 10m) refuses that retry."""
     start = datetime(2026, 11, 22, 10, 0)
-    assert argo_retries_after({"duration": "15s", "factor": "2", "maxDuration": "10m"}, start, start + timedelta(minutes=14), 1) == (False, None)
-    assert argo_retries_after({"duration": "15s", "factor": "2", "maxDuration": "10m"}, start, start + timedelta(minutes=2), 1)[1] == start + timedelta(minutes=10)
+    assert argo_retries_after(
+        {"duration": "15s", "factor": "2", "maxDuration": "10m"}, start, start + timedelta(minutes=14), 1
+    ) == (False, None)
+    assert argo_retries_after(
+        {"duration": "15s", "factor": "2", "maxDuration": "10m"}, start, start + timedelta(minutes=2), 1
+    )[1] == start + timedelta(minutes=10)
 
 
 # --- 3. which failures are retried ----------------------------------------------------------------
@@ -251,8 +310,14 @@ def test_the_retry_model_can_refuse() -> None:
 # operator.go inferFailedReason "Pod has a nice error message. Use that.").
 KUBELET = {
     # pkg/kubelet/eviction/helpers.go: nodeLowMessageFmt + containerMessageFmt
-    "node memory pressure": ("Failed", "The node was low on resource: memory. Threshold quantity: 100Mi, available: 88Mi. Container main was using 1800Mi, request is 1536Mi, has larger consumption of memory. "),
-    "node disk pressure": ("Failed", "The node was low on resource: ephemeral-storage. Threshold quantity: 2Gi, available: 1Gi. "),
+    "node memory pressure": (
+        "Failed",
+        "The node was low on resource: memory. Threshold quantity: 100Mi, available: 88Mi. Container main was using 1800Mi, request is 1536Mi, has larger consumption of memory. ",
+    ),
+    "node disk pressure": (
+        "Failed",
+        "The node was low on resource: ephemeral-storage. Threshold quantity: 2Gi, available: 1Gi. ",
+    ),
     # nodeConditionMessageFmt
     "node condition": ("Failed", "The node had condition: [DiskPressure]. "),
     # pkg/kubelet/nodeshutdown/nodeshutdown_manager_linux.go
@@ -262,14 +327,23 @@ KUBELET = {
     # operator.go podReconciliation: woc.markNodeError(ctx, node.Name, argoerrors.New("", "pod deleted"))
     "pod deleted": ("Error", "pod deleted"),
     # operator.go inferFailedReason: init/wait container failures are NodeError ("%s (exit code %d): %s")
-    "artifact upload failed": ("Error", "wait: Error (exit code 1): failed to put file: dial tcp 10.43.0.12:9000: i/o timeout"),
+    "artifact upload failed": (
+        "Error",
+        "wait: Error (exit code 1): failed to put file: dial tcp 10.43.0.12:9000: i/o timeout",
+    ),
     "init before main": ("Error", "Pod failed before main container starts due to ContainerCannotRun: ..."),
 }
 STUDENT = {
     # the same kubelet, evicting a pod for what its own containers wrote (localStorageEviction)
     "student filled its emptyDir": ("Failed", 'Usage of EmptyDir volume "workspace" exceeds the limit "4096Mi". '),
-    "student filled ephemeral storage": ("Failed", 'Container main exceeded its local ephemeral storage limit "5376Mi". '),
-    "pod ephemeral storage": ("Failed", "Pod ephemeral local storage usage exceeds the total limit of containers 5376Mi. "),
+    "student filled ephemeral storage": (
+        "Failed",
+        'Container main exceeded its local ephemeral storage limit "5376Mi". ',
+    ),
+    "pod ephemeral storage": (
+        "Failed",
+        "Pod ephemeral local storage usage exceeds the total limit of containers 5376Mi. ",
+    ),
     # kubelet: activeDeadlineSeconds
     "deadline": ("Failed", "Pod was active on the node longer than the specified deadline"),
     # operator.go inferFailedReason: main container "%s (exit code %d)"
@@ -303,7 +377,13 @@ def test_every_infrastructure_message_has_a_fixture() -> None:
 
 def _memo(wt: dict, **values: str) -> tuple[str, str]:
     m = templates(wt)["execute"]["memoize"]
-    scope = {**DEFAULTS, "workflow.parameters.assignment": "ps1", "workflow.parameters.run-id": "r1", "inputs.parameters.student": "alice", "inputs.parameters.work-hash": "h"}
+    scope = {
+        **DEFAULTS,
+        "workflow.parameters.assignment": "ps1",
+        "workflow.parameters.run-id": "r1",
+        "inputs.parameters.student": "alice",
+        "inputs.parameters.work-hash": "h",
+    }
     scope.update({(k if "." in k else f"workflow.parameters.{k.replace('_', '-')}"): v for k, v in values.items()})
     return substitute(m["cache"]["configMap"]["name"], scope), substitute(m["key"], scope)
 
@@ -319,10 +399,20 @@ def test_a_cache_holds_a_large_class_many_times_over(wt: dict) -> None:
     Argo's cache.Entry (workflow/controller/cache/cache.go: nodeID, outputs, creationTimestamp,
     lastHitTimestamp) as json.Marshal writes it, under its key."""
     t = templates(wt)["execute"]
-    outputs = json.loads(json.dumps(t["outputs"]).replace("{{inputs.parameters.student}}", "s" * 40).replace("{{workflow.parameters.store-prefix}}", "gradeflow").replace("{{workflow.parameters.run-id}}", "ps1-20261122-101500"))
+    outputs = json.loads(
+        json.dumps(t["outputs"])
+        .replace("{{inputs.parameters.student}}", "s" * 40)
+        .replace("{{workflow.parameters.store-prefix}}", "gradeflow")
+        .replace("{{workflow.parameters.run-id}}", "ps1-20261122-101500")
+    )
     outputs["parameters"][0]["value"] = "ps1-20261122-101500"
     outputs["exitCode"] = "0"
-    entry = {"nodeID": "ps1-20261122-101500-1234567890", "outputs": outputs, "creationTimestamp": "2026-11-22T10:15:00Z", "lastHitTimestamp": "2026-11-22T10:15:00Z"}
+    entry = {
+        "nodeID": "ps1-20261122-101500-1234567890",
+        "outputs": outputs,
+        "creationTimestamp": "2026-11-22T10:15:00Z",
+        "lastHitTimestamp": "2026-11-22T10:15:00Z",
+    }
     key = _memo(wt)[1]
     size = len(key) + len(json.dumps(entry, separators=(",", ":"))) + 8
     entries = (1024 * 1024 - 4096) // size  # metadata takes a little
@@ -332,9 +422,15 @@ def test_a_cache_holds_a_large_class_many_times_over(wt: dict) -> None:
 def test_the_controller_gets_exactly_the_verbs_it_uses() -> None:
     """configmap_cache.go: Get in load and save, Create when the ConfigMap is missing, Update to
     save an entry or stamp lastHitTimestamp; cache_gc.go: Delete of a cache it emptied."""
-    (role,) = [o for o in install_objects() if o["kind"] == "Role" and o["metadata"]["name"] == "gradeflow-execute-cache"]
-    assert role["rules"] == [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create", "update", "delete"]}]
-    assert not [o for o in install_objects() if o["kind"] == "ConfigMap" and "gradeflow-execute-cache" == o["metadata"]["name"]]
+    (role,) = [
+        o for o in install_objects() if o["kind"] == "Role" and o["metadata"]["name"] == "gradeflow-execute-cache"
+    ]
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create", "update", "delete"]}
+    ]
+    assert not [
+        o for o in install_objects() if o["kind"] == "ConfigMap" and "gradeflow-execute-cache" == o["metadata"]["name"]
+    ]
 
 
 def test_the_key_counts_the_image_only_by_digest(wt: dict) -> None:
@@ -349,7 +445,10 @@ def test_the_key_counts_the_image_only_by_digest(wt: dict) -> None:
         assert _memo(wt, image=digest)[1] != _memo(wt, image=digest, **{f"inputs.parameters.{name}": "other"})[1]
     # workflow/controller/cache/cache.go: cacheKeyRegex = regexp.MustCompile("^[a-zA-Z0-9][-a-zA-Z0-9]*$"),
     # checked on every Load and Save ("invalid cache key")
-    assert re.fullmatch(r"[a-zA-Z0-9][-a-zA-Z0-9]*", _memo(wt, image=tag, **{"inputs.parameters.student": "Ann Lee", "course": "a b"})[1])
+    assert re.fullmatch(
+        r"[a-zA-Z0-9][-a-zA-Z0-9]*",
+        _memo(wt, image=tag, **{"inputs.parameters.student": "Ann Lee", "course": "a b"})[1],
+    )
 
 
 # --- 8. the exit handler -------------------------------------------------------------------------
@@ -394,7 +493,13 @@ def test_docs_name_what_bounds_a_fork_bomb_and_the_versions() -> None:
     assert build_template().to_dict()["metadata"]["annotations"]["workflows.argoproj.io/version"] == SUPPORTED_ARGO
     for fact in ("v3.5.5", "#10426", "#12490", "#14796", "v3.6.6", "v3.7.2"):  # what the supported range rests on
         assert fact in text, fact
-    for must in ("argo template lint", "--dry-run=server", "/api/v1/version", "CACHE_GC_PERIOD", "CACHE_GC_AFTER_NOT_HIT_DURATION"):
+    for must in (
+        "argo template lint",
+        "--dry-run=server",
+        "/api/v1/version",
+        "CACHE_GC_PERIOD",
+        "CACHE_GC_AFTER_NOT_HIT_DURATION",
+    ):
         assert must in text, must
 
 
@@ -405,8 +510,19 @@ def test_expression_tags_compare_pod_outputs_as_data(wt: dict) -> None:
             assert not re.search(r"\{\{tasks\.[^}]*outputs\.parameters", task.get("when", "")), task["name"]
     copy_task = {x["name"]: x for x in templates(wt)["execute-submission"]["dag"]["tasks"]}["copy-memoized"]
     hostile = "x' || true || 'y"
-    assert substitute(copy_task["when"], {"workflow.parameters.run-id": "r2", "tasks.execute.outputs.parameters.ran-in": hostile}) == "true"
-    assert substitute(copy_task["when"], {"workflow.parameters.run-id": hostile, "tasks.execute.outputs.parameters.ran-in": hostile}) == "false"
+    assert (
+        substitute(
+            copy_task["when"], {"workflow.parameters.run-id": "r2", "tasks.execute.outputs.parameters.ran-in": hostile}
+        )
+        == "true"
+    )
+    assert (
+        substitute(
+            copy_task["when"],
+            {"workflow.parameters.run-id": hostile, "tasks.execute.outputs.parameters.ran-in": hostile},
+        )
+        == "false"
+    )
 
 
 # --- 9. the NetworkPolicy outside the quick start -------------------------------------------------
@@ -419,10 +535,14 @@ def test_network_check_runs_under_the_execute_policy_before_any_submission(wt: d
     for name in ("network-check", "execute", "execute-again"):
         labels = t[name]["metadata"]["labels"]
         assert all(labels.get(k) == v for k, v in selector.items()), f"{name} is not under the policy"
-        assert t[name]["automountServiceAccountToken"] is False and t[name]["executor"] == {"serviceAccountName": "gradeflow-executor"}
+        assert t[name]["automountServiceAccountToken"] is False and t[name]["executor"] == {
+            "serviceAccountName": "gradeflow-executor"
+        }
     # it moves a file through the store as every execute pod does: raw in, S3 out
     check = t["network-check"]
-    assert check["inputs"]["artifacts"][0]["raw"]["data"] and check["outputs"]["artifacts"][0]["s3"]["key"].endswith("/network-check.txt")
+    assert check["inputs"]["artifacts"][0]["raw"]["data"] and check["outputs"]["artifacts"][0]["s3"]["key"].endswith(
+        "/network-check.txt"
+    )
     tasks = {x["name"]: x for x in t["autograde"]["dag"]["tasks"]}
     assert "network-check" in tasks["execute"]["depends"]
 
@@ -433,8 +553,21 @@ def test_network_policy_takes_several_api_servers_and_other_dns() -> None:
     assert all("ipBlock" in peer for peer in api["to"])  # one entry per endpoint address
     assert {p["port"] for p in api["ports"]} == {443, 6443}
     assert {p["port"] for p in dns["ports"]} == {53}
-    assert any(peer.get("namespaceSelector") == {} and peer["podSelector"] == {"matchLabels": {"k8s-app": "kube-dns"}} for peer in dns["to"])
+    assert any(
+        peer.get("namespaceSelector") == {} and peer["podSelector"] == {"matchLabels": {"k8s-app": "kube-dns"}}
+        for peer in dns["to"]
+    )
     assert {"ipBlock": {"cidr": "169.254.20.10/32"}} in dns["to"]  # NodeLocal DNSCache
     text = DOCS.read_text()
-    for must in ("endpointslices", "ipBlock", "toEntities: [kube-apiserver]", "Calico", "Cilium", "kindnet", "NodeLocal DNSCache", "openshift-dns", "network-check"):
+    for must in (
+        "endpointslices",
+        "ipBlock",
+        "toEntities: [kube-apiserver]",
+        "Calico",
+        "Cilium",
+        "kindnet",
+        "NodeLocal DNSCache",
+        "openshift-dns",
+        "network-check",
+    ):
         assert must in text, must

@@ -10,6 +10,7 @@ exist at its declared path and land at its declared key. The course is a one-not
 course built with nbgrader's own generate_assignment; alice's answer is right, bob's raises.
 A renamed flag, a moved output or a step that starts reading an undeclared file fails here.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -54,7 +55,9 @@ def test_the_run_succeeds_with_one_pod_per_step_and_submission(setup: dict) -> N
     run: EmulatedRun = setup["run"]
     assert run.phase == "Succeeded", [(p.node, p.log[-2000:]) for p in run.pods if p.exit_code != 0]
     counts = {name: len(run.by_template(name)) for name in DAG}
-    assert counts == {"collect": 1, "restore": 1, "execute": 2, "score": 1, "feedback": 0, "merge": 1}, "feedback only when asked (test_argo_e2e asks); merge runs without it"
+    assert counts == {"collect": 1, "restore": 1, "execute": 2, "score": 1, "feedback": 0, "merge": 1}, (
+        "feedback only when asked (test_argo_e2e asks); merge runs without it"
+    )
     assert sorted(p.parameters["student"] for p in run.by_template("execute")) == ["alice", "bob"]
     assert all(p.exit_code == 0 and p.attempts == 1 for p in run.pods)
 
@@ -110,11 +113,25 @@ def test_collect_reads_the_course_and_writes_nothing_to_it(setup: dict) -> None:
 
 def test_copy_memoized_moves_a_cached_result_into_another_run(setup: dict) -> None:
     """The one template that is not a step: its pod gets the cached artifact and re-uploads it."""
-    em = Emulator(setup["template"], {"assignment": "ps1", "run-id": "contract-2"}, setup["store"].as_uri(), setup["course"])
-    pod = em.run_pod(templates(setup)["copy-memoized"], "contract-2.copy", {"student": "alice"}, {"executed-submission": f"gradeflow/{RUN}/executed/alice"})
+    em = Emulator(
+        setup["template"], {"assignment": "ps1", "run-id": "contract-2"}, setup["store"].as_uri(), setup["course"]
+    )
+    pod = em.run_pod(
+        templates(setup)["copy-memoized"],
+        "contract-2.copy",
+        {"student": "alice"},
+        {"executed-submission": f"gradeflow/{RUN}/executed/alice"},
+    )
     assert pod.exit_code == 0 and pod.outputs == {"executed-submission": "gradeflow/contract-2/executed/alice"}
-    old, new = setup["store"] / "gradeflow" / RUN / "executed" / "alice", setup["store"] / "gradeflow" / "contract-2" / "executed" / "alice"
-    assert sorted(p.name for p in new.iterdir()) == sorted(p.name for p in old.iterdir()) == ["execute.json", "execute.log", "squares.ipynb"]
+    old, new = (
+        setup["store"] / "gradeflow" / RUN / "executed" / "alice",
+        setup["store"] / "gradeflow" / "contract-2" / "executed" / "alice",
+    )
+    assert (
+        sorted(p.name for p in new.iterdir())
+        == sorted(p.name for p in old.iterdir())
+        == ["execute.json", "execute.log", "squares.ipynb"]
+    )
     assert (new / "execute.json").read_bytes() == (old / "execute.json").read_bytes()
 
 
@@ -124,7 +141,10 @@ def test_a_cache_entry_whose_files_are_gone_is_executed_again(setup: dict, tmp_p
     alice's entry, whose files are there, is copied as before."""
     run_id = "contract-gone"
     t = templates(setup)
-    scope = {f"workflow.parameters.{p['name']}": p.get("value", "") for p in setup["template"]["spec"]["arguments"]["parameters"]}
+    scope = {
+        f"workflow.parameters.{p['name']}": p.get("value", "")
+        for p in setup["template"]["spec"]["arguments"]["parameters"]
+    }
     scope.update({"workflow.parameters.assignment": "ps1", "workflow.parameters.run-id": run_id})
     (restore,) = setup["run"].by_template("restore")
     cache = {}
@@ -132,12 +152,24 @@ def test_a_cache_entry_whose_files_are_gone_is_executed_again(setup: dict, tmp_p
         s = {**scope, "inputs.parameters.student": item["student"], "inputs.parameters.work-hash": item["work-hash"]}
         memo = json.loads(substitute(json.dumps(t["execute"]["memoize"]), s))
         producer = RUN if item["student"] == "alice" else "a-run-whose-files-expired"
-        cache[f"{memo['cache']['configMap']['name']}/{memo['key']}"] = {"artifacts": {"executed-submission": f"gradeflow/{producer}/executed/{item['student']}"}, "parameters": {"ran-in": producer}}
-    run = Emulator(setup["template"], {"assignment": "ps1", "run-id": run_id}, setup["store"].as_uri(), setup["course"], cache=cache).run()
+        cache[f"{memo['cache']['configMap']['name']}/{memo['key']}"] = {
+            "artifacts": {"executed-submission": f"gradeflow/{producer}/executed/{item['student']}"},
+            "parameters": {"ran-in": producer},
+        }
+    run = Emulator(
+        setup["template"],
+        {"assignment": "ps1", "run-id": run_id},
+        setup["store"].as_uri(),
+        setup["course"],
+        cache=cache,
+    ).run()
     assert run.phase == "Succeeded", [(p.node, p.log[-1500:]) for p in run.pods if p.exit_code]
     assert all(p.memoized for p in run.by_template("execute"))
     copies = {p.parameters["student"]: p for p in run.by_template("copy-memoized")}
-    assert copies["alice"].output_parameters["result"] == "copied" and copies["bob"].output_parameters["result"] == "missing"
+    assert (
+        copies["alice"].output_parameters["result"] == "copied"
+        and copies["bob"].output_parameters["result"] == "missing"
+    )
     (again,) = run.by_template("execute-again")
     assert again.parameters["student"] == "bob" and again.exit_code == 0 and again.attempts == 1
     for student in ("alice", "bob"):
@@ -159,7 +191,9 @@ def test_score_runs_on_exit_without_global_outputs(setup: dict) -> None:
 
 def test_score_without_a_manifest_stops_without_retries(setup: dict) -> None:
     """collect never finished: score says so and exits EXIT_USAGE, which is not retried; merge does not run."""
-    em = Emulator(setup["template"], {"assignment": "ps1", "run-id": "contract-nothing"}, setup["store"].as_uri(), setup["course"])
+    em = Emulator(
+        setup["template"], {"assignment": "ps1", "run-id": "contract-nothing"}, setup["store"].as_uri(), setup["course"]
+    )
     run = em.run_exit_handler("Failed")
     assert [(p.template, p.exit_code, p.attempts) for p in run.pods] == [("score", EXIT_USAGE, 1)]
     assert "collect did not finish" in run.pods[0].log
@@ -173,7 +207,11 @@ def test_the_work_hash_covers_the_course_execute_config(setup: dict, tmp_path: P
     hashes = []
     for timeout in (30, 30, 120):
         ws = tmp_path / f"ws-{len(hashes)}"
-        shutil.copytree(setup["store"] / "gradeflow" / RUN, ws, ignore=shutil.ignore_patterns("restored", "executed", "scored", "results"))
+        shutil.copytree(
+            setup["store"] / "gradeflow" / RUN,
+            ws,
+            ignore=shutil.ignore_patterns("restored", "executed", "scored", "results"),
+        )
         snap = json.loads((ws / "snapshot.json").read_text())
         snap.setdefault("config", {}).setdefault("Execute", {})["timeout"] = timeout
         (ws / "snapshot.json").write_text(json.dumps(snap))
@@ -195,7 +233,13 @@ def test_blocked_uploads_fail_the_run_before_any_student_code_runs(setup: dict) 
         if template == "network-check":
             (root / "gradeflow" / "network-check.txt").unlink()
 
-    run = Emulator(setup["template"], {"assignment": "ps1", "run-id": "contract-blocked"}, setup["store"].as_uri(), setup["course"], before_pod=blocked).run()
+    run = Emulator(
+        setup["template"],
+        {"assignment": "ps1", "run-id": "contract-blocked"},
+        setup["store"].as_uri(),
+        setup["course"],
+        before_pod=blocked,
+    ).run()
     assert run.phase == "Failed"
     (check,) = run.by_template("network-check")
     assert check.exit_code is None and check.attempts == 4 and "network-check.txt" in check.log
@@ -205,8 +249,17 @@ def test_blocked_uploads_fail_the_run_before_any_student_code_runs(setup: dict) 
 def test_a_class_bigger_than_class_size_stops_at_restore(setup: dict) -> None:
     """score's and merge's scratch space is sized from class-size: a bigger class stops at
     restore with what to do (EXIT_USAGE, not retried), before any notebook runs."""
-    run = Emulator(setup["template"], {"assignment": "ps1", "run-id": "contract-big", "class-size": "1"}, setup["store"].as_uri(), setup["course"]).run()
+    run = Emulator(
+        setup["template"],
+        {"assignment": "ps1", "run-id": "contract-big", "class-size": "1"},
+        setup["store"].as_uri(),
+        setup["course"],
+    ).run()
     assert run.phase == "Failed"
     (restore,) = run.by_template("restore")
-    assert restore.exit_code == EXIT_USAGE and restore.attempts == 1 and "2 submissions, but the run's class-size is 1" in restore.log
+    assert (
+        restore.exit_code == EXIT_USAGE
+        and restore.attempts == 1
+        and "2 submissions, but the run's class-size is 1" in restore.log
+    )
     assert run.by_template("execute") == []

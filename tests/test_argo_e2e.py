@@ -15,6 +15,7 @@ gone and her execute pod breaks (its restore.json vanishes: an infrastructure fa
 exit handler and the summary names her; merge, having written the rest, exits 75 too. That is
 the run `gradeflow retry` would fix.
 """
+
 from __future__ import annotations
 
 import html
@@ -56,7 +57,12 @@ def s3(tmp_path_factory: pytest.TempPathFactory):
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()
-    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
+    env = {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
     with pytest.MonkeyPatch.context() as mp:
         for k, v in env.items():
             mp.setenv(k, v)
@@ -76,7 +82,13 @@ def course(squares_built: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 def first(s3, course: Path) -> dict:
     template = build_template().to_dict()
     cache: dict = {}
-    run = Emulator(template, {"assignment": "ps1", "run-id": "e2e-1", "feedback": "true", **PINNED}, f"s3://{BUCKET}", course, cache=cache).run()
+    run = Emulator(
+        template,
+        {"assignment": "ps1", "run-id": "e2e-1", "feedback": "true", **PINNED},
+        f"s3://{BUCKET}",
+        course,
+        cache=cache,
+    ).run()
     return {"run": run, "cache": cache, "template": template}
 
 
@@ -117,10 +129,14 @@ def test_sync_merges_the_run_into_the_gradebook(s3, first: dict, course: Path) -
     assert (course / "autograded" / "alice" / "ps1" / "squares.ipynb").is_file()
     page = (course / "feedback" / "bob" / "ps1" / "squares.html").read_text()
     text = "".join(html.unescape(re.sub(r"<[^>]+>", "", page)).split())
-    assert "notdoneyet" in text and "assertsquares(3)==[1,4,9]" in text, "bob's feedback shows his error and the visible test"
+    assert "notdoneyet" in text and "assertsquares(3)==[1,4,9]" in text, (
+        "bob's feedback shows his error and the visible test"
+    )
     assert "assertsquares(1)==[1]" not in text, "and not the hidden test"
     assert (course / "feedback" / "alice" / "ps1" / "timestamp.txt").is_file()
-    assert json.loads((course / "gradeflow_runs" / "e2e-1" / "results" / "results.json").read_text())["run_id"] == "e2e-1"
+    assert (
+        json.loads((course / "gradeflow_runs" / "e2e-1" / "results" / "results.json").read_text())["run_id"] == "e2e-1"
+    )
 
 
 class OneRun(Backend):
@@ -161,7 +177,9 @@ class GoneRun(Backend):
         return []
 
 
-def test_a_run_argo_deleted_syncs_from_the_store_alone(s3, first: dict, course: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_run_argo_deleted_syncs_from_the_store_alone(
+    s3, first: dict, course: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from pipelines.cli import main
 
     results = sync("e2e-1", course, backend=GoneRun(), store=f"s3://{BUCKET}")
@@ -186,7 +204,14 @@ def test_a_regrade_reuses_the_cache_and_still_reports_a_broken_pod(s3, first: di
         if template == "execute" and params.get("student") == "alice":
             (root / "gradeflow" / "restored" / "alice" / "restore.json").unlink()
 
-    run = Emulator(first["template"], {"assignment": "ps1", "run-id": "e2e-2", **PINNED}, f"s3://{BUCKET}", course, cache=cache, before_pod=break_alice).run()
+    run = Emulator(
+        first["template"],
+        {"assignment": "ps1", "run-id": "e2e-2", **PINNED},
+        f"s3://{BUCKET}",
+        course,
+        cache=cache,
+        before_pod=break_alice,
+    ).run()
     by = {p.parameters.get("student"): p for p in run.by_template("execute")}
     # bob: served by the cache, then copied from run e2e-1 into e2e-2
     assert by["bob"].memoized and by["bob"].outputs["executed-submission"] == "gradeflow/e2e-1/executed/bob"
@@ -210,7 +235,9 @@ def test_a_regrade_reuses_the_cache_and_still_reports_a_broken_pod(s3, first: di
     assert "executed/bob/execute.json" in keys(s3, "gradeflow/e2e-2")
 
 
-def test_syncing_a_run_with_an_ungraded_submission_exits_75_and_keeps_her_grades(s3, first: dict, course: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_syncing_a_run_with_an_ungraded_submission_exits_75_and_keeps_her_grades(
+    s3, first: dict, course: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from nbgrader.api import Gradebook
 
     from pipelines.cli import main

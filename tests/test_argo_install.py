@@ -7,6 +7,7 @@ and provides what the template refers to by name: the artifact repository Config
 key, the workflow and executor service accounts, and the Role that lets the workflow
 controller create and keep execute's cache ConfigMaps (one per course and assignment).
 """
+
 from __future__ import annotations
 
 from pathlib import Path

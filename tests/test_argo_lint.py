@@ -7,6 +7,7 @@ tag against what is declared: workflow parameters, global outputs and labels, th
 template's own inputs, outputs of the tasks a task depends on, loop items and Argo's own
 variables. The controls plant each kind of mistake and check the lint reports it.
 """
+
 from __future__ import annotations
 
 import copy
@@ -40,23 +41,60 @@ def test_every_workflow_parameter_is_used(wt: dict) -> None:
 
 def test_expression_tags_are_read_for_their_variables() -> None:
     assert references("{{=asInt(workflow.parameters['wall-time']) + 300}}") == ["workflow.parameters.wall-time"]
-    assert references("{{=(workflow.outputs?.parameters?.students ?? '') != ''}}") == ["workflow.outputs.parameters.students"]
-    assert references("a-{{inputs.parameters.student}}-{{=sprig.sha256sum(item.student + '|')}}") == ["inputs.parameters.student", "item.student"]
+    assert references("{{=(workflow.outputs?.parameters?.students ?? '') != ''}}") == [
+        "workflow.outputs.parameters.students"
+    ]
+    assert references("a-{{inputs.parameters.student}}-{{=sprig.sha256sum(item.student + '|')}}") == [
+        "inputs.parameters.student",
+        "item.student",
+    ]
 
 
 @pytest.mark.parametrize(
     ("where", "plant", "expected"),
     [
-        ("collect", lambda t: t["container"]["args"].append("{{workflow.parameters.nope}}"), "{{workflow.parameters.nope}}"),
-        ("execute", lambda t: t["container"]["args"].append("{{inputs.parameters.ghost}}"), "{{inputs.parameters.ghost}}"),
-        ("execute", lambda t: t["container"]["args"].append("{{=asInt(workflow.parameters['no-such'])}}"), "{{workflow.parameters.no-such}}"),
-        ("score", lambda t: t["container"]["args"].append("{{workflow.outputs.parameters.nothing}}"), "{{workflow.outputs.parameters.nothing}}"),
+        (
+            "collect",
+            lambda t: t["container"]["args"].append("{{workflow.parameters.nope}}"),
+            "{{workflow.parameters.nope}}",
+        ),
+        (
+            "execute",
+            lambda t: t["container"]["args"].append("{{inputs.parameters.ghost}}"),
+            "{{inputs.parameters.ghost}}",
+        ),
+        (
+            "execute",
+            lambda t: t["container"]["args"].append("{{=asInt(workflow.parameters['no-such'])}}"),
+            "{{workflow.parameters.no-such}}",
+        ),
+        (
+            "score",
+            lambda t: t["container"]["args"].append("{{workflow.outputs.parameters.nothing}}"),
+            "{{workflow.outputs.parameters.nothing}}",
+        ),
         # collect does not depend on restore: it cannot read restore's output
-        ("autograde", lambda t: t["dag"]["tasks"][0].setdefault("when", "{{tasks.restore.outputs.parameters.students}} != ''"), "{{tasks.restore.outputs.parameters.students}}"),
+        (
+            "autograde",
+            lambda t: t["dag"]["tasks"][0].setdefault("when", "{{tasks.restore.outputs.parameters.students}} != ''"),
+            "{{tasks.restore.outputs.parameters.students}}",
+        ),
         # a task may read only outputs its dependency's template declares
-        ("execute-submission", lambda t: t["dag"]["tasks"][1]["arguments"]["parameters"].append({"name": "x", "value": "{{tasks.execute.outputs.parameters.nothing}}"}), "{{tasks.execute.outputs.parameters.nothing}}"),
+        (
+            "execute-submission",
+            lambda t: t["dag"]["tasks"][1]["arguments"]["parameters"].append(
+                {"name": "x", "value": "{{tasks.execute.outputs.parameters.nothing}}"}
+            ),
+            "{{tasks.execute.outputs.parameters.nothing}}",
+        ),
         # {{item}} only inside a loop
-        ("score-and-merge", lambda t: t["dag"]["tasks"][0].setdefault("arguments", {"parameters": [{"name": "s", "value": "{{item.student}}"}]}), "{{item.student}}"),
+        (
+            "score-and-merge",
+            lambda t: t["dag"]["tasks"][0].setdefault(
+                "arguments", {"parameters": [{"name": "s", "value": "{{item.student}}"}]}
+            ),
+            "{{item.student}}",
+        ),
     ],
 )
 def test_each_kind_of_dangling_reference_is_caught(wt: dict, where: str, plant, expected: str) -> None:

@@ -11,6 +11,7 @@ numbers. Here: the design in pipelines/workflow.py (one run per shard of at most
 fits with half of every limit to spare, the whole class in one run does not, and the pieces the
 measurement rests on (node ids, compression, shards, cache names) are what Argo and collect do.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -116,7 +117,9 @@ def test_shard_workflows_are_valid_runs_of_the_template() -> None:
         assert wf["metadata"]["labels"]["gradeflow.io/run-group"] == long_id
     # a class that fits one run is the plain run it always was
     (one,) = [w.to_dict() for w in build_shards("ps1", "ps1-a", class_size=200)]
-    assert one["metadata"]["name"] == "ps1-a" and "shard" not in {p["name"] for p in one["spec"]["arguments"]["parameters"]}
+    assert one["metadata"]["name"] == "ps1-a" and "shard" not in {
+        p["name"] for p in one["spec"]["arguments"]["parameters"]
+    }
 
 
 def _cache_name(template: dict, **values: str) -> str:

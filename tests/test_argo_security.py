@@ -11,6 +11,7 @@ resource requests and limits, a pod deadline, the label the egress NetworkPolicy
 and only its own restored submission as input. Retries fire only for infrastructure
 failures (exit 75, pod errors), never for a student's crash, timeout or memory kill.
 """
+
 from __future__ import annotations
 
 import json
@@ -67,7 +68,9 @@ def test_every_pod_is_hardened(templates: dict[str, dict], name: str) -> None:
     assert sc["capabilities"] == {"drop": ["ALL"]}
     assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
     pod = t["securityContext"]
-    assert pod["runAsNonRoot"] is True and pod["runAsUser"] == 1000 and pod["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert (
+        pod["runAsNonRoot"] is True and pod["runAsUser"] == 1000 and pod["seccompProfile"] == {"type": "RuntimeDefault"}
+    )
     # the only writable places are emptyDirs, with a size limit
     vols = {v["name"]: v for v in t["volumes"]}
     mounts = {m["mountPath"]: m["name"] for m in t["container"]["volumeMounts"]}
@@ -114,11 +117,18 @@ def test_network_policy_cuts_the_student_pods_off(install: dict, templates: dict
 
 def test_executor_role_is_least_privilege(install: dict) -> None:
     role = install[("Role", "gradeflow-executor")]
-    assert role["rules"] == [{"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]}]
+    assert role["rules"] == [
+        {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]}
+    ]
     binding = install[("RoleBinding", "gradeflow-executor")]
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": EXECUTOR_SERVICE_ACCOUNT, "namespace": "gradeflow"}]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": EXECUTOR_SERVICE_ACCOUNT, "namespace": "gradeflow"}
+    ]
     assert install[("ServiceAccount", WORKFLOW_SERVICE_ACCOUNT)]["automountServiceAccountToken"] is False
-    assert install[("Secret", f"{EXECUTOR_SERVICE_ACCOUNT}.service-account-token")]["type"] == "kubernetes.io/service-account-token"
+    assert (
+        install[("Secret", f"{EXECUTOR_SERVICE_ACCOUNT}.service-account-token")]["type"]
+        == "kubernetes.io/service-account-token"
+    )
     # nothing in gradeflow may touch secrets
     for (kind, _), obj in install.items():
         if kind == "Role":
@@ -130,16 +140,33 @@ def test_executor_role_is_least_privilege(install: dict) -> None:
     [
         (EXIT_INFRA, "Failed", "Error (exit code 75)", True),  # our own crash
         (None, "Error", "pod deleted", True),  # the pod broke
-        (None, "Failed", "The node was low on resource: memory. Threshold quantity: 100Mi, available: 88Mi. ", True),  # kubelet eviction
-        (None, "Failed", 'Usage of EmptyDir volume "workspace" exceeds the limit "4096Mi". ', False),  # the student filled it
+        (
+            None,
+            "Failed",
+            "The node was low on resource: memory. Threshold quantity: 100Mi, available: 88Mi. ",
+            True,
+        ),  # kubelet eviction
+        (
+            None,
+            "Failed",
+            'Usage of EmptyDir volume "workspace" exceeds the limit "4096Mi". ',
+            False,
+        ),  # the student filled it
         (0, "Succeeded", "", False),
         (1, "Failed", "Error (exit code 1)", False),  # the step never started (a broken image): it would fail again
         (137, "Failed", "OOMKilled (exit code 137)", False),  # the student's memory blow-up
-        (None, "Failed", "Pod was active on the node longer than the specified deadline", False),  # runaway student code
+        (
+            None,
+            "Failed",
+            "Pod was active on the node longer than the specified deadline",
+            False,
+        ),  # runaway student code
         (2, "Failed", "Error (exit code 2)", False),  # a teacher's problem (missing gradebook)
     ],
 )
-def test_retries_only_infrastructure_failures(templates: dict[str, dict], exit_code: int | None, status: str, message: str, retried: bool) -> None:
+def test_retries_only_infrastructure_failures(
+    templates: dict[str, dict], exit_code: int | None, status: str, message: str, retried: bool
+) -> None:
     for name in DAG:
         # merge exits 75 when a submission is UNGRADED: the same inputs would end the same way
         expected = retried and not (name == "merge" and exit_code == EXIT_INFRA)
@@ -153,10 +180,14 @@ def test_memo_key_changes_with_submission_image_and_limits(templates: dict[str, 
     base.update({"inputs.parameters.student": "alice", "inputs.parameters.work-hash": "h1"})
     first = substitute(key, base)
     assert first == substitute(key, base) and first.startswith("execute-") and len(first) == len("execute-") + 64
-    changed = [("inputs.parameters.student", "bob"), ("inputs.parameters.work-hash", "h2")] + [(f"workflow.parameters.{n}", "other") for n in CACHE_INPUTS]
+    changed = [("inputs.parameters.student", "bob"), ("inputs.parameters.work-hash", "h2")] + [
+        (f"workflow.parameters.{n}", "other") for n in CACHE_INPUTS
+    ]
     for var, value in changed:
         assert substitute(key, {**base, var: value}) != first, f"the execute cache ignores {var}"
-    assert substitute(key, {**base, "workflow.parameters.store-prefix": "elsewhere"}) == first  # where results go is not what they are
+    assert (
+        substitute(key, {**base, "workflow.parameters.store-prefix": "elsewhere"}) == first
+    )  # where results go is not what they are
 
 
 def test_copy_of_a_memoized_result_only_when_it_came_from_another_run(templates: dict[str, dict]) -> None:

@@ -8,6 +8,7 @@ per step running `python -m steps.<name>`, with the step's artifacts at /gradefl
 keys under <store-prefix>/<run-id>/, chained collect >> restore >> execute (fanned out per
 submission) and, on exit, score >> merge.
 """
+
 from __future__ import annotations
 
 import copy
@@ -41,7 +42,10 @@ RENDERED = ROOT / "argo" / "workflowtemplate.yaml"
 
 def validate(obj: dict, kind: str) -> list[str]:
     schema = {"$ref": f"#/definitions/io.argoproj.workflow.v1alpha1.{kind}", "definitions": SCHEMA["definitions"]}
-    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in jsonschema.Draft202012Validator(schema).iter_errors(obj)]
+    return [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+        for e in jsonschema.Draft202012Validator(schema).iter_errors(obj)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -58,12 +62,27 @@ def test_workflow_template_passes_argos_schema(wt: dict) -> None:
 
 
 def test_a_workflow_submitted_from_it_passes_argos_schema() -> None:
-    wf = build_workflow("ps1", "ps1-20261122-101500", course="intro", course_pvc="intro-course", limits={"memory": 512, "cell-timeout": ""}, parallelism=4, namespace="gradeflow").to_dict()
+    wf = build_workflow(
+        "ps1",
+        "ps1-20261122-101500",
+        course="intro",
+        course_pvc="intro-course",
+        limits={"memory": 512, "cell-timeout": ""},
+        parallelism=4,
+        namespace="gradeflow",
+    ).to_dict()
     assert validate(wf, "Workflow") == []
     assert wf["spec"]["workflowTemplateRef"] == {"name": TEMPLATE_NAME}
     assert wf["metadata"]["name"] == "ps1-20261122-101500" and wf["spec"]["parallelism"] == 4
     params = {p["name"]: p["value"] for p in wf["spec"]["arguments"]["parameters"]}
-    assert params == {"assignment": "ps1", "run-id": "ps1-20261122-101500", "course": "intro", "course-pvc": "intro-course", "memory": "512", "cell-timeout": ""}
+    assert params == {
+        "assignment": "ps1",
+        "run-id": "ps1-20261122-101500",
+        "course": "intro",
+        "course-pvc": "intro-course",
+        "memory": "512",
+        "cell-timeout": "",
+    }
 
 
 def test_the_schema_check_can_fail(wt: dict) -> None:
@@ -79,7 +98,9 @@ def test_checked_in_yaml_is_what_pipelines_render() -> None:
     rendered = render_yaml()
     if os.environ.get("GRADEFLOW_REGEN") == "1" or not RENDERED.exists():
         RENDERED.write_text(rendered)
-    assert RENDERED.read_text() == rendered, "argo/workflowtemplate.yaml is stale: run `python -m pipelines.workflow render argo/`"
+    assert RENDERED.read_text() == rendered, (
+        "argo/workflowtemplate.yaml is stale: run `python -m pipelines.workflow render argo/`"
+    )
     assert RENDERED.read_text().startswith("# gradeflow's autograde WorkflowTemplate")
     assert yaml.safe_load(rendered) == build_template().to_dict()
 
@@ -91,7 +112,10 @@ def test_dag_reads_like_the_drawing(wt: dict) -> None:
     assert main["restore"]["depends"] == "collect" and main["execute"]["depends"] == "restore && network-check"
     # one pod per submission, named per student in the UI (execute(0:student:alice,...))
     assert main["execute"]["withParam"] == "{{tasks.restore.outputs.parameters.students}}"
-    assert {p["name"]: p["value"] for p in main["execute"]["arguments"]["parameters"]} == {"student": "{{item.student}}", "work-hash": "{{item.work-hash}}"}
+    assert {p["name"]: p["value"] for p in main["execute"]["arguments"]["parameters"]} == {
+        "student": "{{item.student}}",
+        "work-hash": "{{item.work-hash}}",
+    }
     # the other submissions keep running when one fails
     assert t["autograde"]["dag"]["failFast"] is False
     # score and merge run on exit, whatever happened to execute
@@ -104,7 +128,10 @@ def test_dag_reads_like_the_drawing(wt: dict) -> None:
     inner = {task["name"]: task for task in t["execute-submission"]["dag"]["tasks"]}
     assert inner["execute"]["template"] == "execute" and inner["copy-memoized"]["depends"] == "execute"
     # a cache entry whose files are gone: execute the submission again
-    assert inner["execute-again"]["template"] == "execute-again" and inner["execute-again"]["depends"] == "copy-memoized.Succeeded"
+    assert (
+        inner["execute-again"]["template"] == "execute-again"
+        and inner["execute-again"]["depends"] == "copy-memoized.Succeeded"
+    )
     order = ["collect", "restore", "execute"] + ["score", "feedback", "merge"]
     assert order == list(DAG)
 
@@ -131,7 +158,9 @@ def test_each_step_template_is_its_contract(wt: dict, name: str) -> None:
         rel = a.at("{{inputs.parameters.student}}") if a.per_submission else a.path
         for decl in [d for d in (ins.get(a.name), outs.get(a.name)) if d]:
             assert decl["path"] == f"/gradeflow/{rel}"
-            assert decl["s3"] == {"key": f"{{{{workflow.parameters.store-prefix}}}}/{{{{workflow.parameters.run-id}}}}/{rel}"}
+            assert decl["s3"] == {
+                "key": f"{{{{workflow.parameters.store-prefix}}}}/{{{{workflow.parameters.run-id}}}}/{rel}"
+            }
     for a in outs.values():  # plain objects, so the run's prefix is a workspace sync can read
         assert a["archive"] == {"none": {}}
 
@@ -139,12 +168,18 @@ def test_each_step_template_is_its_contract(wt: dict, name: str) -> None:
 def test_every_contract_parameter_is_bound_or_explained() -> None:
     for step in STEPS.values():
         for p in step.parameters:
-            assert (step.name, p) in UNBOUND or (step.name, p) in BOUND_PER_STEP or p in BOUND, f"{step.name}: contract parameter {p} is neither given to the pod nor explained"
+            assert (step.name, p) in UNBOUND or (step.name, p) in BOUND_PER_STEP or p in BOUND, (
+                f"{step.name}: contract parameter {p} is neither given to the pod nor explained"
+            )
 
 
 def test_workflow_settings(wt: dict) -> None:
     spec = wt["spec"]
-    assert spec["artifactRepositoryRef"] == {"configMap": ARTIFACT_REPOSITORY.config_map, "key": "gradeflow"} == {"configMap": "artifact-repositories", "key": "gradeflow"}
+    assert (
+        spec["artifactRepositoryRef"]
+        == {"configMap": ARTIFACT_REPOSITORY.config_map, "key": "gradeflow"}
+        == {"configMap": "artifact-repositories", "key": "gradeflow"}
+    )
     assert spec["parallelism"] == 10
     assert "workflowMetadata" not in spec  # labels come from build_workflow, cleaned (test_argo_cluster_rules.py)
     params = {p["name"]: p for p in spec["arguments"]["parameters"]}
@@ -154,8 +189,18 @@ def test_workflow_settings(wt: dict) -> None:
     # the course comes from a PVC, read-only, and only collect mounts it
     (vol,) = spec["volumes"]
     assert vol["persistentVolumeClaim"] == {"claimName": "{{workflow.parameters.course-pvc}}", "readOnly": True}
-    mounts = {t["name"]: [m for m in t.get("container", {}).get("volumeMounts", []) if m["name"] == "course"] for t in spec["templates"]}
-    assert mounts.pop("collect") == [{"name": "course", "mountPath": "/course", "readOnly": True, "subPath": "{{workflow.parameters.course-subpath}}"}]
+    mounts = {
+        t["name"]: [m for m in t.get("container", {}).get("volumeMounts", []) if m["name"] == "course"]
+        for t in spec["templates"]
+    }
+    assert mounts.pop("collect") == [
+        {
+            "name": "course",
+            "mountPath": "/course",
+            "readOnly": True,
+            "subPath": "{{workflow.parameters.course-subpath}}",
+        }
+    ]
     assert all(m == [] for m in mounts.values())
 
 
@@ -165,8 +210,17 @@ def test_retry_and_memoize_are_declared(wt: dict) -> None:
         rs = t[name]["retryStrategy"]
         assert rs["retryPolicy"] == "Always" and rs["limit"] == "3" and rs["backoff"]["duration"]
         # merge's 75 (a submission UNGRADED) would end the same on a retry: only a broken pod retries it
-        assert ("asInt(lastRetry.exitCode) == 75" in rs["expression"]) is (name != "merge") and "lastRetry.status == 'Error'" in rs["expression"]
+        assert ("asInt(lastRetry.exitCode) == 75" in rs["expression"]) is (
+            name != "merge"
+        ) and "lastRetry.status == 'Error'" in rs["expression"]
     memo = t["execute"]["memoize"]
     assert memo["cache"]["configMap"]["name"].startswith("gradeflow-cache-") and memo["maxAge"]
-    for part in ("inputs.parameters.student", "inputs.parameters['work-hash']", "workflow.parameters['image']", "workflow.parameters['memory']", "workflow.parameters['wall-time']", "workflow.parameters['cell-timeout']"):
+    for part in (
+        "inputs.parameters.student",
+        "inputs.parameters['work-hash']",
+        "workflow.parameters['image']",
+        "workflow.parameters['memory']",
+        "workflow.parameters['wall-time']",
+        "workflow.parameters['cell-timeout']",
+    ):
         assert part in memo["key"]

@@ -14,6 +14,7 @@ exactly their scores, no process outlived it, the course dir changed only by gra
 outputs, the gradebook only through merge, the loopback server saw no connection, and no
 secret reached any output. The corpus is never graded without a sandbox.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -51,7 +52,10 @@ CORPUS = Path(__file__).parent / "corpus" / "attacks"
 # out as the Argo execute pod (uid 1000, /gradeflow with the hidden tests, /var/run/argo), kernels in Landlock
 BACKENDS = ["bubblewrap", "podman", "argo-pod"]
 LIMITS = Limits(**FAST_LIMITS)
-HONEST = {"honest_correct": (ck.CORRECT, 2.0), "honest_wrong": ("def squares(n):\n    return [i for i in range(n)]", 0.0)}
+HONEST = {
+    "honest_correct": (ck.CORRECT, 2.0),
+    "honest_wrong": ("def squares(n):\n    return [i for i in range(n)]", 0.0),
+}
 SECRETS = {"AWS_SECRET_ACCESS_KEY": "leak-me-aws-7f3e", "GRADEFLOW_TEST_SECRET": "leak-me-gradeflow-91c2"}
 K8S_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 BUDGET = 6  # seconds each attack may spend, under the 10 s cell timeout
@@ -99,7 +103,11 @@ ATTACKS = [_load(p) for p in sorted(CORPUS.glob("[!_]*.py"))]
 
 def _host_ips() -> list[str]:
     """The host's own non-loopback IPv4 addresses (where a sandbox with a network could reach it)."""
-    out = subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True).stdout if Path("/usr/sbin/ip").exists() or Path("/usr/bin/ip").exists() else ""
+    out = (
+        subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True).stdout
+        if Path("/usr/sbin/ip").exists() or Path("/usr/bin/ip").exists()
+        else ""
+    )
     ips = re.findall(r"inet (\d+\.\d+\.\d+\.\d+)", out)
     return [ip for ip in ips if not ipaddress.ip_address(ip).is_loopback][:3]
 
@@ -174,7 +182,9 @@ class AttackRun:
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-def attack_run(request: pytest.FixtureRequest, squares_built: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AttackRun]:
+def attack_run(
+    request: pytest.FixtureRequest, squares_built: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AttackRun]:
     sandbox = request.param
     require_sandbox(sandbox)
     course = ck.copy_course(squares_built, tmp_path_factory.mktemp(f"attacks-{sandbox}") / "course")
@@ -209,7 +219,11 @@ def attack_run(request: pytest.FixtureRequest, squares_built: Path, tmp_path_fac
     digest_before, top_before = tree_digest(course, COURSE_PARTS), {p.name for p in course.iterdir()}
     gradebook_before = _gradebook_state(course)
     try:
-        with planted_file(Path.home() / canary, f"teacher's secret {marker}\n"), planted_file(K8S_TOKEN, f"fake-token-{marker}\n"), runner_environment(SECRETS):
+        with (
+            planted_file(Path.home() / canary, f"teacher's secret {marker}\n"),
+            planted_file(K8S_TOKEN, f"fake-token-{marker}\n"),
+            runner_environment(SECRETS),
+        ):
             start = time.monotonic()
             results = grade(course, "ps1", GradeOptions(jobs=2, sandbox=sandbox, limits=LIMITS))
             seconds = time.monotonic() - start
@@ -217,9 +231,19 @@ def attack_run(request: pytest.FixtureRequest, squares_built: Path, tmp_path_fac
     finally:
         listener.close()
     yield AttackRun(
-        sandbox, course, marker, results, seconds, list(listener.hits), leftovers,
-        digest_before, tree_digest(course, COURSE_PARTS), top_before, {p.name for p in course.iterdir()},
-        gradebook_before, _gradebook_state(course),
+        sandbox,
+        course,
+        marker,
+        results,
+        seconds,
+        list(listener.hits),
+        leftovers,
+        digest_before,
+        tree_digest(course, COURSE_PARTS),
+        top_before,
+        {p.name for p in course.iterdir()},
+        gradebook_before,
+        _gradebook_state(course),
     )
     for line in sandbox_leftovers([marker]):  # never leave a hostile process on the machine
         subprocess.run(["kill", "-9", line.split(":")[0]], check=False)
@@ -286,12 +310,16 @@ def _check_output_flood(run: AttackRun) -> None:
     nb, log = run.executed("output_flood"), run.run_dir / "executed" / "output_flood" / "execute.log"
     assert nb.stat().st_size <= LIMITS.output_kb * 1024 + 256 * 1024, f"{nb.stat().st_size} bytes kept"
     assert "output limit" in run.printed("output_flood")
-    assert log.stat().st_size <= LIMITS.disk_mb * 2**20 + 64 * 1024, f"execute.log holds {log.stat().st_size} bytes"  # + gradeflow's own lines
+    assert log.stat().st_size <= LIMITS.disk_mb * 2**20 + 64 * 1024, (
+        f"execute.log holds {log.stat().st_size} bytes"
+    )  # + gradeflow's own lines
 
 
 def _check_planted_paths(run: AttackRun) -> None:
     for d in ("/", "/tmp", "/etc", "/root", "/var", "/opt", "/usr"):
-        assert not Path(d, f"planted-{run.marker}.txt").exists(), f"an attack wrote {d}/planted-{run.marker}.txt on the host"
+        assert not Path(d, f"planted-{run.marker}.txt").exists(), (
+            f"an attack wrote {d}/planted-{run.marker}.txt on the host"
+        )
 
 
 def _check_memory_peak(run: AttackRun, student: str) -> None:
@@ -327,8 +355,13 @@ def test_attack_is_contained(attack_run: AttackRun, attack: Attack) -> None:
     if graded:  # the attack ran to its end and the kernel still graded the test cell
         allowed = set(attack.header.get("allowed_errors", "").split("(")[0].split())
         if attack_run.sandbox == "argo-pod" and attack.student in POD_SHARED_LIMITS:
-            allowed |= {"KeyboardInterrupt", "CellTimeoutError"}  # its own cell may be interrupted before it reports (docs/security.md)
-        assert "BLOCKED:" in printed or "CellTimeoutError" in allowed - set(attack.header.get("allowed_errors", "").split()), printed[-2000:]
+            allowed |= {
+                "KeyboardInterrupt",
+                "CellTimeoutError",
+            }  # its own cell may be interrupted before it reports (docs/security.md)
+        assert "BLOCKED:" in printed or "CellTimeoutError" in allowed - set(
+            attack.header.get("allowed_errors", "").split()
+        ), printed[-2000:]
         assert set(error_names(attack_run.executed(attack.student))["squares"]) <= allowed, printed[-2000:]
         assert attack_run.cell(attack.student, "test_squares")["auto_score"] == attack.score
     HOST_CHECKS.get(attack.student, lambda run: None)(attack_run)

@@ -6,6 +6,7 @@ course with `--sandbox podman`. Every student's autograded score must be what nb
 real `nbgrader autograde` in tests/test_example_course.py), and every kernel container must
 be gone afterwards.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -53,7 +54,12 @@ def test_example_course_through_the_grader_image(podman_ready: None, tmp_path: P
         expected = sum(info["expected_auto_score"].values())
         auto = sum(c["auto_score"] or 0 for n in got["notebooks"] for c in n.get("cells", []))
         assert auto == expected, (student, auto, expected)
-    teardown = [json.loads(p.read_text())["detail"]["teardown"] for p in (course / "gradeflow_runs").glob("ps1-*/executed/*/execute.json")]
+    teardown = [
+        json.loads(p.read_text())["detail"]["teardown"]
+        for p in (course / "gradeflow_runs").glob("ps1-*/executed/*/execute.json")
+    ]
     assert teardown and all(t["leftover_containers"] == 0 for t in teardown)
-    left = subprocess.run(["podman", "ps", "--all", "--quiet", "--filter", "name=gradeflow-"], capture_output=True, text=True).stdout.split()
+    left = subprocess.run(
+        ["podman", "ps", "--all", "--quiet", "--filter", "name=gradeflow-"], capture_output=True, text=True
+    ).stdout.split()
     assert left == []

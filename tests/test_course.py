@@ -3,6 +3,7 @@
 A run id names a folder in the store, an Argo workflow and a Kubernetes label value, so the
 local runner and `gradeflow submit` share one function, and its ids sort in time order.
 """
+
 from __future__ import annotations
 
 import datetime as dt

@@ -7,6 +7,7 @@ course, or into a store that cannot be reached; and sends a run to an Argo Serve
 rejects the token, that cannot be reached, or that lacks the WorkflowTemplate. Each time gradeflow prints one line naming the problem and the next
 step (a command or a setting), with no traceback, and exits 2 (EXIT_USAGE), never 75.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -49,7 +50,9 @@ class _FakeArgo(http.server.BaseHTTPRequestHandler):
 
 @contextlib.contextmanager
 def fake_argo(status: int, body: bytes) -> Iterator[str]:
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), type("Handler", (_FakeArgo,), {"status": status, "body": body}))
+    httpd = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), type("Handler", (_FakeArgo,), {"status": status, "body": body})
+    )
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
@@ -65,10 +68,19 @@ def closed_port() -> int:
         return s.getsockname()[1]  # nothing listens once the socket is closed
 
 
-def gradeflow(*args: str, env: dict[str, str] | None = None, drop: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+def gradeflow(
+    *args: str, env: dict[str, str] | None = None, drop: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if not (drop and k.startswith(drop))}
     environ.update(env or {})
-    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True, timeout=240, env=environ, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=environ,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -86,10 +98,20 @@ def runs(squares_built: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     for tool in ("podman", "runc"):
         (fake / tool).write_text("#!/bin/sh\nexit 1\n")
         (fake / tool).chmod(0o755)
-    aws = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{closed_port()}", "AWS_ACCESS_KEY_ID": "teacher", "AWS_SECRET_ACCESS_KEY": "wrong", "AWS_MAX_ATTEMPTS": "1", "AWS_DEFAULT_REGION": "us-east-1"}
+    aws = {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{closed_port()}",
+        "AWS_ACCESS_KEY_ID": "teacher",
+        "AWS_SECRET_ACCESS_KEY": "wrong",
+        "AWS_MAX_ATTEMPTS": "1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
     argo = ("submit", "course", "ps1", "--argo", "--argo-plaintext", "--argo-server")
     (locked / "gradeflow_runs").mkdir(exist_ok=True)
-    with fake_argo(401, b'{"code":16,"message":"token not valid"}') as rejects, fake_argo(404, b'{"code":5,"message":"not found"}') as empty_cluster, open(locked / "gradeflow_runs" / ".ps1.lock", "w") as lock:
+    with (
+        fake_argo(401, b'{"code":16,"message":"token not valid"}') as rejects,
+        fake_argo(404, b'{"code":5,"message":"not found"}') as empty_cluster,
+        open(locked / "gradeflow_runs" / ".ps1.lock", "w") as lock,
+    ):
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another run holds the course
         scenarios = {
             "no gradebook": lambda: gradeflow("grade", str(root / "empty"), "ps1"),
@@ -97,9 +119,18 @@ def runs(squares_built: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
             "unknown student": lambda: gradeflow("grade", str(course), "ps1", "--student", "zed"),
             "no course folder": lambda: gradeflow("grade", str(root / "nope"), "ps1"),
             "no sandbox": lambda: gradeflow("grade", str(bare), "ps1", env={"PATH": str(root / "empty-path")}),
-            "image not built": lambda: gradeflow("grade", str(bare), "ps1", "--sandbox", "podman", env={"PATH": f"{fake}{os.pathsep}{os.environ.get('PATH', '')}"}),
+            "image not built": lambda: gradeflow(
+                "grade",
+                str(bare),
+                "ps1",
+                "--sandbox",
+                "podman",
+                env={"PATH": f"{fake}{os.pathsep}{os.environ.get('PATH', '')}"},
+            ),
             "locked": lambda: gradeflow("grade", str(locked), "ps1"),
-            "store unreachable": lambda: gradeflow("grade", str(course), "ps1", "--store", "s3://gradeflow-runs/course", "--force", env=aws, drop=("AWS_",)),
+            "store unreachable": lambda: gradeflow(
+                "grade", str(course), "ps1", "--store", "s3://gradeflow-runs/course", "--force", env=aws, drop=("AWS_",)
+            ),
             "store scheme": lambda: gradeflow("grade", str(course), "ps1", "--store", "nosuch://bucket/runs"),
             "argo token": lambda: gradeflow(*argo, rejects, "--argo-token", "Bearer expired", drop=("ARGO_", "KUBE")),
             "argo unreachable": lambda: gradeflow(*argo, f"127.0.0.1:{closed_port()}", drop=("ARGO_", "KUBE")),
@@ -126,12 +157,18 @@ def assert_teacher_error(run: subprocess.CompletedProcess[str], what: str, todo:
 
 
 def test_a_folder_without_a_gradebook(runs: dict[str, Any]) -> None:
-    assert_teacher_error(runs["no gradebook"], "/empty/gradebook.db", "run `nbgrader generate_assignment ps1` in the course directory")
+    assert_teacher_error(
+        runs["no gradebook"], "/empty/gradebook.db", "run `nbgrader generate_assignment ps1` in the course directory"
+    )
     assert "no gradebook at " in runs["no gradebook"].stderr
 
 
 def test_an_unknown_assignment(runs: dict[str, Any]) -> None:
-    assert_teacher_error(runs["unknown assignment"], "assignment 'ps9' is not in the gradebook", "known assignments: ps1; run `nbgrader generate_assignment ps9`")
+    assert_teacher_error(
+        runs["unknown assignment"],
+        "assignment 'ps9' is not in the gradebook",
+        "known assignments: ps1; run `nbgrader generate_assignment ps9`",
+    )
 
 
 def test_a_student_without_a_submission(runs: dict[str, Any]) -> None:
@@ -163,12 +200,18 @@ def test_the_grader_image_is_not_built(runs: dict[str, Any]) -> None:
 
 
 def test_another_run_is_grading_the_assignment(runs: dict[str, Any]) -> None:
-    assert_teacher_error(runs["locked"], "another gradeflow run is grading 'ps1' in this course", "wait for it to finish")
+    assert_teacher_error(
+        runs["locked"], "another gradeflow run is grading 'ps1' in this course", "wait for it to finish"
+    )
 
 
 def test_the_store_cannot_be_reached(runs: dict[str, Any]) -> None:
     pytest.importorskip("s3fs", reason="S3 STORE NEEDS s3fs: pip install 'gradeflow[s3]'")
-    assert_teacher_error(runs["store unreachable"], "could not upload manifest.json to s3://gradeflow-runs/course/", "check the store URL, credentials and that the bucket exists")
+    assert_teacher_error(
+        runs["store unreachable"],
+        "could not upload manifest.json to s3://gradeflow-runs/course/",
+        "check the store URL, credentials and that the bucket exists",
+    )
 
 
 def test_a_store_url_with_an_unknown_scheme(runs: dict[str, Any]) -> None:
@@ -183,7 +226,9 @@ def argo_client() -> None:
     try:
         import pipelines.client  # noqa: F401
     except ImportError as e:
-        pytest.skip(f"ARGO CLIENT MISSING: pipelines.client cannot be imported ({e}); `gradeflow submit` is not there yet")
+        pytest.skip(
+            f"ARGO CLIENT MISSING: pipelines.client cannot be imported ({e}); `gradeflow submit` is not there yet"
+        )
 
 
 def test_argo_rejects_the_token(argo_client: None, runs: dict[str, Any]) -> None:
@@ -191,7 +236,9 @@ def test_argo_rejects_the_token(argo_client: None, runs: dict[str, Any]) -> None
 
 
 def test_argo_cannot_be_reached(argo_client: None, runs: dict[str, Any]) -> None:
-    assert_teacher_error(runs["argo unreachable"], "cannot reach Argo", "check ARGO_SERVER, or port-forward the Argo Server")
+    assert_teacher_error(
+        runs["argo unreachable"], "cannot reach Argo", "check ARGO_SERVER, or port-forward the Argo Server"
+    )
 
 
 def test_argo_has_no_gradeflow_template(argo_client: None, runs: dict[str, Any]) -> None:

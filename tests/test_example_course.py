@@ -13,6 +13,7 @@ says; and finally we run the real ``nbgrader autograde ps1`` on a 3-student cour
 notebooks were written to produce: correct = every autograded point, partial less,
 missing-notebook only the problems.ipynb points.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -44,8 +45,13 @@ mal = _load("gradeflow_malformed_build", REPO / "tests" / "corpus" / "malformed"
 build_source = _load("gradeflow_example_build_source", REPO / "examples" / "build_source.py")
 
 GRADE_CELLS = {
-    "problems": {"test_squares", "test_fibonacci", "test_fibonacci_negative",
-                 "test_word_counts", "fibonacci_complexity"},
+    "problems": {
+        "test_squares",
+        "test_fibonacci",
+        "test_fibonacci_negative",
+        "test_word_counts",
+        "fibonacci_complexity",
+    },
     "data_analysis": {"test_load_measurements", "test_mean_by_station", "test_warmest_reading"},
 }
 TASK_CELLS = {"problems": {"task_most_common"}, "data_analysis": set()}
@@ -122,8 +128,7 @@ def test_every_variant_has_a_submission_with_timestamp(course):
         ts = parse_utc((sub / "timestamp.txt").read_text())
         assert (ts > mc.DUE_DATE) == (variant == "late"), sid
         assert roster[sid]["variant"] == variant
-        assert (sub / "data" / "measurements.csv").read_bytes() == \
-            (release / "data" / "measurements.csv").read_bytes()
+        assert (sub / "data" / "measurements.csv").read_bytes() == (release / "data" / "measurements.csv").read_bytes()
         present = {p.stem for p in sub.glob("*.ipynb")}
         expected = {"problems"} if variant == "missing-notebook" else set(mc.NOTEBOOKS)
         assert present == expected, sid
@@ -132,16 +137,20 @@ def test_every_variant_has_a_submission_with_timestamp(course):
             rel = nbformat.read(release / f"{name}.ipynb", as_version=4)
             # same cells, same nbgrader metadata as the release: only sources differ
             assert [c.metadata for c in nb.cells] == [c.metadata for c in rel.cells]
-            changed = {c.metadata.get("nbgrader", {}).get("grade_id", c.id)
-                       for c, r in zip(nb.cells, rel.cells) if c.source != r.source}
+            changed = {
+                c.metadata.get("nbgrader", {}).get("grade_id", c.id)
+                for c, r in zip(nb.cells, rel.cells)
+                if c.source != r.source
+            }
             if variant == "blank":
                 assert not changed
             if variant == "locked-cell-edited" and name == "problems":
                 assert "test_squares" in changed
             if variant == "manual-answer" and name == "problems":
                 assert {"fibonacci_complexity", "task_work"} <= changed
-    loops = [sid for sid, _ in plan
-             if "while True" in (course / "submitted" / sid / "ps1" / "problems.ipynb").read_text()]
+    loops = [
+        sid for sid, _ in plan if "while True" in (course / "submitted" / sid / "ps1" / "problems.ipynb").read_text()
+    ]
     assert loops == ["s05-timeout"]
 
 
@@ -203,7 +212,11 @@ def test_real_nbgrader_autograde_scores(course, tmp_path):
             shutil.rmtree(d)
     proc = subprocess.run(
         [sys.executable, "-m", "nbgrader", "autograde", "ps1", "--force"],
-        cwd=three, capture_output=True, text=True, env=mc.nbgrader_env(), timeout=600,
+        cwd=three,
+        capture_output=True,
+        text=True,
+        env=mc.nbgrader_env(),
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 

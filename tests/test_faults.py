@@ -7,6 +7,7 @@ tmpfs or a read-only mount, a student submits too much. Each time the course kee
 (every grade row byte-identical), the exit code and the one-line message say what happened, and
 nothing is left behind: no mounts, cgroups, temp dirs or processes.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,15 +33,25 @@ from steps.sandbox.leftovers import leftovers  # noqa: E402
 SLOW = ck.CORRECT + "\nimport time\ntime.sleep(3)"  # long enough to stop a run in the middle
 
 
-def gradeflow(course: Path, *args: str, python: str = sys.executable, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([python, "-m", "pipelines.cli", "grade", str(course), "ps1", "-q", *args], capture_output=True, text=True, timeout=timeout)
+def gradeflow(
+    course: Path, *args: str, python: str = sys.executable, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [python, "-m", "pipelines.cli", "grade", str(course), "ps1", "-q", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def gradebook_rows(course: Path) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of the tables autograde writes: byte-identical means nothing was touched."""
     con = sqlite3.connect(course / "gradebook.db")
     try:
-        return {t: con.execute(f"SELECT * FROM {t} ORDER BY id").fetchall() for t in ("submitted_assignment", "submitted_notebook", "grade", "comment")}
+        return {
+            t: con.execute(f"SELECT * FROM {t} ORDER BY id").fetchall()
+            for t in ("submitted_assignment", "submitted_notebook", "grade", "comment")
+        }
     finally:
         con.close()
 
@@ -172,7 +183,13 @@ def test_a_sandbox_that_breaks_after_the_canary_writes_nothing_and_stops_early(c
 
 
 def _start(course: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "pipelines.cli", "grade", str(course), "ps1", "-q", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipelines.cli", "grade", str(course), "ps1", "-q", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def _wait_for(predicate: Any, timeout: float, what: str, proc: subprocess.Popen[str]) -> None:
@@ -224,12 +241,17 @@ def test_kill_9_mid_run_then_rerun_loses_nothing_and_grades_only_the_rest(slow_c
     rerun = gradeflow(slow_course, "--jobs", "2")
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     rest = 4 - len(done)
-    assert f"{rest} submission(s), {rest} graded" in rerun.stdout and f"(+{len(done)} unchanged, not regraded)" in rerun.stdout, rerun.stdout
+    assert (
+        f"{rest} submission(s), {rest} graded" in rerun.stdout
+        and f"(+{len(done)} unchanged, not regraded)" in rerun.stdout
+    ), rerun.stdout
     assert set(_merged(slow_course)) == {f"s{i}" for i in range(4)}
     rows = gradebook_rows(slow_course)
     assert len(rows["submitted_assignment"]) == 4 and len(rows["grade"]) == 4 * 2  # once each, nothing twice
     con = sqlite3.connect(slow_course / "gradebook.db")
-    scores = con.execute("SELECT auto_score FROM grade JOIN base_cell ON grade.cell_id = base_cell.id WHERE base_cell.name = 'test_squares'").fetchall()
+    scores = con.execute(
+        "SELECT auto_score FROM grade JOIN base_cell ON grade.cell_id = base_cell.id WHERE base_cell.name = 'test_squares'"
+    ).fetchall()
     con.close()
     assert scores == [(2.0,)] * 4
     assert run_leftovers(pids) == NOTHING  # the rerun removed the dead run's
@@ -239,7 +261,12 @@ def podman_containers(pids: set[int]) -> list[str]:
     """What `podman ps -a` lists of the containers started by any of `pids`."""
     from steps.sandbox.leftovers import OWNER_LABEL
 
-    out = subprocess.run(["podman", "ps", "--all", "--filter", f"label={OWNER_LABEL}", "--format", "json"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["podman", "ps", "--all", "--filter", f"label={OWNER_LABEL}", "--format", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return sorted(c["Names"][0] for c in json.loads(out or "[]") if int(c["Labels"][OWNER_LABEL]) in pids)
 
 
@@ -302,7 +329,9 @@ def grade_while_locked(course: Path, seconds: float, *args: str) -> tuple[subpro
     """Grade while another program holds gradebook.db's write lock for `seconds` (as Formgrader
     can); return the run and the holder's pid."""
     code = "import sqlite3, sys, time\nc = sqlite3.connect(sys.argv[1], isolation_level=None)\nc.execute('BEGIN EXCLUSIVE')\nprint('locked', flush=True)\ntime.sleep(float(sys.argv[2]))\nc.execute('COMMIT')\ntime.sleep(120)"
-    holder = subprocess.Popen([sys.executable, "-c", code, str(course / "gradebook.db"), str(seconds)], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, str(course / "gradebook.db"), str(seconds)], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
         return gradeflow(course, "--force", *args), holder.pid
@@ -339,7 +368,9 @@ def mounted(tmp_path: Path) -> Any:
         subprocess.run(["umount", "--lazy", str(p)], check=False)
 
 
-def test_a_course_on_a_tiny_disk_is_refused_with_the_space_needed(graded: Path, tmp_path: Path, mounted: list[Path]) -> None:
+def test_a_course_on_a_tiny_disk_is_refused_with_the_space_needed(
+    graded: Path, tmp_path: Path, mounted: list[Path]
+) -> None:
     disk = tmp_path / "disk"
     disk.mkdir()
     _mount("-t", "tmpfs", "-o", "size=3m", "tiny", str(disk))
@@ -348,7 +379,9 @@ def test_a_course_on_a_tiny_disk_is_refused_with_the_space_needed(graded: Path, 
     before = course_state(course)
     run = gradeflow(course, "--force")
     assert run.returncode == 2, run.stdout + run.stderr
-    assert f"not enough space on {course}" in run.stderr and "MiB free" in run.stderr and "needs about" in run.stderr, run.stderr
+    assert f"not enough space on {course}" in run.stderr and "MiB free" in run.stderr and "needs about" in run.stderr, (
+        run.stderr
+    )
     assert course_state(course) == before
 
 
@@ -378,4 +411,6 @@ def test_a_too_large_submission_is_skipped_with_its_size_and_every_student_appea
     assert run.returncode == 0, run.stdout + run.stderr
     assert "3 submission(s), 2 graded, 1 skipped, 0 failed, 0 not graded" in run.stdout, run.stdout
     assert "SKIPPED  big / squares.ipynb: submission is 3.0 MiB, over the 2 MiB limit" in run.stdout, run.stdout
-    assert "NOTE     linked: 2 symlink(s) or special file(s) not copied (never followed): passwd, pipe" in run.stdout, run.stdout
+    assert "NOTE     linked: 2 symlink(s) or special file(s) not copied (never followed): passwd, pipe" in run.stdout, (
+        run.stdout
+    )

@@ -14,6 +14,7 @@ and the summary, report and results.json say so. nbgrader's own score for each t
 recorded in its file; `test_nbgrader_scores_are_as_recorded` re-measures it with `nbgrader
 autograde`. The benign corpus (legitimate IPython use) is graded exactly as nbgrader grades it.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -55,12 +56,32 @@ def _kernel_lacks(sandbox: str, modules: set[str]) -> set[str]:
     from steps.sandbox.podman import DEFAULT_IMAGE, PODMAN
 
     probe = "import importlib.util as u, sys; print(' '.join(m for m in sys.argv[1:] if u.find_spec(m) is None))"
-    out = subprocess.run([*PODMAN, "run", "--rm", "--network", "none", "--ulimit=nproc=4096:4096", "--ulimit=nofile=256:256", DEFAULT_IMAGE, "python", "-c", probe, *sorted(modules)], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [
+            *PODMAN,
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--ulimit=nproc=4096:4096",
+            "--ulimit=nofile=256:256",
+            DEFAULT_IMAGE,
+            "python",
+            "-c",
+            probe,
+            *sorted(modules),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return set(out.stdout.split())
 
 
 @pytest.fixture(scope="module", params=["bubblewrap", "podman"])
-def forgery_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any], set[str]]:
+def forgery_run(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict[str, Any], set[str]]:
     require_sandbox(request.param)
     students = {**HONEST, **{s: src for s, (_, src) in TECHNIQUES.items()}}
     course = cc.make_course(tmp_path_factory.mktemp(f"forgery-{request.param}") / "course", students)
@@ -76,7 +97,10 @@ def test_corpus_has_at_least_twelve_techniques_with_measured_nbgrader_scores() -
     assert len(TECHNIQUES) >= 12
     for name, (header, _) in TECHNIQUES.items():
         assert {"name", "technique", "nbgrader", "caught"} <= set(header), name
-        assert re.fullmatch(r"\d+(\.\d+)? of 8 \(measured: nbgrader [\d.]+ autograde\)", header["nbgrader"]), (name, header["nbgrader"])
+        assert re.fullmatch(r"\d+(\.\d+)? of 8 \(measured: nbgrader [\d.]+ autograde\)", header["nbgrader"]), (
+            name,
+            header["nbgrader"],
+        )
 
 
 def test_honest_students_get_exactly_their_scores(forgery_run: tuple[Path, dict[str, Any], set[str]]) -> None:
@@ -100,12 +124,16 @@ def test_probes_leave_no_trace_in_the_executed_notebook(forgery_run: tuple[Path,
         # gradeflow) are where the Python lives, not a probe's trace: left out before looking
         text = re.sub(r"(/[\w.+-]+)+", "/PATH", json.dumps([c.get("outputs", []) for c in code]))
         assert "gradeflow" not in text and "SyntaxError" not in text and "assert 0 == 1" not in text
-        integrity = json.loads((run / "executed" / student / "execute.json").read_text())["notebooks"][0]["detail"]["integrity"]
+        integrity = json.loads((run / "executed" / student / "execute.json").read_text())["notebooks"][0]["detail"][
+            "integrity"
+        ]
         assert integrity["probes"] == 1 + len(cc.TESTS) and integrity["findings"] == [] and "error" not in integrity
 
 
 @pytest.mark.parametrize("technique", sorted(TECHNIQUES))
-def test_forgery_is_tampered_and_never_credited(forgery_run: tuple[Path, dict[str, Any], set[str]], technique: str) -> None:
+def test_forgery_is_tampered_and_never_credited(
+    forgery_run: tuple[Path, dict[str, Any], set[str]], technique: str
+) -> None:
     course, results, lacks = forgery_run
     header = TECHNIQUES[technique][0]
     missing = set(header.get("requires", "").split()) & lacks
@@ -129,7 +157,9 @@ def test_forgery_is_tampered_and_never_credited(forgery_run: tuple[Path, dict[st
     assert len(errors) == len(withheld) and header["caught"] in errors[0]["evalue"]
 
 
-def test_summary_report_and_results_list_tampered_submissions(forgery_run: tuple[Path, dict[str, Any], set[str]]) -> None:
+def test_summary_report_and_results_list_tampered_submissions(
+    forgery_run: tuple[Path, dict[str, Any], set[str]],
+) -> None:
     course, results, lacks = forgery_run
     run = course / RUNS_DIR / results["run_id"] / "results"
     summary = (run / "summary.txt").read_text()
@@ -166,7 +196,14 @@ def _benign_students() -> tuple[dict[str, str], dict[str, dict[str, str]], list[
     return students, files, missing
 
 
-@pytest.mark.parametrize("setup", ["import numpy as np", "%load_ext autoreload\n%autoreload 2\nimport warnings\nwarnings.filterwarnings('ignore')\nimport numpy as np"], ids=["plain-setup", "setup-loads-extension"])
+@pytest.mark.parametrize(
+    "setup",
+    [
+        "import numpy as np",
+        "%load_ext autoreload\n%autoreload 2\nimport warnings\nwarnings.filterwarnings('ignore')\nimport numpy as np",
+    ],
+    ids=["plain-setup", "setup-loads-extension"],
+)
 def test_benign_corpus_is_graded_exactly_as_nbgrader(tmp_path: Path, setup: str) -> None:
     require_sandbox("bubblewrap")
     students, files, _ = _benign_students()
@@ -175,7 +212,9 @@ def test_benign_corpus_is_graded_exactly_as_nbgrader(tmp_path: Path, setup: str)
     results = _grade(ours, "bubblewrap")
     run_nbgrader(theirs, "autograde", "ps1", "--force")
     parity = compare(theirs, ours, results)
-    assert parity.different == [] and parity.skipped_not_above == [] and len(parity.identical) == 4 * len(students), parity.line()
+    assert parity.different == [] and parity.skipped_not_above == [] and len(parity.identical) == 4 * len(students), (
+        parity.line()
+    )
     for s in results["students"]:
         assert s["status"] == OK, (s["student"], s["notebooks"][0]["reason"])
     assert _student(results, "honest-wrong")["score"] == 0.0

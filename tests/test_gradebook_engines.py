@@ -6,6 +6,7 @@ gradebook is opened through nbgrader as merge does. Engines must be shared, scra
 must start empty every time and skip fsync, the course's gradebook must keep SQLite's
 durable settings. Then: `gradeflow grade` must not pay for Hera or rfc3987_syntax imports.
 """
+
 from __future__ import annotations
 
 import json
@@ -51,7 +52,9 @@ def test_nbgrader_reuses_one_engine_per_database(squares_course: Path) -> None:
         assert _synchronous(b) == 2  # the course's gradebook keeps SQLite's FULL sync
 
 
-def test_a_reused_scratch_directory_starts_from_the_snapshot_every_time(snapshot: dict[str, Any], tmp_path: Path) -> None:
+def test_a_reused_scratch_directory_starts_from_the_snapshot_every_time(
+    snapshot: dict[str, Any], tmp_path: Path
+) -> None:
     from nbgrader.api import Gradebook
 
     url = scratch_gradebook(snapshot, tmp_path)
@@ -85,6 +88,8 @@ def test_local_commands_start_without_hera_or_rfc3987_syntax() -> None:
 
 
 def test_the_full_cli_still_has_the_argo_commands() -> None:
-    out = subprocess.run([sys.executable, "-m", "pipelines.cli", "--help"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "--help"], capture_output=True, text=True, check=True
+    ).stdout
     for command in ("grade", "submit", "watch", "retry"):
         assert command in out

@@ -11,6 +11,7 @@ after it when errors are allowed, as nbgrader's autograding does.
 
 Needs podman, runc and debootstrap (`make setup`), and root for the one-time base build.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,10 +31,30 @@ IMAGE = "localhost/gradeflow-grader:dev"
 # The flags a sandboxed run uses (images/README.md explains each one). runc, not crun, and
 # explicit ulimits: without them container creation fails on this kind of host.
 SANDBOX_FLAGS = [
-    "--runtime", "runc", "--rm", "--network", "none", "--read-only", "--user", "1000",
-    "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--memory", "512m",
-    "--pids-limit", "128", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=256:256",
-    "--tmpfs", "/work:rw,size=64m,mode=1777", "--tmpfs", "/tmp:rw,size=64m,mode=1777",
+    "--runtime",
+    "runc",
+    "--rm",
+    "--network",
+    "none",
+    "--read-only",
+    "--user",
+    "1000",
+    "--cap-drop",
+    "ALL",
+    "--security-opt",
+    "no-new-privileges",
+    "--memory",
+    "512m",
+    "--pids-limit",
+    "128",
+    "--ulimit",
+    "nofile=1024:1024",
+    "--ulimit",
+    "nproc=256:256",
+    "--tmpfs",
+    "/work:rw,size=64m,mode=1777",
+    "--tmpfs",
+    "/tmp:rw,size=64m,mode=1777",
 ]
 
 
@@ -59,7 +80,9 @@ def snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def build(snapshot: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(snapshot / "images/grader/build.sh")], cwd=snapshot, capture_output=True, text=True, timeout=1800)
+    return subprocess.run(
+        [str(snapshot / "images/grader/build.sh")], cwd=snapshot, capture_output=True, text=True, timeout=1800
+    )
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +104,10 @@ def run(image: str, *command: str, stdin: str | None = None, timeout: int = 120)
     interactive = ["-i"] if stdin is not None else []
     return subprocess.run(
         ["podman", "run", *SANDBOX_FLAGS, *interactive, image, *command],
-        input=stdin, capture_output=True, text=True, timeout=timeout,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -100,7 +126,9 @@ def test_build_is_cached(image: str, snapshot: Path) -> None:
     assert "STEP" not in proc.stderr, "a cached build must not run podman build:\n" + tail(proc.stderr)
     label = subprocess.run(
         ["podman", "image", "inspect", "--format", '{{ index .Config.Labels "gradeflow.inputs" }}', image],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     assert len(label) == 64, f"gradeflow.inputs label is not a sha256: {label!r}"
     assert label[:12] in proc.stderr, "build.sh reports the inputs hash it matched"
@@ -115,21 +143,28 @@ def test_build_names_the_apt_packages_when_tools_are_missing(tmp_path: Path) -> 
         if found:
             (bin_dir / tool).symlink_to(found)
     bash = shutil.which("bash") or "/bin/bash"
-    proc = subprocess.run([bash, str(BUILD)], cwd=REPO, capture_output=True, text=True, timeout=60, env={"PATH": str(bin_dir)})
+    proc = subprocess.run(
+        [bash, str(BUILD)], cwd=REPO, capture_output=True, text=True, timeout=60, env={"PATH": str(bin_dir)}
+    )
     assert proc.returncode == 3, (proc.returncode, proc.stderr)
     assert "apt-get install -y podman runc debootstrap" in proc.stderr, proc.stderr
 
 
 def test_runs_as_uid_1000_without_privileges(image: str) -> None:
-    config = json.loads(subprocess.run(["podman", "image", "inspect", image], capture_output=True, text=True, check=True).stdout)[0]["Config"]
+    config = json.loads(
+        subprocess.run(["podman", "image", "inspect", image], capture_output=True, text=True, check=True).stdout
+    )[0]["Config"]
     assert config.get("User") == "1000", "the image itself must default to uid 1000, not root"
     assert not config.get("Entrypoint"), "no ENTRYPOINT: the sandbox passes the whole command"
-    got = run_python(image, r"""
+    got = run_python(
+        image,
+        r"""
 import json, os
 status = dict(line.split(":\t", 1) for line in open("/proc/self/status").read().splitlines() if ":\t" in line)
 print(json.dumps({"uid": os.getuid(), "euid": os.geteuid(), "gid": os.getgid(), "home": os.environ.get("HOME"),
                   "cwd": os.getcwd(), "capeff": status["CapEff"].strip(), "nnp": status["NoNewPrivs"].strip()}))
-""")
+""",
+    )
     assert got["uid"] == got["euid"] == 1000, got
     assert got["uid"] != 0 and got["gid"] != 0, got
     assert int(got["capeff"], 16) == 0, f"capabilities left: {got['capeff']}"
@@ -144,7 +179,9 @@ def test_default_command_is_the_execute_step_help(image: str) -> None:
 
 
 def test_root_filesystem_is_read_only(image: str) -> None:
-    got = run_python(image, r"""
+    got = run_python(
+        image,
+        r"""
 import errno, json, os, sys
 def write(path):
     try:
@@ -156,7 +193,8 @@ def write(path):
 prefix = sys.prefix
 print(json.dumps({p: write(p) for p in ["/evil", "/etc/evil", "/usr/lib/evil", os.path.join(prefix, "evil"),
                                          "/work/ok", "/tmp/ok"]}))
-""")
+""",
+    )
     for path, result in got.items():
         if path.startswith(("/work/", "/tmp/")):
             assert result == "written", f"{path} should be writable (tmpfs): {result}"
@@ -165,7 +203,9 @@ print(json.dumps({p: write(p) for p in ["/evil", "/etc/evil", "/usr/lib/evil", o
 
 
 def test_no_network(image: str) -> None:
-    got = run_python(image, r"""
+    got = run_python(
+        image,
+        r"""
 import json, os, socket
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 s.settimeout(3)
@@ -180,7 +220,8 @@ try:
 except OSError as e:
     dns = type(e).__name__
 print(json.dumps({"connect": result, "dns": dns, "interfaces": sorted(os.listdir("/sys/class/net"))}))
-""")
+""",
+    )
     assert got["connect"] != "connected", "a container with --network none reached 1.1.1.1:53"
     assert got["dns"] != "resolved", got
     assert got["interfaces"] == ["lo"], got
@@ -196,7 +237,9 @@ def test_papermill_runs_a_raising_notebook_when_errors_are_allowed(image: str) -
     ]
     # The notebook goes in on stdin (a bind mount of a root-owned 0700 pytest dir is not
     # readable by uid 1000); papermill writes to the /work tmpfs, the kernel runs as uid 1000.
-    got = run_python(image, r"""
+    got = run_python(
+        image,
+        r"""
 import json, sys
 import nbformat, papermill
 from papermill.exceptions import PapermillExecutionError
@@ -212,11 +255,15 @@ cells = [c for c in out.cells if c.cell_type == "code"]
 print(json.dumps({"raised": raised,
                   "outputs": [[{"type": o.output_type, "text": o.get("text"), "ename": o.get("ename")} for o in c.outputs] for c in cells],
                   "counts": [c.execution_count for c in cells]}))
-""", stdin=nbformat.writes(nb))
+""",
+        stdin=nbformat.writes(nb),
+    )
     first, second, third = got["outputs"]
     assert first == [{"type": "stream", "text": "42\n", "ename": None}], first
     assert [o["ename"] for o in second if o["type"] == "error"] == ["ValueError"], second
-    assert third == [{"type": "stream", "text": "after 42 1000\n", "ename": None}], "cells after the error must run: " + str(third)
+    assert third == [{"type": "stream", "text": "after 42 1000\n", "ename": None}], (
+        "cells after the error must run: " + str(third)
+    )
     assert got["counts"] == [1, 2, 3], got
     assert got["raised"] == "ValueError", got
 
@@ -224,7 +271,18 @@ print(json.dumps({"raised": raised,
 def test_the_packages_courses_use_are_there_at_the_pinned_versions(image: str) -> None:
     """The default image stands in for a course image: numpy (the forgery corpus's numpy.testing
     techniques and every numpy course need it), at constraints.txt's version, as gradeflow's own."""
-    got = run_python(image, "import json, numpy, ipykernel\nprint(json.dumps({'numpy': numpy.__version__, 'ipykernel': ipykernel.__version__, 'sum': int(numpy.arange(10).sum())}))")
-    pins = dict(line.split(";")[0].strip().split("==") for line in (REPO / "constraints.txt").read_text().splitlines() if "==" in line and not line.startswith("#") and ('python_version >= "3.11"' in line or ";" not in line))
+    got = run_python(
+        image,
+        "import json, numpy, ipykernel\nprint(json.dumps({'numpy': numpy.__version__, 'ipykernel': ipykernel.__version__, 'sum': int(numpy.arange(10).sum())}))",
+    )
+    pins = dict(
+        line.split(";")[0].strip().split("==")
+        for line in (REPO / "constraints.txt").read_text().splitlines()
+        if "==" in line and not line.startswith("#") and ('python_version >= "3.11"' in line or ";" not in line)
+    )
     assert got["sum"] == 45
-    assert got["numpy"] == pins["numpy"] and got["ipykernel"] == pins["ipykernel"], (got, pins["numpy"], pins["ipykernel"])
+    assert got["numpy"] == pins["numpy"] and got["ipykernel"] == pins["ipykernel"], (
+        got,
+        pins["numpy"],
+        pins["ipykernel"],
+    )

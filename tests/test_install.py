@@ -10,6 +10,7 @@ The whole path on a stock machine (`make demo` as root and as a user, in a deboo
 Debian 12) is tests/fresh_machine/check.sh; tests/fresh_machine/check_pins.py resolves the pins
 with every Python's own pip. Both need the network and minutes, so they run before a release.
 """
+
 from __future__ import annotations
 
 import os
@@ -79,9 +80,13 @@ def test_pinned_versions_installed_here_admit_every_python_their_pin_applies_to(
         needs = SpecifierSet(dist.metadata.get("Requires-Python") or "")
         for version in claimed_pythons():
             if (req.marker is None or req.marker.evaluate(marker_env(version))) and version not in needs:
-                wrong.append(f"{req} applies to Python {version}, but {dist.metadata['Name']} {dist.version} requires Python {needs}")
+                wrong.append(
+                    f"{req} applies to Python {version}, but {dist.metadata['Name']} {dist.version} requires Python {needs}"
+                )
     if checked < 50:
-        pytest.skip(f"LOUD SKIP: only {checked} of constraints.txt's pins are installed in {sys.prefix}; run the tests from the venv `make setup` creates")
+        pytest.skip(
+            f"LOUD SKIP: only {checked} of constraints.txt's pins are installed in {sys.prefix}; run the tests from the venv `make setup` creates"
+        )
     assert not wrong, "\n".join(wrong)
 
 
@@ -95,20 +100,32 @@ def test_documented_jupyter_enable_command_validates_and_enables_the_extension()
     jupyter = Path(sys.executable).parent / "jupyter"
     conf = extension_registration()
     if not jupyter.exists() or not conf.exists():
-        reason = (f"{conf} is missing: gradeflow was installed by hand with `pip install -e` (setuptools skips data "
-                  f"files in editable installs); `make setup` installs it, or copy pipelines/jupyter/pipelines.jupyter.json there")
+        reason = (
+            f"{conf} is missing: gradeflow was installed by hand with `pip install -e` (setuptools skips data "
+            f"files in editable installs); `make setup` installs it, or copy pipelines/jupyter/pipelines.jupyter.json there"
+        )
         if os.environ.get("CI"):
             pytest.fail(reason)
         pytest.skip(f"LOUD SKIP: {reason}")
     before = conf.read_bytes()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     try:
-        enable = subprocess.run([str(jupyter), "server", "extension", "enable", "pipelines.jupyter"], capture_output=True, text=True, timeout=120, env=env)
-        listing = subprocess.run([str(jupyter), "server", "extension", "list"], capture_output=True, text=True, timeout=120, env=env)
+        enable = subprocess.run(
+            [str(jupyter), "server", "extension", "enable", "pipelines.jupyter"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
+        listing = subprocess.run(
+            [str(jupyter), "server", "extension", "list"], capture_output=True, text=True, timeout=120, env=env
+        )
     finally:
         conf.write_bytes(before)
     said = enable.stdout + enable.stderr
     assert enable.returncode == 0 and "Validation failed" not in said, said
     assert "Extension successfully enabled" in said, said
     listed = re.sub(r"\x1b\[[0-9;]*m", "", listing.stdout + listing.stderr)  # no colours
-    assert re.search(r"pipelines\.jupyter\s+enabled", listed) and re.search(r"pipelines\.jupyter +\S* *OK", listed), listed
+    assert re.search(r"pipelines\.jupyter\s+enabled", listed) and re.search(r"pipelines\.jupyter +\S* *OK", listed), (
+        listed
+    )

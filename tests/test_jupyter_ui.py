@@ -9,6 +9,7 @@ execute log, and find the page linked from Formgrader's sidebar. The API refuses
 without a login and POSTs without the XSRF token. Each stage is saved as a screenshot in
 tests/artifacts/jupyter-*.png.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,7 +46,9 @@ class Server:
     def get(self, path: str, token: bool = True) -> tuple[int, str]:
         sep = "&" if "?" in path else "?"
         try:
-            with urllib.request.urlopen(self.url + path + (f"{sep}token={self.token}" if token else ""), timeout=30) as r:
+            with urllib.request.urlopen(
+                self.url + path + (f"{sep}token={self.token}" if token else ""), timeout=30
+            ) as r:
                 return r.status, r.read().decode()
         except urllib.error.HTTPError as e:
             return e.code, e.read().decode(errors="replace")
@@ -63,13 +66,32 @@ def server(course: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
     home = tmp_path_factory.mktemp("jupyter-home")
     (home / "config").mkdir()
     (home / "config" / "jupyter_server_config.json").write_text(
-        json.dumps({"ServerApp": {"jpserver_extensions": {"pipelines.jupyter": True}}, "GradeflowConfig": {"jobs": 2, "grade_args": ["--cell-timeout", "10"]}})
+        json.dumps(
+            {
+                "ServerApp": {"jpserver_extensions": {"pipelines.jupyter": True}},
+                "GradeflowConfig": {"jobs": 2, "grade_args": ["--cell-timeout", "10"]},
+            }
+        )
     )
     port, token = free_port(), secrets.token_hex(16)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ARGO_", "KUBERNETES_"))}
-    env.update(JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_RUNTIME_DIR=str(home / "runtime"), KUBECONFIG=str(home / "no-kubeconfig"))
+    env.update(
+        JUPYTER_CONFIG_DIR=str(home / "config"),
+        JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+        KUBECONFIG=str(home / "no-kubeconfig"),
+    )
     log = home / "server.log"
-    cmd = [sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root", f"--port={port}", "--ip=127.0.0.1", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={course}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyter_server",
+        "--no-browser",
+        "--allow-root",
+        f"--port={port}",
+        "--ip=127.0.0.1",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={course}",
+    ]
     with open(log, "w") as fh:
         proc = subprocess.Popen(cmd, cwd=course, env=env, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     srv = Server(f"http://127.0.0.1:{port}/", token, log)
@@ -97,14 +119,19 @@ def server(course: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
 def counts(driver) -> dict[str, str]:
     from selenium.webdriver.common.by import By
 
-    return {c.get_attribute("data-count"): c.find_element(By.CLASS_NAME, "n").text for c in driver.find_elements(By.CSS_SELECTOR, "#counts .card")}
+    return {
+        c.get_attribute("data-count"): c.find_element(By.CLASS_NAME, "n").text
+        for c in driver.find_elements(By.CSS_SELECTOR, "#counts .card")
+    }
 
 
 def wait_for_job(driver, timeout: float = GRADING_TIMEOUT) -> str:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(driver, timeout, poll_frequency=0.5).until(lambda d: d.find_element(By.ID, "state").get_attribute("data-state") in ("done", "error"))
+    WebDriverWait(driver, timeout, poll_frequency=0.5).until(
+        lambda d: d.find_element(By.ID, "state").get_attribute("data-state") in ("done", "error")
+    )
     return driver.find_element(By.ID, "state").get_attribute("data-state")
 
 
@@ -128,18 +155,27 @@ def test_a_teacher_grades_retries_and_opens_the_report_from_jupyter(server: Serv
     browser.find_element(By.ID, "start").click()
     WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "state").get_attribute("data-state") == "running")
     assert browser.find_element(By.ID, "start").get_attribute("disabled"), "one run per assignment at a time"
-    WebDriverWait(browser, GRADING_TIMEOUT).until(lambda d: not d.find_element(By.ID, "progress-text").text.startswith("0 /") or d.find_element(By.ID, "state").get_attribute("data-state") != "running")
+    WebDriverWait(browser, GRADING_TIMEOUT).until(
+        lambda d: (
+            not d.find_element(By.ID, "progress-text").text.startswith("0 /")
+            or d.find_element(By.ID, "state").get_attribute("data-state") != "running"
+        )
+    )
     full_page_screenshot(browser, "jupyter-2-running.png")
 
     # 3. the counts and every failed or skipped submission with its reason
     assert wait_for_job(browser) == "done", browser.find_element(By.ID, "error").text
     assert counts(browser) == {"done": "4", "graded": "2", "failed": "1", "skipped": "1"}
-    rows = {r.get_attribute("data-student"): r.text for r in browser.find_elements(By.CSS_SELECTOR, "#problems tbody tr")}
+    rows = {
+        r.get_attribute("data-student"): r.text for r in browser.find_elements(By.CSS_SELECTOR, "#problems tbody tr")
+    }
     assert sorted(rows) == ["broken", "crash"]
     assert "the kernel died" in rows["crash"] and "not valid JSON" in rows["broken"]
     assert browser.find_element(By.ID, "retry").text == "Retry 1 failed submission(s)"
     full_page_screenshot(browser, "jupyter-3-done.png")
-    assert sorted(p.parent.parent.name for p in course.glob("feedback/*/ps1/squares.html")) == ["good", "wrong"], "feedback for the graded submissions"
+    assert sorted(p.parent.parent.name for p in course.glob("feedback/*/ps1/squares.html")) == ["good", "wrong"], (
+        "feedback for the graded submissions"
+    )
 
     # 4. retry regrades only the failed submission, forced
     browser.find_element(By.ID, "retry").click()
@@ -168,7 +204,9 @@ def test_a_teacher_grades_retries_and_opens_the_report_from_jupyter(server: Serv
     link = WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#gradeflow-nav a"))[0]
     assert link.get_attribute("href").endswith("/gradeflow")
     try:  # a nicer screenshot once Formgrader's own table has loaded; not what this test checks
-        WebDriverWait(browser, 15).until(lambda d: "Loading, please wait" not in d.find_element(By.TAG_NAME, "body").text)
+        WebDriverWait(browser, 15).until(
+            lambda d: "Loading, please wait" not in d.find_element(By.TAG_NAME, "body").text
+        )
     except TimeoutException:
         pass
     full_page_screenshot(browser, "jupyter-6-formgrader.png")
@@ -191,7 +229,12 @@ def test_the_api_needs_a_login_and_the_xsrf_token(server: Server, browser) -> No
 
 
 def test_a_teacher_error_is_shown_with_what_to_do(server: Server) -> None:
-    req = urllib.request.Request(server.url + f"gradeflow/api/jobs?token={server.token}", data=json.dumps({"assignment": "ps9"}).encode(), method="POST", headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        server.url + f"gradeflow/api/jobs?token={server.token}",
+        data=json.dumps({"assignment": "ps9"}).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(req, timeout=30)
     assert err.value.code == 400
@@ -201,7 +244,11 @@ def test_a_teacher_error_is_shown_with_what_to_do(server: Server) -> None:
 
 
 def test_run_files_are_confined_to_the_run_folder(server: Server) -> None:
-    for path in ("gradeflow/runs/..%2F..%2Fgradebook.db/results/x", "gradeflow/runs/x/../../gradebook.db", "gradeflow/runs/ps1/manifest.json"):
+    for path in (
+        "gradeflow/runs/..%2F..%2Fgradebook.db/results/x",
+        "gradeflow/runs/x/../../gradebook.db",
+        "gradeflow/runs/ps1/manifest.json",
+    ):
         assert server.get(path)[0] == 404, path
 
 
@@ -286,18 +333,30 @@ def test_an_argo_run_from_the_page_gets_the_teachers_limits(course: Path, monkey
 
     argo.routes[("POST", f"/api/v1/workflows/{ns}")] = (200, create)
 
-    for k, v in {"ARGO_SERVER": argo.address, "ARGO_SECURE": "false", "ARGO_TOKEN": "Bearer t", "ARGO_NAMESPACE": ns}.items():
+    for k, v in {
+        "ARGO_SERVER": argo.address,
+        "ARGO_SECURE": "false",
+        "ARGO_TOKEN": "Bearer t",
+        "ARGO_NAMESPACE": ns,
+    }.items():
         monkeypatch.setenv(k, v)
     monkeypatch.delenv("GRADEFLOW_ARGO_STORE", raising=False)
     try:
-        manager = JobManager(course, ["--jobs", "2", "--sandbox", "bubblewrap", "--cell-timeout", "60", "--memory=2048", "--pids", "99"])
+        manager = JobManager(
+            course, ["--jobs", "2", "--sandbox", "bubblewrap", "--cell-timeout", "60", "--memory=2048", "--pids", "99"]
+        )
         job = run_job(manager, "ps1", "argo")
     finally:
         argo.close()
     assert job.state == "submitted", job.error
     post = next(r for r in argo.requests if r["method"] == "POST")
     params = {p["name"]: p["value"] for p in post["body"]["workflow"]["spec"]["arguments"]["parameters"]}
-    assert (params["cell-timeout"], params["memory"], params["cpu-time"], params["wall-time"]) == ("60", "2048", "300", "600")
+    assert (params["cell-timeout"], params["memory"], params["cpu-time"], params["wall-time"]) == (
+        "60",
+        "2048",
+        "300",
+        "600",
+    )
     assert any("--pids is not applied on Argo" in line for line in job.log)
 
 
@@ -318,20 +377,45 @@ def test_the_reports_feedback_links_open_the_pages_sandboxed(server: Server, cou
     (course / "feedback" / "synced" / "ps1").mkdir(parents=True)
     (course / "feedback" / "synced" / "ps1" / "squares.html").write_text(page.format("synced"))
     (run / "results").mkdir()
-    students = [{"student": s, "status": "ok", "score": 1, "max_score": 3, "notebooks": [], "feedback": {"squares": "ok"}} for s in ("inrun", "synced")]
+    students = [
+        {"student": s, "status": "ok", "score": 1, "max_score": 3, "notebooks": [], "feedback": {"squares": "ok"}}
+        for s in ("inrun", "synced")
+    ]
     counts = {"submissions": 2, "graded": 2, "ok": 2}
-    (run / "results" / "results.json").write_text(json.dumps({"run_id": run.name, "assignment": "ps1", "counts": counts, "students": students, "problems": [], "unchanged": []}))
+    (run / "results" / "results.json").write_text(
+        json.dumps(
+            {
+                "run_id": run.name,
+                "assignment": "ps1",
+                "counts": counts,
+                "students": students,
+                "problems": [],
+                "unchanged": [],
+            }
+        )
+    )
     try:
         html = render_report(run).read_text()
-        hrefs = dict(re.findall(r'<tr data-student="([^"]+)">.*?<td class="feedback"><a href="([^"]+)"', html, flags=re.S))
-        assert hrefs == {"inrun": "../feedback/inrun/squares.html", "synced": "../../../feedback/synced/ps1/squares.html"}
+        hrefs = dict(
+            re.findall(r'<tr data-student="([^"]+)">.*?<td class="feedback"><a href="([^"]+)"', html, flags=re.S)
+        )
+        assert hrefs == {
+            "inrun": "../feedback/inrun/squares.html",
+            "synced": "../../../feedback/synced/ps1/squares.html",
+        }
         for student, href in hrefs.items():
             url = urljoin(server.url + f"gradeflow/runs/{run.name}/results/report.html", href)
             with urllib.request.urlopen(f"{url}?token={server.token}", timeout=30) as r:
                 assert r.status == 200 and r.headers["Content-Type"].startswith("text/html"), url
-                assert "sandbox" in r.headers["Content-Security-Policy"], "no script a student printed runs in the teacher's session"
+                assert "sandbox" in r.headers["Content-Security-Policy"], (
+                    "no script a student printed runs in the teacher's session"
+                )
                 assert r.read().decode() == page.format(student)
-        for bad in ("gradeflow/feedback/..%2F..%2Fgradebook.db/ps1/x.html", "gradeflow/feedback/synced/ps1/..%2F..%2F..%2Fgradebook.db", "gradeflow/feedback/synced/ps1/squares.ipynb"):
+        for bad in (
+            "gradeflow/feedback/..%2F..%2Fgradebook.db/ps1/x.html",
+            "gradeflow/feedback/synced/ps1/..%2F..%2F..%2Fgradebook.db",
+            "gradeflow/feedback/synced/ps1/squares.ipynb",
+        ):
             assert server.get(bad)[0] == 404, bad
     finally:
         shutil.rmtree(run)

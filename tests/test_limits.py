@@ -5,6 +5,7 @@ Scenario: a teacher who never sets a limit gets the same limits on this machine 
 teacher who sets one gets it on Argo whether the run starts from `gradeflow submit --argo`,
 from Python (`pipelines.client.submit(..., limits=...)`) or from the Jupyter page.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,7 +34,11 @@ def test_every_field_of_limits_is_declared_once() -> None:
 
 def test_the_argo_templates_defaults_are_the_local_defaults() -> None:
     template = {p.name: p.default for p in PARAMETERS}
-    assert {k: template[k] for k in ARGO} == argo_parameters(Limits()) == {"cell-timeout": "", "wall-time": "600", "memory": "1024", "cpu-time": "300"}
+    assert (
+        {k: template[k] for k in ARGO}
+        == argo_parameters(Limits())
+        == {"cell-timeout": "", "wall-time": "600", "memory": "1024", "cpu-time": "300"}
+    )
     rendered = yaml.safe_load((ROOT / "argo" / "workflowtemplate.yaml").read_text())
     installed = {p["name"]: p.get("value") for p in rendered["spec"]["arguments"]["parameters"]}
     assert {k: installed[k] for k in ARGO} == argo_parameters(Limits())
@@ -51,7 +56,9 @@ def test_the_local_and_step_command_lines_default_to_limits() -> None:
     p = argparse.ArgumentParser()
     add_limit_arguments(p)  # what `python -m steps.execute` (the execute pod) parses
     assert limits_from_args(p.parse_args([])) == Limits()
-    assert limits_from_args(p.parse_args(["--memory", "512", "--cell-timeout", "20"])) == Limits(memory_mb=512, cell_timeout=20)
+    assert limits_from_args(p.parse_args(["--memory", "512", "--cell-timeout", "20"])) == Limits(
+        memory_mb=512, cell_timeout=20
+    )
 
 
 def test_submit_from_the_command_line_passes_the_teachers_limits(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -61,7 +68,9 @@ def test_submit_from_the_command_line_passes_the_teachers_limits(monkeypatch: py
         namespace = "grading"
 
     monkeypatch.setattr(commands, "_backend", lambda a: Backend())
-    monkeypatch.setattr(commands, "submit", lambda b, course, assignment, **kw: sent.update(kw) or {"metadata": {"name": "ps1-x"}})
+    monkeypatch.setattr(
+        commands, "submit", lambda b, course, assignment, **kw: sent.update(kw) or {"metadata": {"name": "ps1-x"}}
+    )
     assert cli.main(["submit", "intro", "ps1", "--argo", "--memory", "512", "--cell-timeout", "20", "--cpu", "2"]) == 0
     assert sent["limits"] == {"memory": "512", "cell-timeout": "20", "cpu": "2"}  # the rest: the template's defaults
 

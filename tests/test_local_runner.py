@@ -4,6 +4,7 @@ Scenario: a teacher grades ps1 from the command line, looks at the summary, re-r
 late submission (only the new one is graded), forces a regrade, and finally keeps the run's
 artifacts in an S3 bucket (a real S3 API server, moto, on 127.0.0.1).
 """
+
 from __future__ import annotations
 
 import json
@@ -35,7 +36,13 @@ def course(built: Path, tmp_path: Path) -> Path:
 
 
 def gradeflow(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def test_grade_prints_a_summary_and_reruns_only_what_changed(course: Path) -> None:
@@ -81,16 +88,37 @@ def test_grade_with_the_store_on_s3(course: Path) -> None:
     port = _free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()
-    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
+    env = {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
     try:
-        s3 = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=env["AWS_ENDPOINT_URL"],
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+            region_name="us-east-1",
+        )
         s3.create_bucket(Bucket="grading")
         proc = gradeflow("grade", str(course), "ps1", "--store", "s3://grading/fall", "--json", env=env)
         assert proc.returncode == 0, proc.stderr
         results = json.loads(proc.stdout)
         run = results["run_id"]
         keys = {o["Key"] for o in s3.list_objects_v2(Bucket="grading", Prefix=f"fall/{run}/")["Contents"]}
-        for expected in ("manifest.json", "snapshot.json", "submissions/good/squares.ipynb", "restored/good/restore.json", "executed/good/squares.ipynb", "executed/good/execute.log", "scored/good/score.json", "results/results.json", "results/grades.csv"):
+        for expected in (
+            "manifest.json",
+            "snapshot.json",
+            "submissions/good/squares.ipynb",
+            "restored/good/restore.json",
+            "executed/good/squares.ipynb",
+            "executed/good/execute.log",
+            "scored/good/score.json",
+            "results/results.json",
+            "results/grades.csv",
+        ):
             assert f"fall/{run}/{expected}" in keys, expected
         assert (course / "gradeflow_runs" / run / "results" / "summary.txt").is_file()  # a local copy for the teacher
         assert {s["student"]: s["score"] for s in results["students"]}["good"] == 2.0

@@ -11,6 +11,7 @@ the reason), and every grade cell scores at least nbgrader's and at most the hon
 With --strict (no recovery) gradeflow scores every cell exactly as nbgrader did. The table
 in docs/troubleshooting.md is the one these runs produce.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,7 +34,11 @@ RECORDED = json.loads(measure.SCORES.read_text())
 
 # case -> (notebook, status, words in the reason) with recovery (the default)
 EXPECTED = {
-    "deleted-test-cell": ("problems", "repaired", "cell 'test_word_counts' was deleted: put back from the assignment after 'word_counts'"),
+    "deleted-test-cell": (
+        "problems",
+        "repaired",
+        "cell 'test_word_counts' was deleted: put back from the assignment after 'word_counts'",
+    ),
     "duplicated-grade-id": ("problems", "repaired", "cell 'test_fibonacci' appears 2 times"),
     "renamed-grade-id": ("problems", "repaired", "cell 'test_squares_v2' is the released cell 'test_squares'"),
     "edited-points": ("problems", "repaired", "points of cell 'test_squares' were edited"),
@@ -100,7 +105,9 @@ def test_every_cell_scores_between_nbgrader_and_the_honest_score(corpus, graded)
     for case, (m, h) in corpus[1].items():
         ours, rec = _per_cell(graded, m), RECORDED["cases"][case]
         honest_ours = _per_cell(graded, h)  # gradeflow grades the honest submission as nbgrader does
-        assert {(nb, c): honest_ours.get(nb, {}).get(c, 0.0) for nb, cells in rec["honest"].items() for c in cells} == {(nb, c): v or 0.0 for nb, cells in rec["honest"].items() for c, v in cells.items()}, case
+        assert {(nb, c): honest_ours.get(nb, {}).get(c, 0.0) for nb, cells in rec["honest"].items() for c in cells} == {
+            (nb, c): v or 0.0 for nb, cells in rec["honest"].items() for c, v in cells.items()
+        }, case
         for nb, cells in rec["honest"].items():
             for cell, honest in cells.items():
                 theirs, got = rec["nbgrader"][nb][cell] or 0.0, ours.get(nb, {}).get(cell, 0.0)
@@ -138,7 +145,10 @@ def test_strict_scores_every_cell_as_nbgrader_does(corpus, graded, graded_strict
 
 def test_the_table_in_troubleshooting_is_this_run(corpus, graded, graded_strict) -> None:
     docs = (ROOT / "docs" / "troubleshooting.md").read_text()
-    table = measure.table(RECORDED, {c: _per_cell(graded, m) for c, (m, _) in corpus[1].items()},
-                          {c: _per_cell(graded_strict, m) for c, (m, _) in corpus[1].items()},
-                          {c: next(s for s in graded["students"] if s["student"] == m) for c, (m, _) in corpus[1].items()})
+    table = measure.table(
+        RECORDED,
+        {c: _per_cell(graded, m) for c, (m, _) in corpus[1].items()},
+        {c: _per_cell(graded_strict, m) for c, (m, _) in corpus[1].items()},
+        {c: next(s for s in graded["students"] if s["student"] == m) for c, (m, _) in corpus[1].items()},
+    )
     assert table in docs, "docs/troubleshooting.md's table is out of date; it should read:\n" + table

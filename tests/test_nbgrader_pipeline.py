@@ -5,6 +5,7 @@ its nbgrader_config.py. restore runs the sanitize list (and anything the autogra
 before Execute), score what comes after Execute, merge the gradebook writers among those:
 the lists `nbgrader autograde` would run, read from the snapshot collect exported.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,8 +38,21 @@ def kinds(preprocessors: list) -> list[type]:
 
 
 def test_without_course_settings_the_lists_are_nbgraders_defaults() -> None:
-    assert kinds(restore_preprocessors({})) == [ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata]
-    assert kinds(score_preprocessors({})) == [IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
+    assert kinds(restore_preprocessors({})) == [
+        ClearOutput,
+        DeduplicateIds,
+        OverwriteKernelspec,
+        OverwriteCells,
+        CheckCellMetadata,
+    ]
+    assert kinds(score_preprocessors({})) == [
+        IgnorePattern,
+        ClearMetadataPreprocessor,
+        LimitOutput,
+        SaveAutoGrades,
+        AssignLatePenalties,
+        CheckCellMetadata,
+    ]
     assert kinds(merge_preprocessors({})) == [SaveAutoGrades, AssignLatePenalties]
 
 
@@ -61,7 +75,9 @@ def test_a_preprocessor_gradeflow_cannot_import_is_named_to_the_teacher() -> Non
 
 def test_collect_exports_the_courses_lists_from_nbgrader_config(squares_course: Path, tmp_path: Path) -> None:
     with open(squares_course / "nbgrader_config.py", "a") as f:
-        f.write("c.Autograde.sanitize_preprocessors = ['nbgrader.preprocessors.ClearOutput', 'nbgrader.preprocessors.OverwriteCells']\n")
+        f.write(
+            "c.Autograde.sanitize_preprocessors = ['nbgrader.preprocessors.ClearOutput', 'nbgrader.preprocessors.OverwriteCells']\n"
+        )
     collect(squares_course, "ps1", tmp_path / "ws")
     snapshot = json.loads((tmp_path / "ws" / "snapshot.json").read_text())
     assert kinds(restore_preprocessors(snapshot["config"])) == [ClearOutput, OverwriteCells]

@@ -10,6 +10,7 @@ attempts replace `showtraceback`), the affected test cells get 0 and need a manu
 Corpus 1 is nbgrader's own test notebooks (shipped in its wheel), paired as nbgrader's own
 autograde tests pair them; corpus 2 is gradeflow's example course.
 """
+
 from __future__ import annotations
 
 import importlib.util

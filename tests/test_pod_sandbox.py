@@ -7,6 +7,7 @@ to its scratch dir, write outside it (Argo's /var/run/argo), connect over TCP to
 127.0.0.1, and signal the grader. The whole corpus runs in the emulated pod in test_attacks.py
 ("argo-pod"); the template side (ran-in marker, /tmp) is checked against the rendered YAML.
 """
+
 from __future__ import annotations
 
 import json
@@ -42,7 +43,9 @@ print(json.dumps(out))
 @pytest.fixture
 def confined_run(tmp_path: Path):
     if landlock.abi() < 1:
-        pytest.skip("LANDLOCK MISSING: this kernel offers no Landlock; the pod sandbox refuses to run here (see test_without_landlock_the_pod_sandbox_refuses)")
+        pytest.skip(
+            "LANDLOCK MISSING: this kernel offers no Landlock; the pod sandbox refuses to run here (see test_without_landlock_the_pod_sandbox_refuses)"
+        )
     scratch = tmp_path / "scratch"
     (scratch / "work").mkdir(parents=True)
     hidden = tmp_path / "gradeflow" / "snapshot.json"
@@ -55,10 +58,17 @@ def confined_run(tmp_path: Path):
     listener.listen()
     launcher = PodLauncher(scratch / "work", scratch, Limits())
     # the pod's /tmp is the kernel's: here (tmp_path under /tmp) keep it to the scratch dir
-    cmd = [c for c in launcher.kernel_command([sys.executable, "-c", PROBE, str(hidden), str(outside), str(listener.getsockname()[1])])]
+    cmd = [
+        c
+        for c in launcher.kernel_command(
+            [sys.executable, "-c", PROBE, str(hidden), str(outside), str(listener.getsockname()[1])]
+        )
+    ]
     i = cmd.index("/tmp")
     del cmd[i - 1 : i + 1]
-    proc = subprocess.run(cmd, env=launcher.kernel_env(), cwd=scratch / "work", capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        cmd, env=launcher.kernel_env(), cwd=scratch / "work", capture_output=True, text=True, timeout=60
+    )
     listener.close()
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads(proc.stdout), outside, scratch
@@ -102,6 +112,13 @@ def test_the_pod_emulation_has_the_templates_limits_and_layout() -> None:
     assert "valueFrom" not in ran_in and ran_in["value"] == "{{workflow.parameters.run-id}}"
     assert t["container"]["securityContext"]["readOnlyRootFilesystem"] is True
     tmp = next(v for v in t["volumes"] if v["name"] == "tmp")
-    assert tmp["emptyDir"] == {"medium": "Memory", "sizeLimit": f"{Limits().disk_mb}Mi"}  # ENOSPC at the disk limit, no eviction
-    assert (POD_WORKDIR, POD_PAPERMILL_MB, argo_pods.EXECUTE_TMP_MIB) == (WORKDIR, argo_pods.PAPERMILL_MIB, Limits().disk_mb)
+    assert tmp["emptyDir"] == {
+        "medium": "Memory",
+        "sizeLimit": f"{Limits().disk_mb}Mi",
+    }  # ENOSPC at the disk limit, no eviction
+    assert (POD_WORKDIR, POD_PAPERMILL_MB, argo_pods.EXECUTE_TMP_MIB) == (
+        WORKDIR,
+        argo_pods.PAPERMILL_MIB,
+        Limits().disk_mb,
+    )
     assert pod_limits(Limits())[0] == Limits().memory_mb + argo_pods.EXECUTE_EXTRA_MIB

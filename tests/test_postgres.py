@@ -17,6 +17,7 @@ over 127.0.0.1 with a password that no output may show. Then:
   the URL shown with its password hidden); a connection killed in the middle of a
   submission (pg_terminate_backend) leaves none of that submission, and a rerun completes it.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -49,7 +50,9 @@ ANSWER = "Each call squares the numbers 1..n."
 def gradeflow(*args: str, wait: bool = True, **kw: Any) -> Any:
     cmd = [sys.executable, "-m", "pipelines.cli", *args]
     if not wait:
-        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL, **kw)
+        return subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL, **kw
+        )
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL, **kw)
 
 
@@ -74,7 +77,12 @@ def grades(course: Path, student: str, notebook: str = "squares") -> dict[str, A
         out["score"] = sub.score
         nb = gb.find_submission_notebook(notebook, "ps1", student)
         for g in nb.grades:
-            out[g.name] = {"auto_score": g.auto_score, "manual_score": g.manual_score, "extra_credit": g.extra_credit, "needs_manual_grade": g.needs_manual_grade}
+            out[g.name] = {
+                "auto_score": g.auto_score,
+                "manual_score": g.manual_score,
+                "extra_credit": g.extra_credit,
+                "needs_manual_grade": g.needs_manual_grade,
+            }
         for c in nb.comments:
             out[f"comment:{c.name}"] = {"auto_comment": c.auto_comment, "manual_comment": c.manual_comment}
     return out
@@ -93,7 +101,9 @@ def blocked_by(pg: pgserver.PgServer, database: str, holder: int, timeout: float
     """The pid of a backend of `database` that waits for a lock `holder` holds (waits for one to appear)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        rows = pg.admin("SELECT pid FROM pg_stat_activity WHERE datname = %s AND %s = ANY(pg_blocking_pids(pid))", database, holder)
+        rows = pg.admin(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND %s = ANY(pg_blocking_pids(pid))", database, holder
+        )
         if rows:
             return rows[0][0]
         time.sleep(0.2)
@@ -123,7 +133,9 @@ def comment_in_flight(course: Path, student: str, text: str) -> Iterator[Any]:
 def pg_squares(postgres: pgserver.PgServer, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The squares course built by nbgrader's generate_assignment straight into PostgreSQL (the template database)."""
     url = postgres.course_database("squares_template")
-    return ck.squares_course(tmp_path_factory.mktemp("pg-squares") / "course", config=f"c.CourseDirectory.db_url = {url!r}\n")
+    return ck.squares_course(
+        tmp_path_factory.mktemp("pg-squares") / "course", config=f"c.CourseDirectory.db_url = {url!r}\n"
+    )
 
 
 def pg_copy(postgres: pgserver.PgServer, built: Path, dest: Path, name: str) -> Path:
@@ -142,7 +154,9 @@ def test_scores_equal_nbgrader_autograde_into_postgres(postgres: pgserver.PgServ
     spec = importlib.util.spec_from_file_location("make_course", ROOT / "examples" / "make_course.py")
     mc = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mc)
-    theirs = mc.make_course(tmp_path / "nbgrader", variants=mc.CHEAP_VARIANTS, db_url=postgres.course_database("parity_nbgrader"))
+    theirs = mc.make_course(
+        tmp_path / "nbgrader", variants=mc.CHEAP_VARIANTS, db_url=postgres.course_database("parity_nbgrader")
+    )
     ours = pg_copy(postgres, theirs, tmp_path / "gradeflow", "parity_gradeflow")
     proc = parity.run_nbgrader(theirs, "autograde", "ps1", "--force")
     assert "Traceback" not in proc.stdout, proc.stdout[-3000:]
@@ -151,7 +165,9 @@ def test_scores_equal_nbgrader_autograde_into_postgres(postgres: pgserver.PgServ
     print(f"parity example course in PostgreSQL: {p.line()}")
     assert not p.different, p.different
     assert not p.skipped_above
-    assert len(p.identical) == len(parity.gradebook_grades(theirs)) >= len(mc.CHEAP_VARIANTS)  # every grade cell of every student
+    assert (
+        len(p.identical) == len(parity.gradebook_grades(theirs)) >= len(mc.CHEAP_VARIANTS)
+    )  # every grade cell of every student
     assert not (ours / "gradebook.db").exists() and not (theirs / "gradebook.db").exists()
     no_password_anywhere(ours, json.dumps(results))
 
@@ -159,15 +175,24 @@ def test_scores_equal_nbgrader_autograde_into_postgres(postgres: pgserver.PgServ
 # --- 3. every path uses the configured database ------------------------------------------------
 
 
-def test_grade_rerun_and_retry_write_the_postgres_gradebook(postgres: pgserver.PgServer, pg_squares: Path, tmp_path: Path) -> None:
+def test_grade_rerun_and_retry_write_the_postgres_gradebook(
+    postgres: pgserver.PgServer, pg_squares: Path, tmp_path: Path
+) -> None:
     from nbgrader.api import Gradebook
 
-    course = ck.submit_kinds(pg_copy(postgres, pg_squares, tmp_path / "course", "local_paths"), ["good", "wrong", "crash", "broken"])
+    course = ck.submit_kinds(
+        pg_copy(postgres, pg_squares, tmp_path / "course", "local_paths"), ["good", "wrong", "crash", "broken"]
+    )
     first = grade(course, "ps1", GradeOptions(jobs=2))
     assert first["counts"]["graded"] == 2 and first["counts"]["failed"] == 1 and first["counts"]["skipped"] == 1
     assert grades(course, "good")["test_squares"]["auto_score"] == 2.0
     assert grades(course, "wrong")["test_squares"]["auto_score"] == 0.0
-    assert grades(course, "crash")["test_squares"] == {"auto_score": 0.0, "manual_score": None, "extra_credit": None, "needs_manual_grade": True}
+    assert grades(course, "crash")["test_squares"] == {
+        "auto_score": 0.0,
+        "manual_score": None,
+        "extra_credit": None,
+        "needs_manual_grade": True,
+    }
 
     # rerun: only what changed (wrong's new answer), and what did not finish (crash, broken)
     ck.submit(course, "wrong", {"squares": ck.CORRECT}, timestamp="2026-11-21 09:00:00.000000 UTC")
@@ -184,7 +209,12 @@ def test_grade_rerun_and_retry_write_the_postgres_gradebook(postgres: pgserver.P
         gb.db.commit()
     retried = grade(course, "ps1", GradeOptions(jobs=1, students=["crash"], force=True))
     assert [s["student"] for s in retried["students"]] == ["crash"]
-    assert grades(course, "crash")["test_squares"] == {"auto_score": 0.0, "manual_score": 1.0, "extra_credit": None, "needs_manual_grade": True}
+    assert grades(course, "crash")["test_squares"] == {
+        "auto_score": 0.0,
+        "manual_score": 1.0,
+        "extra_credit": None,
+        "needs_manual_grade": True,
+    }
     with Gradebook(postgres.url("local_paths"), "test-course") as gb:
         assert len(gb.find_assignment("ps1").submissions) == 4  # graded three times, recorded once each
     assert not (course / "gradebook.db").exists()
@@ -197,16 +227,37 @@ class Jupyter:
     def __init__(self, course: Path, home: Path) -> None:
         (home / "config").mkdir(parents=True)
         (home / "config" / "jupyter_server_config.json").write_text(
-            json.dumps({"ServerApp": {"jpserver_extensions": {"pipelines.jupyter": True}}, "GradeflowConfig": {"jobs": 2, "grade_args": ["--cell-timeout", "10"]}})
+            json.dumps(
+                {
+                    "ServerApp": {"jpserver_extensions": {"pipelines.jupyter": True}},
+                    "GradeflowConfig": {"jobs": 2, "grade_args": ["--cell-timeout", "10"]},
+                }
+            )
         )
         self.port, self.token = pgserver.free_port(), secrets.token_hex(16)
         self.url = f"http://127.0.0.1:{self.port}/"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ARGO_", "KUBERNETES_"))}
-        env.update(JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_RUNTIME_DIR=str(home / "runtime"), KUBECONFIG=str(home / "no-kubeconfig"))
+        env.update(
+            JUPYTER_CONFIG_DIR=str(home / "config"),
+            JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+            KUBECONFIG=str(home / "no-kubeconfig"),
+        )
         self.log = home / "server.log"
-        cmd = [sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root", f"--port={self.port}", "--ip=127.0.0.1", f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={course}"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "jupyter_server",
+            "--no-browser",
+            "--allow-root",
+            f"--port={self.port}",
+            "--ip=127.0.0.1",
+            f"--IdentityProvider.token={self.token}",
+            f"--ServerApp.root_dir={course}",
+        ]
         with open(self.log, "w") as fh:
-            self.proc = subprocess.Popen(cmd, cwd=course, env=env, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(
+                cmd, cwd=course, env=env, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
         deadline = time.monotonic() + 90
         while True:
             with contextlib.suppress(OSError):
@@ -219,7 +270,12 @@ class Jupyter:
 
     def call(self, method: str, path: str, body: Any = None, timeout: float = 60) -> tuple[int, Any]:
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(f"{self.url}{path}?token={self.token}", data=data, method=method, headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            f"{self.url}{path}?token={self.token}",
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
         try:
             with urllib.request.urlopen(req, timeout=timeout) as r:
                 text = r.read().decode()
@@ -239,7 +295,9 @@ class Jupyter:
 @pytest.fixture(scope="module")
 def page_course(postgres: pgserver.PgServer, pg_squares: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("pg-jupyter")
-    course = ck.submit_kinds(pg_copy(postgres, pg_squares, root / "course", "jupyter_page"), ["good", "crash", "broken"])
+    course = ck.submit_kinds(
+        pg_copy(postgres, pg_squares, root / "course", "jupyter_page"), ["good", "crash", "broken"]
+    )
     ck.submit(course, "alice", {"squares": ck.WRONG})
     return course
 
@@ -292,7 +350,9 @@ def test_the_jupyter_page_lists_grades_and_retries_from_postgres(jupyter: Jupyte
 # --- 4. Formgrader writes while gradeflow merges -----------------------------------------------
 
 
-def test_formgrader_saves_a_manual_grade_while_gradeflow_merges(postgres: pgserver.PgServer, jupyter: Jupyter, page_course: Path) -> None:
+def test_formgrader_saves_a_manual_grade_while_gradeflow_merges(
+    postgres: pgserver.PgServer, jupyter: Jupyter, page_course: Path
+) -> None:
     """Three writers on alice's notebook at once, each waiting for the other's row lock, none lost.
 
     A second grader's comment on `explain` is saved but not committed; alice resubmitted a
@@ -305,7 +365,9 @@ def test_formgrader_saves_a_manual_grade_while_gradeflow_merges(postgres: pgserv
     ck.submit(page_course, "alice", {"squares": ck.WRONG})
     assert gradeflow("grade", str(page_course), "ps1", "--student", "alice", "--force", "--jobs", "1").returncode == 0
     assert grades(page_course, "alice")["test_squares"]["auto_score"] == 0.0
-    ck.submit(page_course, "alice", {"squares": ck.CORRECT, "explain": ANSWER}, timestamp="2026-11-21 08:00:00.000000 UTC")
+    ck.submit(
+        page_course, "alice", {"squares": ck.CORRECT, "explain": ANSWER}, timestamp="2026-11-21 08:00:00.000000 UTC"
+    )
 
     with comment_in_flight(page_course, "alice", "see me after class") as (other_grader, other_pid):
         run = gradeflow("grade", str(page_course), "ps1", "--student", "alice", "--jobs", "1", wait=False)
@@ -315,9 +377,20 @@ def test_formgrader_saves_a_manual_grade_while_gradeflow_merges(postgres: pgserv
 
             with Gradebook(postgres.url(database), "test-course") as gb:  # a read never waits
                 grade_id = gb.find_grade("test_squares", "squares", "ps1", "alice").id
-                assert gb.find_grade("test_squares", "squares", "ps1", "alice").auto_score == 0.0, "merge has not committed"
+                assert gb.find_grade("test_squares", "squares", "ps1", "alice").auto_score == 0.0, (
+                    "merge has not committed"
+                )
             answer: dict[str, Any] = {}
-            saver = threading.Thread(target=lambda: answer.update(r=jupyter.call("PUT", f"formgrader/api/grade/{grade_id}", {"manual_score": 1.5, "extra_credit": 0.5}, timeout=120)))
+            saver = threading.Thread(
+                target=lambda: answer.update(
+                    r=jupyter.call(
+                        "PUT",
+                        f"formgrader/api/grade/{grade_id}",
+                        {"manual_score": 1.5, "extra_credit": 0.5},
+                        timeout=120,
+                    )
+                )
+            )
             saver.start()
             blocked_by(postgres, database, merge_pid, timeout=60)  # ... and Formgrader waits for merge's
             assert saver.is_alive()
@@ -330,11 +403,18 @@ def test_formgrader_saves_a_manual_grade_while_gradeflow_merges(postgres: pgserv
     assert run.returncode == 0, err[-3000:]
     assert answer["r"][0] == 200, answer
     final = grades(page_course, "alice")
-    assert final["test_squares"] == {"auto_score": 2.0, "manual_score": 1.5, "extra_credit": 0.5, "needs_manual_grade": False}
+    assert final["test_squares"] == {
+        "auto_score": 2.0,
+        "manual_score": 1.5,
+        "extra_credit": 0.5,
+        "needs_manual_grade": False,
+    }
     assert final["comment:explain"] == {"auto_comment": None, "manual_comment": "see me after class"}
     assert final["timestamp"].startswith("2026-11-21T08:00:00")
     assert final["score"] == 2.0  # Formgrader's manual 1.5 + 0.5 extra credit overrides the auto score, as in nbgrader
-    print(f"concurrency: merge waited for a grader's comment, Formgrader waited for merge; both committed; final {final['test_squares']}")
+    print(
+        f"concurrency: merge waited for a grader's comment, Formgrader waited for merge; both committed; final {final['test_squares']}"
+    )
 
 
 # --- 3. sync of an Argo run --------------------------------------------------------------------
@@ -342,7 +422,12 @@ def test_formgrader_saves_a_manual_grade_while_gradeflow_merges(postgres: pgserv
 from test_argo_e2e import BUCKET, s3  # noqa: E402,F401 - the moto S3 server fixture
 
 
-def test_sync_of_an_argo_run_writes_the_postgres_gradebook(postgres: pgserver.PgServer, pg_squares: Path, s3: Any, tmp_path: Path) -> None:  # noqa: F811
+def test_sync_of_an_argo_run_writes_the_postgres_gradebook(
+    postgres: pgserver.PgServer,
+    pg_squares: Path,
+    s3: Any,  # noqa: F811 - the fixture imported above
+    tmp_path: Path,
+) -> None:
     from argo_emulator import Emulator
     from pipelines.client import sync
     from pipelines.workflow import build_template
@@ -361,7 +446,9 @@ def test_sync_of_an_argo_run_writes_the_postgres_gradebook(postgres: pgserver.Pg
 # --- 5. failure modes --------------------------------------------------------------------------
 
 
-def test_a_database_that_is_down_or_refuses_the_login_stops_before_grading(postgres: pgserver.PgServer, pg_squares: Path, tmp_path: Path) -> None:
+def test_a_database_that_is_down_or_refuses_the_login_stops_before_grading(
+    postgres: pgserver.PgServer, pg_squares: Path, tmp_path: Path
+) -> None:
     from pipelines.client import sync
     from pipelines.jupyter.handlers import _course
     from steps.errors import GradebookUnavailable
@@ -369,7 +456,10 @@ def test_a_database_that_is_down_or_refuses_the_login_stops_before_grading(postg
     down_port = pgserver.free_port()
     cases = {
         "down": (postgres.url("squares_template", port=down_port), "Connection refused"),
-        "login refused": (postgres.url("squares_template", password="not-" + pgserver.PASSWORD), "password authentication failed"),
+        "login refused": (
+            postgres.url("squares_template", password="not-" + pgserver.PASSWORD),
+            "password authentication failed",
+        ),
     }
     for name, (url, reason) in cases.items():
         course = ck.submit_kinds(ck.copy_course(pg_squares, tmp_path / name.replace(" ", "-")), ["good"])
@@ -392,7 +482,9 @@ def test_a_database_that_is_down_or_refuses_the_login_stops_before_grading(postg
             sync("s3://nowhere/gradeflow/x", course)
 
 
-def test_a_connection_lost_mid_submission_writes_none_of_it_and_a_rerun_completes(postgres: pgserver.PgServer, pg_squares: Path, tmp_path: Path) -> None:
+def test_a_connection_lost_mid_submission_writes_none_of_it_and_a_rerun_completes(
+    postgres: pgserver.PgServer, pg_squares: Path, tmp_path: Path
+) -> None:
     course = pg_copy(postgres, pg_squares, tmp_path / "course", "lost_connection")
     database = db_name(course)
     ck.submit(course, "alice", {"squares": ck.WRONG})
@@ -415,7 +507,9 @@ def test_a_connection_lost_mid_submission_writes_none_of_it_and_a_rerun_complete
     shown = postgres.url(database).replace(pgserver.PASSWORD, "***")
     assert run.returncode == EXIT_USAGE, err[-3000:]
     headline = [line for line in err.splitlines() if line.startswith("gradeflow: ")][-1]
-    assert headline.startswith(f"gradeflow: lost the gradebook database {shown} while writing alice's ps1: terminating connection"), headline
+    assert headline.startswith(
+        f"gradeflow: lost the gradebook database {shown} while writing alice's ps1: terminating connection"
+    ), headline
     assert "nothing of alice's ps1 was written" in headline and "run the same command again" in headline
     assert pgserver.PASSWORD not in out + err
     assert grades(course, "alice") == before, "half a submission was written"
@@ -430,7 +524,9 @@ def test_a_connection_lost_mid_submission_writes_none_of_it_and_a_rerun_complete
     no_password_anywhere(course, rerun.stdout, rerun.stderr)
 
 
-def test_a_server_that_dropped_idle_connections_between_submissions_is_not_a_lost_database(postgres: pgserver.PgServer, pg_squares: Path) -> None:
+def test_a_server_that_dropped_idle_connections_between_submissions_is_not_a_lost_database(
+    postgres: pgserver.PgServer, pg_squares: Path
+) -> None:
     """The run's pooled connection dies between two submissions (a server restart, an idle timeout):
     the next submission reconnects instead of reporting the gradebook lost."""
     from nbgrader.api import Gradebook
@@ -440,7 +536,9 @@ def test_a_server_that_dropped_idle_connections_between_submissions_is_not_a_los
     url = postgres.course_database("idle_drop", template=db_name(pg_squares))
     with one_transaction(url), Gradebook(url, "test-course") as gb:
         gb.update_or_create_student("first")
-    killed = postgres.admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'idle_drop' AND pid <> pg_backend_pid()")
+    killed = postgres.admin(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'idle_drop' AND pid <> pg_backend_pid()"
+    )
     assert killed, "the pooled connection was there to kill"
     with one_transaction(url), Gradebook(url, "test-course") as gb:
         gb.update_or_create_student("second")

@@ -7,6 +7,7 @@ step and per submission, with no escape codes, and the summary on stdout. A scri
 `--quiet` prints nothing but the summary. On a terminal the same events drive a rich bar with
 done/total, graded/failed/skipped counts and an ETA.
 """
+
 from __future__ import annotations
 
 import io
@@ -34,7 +35,14 @@ def course(squares_built: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 def gradeflow(*args: str) -> subprocess.CompletedProcess[str]:
     """The CLI as a cron job or a script runs it: stdout and stderr are pipes, not a terminal."""
     env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TERM")}
-    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True, timeout=300, env=env, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def test_not_on_a_terminal_progress_is_plain_lines_and_the_summary_goes_to_stdout(course: Path) -> None:
@@ -61,14 +69,20 @@ def test_json_prints_results_on_stdout_and_progress_events_as_json_lines_on_stde
     assert run.returncode == 0, run.stderr
     results = json.loads(run.stdout)  # nothing but results.json on stdout
     assert results["format"] == "gradeflow.results/1"
-    assert {s["student"]: s["status"] for s in results["students"]} == {"good": "ok", "crash": "failed", "broken": "skipped"}
+    assert {s["student"]: s["status"] for s in results["students"]} == {
+        "good": "ok",
+        "crash": "failed",
+        "broken": "skipped",
+    }
 
     events = [json.loads(line) for line in run.stderr.splitlines() if line.startswith('{"event"')]
     steps = [(e["step"], e["kind"]) for e in events]
     assert steps[0] == ("collect", "start") and steps[-1] == ("merge", "done")
     assert {step for step, _ in steps} <= set(DAG), "events name the DAG's steps"
     first, last = steps.index(("execute", "start")), steps.index(("execute", "done"))
-    assert [i for i, (_, kind) in enumerate(steps) if kind == "submission"] == list(range(first + 1, last)), "submissions finish while execute runs"
+    assert [i for i, (_, kind) in enumerate(steps) if kind == "submission"] == list(range(first + 1, last)), (
+        "submissions finish while execute runs"
+    )
     finished = [e for e in events if e["kind"] == "submission"]
     assert sorted(e["student"] for e in finished) == ["broken", "crash", "good"]
     assert [e["done"] for e in finished] == [1, 2, 3]

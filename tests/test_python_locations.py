@@ -14,6 +14,7 @@ The system Python case is Debian's /usr/bin/python3 with gradeflow installed by 
 unprivileged cases run as uid 65534: the canary, and a whole `gradeflow grade` whose grades
 must equal a root run's.
 """
+
 from __future__ import annotations
 
 import os
@@ -66,7 +67,14 @@ def venv_python(request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 def test_a_kernel_starts_in_the_sandbox_from_a_venv_wherever_it_lives(venv_python: str) -> None:
-    run = subprocess.run([venv_python, "-c", CANARY], capture_output=True, text=True, timeout=300, cwd="/", env={**os.environ, "PYTHONPATH": str(ROOT)})
+    run = subprocess.run(
+        [venv_python, "-c", CANARY],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd="/",
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert run.returncode == 0, run.stderr
     assert "canary: ''" in run.stdout, run.stdout + run.stderr
 
@@ -83,13 +91,24 @@ def test_the_system_python() -> None:
         pytest.skip(f"NO SYSTEM PYTHON TO TEST: {(SYSUSER / 'UNAVAILABLE').read_text().strip()}")
     if not SYSTEM_PYTHON.is_file():
         pytest.skip(f"NO SYSTEM PYTHON TO TEST: {SYSTEM_PYTHON} does not exist")
-    assert (SYSUSER / ".gradeflow-setup").is_file(), f"gradeflow is not installed for {SYSTEM_PYTHON} in {SYSUSER}: run `.ci/setup test` (make setup)"
+    assert (SYSUSER / ".gradeflow-setup").is_file(), (
+        f"gradeflow is not installed for {SYSTEM_PYTHON} in {SYSUSER}: run `.ci/setup test` (make setup)"
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUSERBASE": str(SYSUSER)}
     env.pop("VIRTUAL_ENV", None)
-    where = subprocess.run([str(SYSTEM_PYTHON), "-c", "import sys, ipykernel; print(sys.prefix, ipykernel.__file__)"], capture_output=True, text=True, env=env)
+    where = subprocess.run(
+        [str(SYSTEM_PYTHON), "-c", "import sys, ipykernel; print(sys.prefix, ipykernel.__file__)"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     prefix, ipykernel = where.stdout.split()
-    assert prefix == "/usr" and ipykernel.startswith(str(SYSUSER)), where.stdout + where.stderr  # really the system Python and the user site
-    run = subprocess.run([str(SYSTEM_PYTHON), "-c", CANARY], capture_output=True, text=True, timeout=300, cwd="/", env=env)
+    assert prefix == "/usr" and ipykernel.startswith(str(SYSUSER)), (
+        where.stdout + where.stderr
+    )  # really the system Python and the user site
+    run = subprocess.run(
+        [str(SYSTEM_PYTHON), "-c", CANARY], capture_output=True, text=True, timeout=300, cwd="/", env=env
+    )
     assert "canary: ''" in run.stdout, run.stdout + run.stderr
 
 
@@ -117,10 +136,18 @@ def unprivileged_home() -> Iterator[Path]:
 def test_a_kernel_starts_in_the_sandbox_when_gradeflow_runs_unprivileged(unprivileged_home: Path) -> None:
     require_sandbox("bubblewrap")
     if os.geteuid() != 0:
-        pytest.skip("NEEDS ROOT to switch to an unprivileged uid (as a normal user, every other test here is already the unprivileged case)")
+        pytest.skip(
+            "NEEDS ROOT to switch to an unprivileged uid (as a normal user, every other test here is already the unprivileged case)"
+        )
     uid = 65534
-    script = f"{_reachable_python_command()} && exec setpriv --reuid {uid} --regid {uid} --clear-groups env HOME={unprivileged_home} PYTHONPATH={ROOT} {sys.executable} -c \"$0\""
-    run = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script, CANARY], capture_output=True, text=True, timeout=300, cwd="/")
+    script = f'{_reachable_python_command()} && exec setpriv --reuid {uid} --regid {uid} --clear-groups env HOME={unprivileged_home} PYTHONPATH={ROOT} {sys.executable} -c "$0"'
+    run = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, CANARY],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd="/",
+    )
     assert "canary: ''" in run.stdout, run.stdout + run.stderr
 
 
@@ -132,7 +159,11 @@ def _grades(course: Path) -> dict[tuple[str, str], tuple[float | None, bool]]:
     from nbgrader.api import Gradebook
 
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
-        return {(s.student.id, g.name): (g.auto_score, g.needs_manual_grade) for s in gb.find_assignment("ps1").submissions for g in s.notebooks[0].grades}
+        return {
+            (s.student.id, g.name): (g.auto_score, g.needs_manual_grade)
+            for s in gb.find_assignment("ps1").submissions
+            for g in s.notebooks[0].grades
+        }
 
 
 def test_a_whole_grade_run_unprivileged_gives_the_grades_of_a_root_run(squares_built: Path) -> None:
@@ -140,7 +171,9 @@ def test_a_whole_grade_run_unprivileged_gives_the_grades_of_a_root_run(squares_b
     uid: no cgroup, no uid switch), against the same course graded as root."""
     require_sandbox("bubblewrap")
     if os.geteuid() != 0:
-        pytest.skip("NEEDS ROOT to switch to an unprivileged uid (as a normal user, every other run is already the unprivileged case)")
+        pytest.skip(
+            "NEEDS ROOT to switch to an unprivileged uid (as a normal user, every other run is already the unprivileged case)"
+        )
     top = Path(tempfile.mkdtemp(prefix="gradeflow-test-unprivileged-"))  # pytest's tmp dirs are 0700 root's
     top.chmod(0o755)
     try:
@@ -154,13 +187,26 @@ def test_a_whole_grade_run_unprivileged_gives_the_grades_of_a_root_run(squares_b
         subprocess.run(["chown", "-R", f"{NOBODY}:{NOBODY}", str(top / "nobody")], check=True)
         grade = ["-m", "pipelines.cli", "grade", "ps1", "-q", "--jobs", "2"]
         path = f"{Path(sys.executable).parent}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-        as_root = subprocess.run([sys.executable, *grade[:3], str(courses["root"]), *grade[3:]], capture_output=True, text=True, timeout=600, cwd="/", env={**os.environ, "PYTHONPATH": str(ROOT)})
+        as_root = subprocess.run(
+            [sys.executable, *grade[:3], str(courses["root"]), *grade[3:]],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd="/",
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
         assert as_root.returncode == 0, as_root.stdout + as_root.stderr
         script = (
             f"{_reachable_python_command()} && exec setpriv --reuid {NOBODY} --regid {NOBODY} --clear-groups "
             f"env -i HOME={home} PATH={path} LANG=C.UTF-8 PYTHONPATH={ROOT} {sys.executable} {' '.join(grade[:3])} {courses['nobody']} {' '.join(grade[3:])}"
         )
-        as_nobody = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script], capture_output=True, text=True, timeout=600, cwd="/")
+        as_nobody = subprocess.run(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd="/",
+        )
         assert as_nobody.returncode == 0, as_nobody.stdout + as_nobody.stderr
         assert "4 submission(s), 4 graded" in as_nobody.stdout, as_nobody.stdout
         assert "Traceback" not in as_nobody.stderr, as_nobody.stderr

@@ -7,6 +7,7 @@ steps.preprocessors gets the notebook and the released assignment in `resources`
 restore hands them over, and must leave a notebook nbgrader's own CheckCellMetadata accepts
 and a repair naming the cell.
 """
+
 from __future__ import annotations
 
 import copy
@@ -142,14 +143,18 @@ def test_attribute_cells_finds_a_cell_whose_metadata_was_removed(released) -> No
     out, repairs = _run(AttributeCells, nb, spec)
     _valid(out)
     assert _ids(out) == ["intro", "squares", "test_squares", "explain"]
-    assert out.cells[2].metadata.nbgrader == {k: v for k, v in released[0].cells[2].metadata.nbgrader.items() if k not in ("checksum", "cell_type")} | {"points": 2.0}
+    assert out.cells[2].metadata.nbgrader == {
+        k: v for k, v in released[0].cells[2].metadata.nbgrader.items() if k not in ("checksum", "cell_type")
+    } | {"points": 2.0}
     assert {r["cell"]: r["repair"] for r in repairs} == {"squares": "attributed", "test_squares": "attributed"}
 
 
 def test_attribute_cells_restores_edited_flags_and_demotes_unknown_cells(released) -> None:
     nb, spec = copy.deepcopy(released[0]), released[1]
     nb.cells[2].metadata.nbgrader["solution"] = True
-    mine = nbformat.v4.new_code_cell("assert True", metadata={"nbgrader": dict(nb.cells[2].metadata.nbgrader, grade_id="bonus", points=100)})
+    mine = nbformat.v4.new_code_cell(
+        "assert True", metadata={"nbgrader": dict(nb.cells[2].metadata.nbgrader, grade_id="bonus", points=100)}
+    )
     nb.cells.append(mine)  # a grade cell of the student's own making
     out, repairs = _run(AttributeCells, nb, spec)
     _valid(out)
@@ -192,4 +197,3 @@ def test_restore_deleted_cells_leaves_a_deleted_answer_deleted(released) -> None
     del nb.cells[1]  # the student's own answer cell: nbgrader does not put it back either
     out, repairs = _run(RestoreDeletedCells, copy.deepcopy(nb), spec)
     assert repairs == [] and out == nb
-

@@ -8,6 +8,7 @@ and the notebooks), also after the run folder is copied elsewhere, as an Argo ou
 is. The page is self-contained (no script, no external asset) and escapes what students
 control. Screenshots go to tests/artifacts/.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,16 +24,31 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 import coursekit as ck  # noqa: E402
 from conftest import full_page_screenshot  # noqa: E402
-
 from pipelines.report import _histogram_bins, build_html, render_report  # noqa: E402
-
 
 
 @pytest.fixture(scope="module")
 def run_dir(squares_built: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     course = ck.copy_course(squares_built, tmp_path_factory.mktemp("report") / "course")
     ck.submit_kinds(course, ["good", "wrong", "crash", "broken"])
-    run = subprocess.run([sys.executable, "-m", "pipelines.cli", "grade", str(course), "ps1", "--json", "--jobs", "2", "--cell-timeout", "10"], capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipelines.cli",
+            "grade",
+            str(course),
+            "ps1",
+            "--json",
+            "--jobs",
+            "2",
+            "--cell-timeout",
+            "10",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr
     return course / "gradeflow_runs" / json.loads(run.stdout)["run_id"]
 
@@ -63,10 +79,15 @@ def test_the_report_in_chromium_shows_counts_reasons_histogram_and_working_links
     shot = full_page_screenshot(browser, "report.png")
     assert shot.stat().st_size > 10_000
 
-    cards = {c.get_attribute("data-count"): c.find_element(By.CLASS_NAME, "n").text for c in browser.find_elements(By.CSS_SELECTOR, "#summary .card")}
+    cards = {
+        c.get_attribute("data-count"): c.find_element(By.CLASS_NAME, "n").text
+        for c in browser.find_elements(By.CSS_SELECTOR, "#summary .card")
+    }
     assert cards["submissions"] == "4" and cards["graded"] == "2" and cards["skipped"] == "1" and cards["failed"] == "1"
 
-    problems = {r.get_attribute("data-student"): r for r in browser.find_elements(By.CSS_SELECTOR, "#problems tr.problem")}
+    problems = {
+        r.get_attribute("data-student"): r for r in browser.find_elements(By.CSS_SELECTOR, "#problems tr.problem")
+    }
     assert sorted(problems) == ["broken", "crash"]
     assert "the kernel died" in problems["crash"].find_element(By.CLASS_NAME, "reason").text
     assert "not valid JSON" in problems["broken"].find_element(By.CLASS_NAME, "reason").text
@@ -78,7 +99,12 @@ def test_the_report_in_chromium_shows_counts_reasons_histogram_and_working_links
     bars = browser.find_elements(By.CSS_SELECTOR, "svg#score-histogram rect.bar")
     assert bars, "the histogram is an inline SVG"
     assert sum(int(b.get_attribute("data-count")) for b in bars) == 2, "graded submissions only"
-    assert {b.get_attribute("data-label"): int(b.get_attribute("data-count")) for b in bars} == {"0": 1, "1": 0, "2": 1, "3": 0}
+    assert {b.get_attribute("data-label"): int(b.get_attribute("data-count")) for b in bars} == {
+        "0": 1,
+        "1": 0,
+        "2": 1,
+        "3": 0,
+    }
 
     cell = browser.find_element(By.CSS_SELECTOR, "#cells tr[data-cell=test_squares]")
     assert "1/2 (50%)" in cell.text and "autograded test" in cell.text
@@ -95,7 +121,9 @@ def test_the_report_in_chromium_shows_counts_reasons_histogram_and_working_links
     assert "[execute] squares: failed" in browser.find_element(By.TAG_NAME, "body").text
 
 
-def test_the_report_works_from_a_copy_of_the_run_folder_like_an_argo_artifact(run_dir: Path, tmp_path: Path, browser) -> None:
+def test_the_report_works_from_a_copy_of_the_run_folder_like_an_argo_artifact(
+    run_dir: Path, tmp_path: Path, browser
+) -> None:
     artifact = shutil.copytree(run_dir, tmp_path / "downloaded-artifact" / run_dir.name)
     (artifact / "results" / "report.html").unlink()
     report = render_report(artifact)
@@ -106,7 +134,9 @@ def test_the_report_works_from_a_copy_of_the_run_folder_like_an_argo_artifact(ru
         assert path.is_file() and artifact in path.parents, href
 
 
-def test_gradeflow_report_rewrites_it_and_explains_a_folder_that_is_not_a_run(run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_gradeflow_report_rewrites_it_and_explains_a_folder_that_is_not_a_run(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from pipelines.cli import main
 
     assert main(["report", str(run_dir)]) == 0
@@ -131,7 +161,15 @@ def test_student_controlled_text_is_escaped_and_nothing_can_run() -> None:
         "counts": {"submissions": 1, "graded": 0, "ok": 0, "repaired": 0, "skipped": 1, "failed": 0, "missing": 0},
         "problems": [{"student": "s<b>1</b>", "reason": evil}],
         "unchanged": [],
-        "students": [{"student": "s<b>1</b>", "status": "skipped", "score": 0, "max_score": 3, "notebooks": [{"notebook": "squares", "status": "skipped", "reason": evil, "changes": []}]}],
+        "students": [
+            {
+                "student": "s<b>1</b>",
+                "status": "skipped",
+                "score": 0,
+                "max_score": 3,
+                "notebooks": [{"notebook": "squares", "status": "skipped", "reason": evil, "changes": []}],
+            }
+        ],
     }
     html = build_html(results, Path("/nonexistent"))
     assert "<script>" not in html and "<img" not in html and "<b>1</b>" not in html
@@ -142,4 +180,6 @@ def test_student_controlled_text_is_escaped_and_nothing_can_run() -> None:
 def test_histogram_bins_are_whole_points_up_to_twenty_then_tenths_of_the_maximum() -> None:
     assert _histogram_bins([0, 2.5, 3, 3], 3) == [("0", 1), ("1", 0), ("2", 1), ("3", 2)]
     bins = _histogram_bins([0, 49.9, 50, 100], 100)
-    assert len(bins) == 10 and bins[0] == ("0–10", 1) and bins[4][1] == 1 and bins[5][1] == 1 and bins[9] == ("90–100", 1)
+    assert (
+        len(bins) == 10 and bins[0] == ("0–10", 1) and bins[4][1] == 1 and bins[5][1] == 1 and bins[9] == ("90–100", 1)
+    )

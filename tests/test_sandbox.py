@@ -6,6 +6,7 @@ the host's loopback all set up around it; each test reads one cell's report. The
 that end a submission (a cell timeout, the wall-time limit), CPU fairness between two
 submissions graded side by side, and the registry's errors (an unknown sandbox, a missing bwrap).
 """
+
 from __future__ import annotations
 
 import json
@@ -18,18 +19,24 @@ from typing import Any, Iterator
 
 import nbformat
 import pytest
-
-from steps.sandbox.bubblewrap import _work_mount
 from nbformat.v4 import new_code_cell, new_notebook
 
 import coursekit as ck
-from conftest import FAST_LIMITS, HostListener, error_names, notebook_text, planted_file, require_sandbox, sandbox_leftovers
+from conftest import (
+    FAST_LIMITS,
+    HostListener,
+    error_names,
+    notebook_text,
+    planted_file,
+    require_sandbox,
+    sandbox_leftovers,
+)
 from pipelines.local import RUNS_DIR, GradeOptions, grade
 from steps.errors import SandboxUnavailable, TeacherError
 from steps.records import FAILED, OK
 from steps.sandbox import SANDBOXES, Limits, get_sandbox
 from steps.sandbox.base import minimal_env
-from steps.sandbox.bubblewrap import SANDBOX_UID_BASE
+from steps.sandbox.bubblewrap import SANDBOX_UID_BASE, _work_mount
 
 SECRETS = {"AWS_SECRET_ACCESS_KEY": "leak-me-unit", "GRADEFLOW_TEST_SECRET": "leak-me-unit-too"}
 PROBE_TIMEOUT = 3  # the per-cell timeout of the probe notebook
@@ -108,14 +115,23 @@ def probe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         mp.setenv(key, value)  # execute_submission runs in this process: its environment is the grader's
     try:
         with planted_file(canary, "the teacher's secret\n"):
-            record = get_sandbox("bubblewrap").execute_submission(work, ["probe"], tmp / "out", limits, config={}, slot=0)
+            record = get_sandbox("bubblewrap").execute_submission(
+                work, ["probe"], tmp / "out", limits, config={}, slot=0
+            )
     finally:
         mp.undo()
         listener.close()
     executed = tmp / "out" / "probe.ipynb"
     printed = notebook_text(executed)
-    report: dict[str, Any] = {k: json.loads(v.strip().splitlines()[-1]) if v.strip().startswith("{") else v for k, v in printed.items()}
-    report["_record"], report["_errors"], report["_hits"], report["_leftovers"] = record, error_names(executed), list(listener.hits), sandbox_leftovers()
+    report: dict[str, Any] = {
+        k: json.loads(v.strip().splitlines()[-1]) if v.strip().startswith("{") else v for k, v in printed.items()
+    }
+    report["_record"], report["_errors"], report["_hits"], report["_leftovers"] = (
+        record,
+        error_names(executed),
+        list(listener.hits),
+        sandbox_leftovers(),
+    )
     yield report
 
 
@@ -130,7 +146,9 @@ def test_home_course_dir_and_gradebook_are_invisible(probe: dict[str, Any]) -> N
     files = probe["files"]
     assert files["canary"] is False and files["course"] is False and files["gradebook"] is False
     # HOME shows at most the read-only path to the Python installation, never its files
-    assert files["home"] in ("FileNotFoundError", [], [".pyenv"]) or set(files["home"]) <= {Path(sys.prefix).relative_to(Path.home()).parts[0]}
+    assert files["home"] in ("FileNotFoundError", [], [".pyenv"]) or set(files["home"]) <= {
+        Path(sys.prefix).relative_to(Path.home()).parts[0]
+    }
     # the notebook itself is not in the work dir: cells reach the kernel one by one, so the hidden
     # tests cannot be read ahead of time
     # /work, or /gradeflow-work where the Python itself lives under /work (steps.sandbox.bubblewrap)
@@ -147,7 +165,10 @@ def test_no_network_but_an_isolated_loopback(probe: dict[str, Any]) -> None:
 
 def test_environment_is_exactly_the_minimal_one(probe: dict[str, Any]) -> None:
     env = probe["environment"]
-    expected = minimal_env("/tmp/home", {"IPYTHONDIR": "/tmp/home/.ipython", "MPLCONFIGDIR": "/tmp/home/.mpl", "USER": "student", "LOGNAME": "student"})
+    expected = minimal_env(
+        "/tmp/home",
+        {"IPYTHONDIR": "/tmp/home/.ipython", "MPLCONFIGDIR": "/tmp/home/.mpl", "USER": "student", "LOGNAME": "student"},
+    )
     extra = set(env) - set(expected)
     assert extra <= {"PWD", "PYTHONPATH"}, f"unexpected variables in the kernel: {sorted(extra)}"
     assert {k: env[k] for k in expected} == expected

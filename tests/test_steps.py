@@ -5,11 +5,11 @@ a manually graded answer). Students submit correct, wrong and tampered notebooks
 outputs are checked on their own: collect's manifest and snapshot, restore's repairs and
 refusals, score's nbgrader grades, merge's gradebook rows and its rerun safety.
 """
+
 from __future__ import annotations
 
 import json
 import logging
-import shutil
 import sys
 from pathlib import Path
 
@@ -18,7 +18,6 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 import coursekit as ck  # noqa: E402
-
 from steps.collect import collect  # noqa: E402
 from steps.errors import TeacherError  # noqa: E402
 from steps.merge import merge  # noqa: E402
@@ -53,7 +52,10 @@ def test_collect_writes_manifest_and_a_snapshot_of_this_assignment_only(course: 
     assert [nb["name"] for nb in snap["notebooks"]] == ["squares"]
     cells = {c["name"]: c for c in snap["notebooks"][0]["source_cells"]}
     assert "### BEGIN HIDDEN TESTS" in cells["test_squares"]["source"]  # hidden tests travel in the snapshot
-    assert {c["name"]: c["max_score"] for c in snap["notebooks"][0]["grade_cells"]} == {"test_squares": 2.0, "explain": 1.0}
+    assert {c["name"]: c["max_score"] for c in snap["notebooks"][0]["grade_cells"]} == {
+        "test_squares": 2.0,
+        "explain": 1.0,
+    }
     assert "students" not in json.dumps(snap) and "alice" not in json.dumps(snap)  # nothing of the students' rows
 
 
@@ -101,7 +103,9 @@ def _tampered(course: Path) -> None:
     (d / "squares.ipynb").unlink()
 
 
-def test_restore_repairs_like_nbgrader_and_skips_what_it_cannot_grade_faithfully(course: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_restore_repairs_like_nbgrader_and_skips_what_it_cannot_grade_faithfully(
+    course: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # the CLI quiets nbgrader's shared "traitlets" logger; repairs must be reported regardless
     monkeypatch.setattr(logging.getLogger("traitlets"), "level", logging.ERROR)
     _tampered(course)
@@ -110,8 +114,14 @@ def test_restore_repairs_like_nbgrader_and_skips_what_it_cannot_grade_faithfully
     restore(ws)
     status = {s: _record(ws, "restore", s).notebooks[0] for s in ck.student_ids(course)}
     assert status["ok"].status == "ok"
-    assert status["edited-test"].status == "repaired" and "locked cell 'test_squares' was edited" in status["edited-test"].reason
-    assert status["edited-points"].status == "repaired" and "points of cell 'test_squares'" in status["edited-points"].reason
+    assert (
+        status["edited-test"].status == "repaired"
+        and "locked cell 'test_squares' was edited" in status["edited-test"].reason
+    )
+    assert (
+        status["edited-points"].status == "repaired"
+        and "points of cell 'test_squares'" in status["edited-points"].reason
+    )
     restored = nbformat.read(str(ws / "restored" / "edited-test" / "work" / "squares.ipynb"), as_version=4)
     assert restored.cells[2].source == ck.TESTS  # the hidden tests are back, exactly
     repaired = {  # recovered: graded, the repair named per cell
@@ -123,7 +133,10 @@ def test_restore_repairs_like_nbgrader_and_skips_what_it_cannot_grade_faithfully
     for student, (cell, kind, words) in repaired.items():
         o = status[student]
         assert o.status == "repaired" and words in o.reason, (student, o.reason)
-        assert {"cell": cell, "repair": kind} in [{k: r[k] for k in ("cell", "repair")} for r in o.detail["repairs"]], (student, o.detail)
+        assert {"cell": cell, "repair": kind} in [{k: r[k] for k in ("cell", "repair")} for r in o.detail["repairs"]], (
+            student,
+            o.detail,
+        )
         nb = nbformat.read(str(ws / "restored" / student / "work" / "squares.ipynb"), as_version=4)
         tests = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_squares"]
         assert len(tests) == 1 and tests[0].source == ck.TESTS and tests[0].metadata.nbgrader["points"] == 2.0, student
@@ -152,7 +165,10 @@ def test_strict_restore_does_not_recover(course: Path, tmp_path: Path) -> None:
         "unflagged": "'grade' flag changed",
     }
     for student, words in reasons.items():
-        assert status[student].status == "skipped" and words in status[student].reason, (student, status[student].reason)
+        assert status[student].status == "skipped" and words in status[student].reason, (
+            student,
+            status[student].reason,
+        )
     assert _record(ws, "restore", "ok").detail["strict"] is True
 
 
@@ -237,7 +253,9 @@ def test_merge_keeps_a_graders_manual_score(course: Path, tmp_path: Path) -> Non
         assert g.manual_score == 1.5 and g.auto_score == 2.0 and g.needs_manual_grade is True
 
 
-def test_merge_cli_exits_75_when_a_submission_is_ungraded_after_writing_the_rest(course: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_merge_cli_exits_75_when_a_submission_is_ungraded_after_writing_the_rest(
+    course: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The Argo merge pod: an UNGRADED submission (its execute never finished) makes the step exit
     75, so the run shows Failed and `gradeflow retry` reruns it; everything else is written."""
     from nbgrader.api import Gradebook

@@ -6,6 +6,7 @@ nothing of any student until then, serve exactly one submission, be dropped when
 differ, fall back like a new sandbox when its zygote died, keep its kernels' raw output in
 that submission's execute.log, and leave nothing behind when it is never used.
 """
+
 from __future__ import annotations
 
 import json
@@ -70,7 +71,11 @@ def _my_processes(settle: float = 5.0) -> list[str]:
         found = []
         for proc in Path("/proc").iterdir():
             try:
-                cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace") if proc.name.isdigit() else ""
+                cmd = (
+                    (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                    if proc.name.isdigit()
+                    else ""
+                )
             except OSError:
                 continue
             if marker in cmd:
@@ -99,7 +104,9 @@ def test_a_started_sandbox_holds_nothing_until_it_is_handed_one_submission(sandb
     alice = _submission(tmp_path, "alice", {"look": LOOK, "mark": MARK}, {"alice.txt": "alice's data"})
     record, printed = _execute(sandbox, alice, tmp_path / "out-alice", limits)
     assert [o.status for o in record.notebooks] == [OK]
-    assert record.detail["prestarted"] is True and record.detail["teardown"]["kernels_forked"] == 1  # the started zygote served it
+    assert (
+        record.detail["prestarted"] is True and record.detail["teardown"]["kernels_forked"] == 1
+    )  # the started zygote served it
     assert "zygote_head_start_s" in record.detail["teardown"]
     assert printed["look"]["work"] == ["alice.txt"]  # its own files, not the notebook, nothing else
     assert 0 not in base._SPARES  # used once: gone from the slot
@@ -113,7 +120,9 @@ def test_a_started_sandbox_holds_nothing_until_it_is_handed_one_submission(sandb
     assert "alice-was-here" not in printed["look"]["tmp"]  # nor to her /tmp
 
     # no spare left: the next submission gets a sandbox of its own, started for it
-    record, printed = _execute(sandbox, _submission(tmp_path, "carol", {"look": LOOK}, {}), tmp_path / "out-carol", limits)
+    record, printed = _execute(
+        sandbox, _submission(tmp_path, "carol", {"look": LOOK}, {}), tmp_path / "out-carol", limits
+    )
     assert record.detail["prestarted"] is False and [o.status for o in record.notebooks] == [OK]
     assert printed["look"]["work"] == []
     assert not any(_mine().values()), _mine()
@@ -138,7 +147,9 @@ def test_a_spare_whose_zygote_died_starts_kernels_directly_and_grades(tmp_path: 
     assert spare.zygote is not None
     os.killpg(spare.zygote.proc.pid, signal.SIGKILL)
     spare.zygote.proc.wait()
-    record, printed = _execute("bubblewrap", _submission(tmp_path, "alice", {"look": LOOK}, {"alice.txt": "x"}), tmp_path / "out", limits)
+    record, printed = _execute(
+        "bubblewrap", _submission(tmp_path, "alice", {"look": LOOK}, {"alice.txt": "x"}), tmp_path / "out", limits
+    )
     assert record.detail["prestarted"] is True
     assert record.notebooks[0].status == OK and record.detail["teardown"]["kernels_forked"] == 0
     assert printed["look"]["work"] == ["alice.txt"]
@@ -154,7 +165,9 @@ def test_what_the_kernel_of_a_spare_prints_to_its_raw_stdout_is_in_execute_log(t
     assert record.detail["prestarted"] is True and record.notebooks[0].status == OK
     log = (tmp_path / "out" / "execute.log").read_text()
     assert "RAW-FD-OUTPUT-FROM-THE-KERNEL" in log
-    assert log.index("RAW-FD-OUTPUT-FROM-THE-KERNEL") < log.index("[execute] nb: ok")  # in order, before the notebook's last line
+    assert log.index("RAW-FD-OUTPUT-FROM-THE-KERNEL") < log.index(
+        "[execute] nb: ok"
+    )  # in order, before the notebook's last line
 
 
 def test_a_spare_never_used_leaves_nothing_behind() -> None:

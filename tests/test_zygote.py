@@ -6,6 +6,7 @@ as a kernel of its own (no variables, modules state or processes of the first, n
 state), student code must not be able to kill or reach the zygote, and when the zygote is
 switched off or broken the kernels start directly and grading is unchanged.
 """
+
 from __future__ import annotations
 
 import json
@@ -68,7 +69,13 @@ def _notebook(cells: dict[str, str]) -> nbformat.NotebookNode:
     return nb
 
 
-def _run(tmp_path: Path, sandbox: str, notebooks: dict[str, dict[str, str]], limits: Limits | None = None, files: dict[str, str] | None = None) -> tuple[Any, dict[str, dict[str, Any]]]:
+def _run(
+    tmp_path: Path,
+    sandbox: str,
+    notebooks: dict[str, dict[str, str]],
+    limits: Limits | None = None,
+    files: dict[str, str] | None = None,
+) -> tuple[Any, dict[str, dict[str, Any]]]:
     work = tmp_path / "work"
     work.mkdir()
     for name, text in (files or {}).items():
@@ -76,11 +83,15 @@ def _run(tmp_path: Path, sandbox: str, notebooks: dict[str, dict[str, str]], lim
     for name, cells in notebooks.items():
         nbformat.write(_notebook(cells), str(work / f"{name}.ipynb"))
     out = tmp_path / "out"
-    record = get_sandbox(sandbox).execute_submission(work, list(notebooks), out, limits or Limits(**FAST_LIMITS), config={}, slot=0)
+    record = get_sandbox(sandbox).execute_submission(
+        work, list(notebooks), out, limits or Limits(**FAST_LIMITS), config={}, slot=0
+    )
     printed = {}
     for name in notebooks:
         text = notebook_text(out / f"{name}.ipynb")
-        printed[name] = {k: json.loads(v.strip().splitlines()[-1]) for k, v in text.items() if v.strip().startswith("{")}
+        printed[name] = {
+            k: json.loads(v.strip().splitlines()[-1]) for k, v in text.items() if v.strip().startswith("{")
+        }
     return record, printed
 
 
@@ -96,7 +107,13 @@ def test_the_second_notebook_gets_a_fresh_kernel(sandbox: str, tmp_path: Path) -
     assert second["state"]["random"] != first["state"]["random"]  # reseeded after the fork
     # signal dispositions of a new interpreter: a write to a closed pipe raises, it does not kill
     sigs = second["state"]["signals"]
-    assert sigs == {"SIGPIPE": "SIG_IGN", "SIGXFSZ": "SIG_IGN", "SIGINT": "default_int_handler", "SIGTERM": "SIG_DFL", "SIGCHLD": "SIG_DFL"}
+    assert sigs == {
+        "SIGPIPE": "SIG_IGN",
+        "SIGXFSZ": "SIG_IGN",
+        "SIGINT": "default_int_handler",
+        "SIGTERM": "SIG_DFL",
+        "SIGCHLD": "SIG_DFL",
+    }
     # the first notebook's background process was killed before the second kernel started
     assert second["daemon"] == {"daemon_alive": False}
     assert sandbox_leftovers() == []
@@ -132,7 +149,13 @@ def test_without_the_zygote_kernels_start_directly(tmp_path: Path, monkeypatch: 
     assert record.detail["teardown"]["kernels_forked"] == 0 and record.detail["teardown"]["kernels"] == 2
     assert out["second"]["state"]["marker"] is False
     # the same signal dispositions as a forked kernel (test_the_second_notebook_gets_a_fresh_kernel)
-    assert out["second"]["state"]["signals"] == {"SIGPIPE": "SIG_IGN", "SIGXFSZ": "SIG_IGN", "SIGINT": "default_int_handler", "SIGTERM": "SIG_DFL", "SIGCHLD": "SIG_DFL"}
+    assert out["second"]["state"]["signals"] == {
+        "SIGPIPE": "SIG_IGN",
+        "SIGXFSZ": "SIG_IGN",
+        "SIGINT": "default_int_handler",
+        "SIGTERM": "SIG_DFL",
+        "SIGCHLD": "SIG_DFL",
+    }
 
 
 def test_a_broken_zygote_falls_back_to_direct_kernels(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -146,7 +169,9 @@ def test_a_broken_zygote_falls_back_to_direct_kernels(tmp_path: Path, monkeypatc
 
 
 @pytest.mark.parametrize("zygote", ["1", "0"])
-def test_a_helper_module_of_the_submission_imports_as_in_a_new_kernel(zygote: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_helper_module_of_the_submission_imports_as_in_a_new_kernel(
+    zygote: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # the zygote imports with the work dir off sys.path (a student's file must not run in it);
     # the kernel must still find the submission's own modules, as a directly started one does
     require_sandbox("bubblewrap")
@@ -162,7 +187,10 @@ def test_a_helper_module_of_the_submission_imports_as_in_a_new_kernel(zygote: st
     "argv, expected",
     [
         (["python", "-m", "ipykernel_launcher", "-f", "/x/k.json"], ["-f", "/x/k.json"]),
-        (["/usr/bin/python3", "-m", "ipykernel_launcher", "-f", "/x/k.json", "--debug"], ["-f", "/x/k.json", "--debug"]),
+        (
+            ["/usr/bin/python3", "-m", "ipykernel_launcher", "-f", "/x/k.json", "--debug"],
+            ["-f", "/x/k.json", "--debug"],
+        ),
         (["R", "--slave", "-e", "IRkernel::main()", "--args", "/x/k.json"], None),  # another language: started directly
         (["python", "-m", "ipykernel", "-f", "/x/k.json"], None),  # not the launcher we know how to replace
     ],

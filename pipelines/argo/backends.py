@@ -5,6 +5,7 @@ and `kubernetes` otherwise. Every backend returns Workflows as plain dicts with 
 status decoded (`status.nodes`, also when Argo stored it as `compressedNodes`), and words
 Argo's refusals for a teacher in one place (`Backend.explain`).
 """
+
 from __future__ import annotations
 
 import base64
@@ -109,7 +110,9 @@ class ArgoSettings:
     def url(self) -> str:
         """The Argo Server's base URL, ending with '/' (Hera joins API paths onto it)."""
         if not self.server:
-            raise TeacherError("no Argo Server configured", "set ARGO_SERVER=host:port (e.g. localhost:2746) or pass --argo-server")
+            raise TeacherError(
+                "no Argo Server configured", "set ARGO_SERVER=host:port (e.g. localhost:2746) or pass --argo-server"
+            )
         base = self.server if "://" in self.server else f"{'https' if self.secure else 'http'}://{self.server}"
         href = self.base_href.strip("/")
         return base.rstrip("/") + "/" + (href + "/" if href else "")
@@ -182,15 +185,26 @@ class Backend:
                 f"bind your account or token to the gradeflow-submitter Role: kubectl apply -n {ns} -f argo/install/",
             )
         if status == 404:
-            return NotFound(f"{what} was not found in {self.where()}", "check the name with `gradeflow status` and the namespace with -n / ARGO_NAMESPACE")
+            return NotFound(
+                f"{what} was not found in {self.where()}",
+                "check the name with `gradeflow status` and the namespace with -n / ARGO_NAMESPACE",
+            )
         if status == 409:
-            return TeacherError(f"{what} already exists in {self.where()}", "choose another run id (--run-id) or leave it out to get a fresh one")
+            return TeacherError(
+                f"{what} already exists in {self.where()}",
+                "choose another run id (--run-id) or leave it out to get a fresh one",
+            )
         if status is None:
             return Unreachable(f"cannot reach Argo to {action}: {detail.strip()[:300]}", self.reach_hint())
-        return TeacherError(f"Argo refused to {action} (HTTP {status}): {detail.strip()[:400]}", "see the Argo Server / workflow-controller logs for details")
+        return TeacherError(
+            f"Argo refused to {action} (HTTP {status}): {detail.strip()[:400]}",
+            "see the Argo Server / workflow-controller logs for details",
+        )
 
     def reach_hint(self) -> str:
-        return "check ARGO_SERVER, or port-forward the Argo Server: kubectl -n argo port-forward svc/argo-server 2746:2746"
+        return (
+            "check ARGO_SERVER, or port-forward the Argo Server: kubectl -n argo port-forward svc/argo-server 2746:2746"
+        )
 
 
 class _UnreadableError(Exception):
@@ -262,13 +276,23 @@ class ArgoServerBackend(Backend):
         from hera.workflows.models import WorkflowCreateRequest
 
         req = WorkflowCreateRequest(workflow=WorkflowModel.model_validate(body), namespace=self.namespace)
-        return self._dict(self._call("submit a workflow", f"workflow {body['metadata'].get('name')}", lambda: self.service.create_workflow(req)))
+        return self._dict(
+            self._call(
+                "submit a workflow",
+                f"workflow {body['metadata'].get('name')}",
+                lambda: self.service.create_workflow(req),
+            )
+        )
 
     def get_workflow(self, name: str) -> dict[str, Any]:
-        return decode_nodes(self._dict(self._call("read the run", f"run {name!r}", lambda: self.service.get_workflow(name))))
+        return decode_nodes(
+            self._dict(self._call("read the run", f"run {name!r}", lambda: self.service.get_workflow(name)))
+        )
 
     def list_workflows(self, label_selector: str) -> list[dict[str, Any]]:
-        res = self._call("list runs", "the run list", lambda: self.service.list_workflows(label_selector=label_selector))
+        res = self._call(
+            "list runs", "the run list", lambda: self.service.list_workflows(label_selector=label_selector)
+        )
         return [self._dict(w) for w in (res.items or [])]
 
     def _get_json(self, path: str, params: dict[str, str], action: str, what: str) -> Any:
@@ -277,7 +301,12 @@ class ArgoServerBackend(Backend):
 
         svc = self.service
         try:
-            resp = svc.session.get(f"{self.settings.url}{path}", params=params, headers={"Authorization": svc.token} if svc.token else {}, verify=svc.verify_ssl)
+            resp = svc.session.get(
+                f"{self.settings.url}{path}",
+                params=params,
+                headers={"Authorization": svc.token} if svc.token else {},
+                verify=svc.verify_ssl,
+            )
         except requests.exceptions.ConnectionError as e:
             raise self.explain(None, str(e), action, what) from None
         except _UnreadableError as e:
@@ -288,7 +317,9 @@ class ArgoServerBackend(Backend):
 
     def server_version(self) -> str | None:
         try:
-            return self._get_json("api/v1/version", {}, "read the Argo Server's version", "the version endpoint").get("version")
+            return self._get_json("api/v1/version", {}, "read the Argo Server's version", "the version endpoint").get(
+                "version"
+            )
         except NotFound:
             return None
 
@@ -297,7 +328,12 @@ class ArgoServerBackend(Backend):
         # Read raw: the archive's list holds only metadata, status and spec.arguments
         # (persist/sqldb/workflow_archive.go ListWorkflows), less than Hera's Workflow model requires.
         try:
-            listing = self._get_json("api/v1/archived-workflows", {"listOptions.labelSelector": label_selector, "namespace": self.namespace}, "list archived runs", "the archive")
+            listing = self._get_json(
+                "api/v1/archived-workflows",
+                {"listOptions.labelSelector": label_selector, "namespace": self.namespace},
+                "list archived runs",
+                "the archive",
+            )
         except TeacherError:
             return None  # no archive to ask is the same as not archived
         items = (listing or {}).get("items") or []
@@ -305,7 +341,15 @@ class ArgoServerBackend(Backend):
             return None
         newest = max(items, key=lambda w: w["metadata"].get("creationTimestamp") or "")
         uid = newest["metadata"]["uid"]
-        wf = decode_nodes(self._dict(self._call("read the archived run", f"archived run {newest['metadata']['name']!r}", lambda: self.service.get_archived_workflow(uid, namespace=self.namespace))))
+        wf = decode_nodes(
+            self._dict(
+                self._call(
+                    "read the archived run",
+                    f"archived run {newest['metadata']['name']!r}",
+                    lambda: self.service.get_archived_workflow(uid, namespace=self.namespace),
+                )
+            )
+        )
         self.archived[wf["metadata"]["name"]] = uid
         return wf
 
@@ -313,10 +357,20 @@ class ArgoServerBackend(Backend):
         from hera.workflows.models import RetryArchivedWorkflowRequest
 
         req = RetryArchivedWorkflowRequest(uid=uid, namespace=self.namespace, restart_successful=False)
-        return self._dict(self._call("retry the archived run", f"archived run {uid}", lambda: self.service.retry_archived_workflow(uid, req)))
+        return self._dict(
+            self._call(
+                "retry the archived run", f"archived run {uid}", lambda: self.service.retry_archived_workflow(uid, req)
+            )
+        )
 
     def get_workflow_template(self, name: str) -> dict[str, Any]:
-        return self._dict(self._call("read the WorkflowTemplate", f"WorkflowTemplate {name}", lambda: self.service.get_workflow_template(name)))
+        return self._dict(
+            self._call(
+                "read the WorkflowTemplate",
+                f"WorkflowTemplate {name}",
+                lambda: self.service.get_workflow_template(name),
+            )
+        )
 
     def retry_workflow(self, name: str) -> dict[str, Any]:
         from hera.workflows.models import WorkflowRetryRequest
@@ -329,7 +383,9 @@ class ArgoServerBackend(Backend):
         from hera.workflows.models import WorkflowResubmitRequest
 
         req = WorkflowResubmitRequest(name=name, namespace=self.namespace, memoized=memoized)
-        return self._dict(self._call("resubmit the run", f"run {name!r}", lambda: self.service.resubmit_workflow(name, req)))
+        return self._dict(
+            self._call("resubmit the run", f"run {name!r}", lambda: self.service.resubmit_workflow(name, req))
+        )
 
     def pod_logs(self, workflow: dict[str, Any], node: dict[str, Any], container: str = "main") -> str:
         # The log endpoint streams one JSON object per line, which Hera's generated method does
@@ -343,7 +399,9 @@ class ArgoServerBackend(Backend):
             import requests
 
             try:
-                resp = svc.session.get(url, params=params, headers={"Authorization": svc.token} if svc.token else {}, verify=svc.verify_ssl)
+                resp = svc.session.get(
+                    url, params=params, headers={"Authorization": svc.token} if svc.token else {}, verify=svc.verify_ssl
+                )
             except requests.exceptions.ConnectionError as e:
                 raise self.explain(None, str(e), "read logs", f"logs of {node.get('displayName')}") from None
             except _UnreadableError as e:
@@ -415,15 +473,29 @@ class KubernetesBackend(Backend):
         return self._call(
             "submit a workflow",
             f"workflow {body['metadata'].get('name')}",
-            lambda: self.custom.create_namespaced_custom_object(self.group, self.version, self.namespace, "workflows", body),
+            lambda: self.custom.create_namespaced_custom_object(
+                self.group, self.version, self.namespace, "workflows", body
+            ),
         )
 
     def get_workflow(self, name: str) -> dict[str, Any]:
-        wf = self._call("read the run", f"run {name!r}", lambda: self.custom.get_namespaced_custom_object(self.group, self.version, self.namespace, "workflows", name))
+        wf = self._call(
+            "read the run",
+            f"run {name!r}",
+            lambda: self.custom.get_namespaced_custom_object(
+                self.group, self.version, self.namespace, "workflows", name
+            ),
+        )
         return decode_nodes(wf)
 
     def list_workflows(self, label_selector: str) -> list[dict[str, Any]]:
-        res = self._call("list runs", "the run list", lambda: self.custom.list_namespaced_custom_object(self.group, self.version, self.namespace, "workflows", label_selector=label_selector))
+        res = self._call(
+            "list runs",
+            "the run list",
+            lambda: self.custom.list_namespaced_custom_object(
+                self.group, self.version, self.namespace, "workflows", label_selector=label_selector
+            ),
+        )
         out = []
         for wf in res.get("items", []):
             try:
@@ -436,7 +508,9 @@ class KubernetesBackend(Backend):
         return self._call(
             "read the WorkflowTemplate",
             f"WorkflowTemplate {name}",
-            lambda: self.custom.get_namespaced_custom_object(self.group, self.version, self.namespace, "workflowtemplates", name),
+            lambda: self.custom.get_namespaced_custom_object(
+                self.group, self.version, self.namespace, "workflowtemplates", name
+            ),
         )
 
     def retry_workflow(self, name: str) -> dict[str, Any]:
@@ -455,12 +529,22 @@ class KubernetesBackend(Backend):
 
     def pod_logs(self, workflow: dict[str, Any], node: dict[str, Any], container: str = "main") -> str:
         name = workflow["metadata"]["name"]
-        pods = self._call("list the run's pods", f"pods of {name}", lambda: self.core.list_namespaced_pod(self.namespace, label_selector=f"workflows.argoproj.io/workflow={name}"))
+        pods = self._call(
+            "list the run's pods",
+            f"pods of {name}",
+            lambda: self.core.list_namespaced_pod(
+                self.namespace, label_selector=f"workflows.argoproj.io/workflow={name}"
+            ),
+        )
         wanted = {node.get("id"), pod_name(workflow, node)}
         for pod in pods.items:
             annotations = pod.metadata.annotations or {}
             if pod.metadata.name in wanted or annotations.get("workflows.argoproj.io/node-id") in wanted:
-                return self._call("read logs", f"pod {pod.metadata.name}", lambda: self.core.read_namespaced_pod_log(pod.metadata.name, self.namespace, container=container))
+                return self._call(
+                    "read logs",
+                    f"pod {pod.metadata.name}",
+                    lambda: self.core.read_namespaced_pod_log(pod.metadata.name, self.namespace, container=container),
+                )
         raise TeacherError(
             f"the pod of {node.get('displayName')} is gone",
             "Argo deletes a run's pods when it is retried or deleted; the step's own log is in the store: `gradeflow sync` fetches it",
@@ -479,7 +563,6 @@ def connect(settings: ArgoSettings | None = None, backend: str | None = None) ->
     except KeyError:
         raise TeacherError(f"unknown Argo backend {key!r}", f"choose one of: {', '.join(sorted(BACKENDS))}") from None
     return cls(settings)
-
 
 
 def resubmitted(old: dict[str, Any]) -> dict[str, Any]:
@@ -518,4 +601,3 @@ def pod_name(workflow: dict[str, Any], node: dict[str, Any]) -> str:
     prefix = f"{wf_name}-{template}" if template else wf_name
     prefix = prefix[: 253 - 10 - 1]
     return f"{prefix}-{_fnv1a_32(node['name'].encode())}"
-

@@ -3,6 +3,7 @@
 Argument parsing and printing only; every command is one call into pipelines/argo/runs.py or
 sync.py, which are also gradeflow's Python API (`pipelines.client`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,12 +29,34 @@ __all__ = ["add_argo_commands"]
 
 def _add_connection(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("Argo connection (default: the argo CLI's environment variables)")
-    g.add_argument("--argo-server", default=None, help="Argo Server host:port (ARGO_SERVER); without it the Kubernetes API is used")
+    g.add_argument(
+        "--argo-server", default=None, help="Argo Server host:port (ARGO_SERVER); without it the Kubernetes API is used"
+    )
     g.add_argument("--argo-token", default=None, help="bearer token (ARGO_TOKEN)")
-    g.add_argument("-n", "--namespace", default=None, help=f"namespace of the runs (ARGO_NAMESPACE, default {DEFAULT_NAMESPACE})")
-    g.add_argument("--insecure-skip-verify", action="store_true", default=None, help="do not verify the server's TLS certificate (ARGO_INSECURE_SKIP_VERIFY)")
-    g.add_argument("--argo-plaintext", dest="secure", action="store_false", default=None, help="plain http to the Argo Server (ARGO_SECURE=false)")
-    g.add_argument("--kubernetes", dest="backend", action="store_const", const="kubernetes", default=None, help="use the Kubernetes API even if ARGO_SERVER is set")
+    g.add_argument(
+        "-n", "--namespace", default=None, help=f"namespace of the runs (ARGO_NAMESPACE, default {DEFAULT_NAMESPACE})"
+    )
+    g.add_argument(
+        "--insecure-skip-verify",
+        action="store_true",
+        default=None,
+        help="do not verify the server's TLS certificate (ARGO_INSECURE_SKIP_VERIFY)",
+    )
+    g.add_argument(
+        "--argo-plaintext",
+        dest="secure",
+        action="store_false",
+        default=None,
+        help="plain http to the Argo Server (ARGO_SECURE=false)",
+    )
+    g.add_argument(
+        "--kubernetes",
+        dest="backend",
+        action="store_const",
+        const="kubernetes",
+        default=None,
+        help="use the Kubernetes API even if ARGO_SERVER is set",
+    )
     g.add_argument("--kube-context", default=None, help="kubeconfig context for the Kubernetes API")
 
 
@@ -55,7 +78,10 @@ def _print_status(st: RunStatus) -> None:
 
 def _cmd_submit(a: argparse.Namespace) -> int:
     if a.runner != "argo":
-        raise TeacherError("`gradeflow submit` sends a run to a cluster and needs --argo", f"to grade on this machine run `gradeflow grade {a.course} {a.assignment}`")
+        raise TeacherError(
+            "`gradeflow submit` sends a run to a cluster and needs --argo",
+            f"to grade on this machine run `gradeflow grade {a.course} {a.assignment}`",
+        )
     b = _backend(a)
     limits = {k: getattr(a, k.replace("-", "_")) for k in [f.flag for f in ARGO_FLAGS] + ["cpu"]}
     options: dict[str, Any] = {
@@ -86,7 +112,10 @@ def _cmd_submit(a: argparse.Namespace) -> int:
 
 def _finish(st: RunStatus) -> int:
     if st.phase != "Succeeded":
-        print(f"run {st.name} {st.phase.lower() or 'stopped'}: `gradeflow logs {st.name}` shows why; `gradeflow retry {st.name}` re-runs only what failed", file=sys.stderr)
+        print(
+            f"run {st.name} {st.phase.lower() or 'stopped'}: `gradeflow logs {st.name}` shows why; `gradeflow retry {st.name}` re-runs only what failed",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -100,11 +129,28 @@ def _cmd_status(a: argparse.Namespace) -> int:
         for w in runs:
             st = run_status(w)
             ex = st.steps["execute"]
-            print(f"{st.name:40} {st.phase or 'Pending':10} execute {ex.done}/{ex.total}" + (f", {ex.failed} failed" if ex.failed else ""))
+            print(
+                f"{st.name:40} {st.phase or 'Pending':10} execute {ex.done}/{ex.total}"
+                + (f", {ex.failed} failed" if ex.failed else "")
+            )
         return 0
     st = run_status(find_run(b, a.run))
     if a.json:
-        print(json.dumps({"name": st.name, "run_id": st.run_id, "phase": st.phase, "message": st.message, "steps": {k: vars(v) for k, v in st.steps.items()}, "failed": [{"step": f.step, "student": f.student, "message": f.message} for f in st.failed], "waiting": [{**vars(w), "hint": w.hint} for w in st.waiting], "summary": st.summary}, indent=1))
+        print(
+            json.dumps(
+                {
+                    "name": st.name,
+                    "run_id": st.run_id,
+                    "phase": st.phase,
+                    "message": st.message,
+                    "steps": {k: vars(v) for k, v in st.steps.items()},
+                    "failed": [{"step": f.step, "student": f.student, "message": f.message} for f in st.failed],
+                    "waiting": [{**vars(w), "hint": w.hint} for w in st.waiting],
+                    "summary": st.summary,
+                },
+                indent=1,
+            )
+        )
     else:
         _print_status(st)
     return 0
@@ -117,14 +163,19 @@ def _cmd_watch(a: argparse.Namespace) -> int:
 def _cmd_retry(a: argparse.Namespace) -> int:
     b = _backend(a)
     wf = retry(b, a.run)
-    print(f"retrying the failed nodes of {wf['metadata']['name']}; score and merge run again when they finish (`gradeflow watch {a.run}`)")
+    print(
+        f"retrying the failed nodes of {wf['metadata']['name']}; score and merge run again when they finish (`gradeflow watch {a.run}`)"
+    )
     return 0
 
 
 def _cmd_resubmit(a: argparse.Namespace) -> int:
     b = _backend(a)
     wf = resubmit(b, a.run, a.memoized)
-    print(f"resubmitted {a.run} as {wf['metadata'].get('name') or wf['metadata'].get('generateName')}" + (" (reusing what succeeded)" if a.memoized else ""))
+    print(
+        f"resubmitted {a.run} as {wf['metadata'].get('name') or wf['metadata'].get('generateName')}"
+        + (" (reusing what succeeded)" if a.memoized else "")
+    )
     return 0
 
 
@@ -143,11 +194,16 @@ def _cmd_sync(a: argparse.Namespace) -> int:
             # no Argo to ask (or no kubeconfig): the run is found in the store alone
     results = sync(a.run, a.course_dir, backend=b, store=a.store, store_prefix=a.store_prefix)
     print("\n".join(summary_lines(results)))
-    print(f"gradebook: {results['gradebook']} updated; results: {Path(a.course_dir) / RUNS_DIR / results['run_id'] / 'results'}")
+    print(
+        f"gradebook: {results['gradebook']} updated; results: {Path(a.course_dir) / RUNS_DIR / results['run_id'] / 'results'}"
+    )
     ungraded = results["counts"].get("ungraded_submissions", 0)
     if ungraded:  # as `gradeflow grade`: nothing was written for them, and the exit code says so
-        print(f"gradeflow: {ungraded} submission(s) not graded because gradeflow or the sandbox failed (see the summary); their earlier grades are unchanged. "
-              f"Exit code 75: `gradeflow retry {a.run}` re-runs them, then sync again.", file=sys.stderr)
+        print(
+            f"gradeflow: {ungraded} submission(s) not graded because gradeflow or the sandbox failed (see the summary); their earlier grades are unchanged. "
+            f"Exit code 75: `gradeflow retry {a.run}` re-runs them, then sync again.",
+            file=sys.stderr,
+        )
         return EXIT_INFRA
     return 0
 
@@ -168,16 +224,35 @@ def add_argo_commands(subparsers: Any) -> None:
     from ..cli import add_feedback_arguments
 
     s = subparsers.add_parser("submit", help="submit an assignment's grading to Argo Workflows (--argo)")
-    s.add_argument("course", help="the course id (or its local directory; the cluster reads the course from --course-pvc)")
+    s.add_argument(
+        "course", help="the course id (or its local directory; the cluster reads the course from --course-pvc)"
+    )
     s.add_argument("assignment", help="the assignment id, e.g. ps1")
-    s.add_argument("--argo", dest="runner", action="store_const", const="argo", default=None, help="run on Argo Workflows (the only remote runner)")
-    s.add_argument("--run-id", default=None, help="name of the run and of its folder in the store (default ASSIGNMENT-DATE-TIME)")
-    s.add_argument("--course-pvc", default=None, help="PersistentVolumeClaim with the course (default gradeflow-course)")
+    s.add_argument(
+        "--argo",
+        dest="runner",
+        action="store_const",
+        const="argo",
+        default=None,
+        help="run on Argo Workflows (the only remote runner)",
+    )
+    s.add_argument(
+        "--run-id", default=None, help="name of the run and of its folder in the store (default ASSIGNMENT-DATE-TIME)"
+    )
+    s.add_argument(
+        "--course-pvc", default=None, help="PersistentVolumeClaim with the course (default gradeflow-course)"
+    )
     s.add_argument("--course-subpath", default=None, help="the course directory inside that volume")
     s.add_argument("--image", default=None, help="grader image (default: the template's)")
     s.add_argument("--store-prefix", default=None, help="prefix of the run in the bucket (default gradeflow)")
     s.add_argument("--parallelism", type=int, default=None, help=f"pods at once (default {DEFAULT_PARALLELISM})")
-    s.add_argument("--class-size", type=int, default=None, metavar="N", help=f"the most submissions to grade (default: the template's {DEFAULT_CLASS_SIZE}); above {SHARD_SIZE} the class is graded as several runs of at most {SHARD_SIZE}")
+    s.add_argument(
+        "--class-size",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"the most submissions to grade (default: the template's {DEFAULT_CLASS_SIZE}); above {SHARD_SIZE} the class is graded as several runs of at most {SHARD_SIZE}",
+    )
     for f in ARGO_FLAGS:  # as strings: Argo parameters; unset ones keep the template's default
         s.add_argument(f"--{f.flag}", default=None, help=f.help)
     s.add_argument("--cpu", default=None, help="CPU limit of an execute pod")
@@ -187,7 +262,9 @@ def add_argo_commands(subparsers: Any) -> None:
     _add_connection(s)
     s.set_defaults(func=_cmd_submit)
 
-    st = subparsers.add_parser("status", help="a run's progress per step and its failed submissions (no RUN: list runs)")
+    st = subparsers.add_parser(
+        "status", help="a run's progress per step and its failed submissions (no RUN: list runs)"
+    )
     st.add_argument("run", nargs="?", help="run id or workflow name")
     st.add_argument("--assignment", default=None, help="list only this assignment's runs")
     st.add_argument("--json", action="store_true", help="machine-readable")
@@ -215,8 +292,16 @@ def add_argo_commands(subparsers: Any) -> None:
     sy = subparsers.add_parser("sync", help="merge a finished run from the store into the course's gradebook")
     sy.add_argument("run", help="run id, workflow name, or the run's URL (s3://BUCKET/PREFIX/RUN_ID)")
     sy.add_argument("course_dir", type=Path, help="the nbgrader course directory (holds nbgrader_config.py)")
-    sy.add_argument("--store", default=None, help="the artifact repository's bucket, e.g. s3://gradeflow (GRADEFLOW_ARGO_STORE); credentials and endpoint from AWS_* variables")
-    sy.add_argument("--store-prefix", default=None, help="the run's prefix in the bucket (default: the run's own, else gradeflow); needed only when Argo no longer has the run")
+    sy.add_argument(
+        "--store",
+        default=None,
+        help="the artifact repository's bucket, e.g. s3://gradeflow (GRADEFLOW_ARGO_STORE); credentials and endpoint from AWS_* variables",
+    )
+    sy.add_argument(
+        "--store-prefix",
+        default=None,
+        help="the run's prefix in the bucket (default: the run's own, else gradeflow); needed only when Argo no longer has the run",
+    )
     _add_connection(sy)
     sy.set_defaults(func=_cmd_sync)
 

@@ -4,6 +4,7 @@ Each takes a connected `Backend` (pipelines/argo/backends.py) and speaks to the 
 TeacherErrors; `pipelines.client` re-exports them as gradeflow's Python API and
 pipelines/argo/commands.py turns them into `gradeflow` subcommands.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,7 +24,18 @@ from .status import param as _param
 from .status import units as _units
 from .versions import SUPPORTED, judge_version
 
-__all__ = ["check_version", "submit", "submit_class", "find_run", "list_runs", "wait", "retry", "resubmit", "logs", "GONE_HINT"]
+__all__ = [
+    "check_version",
+    "submit",
+    "submit_class",
+    "find_run",
+    "list_runs",
+    "wait",
+    "retry",
+    "resubmit",
+    "logs",
+    "GONE_HINT",
+]
 
 INSTALL_HINT = "install it with `kubectl apply -n {ns} -f argo/install/ -f argo/` (see docs/argo.md)"
 # What deletes a finished run from the cluster: the template's ttlStrategy and the controller's
@@ -44,11 +56,15 @@ def check_version(backend: Backend, action: str, warn: Callable[[str], None] = _
     warn on one that does it slowly or that cannot be told. Returns the version seen."""
     version = backend.server_version()
     if version is None:
-        warn(f"cannot read the Argo Workflows version from {backend.where()} (an Argo Server tells it at /api/v1/version; the Kubernetes API does not): check `argo version` against the supported releases: {SUPPORTED}")
+        warn(
+            f"cannot read the Argo Workflows version from {backend.where()} (an Argo Server tells it at /api/v1/version; the Kubernetes API does not): check `argo version` against the supported releases: {SUPPORTED}"
+        )
         return None
     verdict = judge_version(version, action)
     if verdict.refuse:
-        raise TeacherError(verdict.refuse, f"upgrade Argo Workflows (docs/argo.md 'Supported versions'); supported: {SUPPORTED}")
+        raise TeacherError(
+            verdict.refuse, f"upgrade Argo Workflows (docs/argo.md 'Supported versions'); supported: {SUPPORTED}"
+        )
     for w in verdict.warnings:
         warn(w)
     return version
@@ -92,21 +108,36 @@ def submit_class(
     (docs/argo.md, "Big classes"). Each shard is a complete run: sync each into the gradebook.
     """
     run_id, course_label = _prepare(backend, course, assignment, run_id, check_template, warn)
-    wfs = build_shards(assignment, run_id, class_size=class_size, course=course_label, namespace=backend.namespace, **options)
+    wfs = build_shards(
+        assignment, run_id, class_size=class_size, course=course_label, namespace=backend.namespace, **options
+    )
     return [backend.create_workflow(wf.to_dict()) for wf in wfs]
 
 
-def _prepare(backend: Backend, course: str, assignment: str, run_id: str | None, check_template: bool, warn: Callable[[str], None]) -> tuple[str, str]:
+def _prepare(
+    backend: Backend,
+    course: str,
+    assignment: str,
+    run_id: str | None,
+    check_template: bool,
+    warn: Callable[[str], None],
+) -> tuple[str, str]:
     """The checks before a submit (version, template installed, run id); the run id and course label."""
     check_version(backend, "submit", warn)
     if check_template:
         try:
             backend.get_workflow_template(TEMPLATE_NAME)
         except NotFound:
-            raise NotFound(f"the WorkflowTemplate {TEMPLATE_NAME} is not installed in {backend.where()}", INSTALL_HINT.format(ns=backend.namespace)) from None
+            raise NotFound(
+                f"the WorkflowTemplate {TEMPLATE_NAME} is not installed in {backend.where()}",
+                INSTALL_HINT.format(ns=backend.namespace),
+            ) from None
     run_id = run_id or new_run_id(assignment)
     if not RUN_ID.match(run_id):
-        raise TeacherError(f"run id {run_id!r} is not a valid workflow name", "use 1-63 lowercase letters, digits and '-', e.g. ps1-final")
+        raise TeacherError(
+            f"run id {run_id!r} is not a valid workflow name",
+            "use 1-63 lowercase letters, digits and '-', e.g. ps1-final",
+        )
     return run_id, label_value(Path(course).name if os.sep in course or Path(course).is_dir() else course)
 
 
@@ -124,7 +155,9 @@ def find_run(backend: Backend, run: str) -> dict[str, Any]:
     archived = backend.find_archived(selector)
     if archived is not None:
         return archived
-    raise NotFound(f"Argo has no run {run!r} in {backend.where()} (never submitted there, or deleted)", GONE_HINT.format(run=run))
+    raise NotFound(
+        f"Argo has no run {run!r} in {backend.where()} (never submitted there, or deleted)", GONE_HINT.format(run=run)
+    )
 
 
 def list_runs(backend: Backend, assignment: str | None = None) -> list[dict[str, Any]]:
@@ -152,7 +185,10 @@ def wait(
         if st.finished:
             return st
         if timeout is not None and time.monotonic() - start > timeout:
-            raise TeacherError(f"run {run} is still {st.phase or 'pending'} after {timeout:.0f} s", f"keep watching with `gradeflow watch {run}`")
+            raise TeacherError(
+                f"run {run} is still {st.phase or 'pending'} after {timeout:.0f} s",
+                f"keep watching with `gradeflow watch {run}`",
+            )
         sleep(poll)
 
 
@@ -163,9 +199,14 @@ def retry(backend: Backend, run: str, warn: Callable[[str], None] = _warn) -> di
     wf = find_run(backend, run)
     phase = (wf.get("status") or {}).get("phase")
     if phase == "Succeeded":
-        raise TeacherError(f"run {run} succeeded: there is nothing to retry", f"to grade again, use `gradeflow resubmit {run}` or submit a new run")
+        raise TeacherError(
+            f"run {run} succeeded: there is nothing to retry",
+            f"to grade again, use `gradeflow resubmit {run}` or submit a new run",
+        )
     if phase not in ("Failed", "Error"):
-        raise TeacherError(f"run {run} is still {phase or 'pending'}", f"wait for it to finish (`gradeflow watch {run}`), then retry")
+        raise TeacherError(
+            f"run {run} is still {phase or 'pending'}", f"wait for it to finish (`gradeflow watch {run}`), then retry"
+        )
     check_version(backend, "retry", warn)
     name = wf["metadata"]["name"]
     if name in backend.archived:
@@ -182,9 +223,15 @@ def resubmit(backend: Backend, run: str, memoized: bool = False, warn: Callable[
     wf = find_run(backend, run)
     phase = (wf.get("status") or {}).get("phase")
     if memoized and phase not in ("Failed", "Error"):
-        raise TeacherError(f"a memoized resubmit needs a failed run; {run} is {phase or 'pending'}", f"resubmit without --memoized, or use `gradeflow retry {run}`")
+        raise TeacherError(
+            f"a memoized resubmit needs a failed run; {run} is {phase or 'pending'}",
+            f"resubmit without --memoized, or use `gradeflow retry {run}`",
+        )
     if wf["metadata"]["name"] in backend.archived:
-        raise TeacherError(f"Argo deleted run {run}; only its archived copy is left", f"`gradeflow retry {run}` re-creates a failed run from the archive; otherwise submit a new run (memoized execute results are reused)")
+        raise TeacherError(
+            f"Argo deleted run {run}; only its archived copy is left",
+            f"`gradeflow retry {run}` re-creates a failed run from the archive; otherwise submit a new run (memoized execute results are reused)",
+        )
     check_version(backend, "resubmit", warn)
     return backend.resubmit_workflow(wf["metadata"]["name"], memoized)
 
@@ -197,7 +244,9 @@ def _last_attempt(nodes: dict[str, dict[str, Any]], node: dict[str, Any]) -> dic
     return node
 
 
-def logs(backend: Backend, run: str, *, student: str | None = None, step: str | None = None, tail: int | None = 60) -> list[tuple[str, str]]:
+def logs(
+    backend: Backend, run: str, *, student: str | None = None, step: str | None = None, tail: int | None = 60
+) -> list[tuple[str, str]]:
     """The main-container logs of a run's failed nodes (or of one student's / one step's)."""
     wf = find_run(backend, run)
     st = run_status(wf)
@@ -205,12 +254,24 @@ def logs(backend: Backend, run: str, *, student: str | None = None, step: str | 
     chosen = [f for f in st.failed if (student is None or f.student == student) and (step is None or f.step == step)]
     if not chosen and (student or step):
         chosen = [
-            FailedNode(n["templateName"], _param(n.get("inputs"), "student"), n.get("displayName", ""), n.get("phase", ""), "", n)
+            FailedNode(
+                n["templateName"],
+                _param(n.get("inputs"), "student"),
+                n.get("displayName", ""),
+                n.get("phase", ""),
+                "",
+                n,
+            )
             for n in _units(nodes)
-            if n.get("templateName") in STEP_ORDER and (student is None or _param(n.get("inputs"), "student") == student) and (step is None or n.get("templateName") == step)
+            if n.get("templateName") in STEP_ORDER
+            and (student is None or _param(n.get("inputs"), "student") == student)
+            and (step is None or n.get("templateName") == step)
         ]
     if not chosen:
-        raise TeacherError(f"run {run} has no failed node" + (f" for {student or step}" if student or step else ""), "pass --student ID or --step NAME to read another node's log")
+        raise TeacherError(
+            f"run {run} has no failed node" + (f" for {student or step}" if student or step else ""),
+            "pass --student ID or --step NAME to read another node's log",
+        )
     out = []
     for f in chosen:
         text = backend.pod_logs(wf, _last_attempt(nodes, f.node))

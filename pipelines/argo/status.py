@@ -1,5 +1,6 @@
 """A run's progress read from its Workflow: per step done / failed / running / cached, the
 failed submissions, the pods that cannot start and why, and merge's summary."""
+
 from __future__ import annotations
 
 import json
@@ -8,7 +9,17 @@ from typing import Any
 
 from steps.contract import DAG as STEP_ORDER
 
-__all__ = ["StepProgress", "FailedNode", "WaitingPods", "RunStatus", "WAITING_HINTS", "FINISHED", "run_status", "param", "units"]
+__all__ = [
+    "StepProgress",
+    "FailedNode",
+    "WaitingPods",
+    "RunStatus",
+    "WAITING_HINTS",
+    "FINISHED",
+    "run_status",
+    "param",
+    "units",
+]
 
 FINISHED = ("Succeeded", "Failed", "Error")
 
@@ -33,7 +44,11 @@ class StepProgress:
         if not (self.total or self.done or self.failed or self.running):
             return f"{self.step}: pending"
         parts = [f"{self.done}/{self.total} done"]
-        parts += [f"{n} {what}" for n, what in ((self.failed, "failed"), (self.running, "running"), (self.cached, "cached")) if n]
+        parts += [
+            f"{n} {what}"
+            for n, what in ((self.failed, "failed"), (self.running, "running"), (self.cached, "cached"))
+            if n
+        ]
         return f"{self.step}: " + ", ".join(parts)
 
 
@@ -94,9 +109,15 @@ class RunStatus:
         out += ["  " + self.steps[s].line() for s in STEP_ORDER]
         for f in self.failed:
             who = f" {f.student}" if f.student else ""
-            out.append(f"  FAILED {f.step}{who}: {f.message or f.phase}  (gradeflow logs {self.name}{' --student ' + f.student if f.student else ' --step ' + f.step})")
+            out.append(
+                f"  FAILED {f.step}{who}: {f.message or f.phase}  (gradeflow logs {self.name}{' --student ' + f.student if f.student else ' --step ' + f.step})"
+            )
         for w in self.waiting:
-            who = f" ({len(w.students)} pods: {', '.join(w.students[:3])}{', ...' if len(w.students) > 3 else ''})" if w.students else ""
+            who = (
+                f" ({len(w.students)} pods: {', '.join(w.students[:3])}{', ...' if len(w.students) > 3 else ''})"
+                if w.students
+                else ""
+            )
             out.append(f"  WAITING {w.step}{who}: {w.message[:300]}")
             if w.hint:
                 out.append(f"    -> {w.hint}")
@@ -127,6 +148,7 @@ def _reused(nodes: dict[str, dict[str, Any]], n: dict[str, Any]) -> bool:
     """Reused by a memoized resubmit: Argo's FormulateResubmitWorkflow turns each succeeded
     Pod node into type Skipped, phase Skipped, message "original pod: <id>" (a `when` that was
     false or an omitted task is also type Skipped, with another message)."""
+
     def copied(node: dict[str, Any]) -> bool:
         return node.get("type") == "Skipped" and (node.get("message") or "").startswith("original pod:")
 
@@ -142,7 +164,9 @@ def run_status(workflow: dict[str, Any]) -> RunStatus:
     """Progress per step (done / failed / running / cached) and the failed nodes of a run."""
     status = workflow.get("status") or {}
     nodes: dict[str, dict[str, Any]] = status.get("nodes") or {}
-    params = {p["name"]: p.get("value") for p in (workflow.get("spec", {}).get("arguments", {}).get("parameters") or [])}
+    params = {
+        p["name"]: p.get("value") for p in (workflow.get("spec", {}).get("arguments", {}).get("parameters") or [])
+    }
     steps = {s: StepProgress(s) for s in STEP_ORDER}
     failed: list[FailedNode] = []
     waiting: dict[tuple[str, str], WaitingPods] = {}
@@ -200,7 +224,16 @@ def run_status(workflow: dict[str, Any]) -> RunStatus:
         ex.failed += 1
         ex.total += not done
         why = n.get("message") or n.get("phase", "")
-        failed.append(FailedNode("execute", student, n.get("displayName", ""), n["phase"], f"copying the memoized result into this run failed: {why}", n))
+        failed.append(
+            FailedNode(
+                "execute",
+                student,
+                n.get("displayName", ""),
+                n["phase"],
+                f"copying the memoized result into this run failed: {why}",
+                n,
+            )
+        )
     students = param(status.get("outputs"), "students")
     if students:
         steps["execute"].total = max(steps["execute"].total, len(json.loads(students)))
@@ -214,4 +247,3 @@ def run_status(workflow: dict[str, Any]) -> RunStatus:
         summary=summary,
         waiting=[waiting[k] for k in sorted(waiting)],
     )
-

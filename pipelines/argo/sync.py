@@ -3,6 +3,7 @@
 The run's prefix is found from its Workflow while Argo still has it, else in the store alone;
 merging is `steps.merge.merge`, the merge the local runner uses.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,7 +20,9 @@ from .runs import find_run
 __all__ = ["sync"]
 
 
-def _run_location(backend: Backend | None, run: str, store: str | None, store_prefix: str | None = None) -> tuple[str, str]:
+def _run_location(
+    backend: Backend | None, run: str, store: str | None, store_prefix: str | None = None
+) -> tuple[str, str]:
     """(store URL of the run's prefix, run id) for a run name, or for a full run URL.
 
     The workflow, when Argo still has it, gives the prefix and run id; without it (deleted by
@@ -49,7 +52,14 @@ def _run_location(backend: Backend | None, run: str, store: str | None, store_pr
     return f"{store.rstrip('/')}/{prefix.strip('/')}", params.get("run-id") or wf["metadata"]["name"]
 
 
-def sync(run: str, course_dir: str | Path, *, backend: Backend | None = None, store: str | None = None, store_prefix: str | None = None) -> dict[str, Any]:
+def sync(
+    run: str,
+    course_dir: str | Path,
+    *,
+    backend: Backend | None = None,
+    store: str | None = None,
+    store_prefix: str | None = None,
+) -> dict[str, Any]:
     """Merge a finished run from the object store into the course: its gradebook and autograded/.
 
     Downloads `<store>/<prefix>/<run-id>/` into a temporary workspace and calls

@@ -13,6 +13,7 @@ the release that fixed it, checked against argoproj/argo-workflows' tags:
   in v3.6.6-v3.6.19 (backported with the retry rewrite, never fixed on release-3.6) and in
   v3.7.0-v3.7.1; fixed in v3.7.2 (0a05502) and v4.0.0. There, succeeded execute pods run again.
 """
+
 from __future__ import annotations
 
 import re
@@ -54,9 +55,15 @@ def judge_version(version: str | None, action: str) -> VersionVerdict:
     v = parse_version(version)
     shown = version or "unknown"
     if v is None:
-        return VersionVerdict(shown, None, [f"cannot tell which Argo Workflows release {shown!r} is; gradeflow supports {SUPPORTED}"])
+        return VersionVerdict(
+            shown, None, [f"cannot tell which Argo Workflows release {shown!r} is; gradeflow supports {SUPPORTED}"]
+        )
     if v < FLOOR:
-        return VersionVerdict(shown, f"Argo Workflows {shown} is older than gradeflow's template supports (v3.5.0); supported: {SUPPORTED}", [])
+        return VersionVerdict(
+            shown,
+            f"Argo Workflows {shown} is older than gradeflow's template supports (v3.5.0); supported: {SUPPORTED}",
+            [],
+        )
     warnings = []
     if v < CACHE_FIXED and action in ("submit", "resubmit"):
         warnings.append(
@@ -69,7 +76,12 @@ def judge_version(version: str | None, action: str) -> VersionVerdict:
             "fixed in v3.7.2 and v4.0.0; never fixed in 3.6): `gradeflow retry` would execute every submission again"
         )
         if action == "retry":
-            return VersionVerdict(shown, why + f". Upgrade Argo to {SUPPORTED}; meanwhile `gradeflow resubmit --memoized RUN` reuses what succeeded", warnings)
+            return VersionVerdict(
+                shown,
+                why
+                + f". Upgrade Argo to {SUPPORTED}; meanwhile `gradeflow resubmit --memoized RUN` reuses what succeeded",
+                warnings,
+            )
         if action == "submit":
             warnings.append(why + f"; upgrade to {SUPPORTED}")
     return VersionVerdict(shown, None, warnings)

@@ -10,6 +10,7 @@ link to the page. Enable it once per environment:
 The course is the server's root dir unless `c.GradeflowConfig.course_dir` says otherwise.
 See docs/teacher-ui.md.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -26,11 +27,19 @@ __all__ = ["GradeflowConfig", "_jupyter_server_extension_points", "_load_jupyter
 class GradeflowConfig(LoggingConfigurable):
     """Settings of the /gradeflow page (put them in jupyter_server_config.py as c.GradeflowConfig.*)."""
 
-    course_dir = Unicode("", help="The nbgrader course folder (holds nbgrader_config.py). Default: the server's root dir.").tag(config=True)
+    course_dir = Unicode(
+        "", help="The nbgrader course folder (holds nbgrader_config.py). Default: the server's root dir."
+    ).tag(config=True)
     jobs = Int(0, help="Parallel execute jobs for local grading. Default (0): the CPU count.").tag(config=True)
-    sandbox = Unicode("", help="Sandbox for local grading (gradeflow grade --sandbox). Default: gradeflow's default.").tag(config=True)
-    store = Unicode("", help="Artifact store URL (gradeflow grade --store). Default: COURSE_DIR/gradeflow_runs.").tag(config=True)
-    grade_args = List(Unicode(), help="More `gradeflow grade` arguments, e.g. ['--cell-timeout', '60', '--memory', '2048'].").tag(config=True)
+    sandbox = Unicode(
+        "", help="Sandbox for local grading (gradeflow grade --sandbox). Default: gradeflow's default."
+    ).tag(config=True)
+    store = Unicode("", help="Artifact store URL (gradeflow grade --store). Default: COURSE_DIR/gradeflow_runs.").tag(
+        config=True
+    )
+    grade_args = List(
+        Unicode(), help="More `gradeflow grade` arguments, e.g. ['--cell-timeout', '60', '--memory', '2048']."
+    ).tag(config=True)
 
 
 class _State:
@@ -47,7 +56,14 @@ class _State:
         self.sandbox = config.sandbox or DEFAULT_SANDBOX
         jobs = config.jobs or os.cpu_count() or 1
         self.jobs_label = f"{jobs} parallel job(s)"
-        args = ["--jobs", str(jobs), "--sandbox", self.sandbox, *(["--store", config.store] if config.store else []), *config.grade_args]
+        args = [
+            "--jobs",
+            str(jobs),
+            "--sandbox",
+            self.sandbox,
+            *(["--store", config.store] if config.store else []),
+            *config.grade_args,
+        ]
         self.jobs = JobManager(self.course_dir, args, log)
 
 
@@ -68,7 +84,9 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
         from tornado.ioloop import IOLoop
 
         IOLoop.current().add_callback(link_from_formgrader, webapp, serverapp.log)  # formgrader may load after us
-    serverapp.log.info("gradeflow: grading page at %sgradeflow for course %s", webapp.settings["base_url"], state.course_dir)
+    serverapp.log.info(
+        "gradeflow: grading page at %sgradeflow for course %s", webapp.settings["base_url"], state.course_dir
+    )
 
 
 FORMGRADER_LINK = (
@@ -96,7 +114,9 @@ def link_from_formgrader(webapp: Any, log: Any) -> bool:
         marker = "{%- block sidebar -%}"
         end = source.find("</ul>", source.find(marker))
         if source.find(marker) < 0 or end < 0:
-            log.info("gradeflow: Formgrader's sidebar has an unexpected layout; no link added (the page is at /gradeflow)")
+            log.info(
+                "gradeflow: Formgrader's sidebar has an unexpected layout; no link added (the page is at /gradeflow)"
+            )
             return True
         patched = source[: end + len("</ul>")] + FORMGRADER_LINK + source[end + len("</ul>") :]
         env.loader = ChoiceLoader([DictLoader({"base.tpl": patched}), env.loader])

@@ -7,6 +7,7 @@ checked against Jupyter's XSRF cookie (the page sends it as `X-XSRFToken`). File
 Content-Security-Policy `sandbox`, because executed notebooks hold student output: nothing a
 student printed can run script in the teacher's Jupyter session.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,7 +46,10 @@ class PageHandler(_Base):
 
     @web.authenticated
     def get(self) -> None:
-        boot = {"base_url": self.base_url, "xsrf": self.xsrf_token.decode() if isinstance(self.xsrf_token, bytes) else self.xsrf_token}
+        boot = {
+            "base_url": self.base_url,
+            "xsrf": self.xsrf_token.decode() if isinstance(self.xsrf_token, bytes) else self.xsrf_token,
+        }
         html = PAGE.read_text(encoding="utf-8").replace("/*BOOT*/null", json.dumps(boot).replace("</", "<\\/"))
         self.set_header("Content-Type", "text/html; charset=utf-8")
         self.set_header("Cache-Control", "no-store")
@@ -74,14 +78,21 @@ class CourseHandler(_Api):
     @web.authenticated
     def get(self) -> None:
         gf = self.gradeflow
-        doc: dict[str, Any] = {"course_dir": str(gf.course_dir), "runners": _runners(gf), "jobs": [j.to_json(self.report_url) for j in gf.jobs.jobs.values()]}
+        doc: dict[str, Any] = {
+            "course_dir": str(gf.course_dir),
+            "runners": _runners(gf),
+            "jobs": [j.to_json(self.report_url) for j in gf.jobs.jobs.values()],
+        }
         try:
             doc.update(_course(gf.course_dir))
         except TeacherError as e:
             doc.update(error=str(e), assignments=[])
         for a in doc["assignments"]:
             last = _last_run(gf.runs_dir, a["name"])
-            a["last_run"] = last and {**last, "report_url": self.report_url(last["run_id"]) if last.get("report") else ""}
+            a["last_run"] = last and {
+                **last,
+                "report_url": self.report_url(last["run_id"]) if last.get("report") else "",
+            }
         self.finish(json.dumps(doc))
 
 
@@ -98,7 +109,10 @@ def _start(gf: Any, body: dict[str, Any]) -> Any:
     assignment = str(body.get("assignment") or "")
     known = [a["name"] for a in _course(gf.course_dir)["assignments"]]
     if assignment not in known:
-        raise NotFound(f"assignment {assignment!r} is not in the gradebook", f"known assignments: {', '.join(known) or 'none'}; run `nbgrader generate_assignment {assignment or 'ASSIGNMENT'}` to add it")
+        raise NotFound(
+            f"assignment {assignment!r} is not in the gradebook",
+            f"known assignments: {', '.join(known) or 'none'}; run `nbgrader generate_assignment {assignment or 'ASSIGNMENT'}` to add it",
+        )
     runner = str(body.get("runner") or "local")
     if runner == "argo" and not _runners(gf)["argo"]["available"]:
         raise TeacherError("the Argo runner is not available", _runners(gf)["argo"]["why"])
@@ -156,7 +170,12 @@ class RunFileHandler(_Base):
             self.set_header("Content-Type", "text/plain; charset=utf-8")
         else:
             body = path.read_bytes()
-            self.set_header("Content-Type", mimetypes.guess_type(path.name)[0] if path.suffix in (".png", ".jpg", ".jpeg", ".gif") else "application/octet-stream")
+            self.set_header(
+                "Content-Type",
+                mimetypes.guess_type(path.name)[0]
+                if path.suffix in (".png", ".jpg", ".jpeg", ".gif")
+                else "application/octet-stream",
+            )
             self.set_header("Content-Disposition", f'attachment; filename="{path.name}"')
         self.finish(body)
 
@@ -184,7 +203,9 @@ class CourseFeedbackHandler(_Base):
     @web.authenticated
     def get(self, student: str, assignment: str, page: str) -> None:
         root = (Path(self.gradeflow.course_dir) / "feedback").resolve()
-        if any(x in ("", ".", "..") or "/" in x or "\\" in x for x in (student, assignment, page)) or not page.endswith(".html"):
+        if any(x in ("", ".", "..") or "/" in x or "\\" in x for x in (student, assignment, page)) or not page.endswith(
+            ".html"
+        ):
             raise web.HTTPError(404)
         path = (root / student / assignment / page).resolve()
         if not path.is_relative_to(root) or not path.is_file():
@@ -211,10 +232,15 @@ def _course(course_dir: Path) -> dict[str, Any]:
     """The course id and its assignments as nbgrader's gradebook knows them (with submission counts)."""
     from steps.course import open_course, open_gradebook, submission_dirs
 
-    _, coursedir = open_course(Path(course_dir), "set c.GradeflowConfig.course_dir to the folder that holds nbgrader_config.py")
+    _, coursedir = open_course(
+        Path(course_dir), "set c.GradeflowConfig.course_dir to the folder that holds nbgrader_config.py"
+    )
     todo = "start Jupyter in your nbgrader course folder (or set c.GradeflowConfig.course_dir), and run `nbgrader generate_assignment ASSIGNMENT` there first"
     with open_gradebook(coursedir, todo) as gb:
-        assignments = [{"name": a.name, "duedate": a.duedate.isoformat() if a.duedate else None, "notebooks": len(a.notebooks)} for a in gb.assignments]
+        assignments = [
+            {"name": a.name, "duedate": a.duedate.isoformat() if a.duedate else None, "notebooks": len(a.notebooks)}
+            for a in gb.assignments
+        ]
     for a in assignments:
         a["submissions"] = len(submission_dirs(coursedir, a["name"]))
     return {"course_id": coursedir.course_id, "assignments": sorted(assignments, key=lambda a: a["name"])}
@@ -228,14 +254,21 @@ def _last_run(runs_dir: Path, assignment: str) -> dict[str, Any] | None:
 
     # run ids start with run_id_prefix(assignment); before it, with the assignment itself
     prefixes = {run_id_prefix(assignment), assignment}
-    runs = sorted({p for pre in prefixes for p in Path(runs_dir).glob(f"{glob.escape(pre)}-*/results/results.json")}, reverse=True)
+    runs = sorted(
+        {p for pre in prefixes for p in Path(runs_dir).glob(f"{glob.escape(pre)}-*/results/results.json")}, reverse=True
+    )
     for results_json in runs:
         try:
             r = json.loads(results_json.read_text())
         except (OSError, ValueError):
             continue
         if r.get("assignment") == assignment:
-            return {"run_id": r["run_id"], "counts": r["counts"], "created": r.get("created"), "report": (results_json.parent / "report.html").is_file()}
+            return {
+                "run_id": r["run_id"],
+                "counts": r["counts"],
+                "created": r.get("created"),
+                "report": (results_json.parent / "report.html").is_file(),
+            }
     return None
 
 

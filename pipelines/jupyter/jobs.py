@@ -6,6 +6,7 @@ sandboxed and parallel, so a crash or a memory-hungry run never takes the Jupyte
 and follows its JSON progress lines; "argo" hands the run to `pipelines.client.submit` when
 that client exists. Jobs live in memory: the run folders they write are the durable record.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -38,8 +39,15 @@ def argo_client() -> tuple[Any, str]:
     if not callable(getattr(client, "submit", None)):
         return None, "pipelines.client has no submit(); grading runs on this server"
     kubeconfig = os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
-    if not (os.environ.get("ARGO_SERVER") or os.environ.get("KUBERNETES_SERVICE_HOST") or os.path.isfile(kubeconfig.split(os.pathsep)[0])):
-        return None, "no Argo Server or Kubernetes cluster is configured for this Jupyter server: set ARGO_SERVER (and ARGO_TOKEN) or give it a kubeconfig (see docs/argo.md)"
+    if not (
+        os.environ.get("ARGO_SERVER")
+        or os.environ.get("KUBERNETES_SERVICE_HOST")
+        or os.path.isfile(kubeconfig.split(os.pathsep)[0])
+    ):
+        return (
+            None,
+            "no Argo Server or Kubernetes cluster is configured for this Jupyter server: set ARGO_SERVER (and ARGO_TOKEN) or give it a kubeconfig (see docs/argo.md)",
+        )
     return client, ""
 
 
@@ -81,12 +89,32 @@ class Job:
 
     def failed_students(self) -> list[str]:
         """Students whose submission failed (the sandbox or gradeflow broke): what a retry regrades."""
-        return sorted(s["student"] for s in (self.results or {}).get("students", []) if s["status"] in ("failed", "ungraded"))
+        return sorted(
+            s["student"] for s in (self.results or {}).get("students", []) if s["status"] in ("failed", "ungraded")
+        )
 
     def to_json(self, report_url: Callable[[str], str]) -> dict[str, Any]:
         doc = {
             k: getattr(self, k)
-            for k in ("id", "assignment", "runner", "students", "force", "feedback", "retry_of", "state", "step", "total", "done", "counts", "eta_seconds", "started", "ended", "error", "workflow")
+            for k in (
+                "id",
+                "assignment",
+                "runner",
+                "students",
+                "force",
+                "feedback",
+                "retry_of",
+                "state",
+                "step",
+                "total",
+                "done",
+                "counts",
+                "eta_seconds",
+                "started",
+                "ended",
+                "error",
+                "workflow",
+            )
         }
         doc["finished"] = self.finished[-50:]
         if self.state == ERROR:
@@ -123,13 +151,25 @@ class JobManager:
         self._tasks: set[asyncio.Task] = set()
 
     def running(self, assignment: str | None = None) -> list[Job]:
-        return [j for j in self.jobs.values() if j.state == RUNNING and (assignment is None or j.assignment == assignment)]
+        return [
+            j for j in self.jobs.values() if j.state == RUNNING and (assignment is None or j.assignment == assignment)
+        ]
 
-    def start(self, assignment: str, runner: str = "local", students: list[str] | None = None, force: bool = False, retry_of: str = "", feedback: bool = False) -> Job:
+    def start(
+        self,
+        assignment: str,
+        runner: str = "local",
+        students: list[str] | None = None,
+        force: bool = False,
+        retry_of: str = "",
+        feedback: bool = False,
+    ) -> Job:
         if runner not in RUNNERS:
             raise TeacherError(f"unknown runner {runner!r}", f"choose one of: {', '.join(RUNNERS)}")
         if self.running(assignment):
-            raise Busy(f"{assignment} is already being graded (job {self.running(assignment)[0].id})", "wait for it to finish")
+            raise Busy(
+                f"{assignment} is already being graded (job {self.running(assignment)[0].id})", "wait for it to finish"
+            )
         job = Job(assignment, runner, list(students or []), force, retry_of, feedback)
         self.jobs[job.id] = job
         task = asyncio.get_running_loop().create_task(RUNNERS[runner](self, job))
@@ -140,9 +180,14 @@ class JobManager:
     def retry(self, job: Job) -> Job:
         failed = job.failed_students()
         if job.runner == "argo" and job.workflow and job.state in (ERROR, DONE):
-            return self.start(job.assignment, "argo", failed, force=True, retry_of=job.id, feedback=job.feedback)  # Argo retries the failed nodes itself
+            return self.start(
+                job.assignment, "argo", failed, force=True, retry_of=job.id, feedback=job.feedback
+            )  # Argo retries the failed nodes itself
         if not failed:
-            raise TeacherError(f"job {job.id} has no failed submissions to retry", "skipped notebooks are malformed: fix the submission, then grade again")
+            raise TeacherError(
+                f"job {job.id} has no failed submissions to retry",
+                "skipped notebooks are malformed: fix the submission, then grade again",
+            )
         return self.start(job.assignment, job.runner, failed, force=True, retry_of=job.id, feedback=job.feedback)
 
     def stop_all(self) -> None:
@@ -172,7 +217,16 @@ class JobManager:
     # --- what the local runner runs ---------------------------------------------------------
 
     def command(self, job: Job) -> list[str]:
-        cmd = [sys.executable, "-m", "pipelines.cli", "grade", str(self.course_dir), job.assignment, "--json", *self.grade_args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pipelines.cli",
+            "grade",
+            str(self.course_dir),
+            job.assignment,
+            "--json",
+            *self.grade_args,
+        ]
         for s in job.students:
             cmd += ["--student", s]
         if job.force:
@@ -200,7 +254,11 @@ async def run_local(manager: JobManager, job: Job) -> None:
             limit=1 << 22,
         )
     except OSError as e:
-        _finish(job, ERROR, f"could not start gradeflow ({e}); check that gradeflow is installed in the Jupyter server's Python")
+        _finish(
+            job,
+            ERROR,
+            f"could not start gradeflow ({e}); check that gradeflow is installed in the Jupyter server's Python",
+        )
         return
     job.process = proc
     stdout = asyncio.ensure_future(proc.stdout.read())
@@ -230,9 +288,18 @@ async def run_local(manager: JobManager, job: Job) -> None:
     if rc == 2 and teacher:
         _finish(job, ERROR, teacher[-1])
     elif rc < 0:
-        _finish(job, ERROR, f"grading was stopped (signal {-rc}); nothing was written to the gradebook for unfinished submissions")
+        _finish(
+            job,
+            ERROR,
+            f"grading was stopped (signal {-rc}); nothing was written to the gradebook for unfinished submissions",
+        )
     else:
-        _finish(job, ERROR, (teacher[-1] if teacher else f"gradeflow exited with code {rc}") + " (see the log below; exit 75 means gradeflow itself broke and a retry may help)")
+        _finish(
+            job,
+            ERROR,
+            (teacher[-1] if teacher else f"gradeflow exited with code {rc}")
+            + " (see the log below; exit 75 means gradeflow itself broke and a retry may help)",
+        )
 
 
 async def run_argo(manager: JobManager, job: Job) -> None:
@@ -265,7 +332,9 @@ def _follow_argo(manager: JobManager, job: Job) -> None:
     else:
         limits, ignored = manager.argo_limits()  # the same limits `gradeflow grade` gets from this page
         job.log.extend(ignored)
-        wf = client.submit(backend, str(manager.course_dir), job.assignment, limits=limits, feedback=job.feedback, warn=job.log.append)
+        wf = client.submit(
+            backend, str(manager.course_dir), job.assignment, limits=limits, feedback=job.feedback, warn=job.log.append
+        )
     job.workflow = wf["metadata"]["name"]
 
     def progress(st: Any) -> None:
@@ -276,7 +345,10 @@ def _follow_argo(manager: JobManager, job: Job) -> None:
 
     st = client.wait(backend, job.workflow, progress=progress)
     if st.phase != "Succeeded":
-        raise TeacherError(f"Argo run {job.workflow} {st.phase.lower()}: {st.message}", f"see why with `gradeflow logs {job.workflow}`; `gradeflow retry {job.workflow}` re-runs only what failed")
+        raise TeacherError(
+            f"Argo run {job.workflow} {st.phase.lower()}: {st.message}",
+            f"see why with `gradeflow logs {job.workflow}`; `gradeflow retry {job.workflow}` re-runs only what failed",
+        )
     if os.environ.get("GRADEFLOW_ARGO_STORE"):
         job.step = "syncing results into the gradebook"
         job.results = client.sync(job.workflow, manager.course_dir, backend=backend)

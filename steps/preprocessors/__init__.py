@@ -12,6 +12,7 @@ The released assignment comes in `resources["gradeflow"]["notebook"]` (the snaps
 entry for this notebook); every repair is appended to `resources["gradeflow"]["repairs"]`
 as {"cell", "repair", "reason"} so restore can report it per cell.
 """
+
 from .attributecells import AttributeCells
 from .base import RepairPreprocessor, original_metadata, released_sources
 from .demoteduplicatecells import DemoteDuplicateCells

@@ -11,6 +11,7 @@ the one cell of its type there. The cell found gets the released metadata. Known
 their released grade/solution/task flags back. Cells left with nbgrader metadata under an
 id the assignment does not have are graded as ordinary cells (they earn nothing).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -42,7 +43,9 @@ class AttributeCells(RepairPreprocessor):
                 after = [present[n] for n in order[k + 1 :] if n in present]
                 lo, hi = max(before, default=-1), min(after, default=len(nb.cells))
                 taken = set(present.values())
-                window = [i for i in range(lo + 1, hi) if i not in taken and nb.cells[i].cell_type == cells[name]["cell_type"]]
+                window = [
+                    i for i in range(lo + 1, hi) if i not in taken and nb.cells[i].cell_type == cells[name]["cell_type"]
+                ]
                 found, how = rule(nb, window, released[name], bool(cells[name]["locked"]))
                 if found is None:
                     continue
@@ -50,15 +53,24 @@ class AttributeCells(RepairPreprocessor):
                 nb.cells[found].metadata["nbgrader"] = original_metadata(spec, name)
                 present[name] = found
                 what = f"cell {old!r}" if old else f"cell {found} (no nbgrader id)"
-                self.report(resources, name, "attributed", f"{what} is the released cell {name!r} ({how}): graded as {name!r}")
+                self.report(
+                    resources, name, "attributed", f"{what} is the released cell {name!r} ({how}): graded as {name!r}"
+                )
         for i, cell in enumerate(nb.cells):
             if i not in present.values() and "nbgrader" in cell.get("metadata", {}) and is_nbgrader_cell(cell):
                 old = grade_id(cell) or f"#{i}"
                 del cell.metadata["nbgrader"]
-                self.report(resources, old, "unknown-cell", f"cell {old!r} is not a cell of this assignment: graded as an ordinary cell (no points)")
+                self.report(
+                    resources,
+                    old,
+                    "unknown-cell",
+                    f"cell {old!r} is not a cell of this assignment: graded as an ordinary cell (no points)",
+                )
         return nb, resources
 
-    def _restore_flags(self, nb: NotebookNode, spec: dict[str, Any], present: dict[str, int], resources: dict[str, Any]) -> None:
+    def _restore_flags(
+        self, nb: NotebookNode, spec: dict[str, Any], present: dict[str, int], resources: dict[str, Any]
+    ) -> None:
         for name, i in present.items():
             meta, want = nb.cells[i].metadata.nbgrader, original_metadata(spec, name)
             edited = [f for f in FLAGS if bool(meta.get(f, False)) != want[f]]
@@ -68,7 +80,12 @@ class AttributeCells(RepairPreprocessor):
                 if want.get("points") is not None and "points" not in meta:
                     meta["points"] = want["points"]
                 flags = ", ".join(f"'{f}'" for f in edited)
-                self.report(resources, name, "metadata", f"the nbgrader {flags} flag of cell {name!r} was edited: restored from the assignment")
+                self.report(
+                    resources,
+                    name,
+                    "metadata",
+                    f"the nbgrader {flags} flag of cell {name!r} was edited: restored from the assignment",
+                )
 
     @staticmethod
     def _by_source(nb: NotebookNode, window: list[int], sources: set[str], locked: bool) -> tuple[int | None, str]:

@@ -1,4 +1,5 @@
 """What the repair preprocessors share: the released cells and the repair log."""
+
 from __future__ import annotations
 
 import json

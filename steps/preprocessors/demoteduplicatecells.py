@@ -8,6 +8,7 @@ else the first copy, which is where Jupyter's paste-below leaves the original. T
 copies lose their nbgrader metadata and run as the student's own cells, as DeduplicateIds
 intends for them.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -38,7 +39,9 @@ class DemoteDuplicateCells(RepairPreprocessor):
                 if i != original:
                     del nb.cells[i].metadata["nbgrader"]
             self.report(
-                resources, name, "duplicate",
+                resources,
+                name,
+                "duplicate",
                 f"cell {name!r} appears {len(where)} times (a copied cell): cell {original} is graded as {name!r}, "
                 f"the copies (cells {', '.join(str(i) for i in where if i != original)}) run as ordinary cells",
             )

@@ -11,6 +11,7 @@ nbgrader's own `OverwriteCells.missing_cell_transform` (with the course's
 included, exactly as for the cells that were kept. Deleted solution cells are the student's
 own work and stay deleted, as in nbgrader.
 """
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -45,14 +46,23 @@ class RestoreDeletedCells(RepairPreprocessor):
                 continue
             meta = original_metadata(spec, name)
             if meta["grade"] or meta["task"]:
-                cell = from_dict(overwrite.missing_cell_transform(
-                    SimpleNamespace(**{key: src[key] for key in ("name", "cell_type", "locked", "source", "checksum")}),
-                    meta["points"], is_solution=meta["solution"], is_task=meta["task"],
-                ))
+                cell = from_dict(
+                    overwrite.missing_cell_transform(
+                        SimpleNamespace(
+                            **{key: src[key] for key in ("name", "cell_type", "locked", "source", "checksum")}
+                        ),
+                        meta["points"],
+                        is_solution=meta["solution"],
+                        is_task=meta["task"],
+                    )
+                )
                 cell.metadata.nbgrader.update(meta)
             else:  # a read-only text or code cell: no grade cell, so not nbgrader's missing-cell form
                 new = new_code_cell if src["cell_type"] == "code" else new_markdown_cell
-                cell = new(src["source"], metadata={"deletable": False, "editable": False, "nbgrader": dict(meta, checksum=src["checksum"])})
+                cell = new(
+                    src["source"],
+                    metadata={"deletable": False, "editable": False, "nbgrader": dict(meta, checksum=src["checksum"])},
+                )
             if nb.get("nbformat_minor", 0) >= 5:  # cell ids came with nbformat 4.5
                 cell.setdefault("id", random_cell_id())
             else:
@@ -61,5 +71,10 @@ class RestoreDeletedCells(RepairPreprocessor):
             at = max(before, default=-1) + 1
             nb.cells.insert(at, cell)
             where = f"after {next(n for n in reversed(order[:k]) if n in present)!r}" if before else "at the top"
-            self.report(resources, name, "deleted", f"cell {name!r} was deleted: put back from the assignment {where} and graded")
+            self.report(
+                resources,
+                name,
+                "deleted",
+                f"cell {name!r} was deleted: put back from the assignment {where} and graded",
+            )
         return nb, resources

@@ -7,6 +7,7 @@ read as version 3 only when the cell's metadata is valid version-3 metadata as i
 i.e. nothing in it would be lost or read differently; otherwise it is left for
 CheckCellMetadata to refuse.
 """
+
 from __future__ import annotations
 
 import copy
@@ -24,7 +25,9 @@ __all__ = ["UpgradeCellMetadata"]
 class UpgradeCellMetadata(RepairPreprocessor):
     """Bring every cell's nbgrader metadata to the schema version nbgrader grades."""
 
-    def preprocess_cell(self, cell: NotebookNode, resources: dict[str, Any], index: int) -> tuple[NotebookNode, dict[str, Any]]:
+    def preprocess_cell(
+        self, cell: NotebookNode, resources: dict[str, Any], index: int
+    ) -> tuple[NotebookNode, dict[str, Any]]:
         meta = cell.get("metadata", {}).get("nbgrader")
         if not isinstance(meta, dict) or not meta:
             return cell, resources

@@ -1,5 +1,6 @@
 """Sandbox backends, registered by name. Callers ask `get_sandbox(name)`; nothing else
 chooses a backend. An unknown name lists the known ones."""
+
 from __future__ import annotations
 
 import logging
@@ -9,7 +10,17 @@ from .base import KernelLauncher, KernelSandbox, Limits, Sandbox
 from .bubblewrap import BubblewrapSandbox
 from .local import NoSandbox, PodSandbox
 
-__all__ = ["Limits", "Sandbox", "KernelSandbox", "KernelLauncher", "SANDBOXES", "register", "get_sandbox", "prestart", "DEFAULT_SANDBOX"]
+__all__ = [
+    "Limits",
+    "Sandbox",
+    "KernelSandbox",
+    "KernelLauncher",
+    "SANDBOXES",
+    "register",
+    "get_sandbox",
+    "prestart",
+    "DEFAULT_SANDBOX",
+]
 
 SANDBOXES: dict[str, type[Sandbox]] = {}
 DEFAULT_SANDBOX = "bubblewrap"
@@ -59,4 +70,9 @@ def prestart(name: str, limits: Limits, slot: int = 0) -> None:
     try:
         sandbox.prestart(limits, slot)
     except Exception as e:  # noqa: BLE001 - the next submission starts a sandbox of its own
-        log.warning("could not start the next %s sandbox ahead of time (%s: %s); the next submission starts its own", name, type(e).__name__, e)
+        log.warning(
+            "could not start the next %s sandbox ahead of time (%s: %s); the next submission starts its own",
+            name,
+            type(e).__name__,
+            e,
+        )

@@ -12,6 +12,7 @@ After the step, what the emissary and the wait container would trust is checked:
 under /var/run/argo besides the empty `ctr/main/` (an early `exitcode`, planted
 `outputs/`) could forge a result, so it fails the step (SandboxError) and is recorded.
 """
+
 from __future__ import annotations
 
 import os
@@ -62,7 +63,15 @@ class ArgoPodSandbox(Sandbox):
             return f"the grader image {self.image} is not built: run `bash images/grader/build.sh`"
         return None
 
-    def execute_submission(self, work_src: Path, notebooks: Sequence[str], out_dir: Path, limits: Limits, config: dict[str, Any], slot: int = 0) -> StepRecord:
+    def execute_submission(
+        self,
+        work_src: Path,
+        notebooks: Sequence[str],
+        out_dir: Path,
+        limits: Limits,
+        config: dict[str, Any],
+        slot: int = 0,
+    ) -> StepRecord:
         workspace, student = work_src.parents[2], work_src.parent.name  # <ws>/restored/<student>/work
         out_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="gradeflow-argo-pod-") as tmp:
@@ -79,37 +88,88 @@ class ArgoPodSandbox(Sandbox):
             memory_mb, pids = pod_limits(limits)
             name = f"gradeflow-argo-pod-{os.getpid()}-{slot}"
             cmd = [
-                *PODMAN, "run", "--rm", "--name", name, "--hostname", "execute-pod",
-                "--user", f"{CONTAINER_UID}:{CONTAINER_UID}", "--read-only", "--cap-drop", "ALL",
-                "--security-opt", "no-new-privileges", "--log-driver", "none",
+                *PODMAN,
+                "run",
+                "--rm",
+                "--name",
+                name,
+                "--hostname",
+                "execute-pod",
+                "--user",
+                f"{CONTAINER_UID}:{CONTAINER_UID}",
+                "--read-only",
+                "--cap-drop",
+                "ALL",
+                "--security-opt",
+                "no-new-privileges",
+                "--log-driver",
+                "none",
                 # the NetworkPolicy's part (egress only to DNS and the store) is the cluster's; here: none
-                "--network", "none",
-                f"--memory={memory_mb}m", f"--memory-swap={memory_mb}m", f"--pids-limit={pids}",
-                "--ulimit=nofile=4096:4096", "--ulimit=nproc=4096:4096",  # runc here needs explicit ulimits
+                "--network",
+                "none",
+                f"--memory={memory_mb}m",
+                f"--memory-swap={memory_mb}m",
+                f"--pids-limit={pids}",
+                "--ulimit=nofile=4096:4096",
+                "--ulimit=nproc=4096:4096",  # runc here needs explicit ulimits
                 # /tmp: the template's memory-backed emptyDir whose sizeLimit is the disk limit
-                "--tmpfs", f"/tmp:rw,size={limits.disk_mb}m,mode=1777",
-                "-v", f"{gf}:{POD_WORKDIR}:rw", "-v", f"{var}:{POD_VAR_RUN_ARGO}:rw",
-                "-v", f"{Path(steps.__file__).parent}:{_SOURCE}/steps:ro",
-                "--env", f"PYTHONPATH={_SOURCE}", "--env", "HOME=/tmp",
-                self.image, "python", "-m", "steps.execute", "--workspace", POD_WORKDIR, "--student", student, "--sandbox", "pod",
-                "--cell-timeout", "" if limits.cell_timeout is None else str(limits.cell_timeout),
-                "--wall-time", str(limits.wall_time), "--memory", str(limits.memory_mb), "--cpu-time", str(limits.cpu_time),
-                "--pids", str(limits.pids), "--disk", str(limits.disk_mb), "--output", str(limits.output_kb),
+                "--tmpfs",
+                f"/tmp:rw,size={limits.disk_mb}m,mode=1777",
+                "-v",
+                f"{gf}:{POD_WORKDIR}:rw",
+                "-v",
+                f"{var}:{POD_VAR_RUN_ARGO}:rw",
+                "-v",
+                f"{Path(steps.__file__).parent}:{_SOURCE}/steps:ro",
+                "--env",
+                f"PYTHONPATH={_SOURCE}",
+                "--env",
+                "HOME=/tmp",
+                self.image,
+                "python",
+                "-m",
+                "steps.execute",
+                "--workspace",
+                POD_WORKDIR,
+                "--student",
+                student,
+                "--sandbox",
+                "pod",
+                "--cell-timeout",
+                "" if limits.cell_timeout is None else str(limits.cell_timeout),
+                "--wall-time",
+                str(limits.wall_time),
+                "--memory",
+                str(limits.memory_mb),
+                "--cpu-time",
+                str(limits.cpu_time),
+                "--pids",
+                str(limits.pids),
+                "--disk",
+                str(limits.disk_mb),
+                "--output",
+                str(limits.output_kb),
             ]
             start = time.monotonic()
             try:
-                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=limits.wall_time + 300)  # activeDeadlineSeconds
+                proc = subprocess.run(
+                    cmd, capture_output=True, text=True, timeout=limits.wall_time + 300
+                )  # activeDeadlineSeconds
             except subprocess.TimeoutExpired:
                 subprocess.run([*PODMAN, "rm", "--force", "--ignore", "--time", "0", name], capture_output=True)
                 raise SandboxError(f"the emulated execute pod of {student} outlived its deadline") from None
-            planted = sorted(str(p.relative_to(var)) for p in var.rglob("*") if p != var / "ctr" and p != var / "ctr" / "main")
+            planted = sorted(
+                str(p.relative_to(var)) for p in var.rglob("*") if p != var / "ctr" and p != var / "ctr" / "main"
+            )
             executed = gf / "executed" / student
             if executed.is_dir():
                 shutil.copytree(executed, out_dir, dirs_exist_ok=True)
             if planted:
                 raise SandboxError(f"student code of {student} wrote Argo's {POD_VAR_RUN_ARGO}: {', '.join(planted)}")
             if proc.returncode != 0 or not (out_dir / "execute.json").is_file():
-                raise SandboxError(f"the emulated execute pod of {student} exited {proc.returncode}: {proc.stderr.strip()[-800:]}")
+                raise SandboxError(
+                    f"the emulated execute pod of {student} exited {proc.returncode}: {proc.stderr.strip()[-800:]}"
+                )
         record = StepRecord.load(out_dir / "execute.json")
         record.detail["pod_seconds"] = round(time.monotonic() - start, 3)
         record.detail["argo_var_run_written"] = planted

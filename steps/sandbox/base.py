@@ -6,6 +6,7 @@ grading state stay in this (trusted) process and talk to the kernel over Unix so
 student code cannot rewrite the notebook being recorded. Whole-step sandboxes (podman) run
 the execute step itself inside a container and override `execute_submission`.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -31,7 +32,17 @@ from .leftovers import temp_prefix
 from .zygote import SOURCE as ZYGOTE_SOURCE
 from .zygote import ForkedKernel, Zygote, ipykernel_arguments, zygote_enabled
 
-__all__ = ["Limits", "Sandbox", "KernelSandbox", "KernelLauncher", "minimal_env", "teardown_active", "discard_spare", "discard_spares", "default_kernel_python"]
+__all__ = [
+    "Limits",
+    "Sandbox",
+    "KernelSandbox",
+    "KernelLauncher",
+    "minimal_env",
+    "teardown_active",
+    "discard_spare",
+    "discard_spares",
+    "default_kernel_python",
+]
 
 log = logging.getLogger("gradeflow.execute")
 
@@ -136,7 +147,11 @@ def default_kernel_python(kernel_name: str = "python3") -> str | None:
 def _log_tail(path: Path) -> str:
     """The sandbox's own last words (e.g. `bwrap: execvp ...: No such file`), for the headline."""
     try:
-        lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip() and not ln.startswith(("[execute]", "[nbclient]"))]
+        lines = [
+            ln.strip()
+            for ln in path.read_text(errors="replace").splitlines()
+            if ln.strip() and not ln.startswith(("[execute]", "[nbclient]"))
+        ]
     except OSError:
         return ""
     return f"; the sandbox said: {' | '.join(lines[-2:])[:300]}" if lines else ""
@@ -158,7 +173,9 @@ class KernelLauncher:
         self.ipc = scratch / "ipc"  # the kernels' sockets (a dir per notebook) and the zygote's
         self.ipc.mkdir(exist_ok=True)
         self.zygote: Zygote | None = None
-        self.zygote_log: Any = None  # where the zygote's (and forked kernels') stdout goes: execute.log, or a spare's own file
+        self.zygote_log: Any = (
+            None  # where the zygote's (and forked kernels') stdout goes: execute.log, or a spare's own file
+        )
         self._zygote_failed = False
         self._drained = 0  # how much of a spare's zygote log is already in execute.log
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -182,7 +199,9 @@ class KernelLauncher:
         if they had been there when it was mounted."""
         from .quota import grow_quota
 
-        size = sum(p.stat().st_size for p in work_src.rglob("*") if p.is_file() and not p.is_symlink() and p.suffix != ".ipynb")
+        size = sum(
+            p.stat().st_size for p in work_src.rglob("*") if p.is_file() and not p.is_symlink() and p.suffix != ".ipynb"
+        )
         need = self.limits.disk_mb + size // 2**20 + 1
         if self.quota_mb is not None and need > self.quota_mb:
             self.quota_mb = grow_quota(self.scratch, need)
@@ -196,7 +215,14 @@ class KernelLauncher:
         grader does other work. A failure is logged and kernels start directly."""
         sock = self.ipc / "zygote.sock"
         try:
-            self.zygote = Zygote(self.kernel_command([python, "-c", ZYGOTE_SOURCE, str(sock)], as_pid_1=True), self.kernel_env(), self.work, sock, self.zygote_log or self.logfh, python=python)
+            self.zygote = Zygote(
+                self.kernel_command([python, "-c", ZYGOTE_SOURCE, str(sock)], as_pid_1=True),
+                self.kernel_env(),
+                self.work,
+                sock,
+                self.zygote_log or self.logfh,
+                python=python,
+            )
         except (SandboxError, OSError) as e:
             self._zygote_unavailable(e)
 
@@ -269,7 +295,10 @@ class KernelLauncher:
         """End the zygote (and so its sandbox) politely; say how the kernels were started."""
         if self.zygote is not None:
             self.zygote.stop()
-        evidence: dict[str, Any] = {"kernels": len(self.kernels), "kernels_forked": self.zygote.forked if self.zygote else 0}
+        evidence: dict[str, Any] = {
+            "kernels": len(self.kernels),
+            "kernels_forked": self.zygote.forked if self.zygote else 0,
+        }
         if self.zygote is not None and self.zygote.ready_s is not None:
             evidence["zygote_ready_s"] = self.zygote.ready_s  # how long the first kernel waited for it
         if self.zygote is not None and self.zygote.head_start_s is not None:
@@ -299,7 +328,15 @@ class Sandbox:
         """Why this sandbox cannot run here, or None when it can."""
         return None
 
-    def execute_submission(self, work_src: Path, notebooks: Sequence[str], out_dir: Path, limits: Limits, config: dict[str, Any], slot: int = 0) -> StepRecord:
+    def execute_submission(
+        self,
+        work_src: Path,
+        notebooks: Sequence[str],
+        out_dir: Path,
+        limits: Limits,
+        config: dict[str, Any],
+        slot: int = 0,
+    ) -> StepRecord:
         raise NotImplementedError
 
 
@@ -326,7 +363,9 @@ class KernelSandbox(Sandbox):
             shutil.rmtree(scratch, ignore_errors=True)
             raise
         _ACTIVE[id(launcher)] = (launcher, scratch)
-        launcher.zygote_log = logfh if logfh is not None else tempfile.TemporaryFile()  # unnamed: nothing to leave behind
+        launcher.zygote_log = (
+            logfh if logfh is not None else tempfile.TemporaryFile()
+        )  # unnamed: nothing to leave behind
         python = default_kernel_python()
         if python and zygote_enabled():
             launcher.start_zygote(python)
@@ -356,7 +395,15 @@ class KernelSandbox(Sandbox):
             return None
         return launcher
 
-    def execute_submission(self, work_src: Path, notebooks: Sequence[str], out_dir: Path, limits: Limits, config: dict[str, Any], slot: int = 0) -> StepRecord:
+    def execute_submission(
+        self,
+        work_src: Path,
+        notebooks: Sequence[str],
+        out_dir: Path,
+        limits: Limits,
+        config: dict[str, Any],
+        slot: int = 0,
+    ) -> StepRecord:
         from ..kernel import nbgrader_execute_settings
 
         start = time.monotonic()
@@ -377,7 +424,18 @@ class KernelSandbox(Sandbox):
                 launcher.admit(work_src)
                 record.detail["sandbox_ready_s"] = round(time.monotonic() - start, 3)
                 for name in notebooks:
-                    outcome = self._run_notebook(name, work_src, launcher.work, launcher.scratch, out_dir, launcher, settings, limits, logfh, start)
+                    outcome = self._run_notebook(
+                        name,
+                        work_src,
+                        launcher.work,
+                        launcher.scratch,
+                        out_dir,
+                        launcher,
+                        settings,
+                        limits,
+                        logfh,
+                        start,
+                    )
                     record.notebooks.append(outcome)
             finally:
                 deadline.cancel()
@@ -386,7 +444,19 @@ class KernelSandbox(Sandbox):
         record.save(out_dir / "execute.json")
         return record
 
-    def _run_notebook(self, name: str, work_src: Path, work: Path, scratch: Path, out_dir: Path, launcher: KernelLauncher, settings: dict[str, Any], limits: Limits, logfh: Any, start: float) -> NotebookOutcome:
+    def _run_notebook(
+        self,
+        name: str,
+        work_src: Path,
+        work: Path,
+        scratch: Path,
+        out_dir: Path,
+        launcher: KernelLauncher,
+        settings: dict[str, Any],
+        limits: Limits,
+        logfh: Any,
+        start: float,
+    ) -> NotebookOutcome:
         from papermill.engines import papermill_engines
         from papermill.execute import prepare_notebook_metadata
         from papermill.iorw import load_notebook_node
@@ -395,11 +465,19 @@ class KernelSandbox(Sandbox):
         from ..kernel import SandboxKernelManager
 
         target = out_dir / f"{name}.ipynb"
-        nb = prepare_notebook_metadata(load_notebook_node(str(work_src / f"{name}.ipynb")), str(work_src / f"{name}.ipynb"), str(target))
+        nb = prepare_notebook_metadata(
+            load_notebook_node(str(work_src / f"{name}.ipynb")), str(work_src / f"{name}.ipynb"), str(target)
+        )
         kernel_name = nb.metadata.get("kernelspec", {}).get("name", "python3")
         ipc = launcher.ipc / str(len(launcher.kernels))  # short: socket paths have a length limit
         ipc.mkdir()
-        km = SandboxKernelManager(kernel_name=kernel_name, launcher=launcher, transport="ipc", ip=str(ipc / "k"), connection_file=str(ipc / "kernel.json"))
+        km = SandboxKernelManager(
+            kernel_name=kernel_name,
+            launcher=launcher,
+            transport="ipc",
+            ip=str(ipc / "k"),
+            connection_file=str(ipc / "kernel.json"),
+        )
         launcher.kernels.append(km)
         t0 = time.monotonic()
         logfh.write(f"[execute] {name}: starting kernel {kernel_name!r} in sandbox {self.name}\n")
@@ -443,7 +521,9 @@ class KernelSandbox(Sandbox):
                 why = f"the kernel died ({type(e).__name__}: {str(e).strip()[:160]}); probably the memory ({limits.memory_mb} MiB), process or CPU-time limit"
             outcome.status, outcome.reason = FAILED, why
             nb.metadata.setdefault("gradeflow", {})["failed"] = why
-            banner = nbformat.v4.new_markdown_cell(f"<div style='color:#b00'><b>gradeflow:</b> execution stopped: {why}. This notebook was not graded.</div>")
+            banner = nbformat.v4.new_markdown_cell(
+                f"<div style='color:#b00'><b>gradeflow:</b> execution stopped: {why}. This notebook was not graded.</div>"
+            )
             banner.metadata["tags"] = ["gradeflow-error"]
             if nb.get("nbformat_minor", 5) < 5:
                 del banner["id"]
@@ -462,6 +542,8 @@ class KernelSandbox(Sandbox):
             outcome.detail["integrity"] = monitor.summary()
         launcher.drain_log()
         nbformat.write(nb, str(target), version=4)
-        logfh.write(f"[execute] {name}: {outcome.status} in {outcome.detail['seconds']} s, {outcome.detail['error_cells']} cell(s) with errors, {outcome.detail['timeouts']} timeout(s) {outcome.reason}\n")
+        logfh.write(
+            f"[execute] {name}: {outcome.status} in {outcome.detail['seconds']} s, {outcome.detail['error_cells']} cell(s) with errors, {outcome.detail['timeouts']} timeout(s) {outcome.reason}\n"
+        )
         logfh.flush()
         return outcome

@@ -7,6 +7,7 @@ environment variables. When gradeflow runs as root the kernel runs as an unprivi
 its own per parallel slot, inside a memory and pids cgroup; limits are also set with rlimits.
 papermill and the notebook stay outside, talking to the kernel over Unix sockets.
 """
+
 from __future__ import annotations
 
 import os
@@ -68,7 +69,9 @@ class BubblewrapLauncher(KernelLauncher):
         super().__init__(work, scratch, limits)
         self.root = os.geteuid() == 0
         self.uid = SANDBOX_UID_BASE + slot if self.root else os.geteuid()
-        self.cgroup = Cgroup.create(f"gradeflow-{os.getpid()}-{slot}", limits.memory_mb, limits.pids) if self.root else None
+        self.cgroup = (
+            Cgroup.create(f"gradeflow-{os.getpid()}-{slot}", limits.memory_mb, limits.pids) if self.root else None
+        )
         self.quota_mb = mount_quota(scratch, limits.disk_mb) if self.root else None
         self.own([scratch, self.ipc, work, *work.rglob("*")])
 
@@ -83,7 +86,15 @@ class BubblewrapLauncher(KernelLauncher):
             os.chown(connection_file, self.uid, self.uid)
 
     def kernel_env(self) -> dict[str, str]:
-        env = minimal_env("/tmp/home", {"IPYTHONDIR": "/tmp/home/.ipython", "MPLCONFIGDIR": "/tmp/home/.mpl", "USER": "student", "LOGNAME": "student"})
+        env = minimal_env(
+            "/tmp/home",
+            {
+                "IPYTHONDIR": "/tmp/home/.ipython",
+                "MPLCONFIGDIR": "/tmp/home/.mpl",
+                "USER": "student",
+                "LOGNAME": "student",
+            },
+        )
         user_site = site.getusersitepackages() if site.ENABLE_USER_SITE else None
         if user_site and Path(user_site).is_dir():
             env["PYTHONPATH"] = user_site
@@ -142,7 +153,15 @@ class BubblewrapLauncher(KernelLauncher):
             "--core=0",
         ]
         if self.root:
-            chain += [f"--nproc={lim.pids}", "--", "setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups", "--no-new-privs"]
+            chain += [
+                f"--nproc={lim.pids}",
+                "--",
+                "setpriv",
+                f"--reuid={self.uid}",
+                f"--regid={self.uid}",
+                "--clear-groups",
+                "--no-new-privs",
+            ]
         else:
             chain += ["--"]
         return chain + self._bwrap(argv, hidden, as_pid_1)
@@ -175,10 +194,16 @@ class BubblewrapSandbox(KernelSandbox):
         return BubblewrapLauncher(work, scratch, limits, slot)
 
     def unavailable(self) -> str | None:
-        missing = [t for t in ("bwrap", "prlimit") + (("setpriv", "unshare") if os.geteuid() == 0 else ()) if not shutil.which(t)]
+        missing = [
+            t
+            for t in ("bwrap", "prlimit") + (("setpriv", "unshare") if os.geteuid() == 0 else ())
+            if not shutil.which(t)
+        ]
         if missing:
             return f"{', '.join(missing)} not found: install them with `apt-get install bubblewrap util-linux`"
-        probe = subprocess.run(["bwrap", "--unshare-all", "--ro-bind", "/", "/", "true"], capture_output=True, text=True)
+        probe = subprocess.run(
+            ["bwrap", "--unshare-all", "--ro-bind", "/", "/", "true"], capture_output=True, text=True
+        )
         if probe.returncode != 0:
             return (
                 f"bubblewrap cannot create namespaces here ({probe.stderr.strip()[:200]}); enable unprivileged user "

@@ -3,6 +3,7 @@
 rlimits are per process; a cgroup bounds the whole tree a notebook starts (a fork bomb, a
 memory bomb spread over children) and lets us kill every process it left behind.
 """
+
 from __future__ import annotations
 
 import os

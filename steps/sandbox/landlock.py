@@ -14,6 +14,7 @@ ptrace (or read /proc/PID/mem or environ of) the grader at any ABI.
 This file runs as a script (`python -I landlock.py --ro DIR --rw DIR -- ARGV`), importing
 only the standard library, so the wrapper costs one small interpreter start per zygote.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -40,11 +41,27 @@ SCOPE_ABSTRACT_UNIX_SOCKET, SCOPE_SIGNAL = 1 << 0, 1 << 1  # ABI 6
 _FS_BY_ABI = {1: (1 << 13) - 1, 2: (1 << 14) - 1, 3: (1 << 15) - 1, 4: (1 << 15) - 1, 5: (1 << 16) - 1}
 _FILE_RIGHTS = EXECUTE | WRITE_FILE | READ_FILE | TRUNCATE | IOCTL_DEV  # all a rule on a non-directory may hold
 FS_RO = EXECUTE | READ_FILE | READ_DIR
-FS_RW = FS_RO | WRITE_FILE | REMOVE_DIR | REMOVE_FILE | MAKE_DIR | MAKE_REG | MAKE_SOCK | MAKE_FIFO | MAKE_SYM | REFER | TRUNCATE
+FS_RW = (
+    FS_RO
+    | WRITE_FILE
+    | REMOVE_DIR
+    | REMOVE_FILE
+    | MAKE_DIR
+    | MAKE_REG
+    | MAKE_SOCK
+    | MAKE_FIFO
+    | MAKE_SYM
+    | REFER
+    | TRUNCATE
+)
 
 
 class _RulesetAttr(ctypes.Structure):
-    _fields_ = [("handled_access_fs", ctypes.c_uint64), ("handled_access_net", ctypes.c_uint64), ("scoped", ctypes.c_uint64)]
+    _fields_ = [
+        ("handled_access_fs", ctypes.c_uint64),
+        ("handled_access_net", ctypes.c_uint64),
+        ("scoped", ctypes.c_uint64),
+    ]
 
 
 class _PathBeneathAttr(ctypes.Structure):
@@ -78,7 +95,9 @@ def confine(read_only: list[str], read_write: list[str]) -> dict[str, object]:
     when Landlock is missing: never run student code unconfined."""
     version = abi()
     if version < 1:
-        raise OSError("Landlock is not available (Linux 5.13+ with the landlock LSM enabled, and a seccomp profile that allows its syscalls)")
+        raise OSError(
+            "Landlock is not available (Linux 5.13+ with the landlock LSM enabled, and a seccomp profile that allows its syscalls)"
+        )
     fs = _FS_BY_ABI.get(version, _FS_BY_ABI[5])
     attr = _RulesetAttr(handled_access_fs=fs)
     size = 8
@@ -100,7 +119,9 @@ def confine(read_only: list[str], read_write: list[str]) -> dict[str, object]:
                     if not stat.S_ISDIR(os.fstat(fd).st_mode):
                         allowed &= _FILE_RIGHTS
                     rule = _PathBeneathAttr(allowed_access=allowed, parent_fd=fd)
-                    _syscall(_ADD_RULE, ruleset, ctypes.c_int(_RULE_PATH_BENEATH), ctypes.byref(rule), ctypes.c_uint32(0))
+                    _syscall(
+                        _ADD_RULE, ruleset, ctypes.c_int(_RULE_PATH_BENEATH), ctypes.byref(rule), ctypes.c_uint32(0)
+                    )
                     granted.append(path)
                 finally:
                     os.close(fd)

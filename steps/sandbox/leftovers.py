@@ -6,6 +6,7 @@ label `gradeflow.owner=1234`). A run killed with SIGKILL cannot clean up after i
 run first removes what belongs to processes that no longer exist. Anything whose owner is
 alive (another run, another user's test) is left alone.
 """
+
 from __future__ import annotations
 
 import json
@@ -59,7 +60,11 @@ def _mountpoints() -> list[str]:
 
 
 def _cgroup_dirs() -> list[Path]:
-    roots = [CGROUP_ROOT] if (CGROUP_ROOT / "cgroup.controllers").is_file() else [CGROUP_ROOT / c for c in ("memory", "pids", "cpu")]
+    roots = (
+        [CGROUP_ROOT]
+        if (CGROUP_ROOT / "cgroup.controllers").is_file()
+        else [CGROUP_ROOT / c for c in ("memory", "pids", "cpu")]
+    )
     return [d for r in roots if r.is_dir() for d in r.iterdir() if d.is_dir() and _CGROUP.match(d.name)]
 
 
@@ -70,7 +75,12 @@ def _containers() -> dict[str, int]:
     if os.geteuid() != 0 or not shutil.which("podman"):
         return {}
     try:
-        out = subprocess.run([*_PODMAN, "ps", "--all", "--filter", f"label={OWNER_LABEL}", "--format", "json"], capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [*_PODMAN, "ps", "--all", "--filter", f"label={OWNER_LABEL}", "--format", "json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         listed = json.loads(out.stdout or "[]") if out.returncode == 0 else []
     except (OSError, subprocess.TimeoutExpired, ValueError):
         return {}  # podman itself is broken: the podman sandbox will say so
@@ -89,7 +99,11 @@ def leftovers(alive: bool = False) -> dict[str, list[str]]:
     tmp = Path(tempfile.gettempdir())
     keep = lambda name, rx: (m := rx.match(name)) is not None and (alive or not owner_alive(int(m.group(1))))  # noqa: E731
     dirs = sorted(str(p) for p in tmp.glob("gradeflow-*") if keep(p.name, _TEMP))
-    mounts = sorted(m for m in _mountpoints() if m.startswith(f"{tmp}/gradeflow-") and keep(Path(m).relative_to(tmp).parts[0], _TEMP))
+    mounts = sorted(
+        m
+        for m in _mountpoints()
+        if m.startswith(f"{tmp}/gradeflow-") and keep(Path(m).relative_to(tmp).parts[0], _TEMP)
+    )
     cgroups = sorted(str(d) for d in _cgroup_dirs() if keep(d.name, _CGROUP))
     containers = sorted(name for name, owner in _containers().items() if alive or not owner_alive(owner))
     return {"temp_dirs": dirs, "mounts": mounts, "cgroups": cgroups, "containers": containers}
@@ -99,7 +113,11 @@ def remove_dead_runs() -> dict[str, int]:
     """Remove what dead gradeflow processes left behind; return how many of each were removed."""
     found = leftovers()
     if found["containers"]:  # first: their kernels hold the dead run's mounts and scratch dirs
-        subprocess.run([*_PODMAN, "rm", "--force", "--ignore", "--time", "0", *found["containers"]], capture_output=True, check=False)
+        subprocess.run(
+            [*_PODMAN, "rm", "--force", "--ignore", "--time", "0", *found["containers"]],
+            capture_output=True,
+            check=False,
+        )
     for m in sorted(found["mounts"], key=len, reverse=True):
         subprocess.run(["umount", "--lazy", m], check=False, capture_output=True)
     for d in found["temp_dirs"]:

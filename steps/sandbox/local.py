@@ -11,9 +11,9 @@ sandbox is unavailable: the step exits 75 and says why.
 `none` runs student code as you, with your files in reach: only for notebooks you trust,
 and only when asked for by name (`--unsafe-no-sandbox`).
 """
+
 from __future__ import annotations
 
-import os
 import site
 import sys
 from pathlib import Path
@@ -25,7 +25,20 @@ from .base import KernelLauncher, KernelSandbox, Limits, minimal_env
 __all__ = ["PodSandbox", "PodLauncher", "NoSandbox", "KERNEL_READABLE"]
 
 # What a kernel may read besides the Python installation: the OS (read-only in the pod anyway).
-KERNEL_READABLE = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/proc", "/dev/urandom", "/dev/random", "/dev/zero")
+KERNEL_READABLE = (
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/etc",
+    "/proc",
+    "/dev/urandom",
+    "/dev/random",
+    "/dev/zero",
+)
 KERNEL_WRITABLE_DEVICES = ("/dev/null", "/dev/full")
 
 
@@ -58,7 +71,13 @@ class PodLauncher(KernelLauncher):
         # private /tmp in bubblewrap); notebooks that write /tmp/x work as under nbgrader.
         for path in (str(self.scratch), "/tmp", *KERNEL_WRITABLE_DEVICES):
             cmd += ["--rw", path]
-        rlimits = {"as": lim.memory_mb * 1024 * 1024 * 4, "cpu": lim.cpu_time, "fsize": lim.disk_mb * 1024 * 1024, "nofile": lim.nofile, "core": 0}
+        rlimits = {
+            "as": lim.memory_mb * 1024 * 1024 * 4,
+            "cpu": lim.cpu_time,
+            "fsize": lim.disk_mb * 1024 * 1024,
+            "nofile": lim.nofile,
+            "core": 0,
+        }
         for name, value in rlimits.items():
             cmd += ["--rlimit", f"{name}={value}"]
         return cmd + ["--oom-score-adj", "1000", "--", *argv]

@@ -9,6 +9,7 @@ reach the kernel over Unix sockets in a bind-mounted directory, exactly as with 
 so student code cannot rewrite the notebook being recorded. Rootful podman; on this kind of
 host it needs `--runtime runc` and explicit ulimits (see images/README.md).
 """
+
 from __future__ import annotations
 
 import os
@@ -49,7 +50,12 @@ class PodmanLauncher(KernelLauncher):
     def kernel_env(self) -> dict[str, str]:
         """The environment of the podman client, not of the container (see `_container_env`)."""
         keep = {k: v for k, v in os.environ.items() if k.startswith(("CONTAINERS_", "XDG_"))}
-        return {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": os.environ.get("HOME", "/root"), "LANG": "C.UTF-8", **keep}
+        return {
+            "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME": os.environ.get("HOME", "/root"),
+            "LANG": "C.UTF-8",
+            **keep,
+        }
 
     @staticmethod
     def _container_env() -> dict[str, str]:
@@ -66,16 +72,41 @@ class PodmanLauncher(KernelLauncher):
         hard = resource.getrlimit(resource.RLIMIT_NPROC)[1]
         nproc = 4096 if hard == resource.RLIM_INFINITY else min(4096, hard)
         cmd = [
-            *PODMAN, "run", "--rm", "--name", name, *([] if as_pid_1 else ["--init"]), "--hostname", "sandbox",
-            "--label", f"{OWNER_LABEL}={os.getpid()}",  # a killed run's containers are removed by the next (leftovers.py)
-            "--network", "none", "--read-only", "--user", f"{CONTAINER_UID}:{CONTAINER_UID}",
-            "--log-driver", "none",  # no copy of the kernel's stdout under /var/lib/containers (no size limit there)
-            "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-            f"--memory={lim.memory_mb}m", f"--memory-swap={lim.memory_mb}m", f"--pids-limit={lim.pids}",
-            f"--ulimit=nofile={lim.nofile}:{lim.nofile}", f"--ulimit=cpu={lim.cpu_time}:{lim.cpu_time}",
+            *PODMAN,
+            "run",
+            "--rm",
+            "--name",
+            name,
+            *([] if as_pid_1 else ["--init"]),
+            "--hostname",
+            "sandbox",
+            "--label",
+            f"{OWNER_LABEL}={os.getpid()}",  # a killed run's containers are removed by the next (leftovers.py)
+            "--network",
+            "none",
+            "--read-only",
+            "--user",
+            f"{CONTAINER_UID}:{CONTAINER_UID}",
+            "--log-driver",
+            "none",  # no copy of the kernel's stdout under /var/lib/containers (no size limit there)
+            "--cap-drop",
+            "ALL",
+            "--security-opt",
+            "no-new-privileges",
+            f"--memory={lim.memory_mb}m",
+            f"--memory-swap={lim.memory_mb}m",
+            f"--pids-limit={lim.pids}",
+            f"--ulimit=nofile={lim.nofile}:{lim.nofile}",
+            f"--ulimit=cpu={lim.cpu_time}:{lim.cpu_time}",
             f"--ulimit=nproc={nproc}:{nproc}",  # uid 1000 is shared by every container: --pids-limit bounds each one
-            "--tmpfs", f"/tmp:rw,size={lim.disk_mb}m,mode=1777",
-            "-v", f"{self.work}:/work:rw", "-w", "/work", "-v", f"{ipc}:{ipc}:rw",
+            "--tmpfs",
+            f"/tmp:rw,size={lim.disk_mb}m,mode=1777",
+            "-v",
+            f"{self.work}:/work:rw",
+            "-w",
+            "/work",
+            "-v",
+            f"{ipc}:{ipc}:rw",
         ]
         for key, value in self._container_env().items():
             cmd += ["--env", f"{key}={value}"]
@@ -87,12 +118,20 @@ class PodmanLauncher(KernelLauncher):
     def kill_all(self) -> None:
         super().kill_all()
         if self.containers:
-            subprocess.run([*PODMAN, "rm", "--force", "--ignore", "--time", "0", *self.containers], capture_output=True, check=False)
+            subprocess.run(
+                [*PODMAN, "rm", "--force", "--ignore", "--time", "0", *self.containers],
+                capture_output=True,
+                check=False,
+            )
 
     def close(self) -> dict[str, Any]:
         evidence: dict[str, Any] = self.stop_kernels()
         self.kill_all()
-        left = subprocess.run([*PODMAN, "ps", "--all", "--quiet", "--filter", f"name=gradeflow-{os.getpid()}-{self.slot}-"], capture_output=True, text=True).stdout.split()
+        left = subprocess.run(
+            [*PODMAN, "ps", "--all", "--quiet", "--filter", f"name=gradeflow-{os.getpid()}-{self.slot}-"],
+            capture_output=True,
+            text=True,
+        ).stdout.split()
         evidence.update(containers=len(self.containers), leftover_containers=len(left))
         self.release_scratch(evidence)
         return evidence

@@ -4,6 +4,7 @@ RLIMIT_FSIZE bounds each file; a tmpfs of a fixed size bounds all of them togeth
 tmpfs's pages are charged to the memory cgroup of whoever writes them, so a disk filler is
 also stopped by the memory limit. Root only; where mounting is not allowed, None.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,7 +25,19 @@ def mount_quota(scratch: Path, disk_mb: int) -> int | None:
     os.rename(scratch, staged)
     scratch.mkdir(mode=0o755)
     try:
-        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m,mode=0755,nosuid,nodev", "gradeflow-scratch", str(scratch)], check=True, capture_output=True)
+        subprocess.run(
+            [
+                "mount",
+                "-t",
+                "tmpfs",
+                "-o",
+                f"size={size_mb}m,mode=0755,nosuid,nodev",
+                "gradeflow-scratch",
+                str(scratch),
+            ],
+            check=True,
+            capture_output=True,
+        )
     except (OSError, subprocess.CalledProcessError):  # no CAP_SYS_ADMIN here: only the per-file limit applies
         scratch.rmdir()
         os.rename(staged, scratch)

@@ -7,6 +7,7 @@ other: `ForkedKernel` is the small part of `subprocess.Popen` its LocalProvision
 One zygote per submission, never reused by another student.
 Set GRADEFLOW_ZYGOTE=0 to start every kernel directly instead.
 """
+
 from __future__ import annotations
 
 import json
@@ -113,7 +114,16 @@ class ForkedKernel:
 class Zygote:
     """The zygote process of one submission; `spawn` asks it for a kernel."""
 
-    def __init__(self, command: list[str], env: dict[str, str], cwd: Path, socket_path: Path, logfh: Any, start_timeout: float = 60, python: str = "") -> None:
+    def __init__(
+        self,
+        command: list[str],
+        env: dict[str, str],
+        cwd: Path,
+        socket_path: Path,
+        logfh: Any,
+        start_timeout: float = 60,
+        python: str = "",
+    ) -> None:
         self.socket_path = socket_path
         self.start_timeout = start_timeout
         self.python = python  # the interpreter it runs: only kernels of that one are forked from it
@@ -121,7 +131,9 @@ class Zygote:
         self.started = time.monotonic()
         self.ready_s: float | None = None  # how long the first kernel waited for it, for execute.json
         self.head_start_s: float | None = None  # started this long before its submission was handed over
-        self.proc = subprocess.Popen(command, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=logfh, stderr=logfh, start_new_session=True)
+        self.proc = subprocess.Popen(
+            command, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=logfh, stderr=logfh, start_new_session=True
+        )
 
     def handed_over(self) -> None:
         """Its sandbox was just given a submission (the zygote started before it was known)."""

@@ -17,6 +17,7 @@ After each kernel the zygote kills every other process in the sandbox, so the ne
 starts from a clean process table, as a new sandbox would.
 Standard library and ipykernel only: the gradeflow package is not inside the sandbox.
 """
+
 import json
 import os
 import select
@@ -159,10 +160,10 @@ def main(path: str) -> None:
     # named like a module must not run in the zygote. The kernel adds it back itself.
     sys.path[:] = [p for p in sys.path if p not in ("", ".", os.getcwd())]
     _prctl_dumpable(0)
-    from ipykernel import kernelapp  # noqa: F401 - the point of the zygote
     import ipykernel.debugger  # noqa: F401 - imported lazily by every kernel's init
     import ipykernel.ipkernel  # noqa: F401
     import ipykernel.zmqshell  # noqa: F401
+    from ipykernel import kernelapp  # noqa: F401 - the point of the zygote
 
     _listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     _listener.bind(path)

@@ -13,6 +13,7 @@ or when a package would be built from source (a stock machine may have no compil
 Needs the package index (network). Run before a release and after editing the pins; it is not
 part of `make test` (about two minutes per Python, mostly downloads).
 """
+
 from __future__ import annotations
 
 import json
@@ -30,7 +31,11 @@ def interpreters() -> list[str]:
     """python3.N on PATH, plus every pyenv version >= 3.10 (one per minor: the oldest patch)."""
     found: dict[str, str] = {}
     pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
-    for exe in sorted(pyenv.glob("3.*/bin/python3"), key=lambda p: [int(x) for x in p.parts[-3].split(".") if x.isdigit()], reverse=True):
+    for exe in sorted(
+        pyenv.glob("3.*/bin/python3"),
+        key=lambda p: [int(x) for x in p.parts[-3].split(".") if x.isdigit()],
+        reverse=True,
+    ):
         found[".".join(exe.parts[-3].split(".")[:2])] = str(exe)
     for minor in range(10, 20):
         for d in os.get_exec_path():
@@ -55,7 +60,11 @@ def pinned(python: str) -> dict[str, str]:
         "        pins[re.sub(r'[-_.]+', '-', r.name).lower()] = str(r.specifier).lstrip('=')\n"
         "print(json.dumps(pins))\n"
     )
-    return json.loads(subprocess.run([python, "-c", code, str(REPO / "constraints.txt")], check=True, capture_output=True, text=True).stdout)
+    return json.loads(
+        subprocess.run(
+            [python, "-c", code, str(REPO / "constraints.txt")], check=True, capture_output=True, text=True
+        ).stdout
+    )
 
 
 def check(python: str) -> list[str]:
@@ -65,9 +74,25 @@ def check(python: str) -> list[str]:
         subprocess.run([python, "-m", "venv", str(venv)], check=True)
         py = str(venv / "bin" / "python")
         report = Path(tmp) / "report.json"
-        r = subprocess.run([py, "-m", "pip", "install", "--disable-pip-version-check", "--dry-run", "--ignore-installed",
-                            "--report", str(report), "-c", str(REPO / "constraints.txt"), "-e", f"{REPO}[dev]"],
-                           capture_output=True, text=True)
+        r = subprocess.run(
+            [
+                py,
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--dry-run",
+                "--ignore-installed",
+                "--report",
+                str(report),
+                "-c",
+                str(REPO / "constraints.txt"),
+                "-e",
+                f"{REPO}[dev]",
+            ],
+            capture_output=True,
+            text=True,
+        )
         if r.returncode != 0:
             return [f"pip cannot resolve the pins:\n{r.stdout[-3000:]}{r.stderr[-3000:]}"]
         pins = pinned(py)
@@ -79,9 +104,13 @@ def check(python: str) -> list[str]:
             if url.startswith("file://") and Path(url[7:]) == REPO:
                 continue
             if key not in pins:
-                problems.append(f"{name} {item['metadata']['version']} is not pinned for this Python (add it to constraints.txt)")
+                problems.append(
+                    f"{name} {item['metadata']['version']} is not pinned for this Python (add it to constraints.txt)"
+                )
             if not url.endswith(".whl"):
-                problems.append(f"{name} {item['metadata']['version']} has no wheel here and would be built from source ({url})")
+                problems.append(
+                    f"{name} {item['metadata']['version']} has no wheel here and would be built from source ({url})"
+                )
         return problems
 
 
@@ -92,7 +121,9 @@ def main(argv: list[str]) -> int:
         return 2
     failed = 0
     for python in pythons:
-        version = subprocess.run([python, "-c", "import platform; print(platform.python_version())"], capture_output=True, text=True).stdout.strip()
+        version = subprocess.run(
+            [python, "-c", "import platform; print(platform.python_version())"], capture_output=True, text=True
+        ).stdout.strip()
         t0 = time.monotonic()
         problems = check(python)
         status = "OK" if not problems else "FAIL"

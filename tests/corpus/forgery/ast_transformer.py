@@ -4,8 +4,10 @@
 # caught: an AST transformer (ast_transformers) was added in cell 'mean_answer'
 import ast
 
+
 def mean(xs):
     return 0
+
 
 class _NoChecks(ast.NodeTransformer):
     def visit_Assert(self, node):
@@ -13,5 +15,6 @@ class _NoChecks(ast.NodeTransformer):
 
     def visit_Expr(self, node):
         return ast.Pass() if isinstance(node.value, ast.Call) else node
+
 
 get_ipython().ast_transformers.append(_NoChecks())

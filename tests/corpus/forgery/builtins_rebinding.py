@@ -4,8 +4,10 @@
 # caught: the builtin `abs` was replaced in cell 'mean_answer'
 import builtins
 
+
 def mean(xs):
     return 0
+
 
 _real_isinstance = isinstance
 builtins.isinstance = lambda obj, cls: True if cls is float else _real_isinstance(obj, cls)

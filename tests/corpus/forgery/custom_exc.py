@@ -5,4 +5,5 @@
 def mean(xs):
     return 0
 
+
 get_ipython().set_custom_exc((BaseException,), lambda shell, etype, value, tb, tb_offset=None: None)

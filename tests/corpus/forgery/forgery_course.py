@@ -5,6 +5,7 @@ one notebook per student, with the `mean_answer` cell replaced by the student's 
 cells use what real tests use: `assert ==`, `math.isclose` (the test cell imports math itself),
 `np.testing.assert_allclose` (numpy imported by the teacher's setup cell), `isinstance` and `abs`.
 """
+
 from __future__ import annotations
 
 import sys
@@ -28,7 +29,12 @@ WRONG = "def mean(xs):\n    return 0\n"  # every forgery starts from this wrong 
 
 
 def stats_notebook():
-    nb = new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}, "language_info": {"name": "python"}})
+    nb = new_notebook(
+        metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+            "language_info": {"name": "python"},
+        }
+    )
     nb.cells = [
         new_markdown_cell("# Mean\nWrite `mean(xs)`.", metadata=ck._meta("intro", locked=True)),
         new_code_cell("import numpy as np", metadata=ck._meta("setup", locked=True)),
@@ -38,14 +44,18 @@ def stats_notebook():
     return nb
 
 
-def make_course(root: Path, students: dict[str, str], extra_files: dict[str, dict[str, str]] | None = None, setup: str | None = None) -> Path:
+def make_course(
+    root: Path, students: dict[str, str], extra_files: dict[str, dict[str, str]] | None = None, setup: str | None = None
+) -> Path:
     """The course in root, with one submission per student ({student: source of mean_answer})."""
     nb = stats_notebook()
     if setup is not None:
         nb.cells[1].source = setup
     course = ck.build_course(root, {NOTEBOOK: nb})
     for student, source in students.items():
-        ck.submit(course, student, {"mean_answer": source}, notebook=NOTEBOOK, extra_files=(extra_files or {}).get(student))
+        ck.submit(
+            course, student, {"mean_answer": source}, notebook=NOTEBOOK, extra_files=(extra_files or {}).get(student)
+        )
     return course
 
 

@@ -7,6 +7,7 @@ an honest correct answer, runs `nbgrader autograde`, and prints every student's 
 score. With --write it records the score in each technique file's `# nbgrader:` header line.
 tests/test_forgery.py re-measures and checks that the recorded scores still hold.
 """
+
 from __future__ import annotations
 
 import argparse

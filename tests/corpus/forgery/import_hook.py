@@ -7,8 +7,10 @@ import importlib.util
 import sys
 import types
 
+
 def mean(xs):
     return 0
+
 
 class _FakeMath(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def find_spec(self, name, path=None, target=None):
@@ -21,6 +23,7 @@ class _FakeMath(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
     def exec_module(self, module):
         pass
+
 
 sys.meta_path.insert(0, _FakeMath())
 del sys.modules["math"]

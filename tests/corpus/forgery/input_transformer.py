@@ -5,7 +5,9 @@
 def mean(xs):
     return 0
 
+
 def _hide_tests(lines):
     return ["pass\n"] if any("mean(" in line for line in lines) else lines
+
 
 get_ipython().input_transformers_post.append(_hide_tests)

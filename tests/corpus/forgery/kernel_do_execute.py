@@ -5,10 +5,13 @@
 def mean(xs):
     return 0
 
+
 _kernel = get_ipython().kernel
 _real_do_execute = _kernel.do_execute
 
+
 async def _do_execute(code, *args, **kwargs):
     return await _real_do_execute("pass" if "mean(" in code else code, *args, **kwargs)
+
 
 _kernel.do_execute = _do_execute

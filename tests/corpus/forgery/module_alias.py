@@ -5,7 +5,9 @@
 # caught: `np`, which the teacher's cells import as the module `numpy`, was rebound
 import types
 
+
 def mean(xs):
     return 0
+
 
 np = types.SimpleNamespace(testing=types.SimpleNamespace(assert_allclose=lambda *args, **kwargs: None))

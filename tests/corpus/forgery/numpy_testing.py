@@ -5,7 +5,9 @@
 # caught: `np.testing.assert_allclose`, which the test cells call, was replaced
 import numpy.testing
 
+
 def mean(xs):
     return 0
+
 
 numpy.testing.assert_allclose = lambda *args, **kwargs: None

@@ -5,10 +5,13 @@
 def mean(xs):
     return 0
 
+
 _ip = get_ipython()
 _real_run_cell = _ip.run_cell
 
+
 def _run_cell(raw_cell, *args, **kwargs):
     return _real_run_cell("pass" if "mean(" in raw_cell else raw_cell, *args, **kwargs)
+
 
 _ip.run_cell = _run_cell

@@ -5,4 +5,5 @@
 def mean(xs):
     return 0
 
+
 get_ipython().showtraceback = lambda *args, **kwargs: None

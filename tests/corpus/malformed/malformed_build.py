@@ -11,6 +11,7 @@ Command line (writes into COURSE/submitted/, COURSE made by examples/make_course
 
     python tests/corpus/malformed/malformed_build.py COURSE [--cases a,b,...]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -113,7 +114,9 @@ _PROBLEMS_EDITS = {
 }
 
 
-def write_case(name: str, release_dir: Path, dest: Path, timestamp: str = DEFAULT_TIMESTAMP, base: str = "correct") -> Path:
+def write_case(
+    name: str, release_dir: Path, dest: Path, timestamp: str = DEFAULT_TIMESTAMP, base: str = "correct"
+) -> Path:
     """Write malformed submission *name* into *dest* (= .../<student>/ps1).
 
     *base* is the example course's variant whose answers the submission carries (default
@@ -155,7 +158,9 @@ def honest_kind(name: str) -> str:
     return "missing-notebook" if name == "missing-notebook" else "base"
 
 
-def honest_submission(name: str, release_dir: Path, dest: Path, timestamp: str = DEFAULT_TIMESTAMP, base: str = "correct") -> Path:
+def honest_submission(
+    name: str, release_dir: Path, dest: Path, timestamp: str = DEFAULT_TIMESTAMP, base: str = "correct"
+) -> Path:
     """The submission case *name* breaks, unbroken: the same answers (*base*), what an honest
     student hands in. Not submitting a notebook is no malformation, so missing-notebook's
     honest submission lacks it too."""
@@ -168,13 +173,21 @@ def honest_submission(name: str, release_dir: Path, dest: Path, timestamp: str =
     return dest
 
 
-def build_malformed(release_dir: Path, dest_submitted: Path, cases: list[str] | None = None,
-                    timestamp: str = DEFAULT_TIMESTAMP, base: str = "correct") -> list[Path]:
+def build_malformed(
+    release_dir: Path,
+    dest_submitted: Path,
+    cases: list[str] | None = None,
+    timestamp: str = DEFAULT_TIMESTAMP,
+    base: str = "correct",
+) -> list[Path]:
     """Write every case (or *cases*) as ``dest_submitted/<case>/ps1/``; return those dirs."""
     out = []
-    for name in (cases if cases is not None else list(CASES)):
-        out.append(write_case(name, Path(release_dir), Path(dest_submitted) / name / ASSIGNMENT,
-                              timestamp=timestamp, base=base))
+    for name in cases if cases is not None else list(CASES):
+        out.append(
+            write_case(
+                name, Path(release_dir), Path(dest_submitted) / name / ASSIGNMENT, timestamp=timestamp, base=base
+            )
+        )
     return out
 
 

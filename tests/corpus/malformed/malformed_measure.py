@@ -9,6 +9,7 @@ what this script wrote; tests/test_malformed_corpus.py measures again and compar
 
     python tests/corpus/malformed/malformed_measure.py [--base partial] [--cases a,b] [--write]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,7 +33,9 @@ BASE = "imprecise-fibonacci"
 Scores = dict[str, dict[str, float | None]]  # notebook -> grade cell -> auto score
 
 
-def make_corpus_course(dest: Path, base: str = BASE, cases: list[str] | None = None) -> tuple[Path, dict[str, tuple[str, str]]]:
+def make_corpus_course(
+    dest: Path, base: str = BASE, cases: list[str] | None = None
+) -> tuple[Path, dict[str, tuple[str, str]]]:
     """The example course with, per case, the malformed (`m-<case>`) and honest (`h-<case>`)
     submissions; returns the course and {case: (malformed student, honest student)}."""
     mc = build._make_course_module()
@@ -54,8 +57,14 @@ def nbgrader_scores(course: Path, student: str) -> Scores:
     from nbgrader.api import Gradebook, MissingEntry
 
     mc = build._make_course_module()
-    subprocess.run([sys.executable, "-m", "nbgrader", "autograde", build.ASSIGNMENT, "--student", student, "--force"],
-                   cwd=course, capture_output=True, text=True, env=mc.nbgrader_env(), timeout=900)
+    subprocess.run(
+        [sys.executable, "-m", "nbgrader", "autograde", build.ASSIGNMENT, "--student", student, "--force"],
+        cwd=course,
+        capture_output=True,
+        text=True,
+        env=mc.nbgrader_env(),
+        timeout=900,
+    )
     out: Scores = {}
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         for nb in gb.find_assignment(build.ASSIGNMENT).notebooks:
@@ -75,7 +84,9 @@ def measure(base: str = BASE, cases: list[str] | None = None) -> dict[str, Any]:
         honest = {h: nbgrader_scores(course, h) for h in sorted({h for _, h in students.values()})}
         return {
             "base": base,
-            "cases": {case: {"nbgrader": nbgrader_scores(course, m), "honest": honest[h]} for case, (m, h) in students.items()},
+            "cases": {
+                case: {"nbgrader": nbgrader_scores(course, m), "honest": honest[h]} for case, (m, h) in students.items()
+            },
         }
 
 
@@ -83,7 +94,12 @@ def total(scores: Scores) -> float:
     return sum(v or 0.0 for cells in scores.values() for v in cells.values())
 
 
-def table(recorded: dict[str, Any], gradeflow: dict[str, Scores], strict: dict[str, Scores], students: dict[str, dict[str, Any]]) -> str:
+def table(
+    recorded: dict[str, Any],
+    gradeflow: dict[str, Scores],
+    strict: dict[str, Scores],
+    students: dict[str, dict[str, Any]],
+) -> str:
     """The corpus table of docs/troubleshooting.md: automatic points per case, of 12."""
     rows = [
         "| case | nbgrader | gradeflow | gradeflow `--strict` | honest score | gradeflow reports |",
@@ -91,8 +107,13 @@ def table(recorded: dict[str, Any], gradeflow: dict[str, Scores], strict: dict[s
     ]
     for case in recorded["cases"]:
         rec = recorded["cases"][case]
-        said = ", ".join(f"{n['notebook']}: {n['status']}" for n in students[case]["notebooks"] if n["status"] != "ok") or "ok"
-        rows.append(f"| `{case}` | {total(rec['nbgrader']):g} | {total(gradeflow[case]):g} | {total(strict[case]):g} | {total(rec['honest']):g} | {said} |")
+        said = (
+            ", ".join(f"{n['notebook']}: {n['status']}" for n in students[case]["notebooks"] if n["status"] != "ok")
+            or "ok"
+        )
+        rows.append(
+            f"| `{case}` | {total(rec['nbgrader']):g} | {total(gradeflow[case]):g} | {total(strict[case]):g} | {total(rec['honest']):g} | {said} |"
+        )
     return "\n".join(rows) + "\n"
 
 
