@@ -17,6 +17,7 @@ from typing import Any, Callable, Sequence
 from .contract import EXIT_INFRA, EXIT_OK, EXIT_USAGE, Step
 from .errors import TeacherError
 from .records import Manifest, StepRecord, read_json, write_json
+from .workspace import Workspace
 
 __all__ = ["run_step", "setup_logging", "for_each_submission", "submissions_main"]
 
@@ -46,18 +47,18 @@ def for_each_submission(
     step: Step, one: OneSubmission, workspace: Path, students: Sequence[str] | None
 ) -> list[StepRecord]:
     """Run a per-submission step function over the manifest's students (or only `students`)."""
-    workspace = Path(workspace)
-    if not (workspace / "manifest.json").is_file():
+    ws = Workspace(workspace)
+    if not ws.manifest.is_file():
         # In Argo, score runs in the exit handler even when collect never finished: no retry
         # can make the manifest appear, so this is not our crash (EXIT_INFRA) but a stop.
         raise TeacherError(
             f"{step.name}: no manifest.json in {workspace}: collect did not finish for this run",
             "fix what collect reported (gradeflow logs RUN) and run again",
         )
-    manifest = Manifest.load(workspace / "manifest.json")
-    snapshot = read_json(workspace / "snapshot.json")
+    manifest = Manifest.load(ws.manifest)
+    snapshot = read_json(ws.snapshot)
     with tempfile.TemporaryDirectory(prefix=f"gradeflow-{step.name}-") as scratch:
-        return [one(workspace, manifest, snapshot, s, Path(scratch)) for s in (students or manifest.students())]
+        return [one(ws.root, manifest, snapshot, s, Path(scratch)) for s in (students or manifest.students())]
 
 
 def submissions_main(

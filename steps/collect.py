@@ -20,10 +20,11 @@ import shutil
 from pathlib import Path
 from typing import Sequence
 
-from .contract import STEPS
+from .contract import STEPS, SUBMISSIONS
 from .course import assignment_gradebook, new_run_id, open_course, submission_dirs
 from .errors import TeacherError
 from .records import Manifest, Submission, write_json
+from .workspace import Workspace
 
 __all__ = ["collect", "main", "shard_of", "parse_shard"]
 
@@ -148,8 +149,8 @@ def collect(
         else []
     )
 
-    workspace = Path(workspace)
-    (workspace / "submissions").mkdir(parents=True, exist_ok=True)
+    ws = Workspace(workspace)
+    ws.path(SUBMISSIONS).mkdir(parents=True, exist_ok=True)
     submissions, problems, left_out = [], [], []
     for student, src in sorted(found.items()):
         dropped: list[str] = []
@@ -174,7 +175,7 @@ def collect(
             continue
         top_notebooks = {f.stem for f in files if f.suffix == ".ipynb" and len(f.parts) == 1}
         timestamp, ts_note = _timestamp(src)
-        dest = workspace / "submissions" / student
+        dest = ws.submission(student)
         if dest.exists():
             shutil.rmtree(dest)
         for rel in files:
@@ -208,9 +209,9 @@ def collect(
         problems=problems,
         left_out=left_out,
     )
-    write_json(workspace / "snapshot.json", snapshot)
-    write_json(workspace / "manual.json", {s.student: manual[s.student] for s in submissions if s.student in manual})
-    manifest.save(workspace / "manifest.json")
+    write_json(ws.snapshot, snapshot)
+    write_json(ws.manual, {s.student: manual[s.student] for s in submissions if s.student in manual})
+    manifest.save(ws.manifest)
     return manifest
 
 

@@ -12,14 +12,21 @@ from __future__ import annotations
 import argparse
 import shutil
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from .contract import STEPS
 from .limits import add_limit_arguments, limits_from_args
-from .records import OK, REPAIRED, StepRecord, read_json
+from .records import OK, REPAIRED, Manifest, StepRecord, read_json
 from .sandbox import DEFAULT_SANDBOX, SANDBOXES, Limits, get_sandbox
+from .workspace import SubmissionOptions, Workspace
 
-__all__ = ["execute", "main", "add_limit_arguments", "limits_from_args"]  # the latter two: steps.limits, for the CLIs
+__all__ = [
+    "execute",
+    "per_submission",
+    "main",
+    "add_limit_arguments",
+    "limits_from_args",
+]  # the latter two: steps.limits, for the CLIs
 
 STEP = STEPS["execute"]
 
@@ -34,20 +41,26 @@ def execute(
 ) -> StepRecord:
     """Execute every gradable notebook of one submission in the named sandbox. `check`: first
     make sure the sandbox can run here (the local runner did once for the whole run)."""
-    workspace = Path(workspace)
-    restored = workspace / "restored" / student
-    restore_record = StepRecord.load(restored / "restore.json")
+    ws = Workspace(workspace)
+    restore_record = StepRecord.load(ws.record("restore", student))
     notebooks = [o.notebook for o in restore_record.notebooks if o.status in (OK, REPAIRED)]
-    config = read_json(workspace / "snapshot.json").get("config", {})
-    out = workspace / "executed" / student
+    config = read_json(ws.snapshot).get("config", {})
+    out = ws.executed(student)
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
     if not notebooks:
         record = StepRecord("execute", student, detail={"sandbox": sandbox, "note": "nothing gradable to execute"})
-        record.save(out / "execute.json")
+        record.save(ws.record(STEP, student))
         return record
-    return get_sandbox(sandbox, check=check).execute_submission(restored / "work", notebooks, out, limits, config, slot)
+    return get_sandbox(sandbox, check=check).execute_submission(ws.work(student), notebooks, out, limits, config, slot)
+
+
+def per_submission(
+    ws: Workspace, manifest: Manifest, snapshot: dict[str, Any], student: str, opts: SubmissionOptions
+) -> StepRecord:
+    """The local runner's chain entry (steps.workspace.PerSubmission)."""
+    return execute(ws, student, opts.sandbox or DEFAULT_SANDBOX, opts.limits or Limits(), opts.slot, check=opts.check)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

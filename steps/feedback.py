@@ -30,13 +30,14 @@ from typing import Any, Sequence
 import nbformat
 
 from .cli import for_each_submission, run_step
-from .contract import STEPS
+from .contract import MANUAL, STEPS
 from .records import OK, REPAIRED, SKIPPED, Manifest, NotebookOutcome, StepRecord, read_json
+from .workspace import SubmissionOptions, Workspace
 
-__all__ = ["feedback", "feedback_submission", "export_manual", "main", "MANUAL_FILE"]
+__all__ = ["feedback", "feedback_submission", "per_submission", "export_manual", "main", "MANUAL_FILE"]
 
 STEP = STEPS["feedback"]
-MANUAL_FILE = "manual.json"
+MANUAL_FILE = MANUAL.at()  # kept for importers: the contract declares it
 HIDDEN_TESTS = ("redact", "show")  # what feedback does with hidden tests: the CLI's and Argo's values
 
 
@@ -170,15 +171,15 @@ def feedback_submission(
     from .snapshot import scratch_gradebook, scratch_url
 
     start = time.monotonic()
-    workspace = Path(workspace)
+    ws = Workspace(workspace)
     sub = manifest.submission(student)
-    out = workspace / "feedback" / student
+    out = ws.feedback(student)
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    scored_dir = workspace / "scored" / student
-    score_rec = StepRecord.load(scored_dir / "score.json")
-    manual_path = workspace / MANUAL_FILE
+    scored_dir = ws.scored(student)
+    score_rec = StepRecord.load(ws.record("score", student))
+    manual_path = ws.manual
     manual = (read_json(manual_path) if manual_path.is_file() else {}).get(student, {})
     record = StepRecord("feedback", student, detail={"show_hidden_tests": show_hidden_tests})
     graded = [
@@ -237,8 +238,17 @@ def feedback_submission(
             )
         )
     record.seconds = round(time.monotonic() - start, 3)
-    record.save(out / "feedback.json")
+    record.save(ws.record(STEP, student))
     return record
+
+
+def per_submission(
+    ws: Workspace, manifest: Manifest, snapshot: dict[str, Any], student: str, opts: SubmissionOptions
+) -> StepRecord:
+    """The local runner's chain entry (steps.workspace.PerSubmission)."""
+    return feedback_submission(
+        ws, manifest, snapshot, student, opts.scratch, opts.show_hidden_tests, opts.scored_in_scratch
+    )
 
 
 def feedback(
@@ -249,9 +259,9 @@ def feedback(
     def one(ws: Path, manifest: Manifest, snapshot: dict, student: str, scratch: Path) -> StepRecord:
         return feedback_submission(ws, manifest, snapshot, student, scratch, show_hidden_tests)
 
-    scored = Path(workspace) / "scored"
-    manifest = Manifest.load(Path(workspace) / "manifest.json")
-    students = [s for s in (students or manifest.students()) if (scored / s / "score.json").is_file()]
+    ws = Workspace(workspace)
+    manifest = Manifest.load(ws.manifest)
+    students = [s for s in (students or manifest.students()) if ws.record("score", s).is_file()]
     return for_each_submission(STEP, one, workspace, students) if students else []
 
 

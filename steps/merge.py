@@ -19,7 +19,7 @@ import datetime as dt
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import nbformat
 
@@ -38,6 +38,7 @@ from .records import (
     read_json,
     write_json,
 )
+from .workspace import CELLS_CSV, GRADES_CSV, RESULTS_JSON, SUMMARY_TXT, Workspace
 
 __all__ = ["merge", "summarize", "apply_to_course", "CourseWriter", "main"]
 
@@ -50,8 +51,9 @@ def _load(path: Path) -> StepRecord | None:
 
 def summarize(workspace: Path) -> dict[str, Any]:
     """Build results.json's content from the manifest and every score record."""
-    manifest = Manifest.load(workspace / "manifest.json")
-    snapshot = read_json(workspace / "snapshot.json")
+    ws = Workspace(workspace)
+    manifest = Manifest.load(ws.manifest)
+    snapshot = read_json(ws.snapshot)
     max_total = sum(float(c["max_score"]) for nb in snapshot["notebooks"] for c in nb["grade_cells"] + nb["task_cells"])
     students: list[dict[str, Any]] = []
     counts = {
@@ -70,9 +72,9 @@ def summarize(workspace: Path) -> dict[str, Any]:
     }
     for sub in manifest.submissions:
         counts["submissions"] += 1
-        rec = _load(workspace / "scored" / sub.student / "score.json")
-        fb = _load(workspace / "feedback" / sub.student / "feedback.json")
-        execd = _load(workspace / "executed" / sub.student / "execute.json")
+        rec = _load(ws.record("score", sub.student))
+        fb = _load(ws.record("feedback", sub.student))
+        execd = _load(ws.record("execute", sub.student))
         notebooks, total, penalty = [], 0.0, 0.0
         for name in manifest.notebooks:
             o = rec.outcome(name) if rec else None
@@ -207,10 +209,10 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
 
 
 def _write_results(workspace: Path, results: dict[str, Any]) -> Path:
-    out = workspace / "results"
+    out = Workspace(workspace).results
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "results.json", results)
-    with open(out / "grades.csv", "w", newline="") as fh:
+    write_json(out / RESULTS_JSON, results)
+    with open(out / GRADES_CSV, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(
             [
@@ -239,7 +241,7 @@ def _write_results(workspace: Path, results: dict[str, Any]) -> Path:
                     s["needs_manual_grade"],
                 ]
             )
-    with open(out / "cells.csv", "w", newline="") as fh:
+    with open(out / CELLS_CSV, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["student_id", "notebook", "cell", "auto_score", "max_score", "needs_manual_grade"])
         for s in results["students"]:
@@ -255,7 +257,7 @@ def _write_results(workspace: Path, results: dict[str, Any]) -> Path:
                             cell["needs_manual_grade"],
                         ]
                     )
-    (out / "summary.txt").write_text("\n".join(summary_lines(results)) + "\n")
+    (out / SUMMARY_TXT).write_text("\n".join(summary_lines(results)) + "\n")
     return out
 
 
@@ -281,8 +283,9 @@ class CourseWriter:
 
         share_engines()  # one engine for the whole run, not one per notebook
         self.workspace = Path(workspace)
-        self.manifest = Manifest.load(self.workspace / "manifest.json")
-        self.snapshot = read_json(self.workspace / "snapshot.json")
+        self.ws = Workspace(workspace)
+        self.manifest = Manifest.load(self.ws.manifest)
+        self.snapshot = read_json(self.ws.snapshot)
         _, self.coursedir = open_course(Path(course_dir))
         self.config = Config(self.snapshot.get("config", {}))
         self.permissions = 0o664 if self.coursedir.groupshared else 0o444
@@ -300,9 +303,9 @@ class CourseWriter:
         from .gradebook import database_errors, one_transaction
         from .nbgrader_pipeline import merge_preprocessors
 
-        ws, assignment, coursedir = self.workspace, self.manifest.assignment, self.coursedir
+        ws, assignment, coursedir = self.ws, self.manifest.assignment, self.coursedir
         sub = self.manifest.submission(student)
-        rec = _load(ws / "scored" / student / "score.json")
+        rec = _load(self.ws.record("score", student))
         if rec is None or any(o.status == UNGRADED for o in rec.notebooks):
             return False  # not scored, or gradeflow failed on it: the course keeps what it had
         graded: dict[str, Any] = {}  # notebook -> the graded notebook for autograded/, or None
@@ -323,7 +326,7 @@ class CourseWriter:
                 )
             for o in rec.notebooks:
                 if o.status in (OK, REPAIRED, TAMPERED):
-                    nb = nbformat.read(str(ws / "scored" / student / f"{o.notebook}.ipynb"), as_version=4)
+                    nb = nbformat.read(str(ws.scored(student) / f"{o.notebook}.ipynb"), as_version=4)
                     resources = {
                         "nbgrader": {
                             "student": student,
@@ -351,7 +354,7 @@ class CourseWriter:
         self.written += 1
         dest = Path(coursedir.format_path(coursedir.autograded_directory, student, assignment))
         dest.mkdir(parents=True, exist_ok=True)
-        work = ws / "restored" / student / "work"
+        work = ws.work(student)
         for f in work.rglob("*"):
             if f.is_file() and f.suffix != ".ipynb":
                 _replace_file(f, dest / f.relative_to(work))
@@ -371,12 +374,12 @@ class CourseWriter:
         """The feedback step's pages into feedback/STUDENT/ASSIGNMENT/, as `nbgrader generate_feedback`
         leaves them: with the submission's timestamp.txt and submission_secret.txt, which
         `nbgrader release_feedback` reads to name each page for the student's exchange."""
-        src = self.workspace / "feedback" / student
-        if not (src / "feedback.json").is_file():
+        src, record = self.ws.feedback(student), self.ws.record("feedback", student)
+        if not record.is_file():
             return
-        coursedir, work = self.coursedir, self.workspace / "restored" / student / "work"
+        coursedir, work = self.coursedir, self.ws.work(student)
         dest = Path(coursedir.format_path(coursedir.feedback_directory, student, self.manifest.assignment))
-        for o in StepRecord.load(src / "feedback.json").notebooks:
+        for o in StepRecord.load(record).notebooks:
             target = dest / f"{o.notebook}.html"
             if o.status == OK:
                 _replace_file(src / f"{o.notebook}.html", target)
@@ -400,12 +403,21 @@ def apply_to_course(workspace: Path, course_dir: Path, students: Sequence[str] |
     ]
 
 
-def merge(workspace: Path, course_dir: Path | None = None, students: Sequence[str] | None = None) -> dict[str, Any]:
-    """Write results/ for the run; with `course_dir`, also the gradebook and autograded/."""
+def merge(
+    workspace: Path,
+    course_dir: Path | None = None,
+    students: Sequence[str] | None = None,
+    run: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write results/ for the run; with `course_dir`, also the gradebook and autograded/.
+
+    `run`: facts only the caller knows (the local runner's run_dir, sandbox, jobs and timings),
+    added to results.json, so it is written once and complete."""
     workspace = Path(workspace)
     if course_dir is not None:
         apply_to_course(workspace, Path(course_dir), students)
     results = summarize(workspace)
+    results.update(run or {})
     _write_results(workspace, results)
     return results
 

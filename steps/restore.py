@@ -34,8 +34,9 @@ from .nbgrader_pipeline import restore_preprocessors
 from .preprocessors import RECOVERY_PREPROCESSORS, released_sources
 from .records import MISSING, OK, REPAIRED, SKIPPED, Manifest, NotebookOutcome, StepRecord
 from .snapshot import scratch_gradebook
+from .workspace import SubmissionOptions, Workspace
 
-__all__ = ["restore", "restore_submission", "main", "Malformed"]
+__all__ = ["restore", "restore_submission", "per_submission", "main", "Malformed"]
 
 STEP = STEPS["restore"]
 log = logging.getLogger("gradeflow.restore")
@@ -256,11 +257,10 @@ def restore_submission(
         snapshot.get("config", {})
     )  # a preprocessor the course names but gradeflow cannot import is the teacher's to fix, not a skip
     sub = manifest.submission(student)
-    src = workspace / "submissions" / student
-    out = workspace / "restored" / student
+    ws = Workspace(workspace)
+    src, out, work = ws.submission(student), ws.restored(student), ws.work(student)
     if out.exists():
         shutil.rmtree(out)
-    work = out / "work"
     # nbgrader's build dir: every submitted file but the notebooks, which are written restored
     shutil.copytree(src, work, ignore=shutil.ignore_patterns("*.ipynb"))
     db_url = scratch_gradebook(snapshot, scratch)
@@ -280,8 +280,15 @@ def restore_submission(
     record.detail["work_hash"] = _hash_dir(work, snapshot.get("config"))
     record.detail["strict"] = strict
     record.seconds = round(time.monotonic() - start, 3)
-    record.save(out / "restore.json")
+    record.save(ws.record(STEP, student))
     return record
+
+
+def per_submission(
+    ws: Workspace, manifest: Manifest, snapshot: dict[str, Any], student: str, opts: SubmissionOptions
+) -> StepRecord:
+    """The local runner's chain entry (steps.workspace.PerSubmission)."""
+    return restore_submission(ws, manifest, snapshot, student, opts.scratch, opts.strict)
 
 
 def restore(workspace: Path, students: Sequence[str] | None = None, strict: bool = False) -> list[StepRecord]:

@@ -27,8 +27,9 @@ from .integrity import flag_for_review, withhold_credit
 from .nbgrader_pipeline import score_preprocessors
 from .records import MISSING, OK, SKIPPED, TAMPERED, UNGRADED, Manifest, NotebookOutcome, StepRecord
 from .snapshot import scratch_gradebook
+from .workspace import SubmissionOptions, Workspace
 
-__all__ = ["score", "score_submission", "main", "read_grades"]
+__all__ = ["score", "score_submission", "per_submission", "main", "read_grades"]
 
 STEP = STEPS["score"]
 
@@ -91,13 +92,13 @@ def score_submission(
 
     start = time.monotonic()
     sub = manifest.submission(student)
-    restored_dir, executed_dir = workspace / "restored" / student, workspace / "executed" / student
-    out = workspace / "scored" / student
+    ws = Workspace(workspace)
+    executed_dir, out = ws.executed(student), ws.scored(student)
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    restore_rec = StepRecord.load(restored_dir / "restore.json")
-    exec_path = executed_dir / "execute.json"
+    restore_rec = StepRecord.load(ws.record("restore", student))
+    exec_path = ws.record("execute", student)
     exec_rec = StepRecord.load(exec_path) if exec_path.is_file() else None
     db_url = scratch_gradebook(snapshot, scratch)
     with Gradebook(db_url) as gb:
@@ -131,7 +132,7 @@ def score_submission(
             record.notebooks.append(NotebookOutcome(name, e.status, e.reason))
             continue
         executed = nbformat.read(str(executed_dir / f"{name}.ipynb"), as_version=4)
-        changed = _cells_unchanged(nbformat.read(str(restored_dir / "work" / f"{name}.ipynb"), as_version=4), executed)
+        changed = _cells_unchanged(nbformat.read(str(ws.work(student) / f"{name}.ipynb"), as_version=4), executed)
         if changed:
             record.notebooks.append(
                 NotebookOutcome(name, SKIPPED, f"the notebook was modified while it ran ({changed}): not graded")
@@ -164,8 +165,15 @@ def score_submission(
         else:
             record.notebooks.append(NotebookOutcome(name, r.status, r.reason, list(r.changes), repairs))
     record.seconds = round(time.monotonic() - start, 3)
-    record.save(out / "score.json")
+    record.save(ws.record(STEP, student))
     return record
+
+
+def per_submission(
+    ws: Workspace, manifest: Manifest, snapshot: dict[str, Any], student: str, opts: SubmissionOptions
+) -> StepRecord:
+    """The local runner's chain entry (steps.workspace.PerSubmission)."""
+    return score_submission(ws, manifest, snapshot, student, opts.scratch)
 
 
 def score(workspace: Path, students: Sequence[str] | None = None) -> list[StepRecord]:

@@ -1,0 +1,222 @@
+"""The per-submission part of the DAG, in a local worker: restore → execute → score (→ feedback).
+
+The chain is not wired by hand: it is `steps.workspace.submission_chain()`, the contract's DAG
+steps whose outputs are per student, each called through its module's `per_submission` with one
+signature. A submission runs as soon as a slot is free instead of step by step for the class.
+
+Every step's failure is contained to its submission: when gradeflow itself fails in a step that
+decides the grade (restore, execute, score), the submission is UNGRADED with a reason naming the
+step, nothing is written to the course for it, and the batch goes on; an optional step's failure
+(feedback) costs only its own output. Also here: the canary, a one-notebook test of the sandbox
+before any submission is touched, and the warming of workers and their first sandboxes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import tempfile
+import threading
+from concurrent.futures import ProcessPoolExecutor, wait
+from pathlib import Path
+from typing import Any, Iterator
+
+from steps.contract import OPTIONAL, Step
+from steps.errors import InfraError
+from steps.records import OK, UNGRADED, Manifest, NotebookOutcome, StepRecord, read_json, write_json
+from steps.sandbox import Limits, get_sandbox
+from steps.workspace import EXECUTE_LOG, SubmissionOptions, Workspace, per_submission, submission_chain
+
+from .pool import worker_scratch, worker_slot
+
+__all__ = ["grade_submission", "ungraded_record", "infra_reason", "canary", "start_warming"]
+
+log = logging.getLogger("gradeflow.local")
+
+
+def infra_reason(e: BaseException, step: str = "") -> tuple[str, str]:
+    """(kind, one line) for a failure of gradeflow or the sandbox: kind tells failures apart.
+    `step`: where it happened, named in the line."""
+    where = f" in {step}" if step else ""
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (
+            "disk-full",
+            f"no space left on the grader's disk ({e.filename or tempfile.gettempdir()}){where}: "
+            "free space, then run again",
+        )
+    if isinstance(e, InfraError):
+        return type(e).__name__, f"{step}: {e.what}" if step else e.what
+    return (
+        type(e).__name__,
+        f"gradeflow failed{where} ({type(e).__name__}: {str(e).strip()[:200]}); run again, and report it if it repeats",
+    )
+
+
+def ungraded_record(ws: Path, manifest: Manifest, student: str, reason: str, kind: str) -> StepRecord:
+    """The score record of a submission gradeflow could not grade: every notebook UNGRADED, so
+    merge writes nothing for it and the course keeps what it had."""
+    rec = StepRecord("score", student, detail={"infra": kind, "notebooks": {}})
+    rec.notebooks = [NotebookOutcome(n, UNGRADED, f"not graded: {reason}") for n in manifest.notebooks]
+    path = Workspace(ws).record("score", student)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rec.save(path)
+    return rec
+
+
+def _optional_failed(ws: Workspace, manifest: Manifest, step: Step, student: str, e: Exception) -> None:
+    """An optional step (feedback) failed: its record says so; the grades stand."""
+    log.exception("%s failed for %s", step.name, student)
+    rec = StepRecord(step.name, student, detail={"error": f"{type(e).__name__}: {e}"})
+    rec.notebooks = [
+        NotebookOutcome(
+            n,
+            UNGRADED,
+            f"gradeflow could not write its {step.name} ({type(e).__name__}: {e}); "
+            f"regrade it with --force --{step.name}",
+        )
+        for n in manifest.submission(student).notebooks
+    ]
+    path = ws.record(step, student)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rec.save(path)
+
+
+@contextlib.contextmanager
+def _next_sandbox_after(step: Step, opts: SubmissionOptions, more: bool) -> Iterator[None]:
+    """After the step that runs student code, start this slot's next sandbox (empty) while the
+    submission is scored and the next one restored, when more are queued."""
+    try:
+        yield
+    finally:
+        if more and step.runs_student_code:
+            from steps.sandbox import prestart
+
+            prestart(opts.sandbox, opts.limits or Limits(), opts.slot)
+
+
+def grade_submission(
+    workspace: str,
+    student: str,
+    sandbox: str,
+    limits: Limits,
+    feedback: str | None = None,
+    strict: bool = False,
+    more: bool = False,
+) -> tuple[StepRecord | None, StepRecord, str]:
+    """The per-submission chain for one submission, in a worker.
+
+    Returns the execute and score records and, when gradeflow failed on it, the failure's kind.
+    `feedback`: None, or what feedback does with hidden tests ("redact" or "show").
+    `more`: submissions are still queued, so the next sandbox of this slot starts (empty) as
+    soon as this one is executed, while this one is scored and the next restored."""
+    ws = Workspace(workspace)
+    manifest = Manifest.load(ws.manifest)
+    snapshot = read_json(ws.snapshot)
+    opts = SubmissionOptions(
+        scratch=worker_scratch(),
+        sandbox=sandbox,
+        limits=limits,
+        slot=worker_slot(),
+        check=False,  # checked before the run; the canary ran in it
+        strict=strict,
+        show_hidden_tests=feedback == "show",
+        scored_in_scratch=True,  # score runs in this worker's scratch gradebook just before feedback
+    )
+    records: dict[str, StepRecord] = {}
+    for step in submission_chain({"feedback"} if feedback else set()):
+        try:
+            with _next_sandbox_after(step, opts, more):
+                records[step.name] = per_submission(step)(ws, manifest, snapshot, student, opts)
+        except Exception as e:  # noqa: BLE001 - our side broke for this submission: not a grade; the batch goes on
+            if step.name in OPTIONAL:
+                _optional_failed(ws, manifest, step, student, e)
+                continue
+            kind, reason = infra_reason(e, step.name)
+            if isinstance(e, InfraError):  # the reason is in the summary; the log has the rest
+                log.info("gradeflow could not grade %s: %s", student, reason)
+            else:
+                log.warning("gradeflow could not grade %s: %s", student, reason, exc_info=True)
+            return None, ungraded_record(ws.root, manifest, student, reason, kind), kind
+    return records.get("execute"), records["score"], ""
+
+
+def canary(sandbox: str, limits: Limits) -> str:
+    """Start one kernel in the chosen sandbox with the chosen limits and run `1 + 1`; return ""
+    or why it failed. Runs in a worker beside collect, so a broken sandbox stops the run before
+    any submission is touched."""
+    import shutil
+    from multiprocessing.util import Finalize
+
+    import nbformat
+
+    from steps.sandbox.leftovers import temp_prefix
+
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix("canary")))
+    remove = Finalize(
+        None, shutil.rmtree, args=(tmp,), kwargs={"ignore_errors": True}, exitpriority=10
+    )  # also on SIGTERM
+    try:
+        # a one-notebook workspace laid out as restore leaves it: backends that run the whole
+        # execute step (the emulated Argo pod) read restore.json and snapshot.json from it
+        ws = Workspace(tmp)
+        work, out = ws.work("canary"), ws.executed("canary")
+        work.mkdir(parents=True)
+        nb = nbformat.v4.new_notebook(
+            cells=[nbformat.v4.new_code_cell("1 + 1")],
+            metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        )
+        nbformat.write(nb, str(work / "canary.ipynb"))
+        write_json(ws.snapshot, {"notebooks": [], "config": {}})
+        restore = StepRecord("restore", "canary")
+        restore.notebooks = [NotebookOutcome("canary", OK)]
+        restore.save(ws.record("restore", "canary"))
+        try:
+            rec = get_sandbox(sandbox, check=False).execute_submission(work, ["canary"], out, limits, {}, worker_slot())
+        except Exception as e:  # noqa: BLE001 - reported to the teacher, not raised in a worker
+            return infra_reason(e)[1]
+        outcome = rec.outcome("canary")
+        ran = nbformat.read(str(out / "canary.ipynb"), as_version=4).cells[-1].get("outputs", [])
+        if outcome is None or outcome.status != OK or not any(o.get("output_type") == "execute_result" for o in ran):
+            log_file = out / EXECUTE_LOG
+            log_text = log_file.read_text(errors="replace")[-600:] if log_file.is_file() else ""
+            return (
+                f"a kernel started but could not run `1 + 1` ({outcome.reason if outcome else 'no outcome'}); "
+                f"its log ends: {log_text.strip()}"
+            )
+        warm(False, sandbox, limits)  # the sandbox works: this worker's first submission gets one started now
+        return ""
+    finally:
+        remove()
+
+
+def warm(feedback: bool = False, sandbox: str = "", limits: Limits | None = None) -> None:
+    """Start a worker (its imports come from the forkserver's preload) before there is work,
+    and its first sandbox (empty, see `grade_submission`); with `feedback`, also load the
+    feedback templates (about 1 s, once per worker)."""
+    if sandbox and limits is not None:
+        from steps.sandbox import prestart
+
+        prestart(sandbox, limits, worker_slot())
+    if feedback:
+        from steps.feedback import warm as warm_feedback
+
+        warm_feedback()
+
+
+def start_warming(
+    pool: ProcessPoolExecutor, jobs: int, sandbox: str, limits: Limits, feedback: bool = False
+) -> tuple[threading.Thread, list[Any]]:
+    """Start the canary and the workers in the background: starting one waits for the
+    forkserver's imports, which should run beside collect, not before it (nor under the course
+    lock). Returns the thread and a list that will hold the canary's future."""
+    future: list[Any] = []
+
+    def run() -> None:
+        with contextlib.suppress(RuntimeError):  # the pool was shut down (collect failed)
+            future.append(pool.submit(canary, sandbox, limits))
+            wait([pool.submit(warm, feedback, sandbox, limits) for _ in range(jobs - 1)])
+
+    thread = threading.Thread(target=run, name="gradeflow-warm", daemon=True)
+    thread.start()
+    return thread, future
