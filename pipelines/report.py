@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import Any, Iterable
 from urllib.parse import quote
 
+from steps.contract import EXECUTED_ONE, FEEDBACK, SUBMISSIONS
 from steps.errors import TeacherError
 from steps.records import FAILED, MISSING, OK, REPAIRED, SKIPPED, TAMPERED, UNGRADED, read_json
+from steps.workspace import EXECUTE_LOG, REPORT_HTML, RESULTS_FILES, RESULTS_JSON, Workspace
 
 __all__ = ["render_report", "build_html", "REPORT_NAME"]
 
-REPORT_NAME = "report.html"
+REPORT_NAME = REPORT_HTML  # kept for importers: steps.workspace names it
 SLOWEST = 10  # rows in "slowest notebooks"
 RUNS_DIR = "gradeflow_runs"  # pipelines.local.RUNS_DIR: a run folder there sits in its course
 NEEDS_A_LOOK = (UNGRADED, FAILED, SKIPPED, TAMPERED)
@@ -32,9 +34,10 @@ NEEDS_A_LOOK = (UNGRADED, FAILED, SKIPPED, TAMPERED)
 def render_report(run_dir: str | Path) -> Path:
     """Write RUN_DIR/results/report.html from the run's results and return its path."""
     run_dir = Path(run_dir)
-    results_json = run_dir / "results" / "results.json"
+    ws = Workspace(run_dir)
+    results_json = ws.result(RESULTS_JSON)
     if not results_json.is_file():
-        if (run_dir / "manifest.json").is_file():
+        if ws.manifest.is_file():
             what = f"{run_dir} has no results/results.json: the run stopped before merge"
             todo = "re-run `gradeflow grade COURSE_DIR ASSIGNMENT` (finished submissions are not regraded)"
         else:
@@ -42,8 +45,8 @@ def render_report(run_dir: str | Path) -> Path:
             todo = "give a folder such as COURSE_DIR/gradeflow_runs/ps1-20261122T101500Z"
         raise TeacherError(what, todo)
     results = read_json(results_json)
-    snapshot = read_json(run_dir / "snapshot.json") if (run_dir / "snapshot.json").is_file() else None
-    out = run_dir / "results" / REPORT_NAME
+    snapshot = read_json(ws.snapshot) if ws.snapshot.is_file() else None
+    out = ws.result(REPORT_HTML)
     out.write_text(build_html(results, run_dir, snapshot), encoding="utf-8")
     return out
 
@@ -72,10 +75,12 @@ def _link(run_dir: Path, rel: str, label: str) -> str:
 
 
 def _links(run_dir: Path, student: str, notebook: str | None = None) -> str:
+    ws = Workspace(run_dir)
+    executed, submitted = ws.rel(EXECUTED_ONE, student), ws.rel(SUBMISSIONS, student)
     found = [
-        _link(run_dir, f"executed/{student}/execute.log", "execute log"),
-        _link(run_dir, f"executed/{student}/{notebook}.ipynb", "executed notebook") if notebook else "",
-        _link(run_dir, f"submissions/{student}/{notebook}.ipynb", "submitted notebook") if notebook else "",
+        _link(run_dir, f"{executed}/{EXECUTE_LOG}", "execute log"),
+        _link(run_dir, f"{executed}/{notebook}.ipynb", "executed notebook") if notebook else "",
+        _link(run_dir, f"{submitted}/{notebook}.ipynb", "submitted notebook") if notebook else "",
     ]
     found = [f for f in found if f]
     return " · ".join(found) if found else '<span class="muted">no files</span>'
@@ -92,7 +97,7 @@ def _feedback_links(run_dir: Path, student: dict[str, Any], assignment: str) -> 
     for nb in pages:
         label = nb if len(pages) > 1 else "feedback"
         found.append(
-            _link(run_dir, f"feedback/{student['student']}/{nb}.html", label)
+            _link(run_dir, f"{Workspace(run_dir).rel(FEEDBACK, student['student'])}/{nb}.html", label)
             or (
                 _link(run_dir, f"../../feedback/{student['student']}/{assignment}/{nb}.html", label)
                 if in_course
@@ -348,8 +353,8 @@ def _students(results: dict[str, Any], run_dir: Path) -> str:
 
 
 def _files(run_dir: Path) -> Iterable[str]:
-    for name in ("results.json", "grades.csv", "cells.csv", "summary.txt"):
-        if (run_dir / "results" / name).is_file():
+    for name in RESULTS_FILES:
+        if Workspace(run_dir).result(name).is_file():
             yield f'<a href="{name}">{name}</a>'
 
 

@@ -17,6 +17,7 @@ from typing import Iterator
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
+from steps.contract import MANIFEST
 from steps.errors import TeacherError
 
 __all__ = ["Store", "open_store", "RUNS_DIR"]
@@ -106,7 +107,7 @@ class Store:
         return sorted(
             Path(p).name
             for p in self.fs.ls(self.root, detail=False)
-            if self.fs.isdir(p) and self.fs.exists(f"{p}/manifest.json")
+            if self.fs.isdir(p) and self.fs.exists(f"{p}/{MANIFEST.at()}")
         )
 
 

@@ -46,7 +46,9 @@ __all__ = [
     "PerSubmission",
     "STUDENT_DIRS",
     "SUBMISSION_CHAIN",
+    "RECORD",
     "RESULTS_FILES",
+    "STUDENTS_JSON",
     "RESULTS_JSON",
     "GRADES_CSV",
     "CELLS_CSV",
@@ -72,6 +74,7 @@ CELLS_CSV = "cells.csv"
 SUMMARY_TXT = "summary.txt"
 REPORT_HTML = "report.html"
 RESULTS_FILES = (RESULTS_JSON, GRADES_CSV, CELLS_CSV, SUMMARY_TXT)  # what merge writes into results/
+STUDENTS_JSON = "students.json"  # restore's fan-out list (`--emit-students`): one entry per restored submission
 
 
 class Workspace(os.PathLike):

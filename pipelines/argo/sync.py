@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from steps.errors import NotFound, TeacherError, Unreachable
+from steps.workspace import Workspace
 
 from ..workflow import PARAMETERS
 from .backends import Backend
@@ -80,15 +81,15 @@ def sync(
     st = open_store(base)
     with st.workspace(run_id) as ws:
         st.pull(run_id, ws)
-        if not (ws / "manifest.json").is_file():
+        if not Workspace(ws).manifest.is_file():
             raise TeacherError(
                 f"{st.run_url(run_id)} has no manifest.json",
                 "the run stopped before collect finished (nothing to merge), or this is not its run id: "
                 "a resubmitted workflow keeps the first run's id; check --store and --store-prefix",
             )
         results = merge(ws, course_dir)
-        keep = course_dir / RUNS_DIR / run_id / "results"
-        shutil.copytree(ws / "results", keep, dirs_exist_ok=True)
+        keep = Workspace(course_dir / RUNS_DIR / run_id).results
+        shutil.copytree(Workspace(ws).results, keep, dirs_exist_ok=True)
     results["run_dir"] = st.run_url(run_id)
     results["gradebook"] = shown_url(coursedir.db_url)
     return results

@@ -20,7 +20,9 @@ from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 
+from steps.contract import EXECUTED, FEEDBACK, RESULTS, SUBMISSIONS
 from steps.errors import Busy, NotFound, TeacherError
+from steps.workspace import REPORT_HTML, RESULTS_JSON
 
 from .jobs import argo_client
 
@@ -28,7 +30,8 @@ __all__ = ["handlers"]
 
 PAGE = Path(__file__).with_name("page.html")
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-SERVED_DIRS = ("results", "executed", "submissions", "feedback")  # the evidence and feedback pages a report links to
+# the evidence and feedback pages a report links to
+SERVED_DIRS = tuple(a.at() for a in (RESULTS, EXECUTED, SUBMISSIONS, FEEDBACK))
 SANDBOX_CSP = "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'"
 
 
@@ -38,7 +41,7 @@ class _Base(JupyterHandler):
         return self.settings["gradeflow"]
 
     def report_url(self, run_id: str) -> str:
-        return url_path_join(self.base_url, "gradeflow", "runs", run_id, "results", "report.html")
+        return url_path_join(self.base_url, "gradeflow", "runs", run_id, RESULTS.at(), REPORT_HTML)
 
 
 class PageHandler(_Base):
@@ -162,7 +165,7 @@ class RunFileHandler(_Base):
         if html is not None:
             body = html
             self.set_header("Content-Type", "text/html; charset=utf-8")
-        elif path.suffix == ".html" and (rel == "results/report.html" or Path(rel).parts[0] == "feedback"):
+        elif path.suffix == ".html" and (rel == f"{RESULTS.at()}/{REPORT_HTML}" or Path(rel).parts[0] == FEEDBACK.at()):
             body = path.read_bytes()
             self.set_header("Content-Type", "text/html; charset=utf-8")
         elif path.suffix in (".log", ".txt", ".csv", ".json", ".ipynb", ".py", ".md"):
@@ -255,7 +258,8 @@ def _last_run(runs_dir: Path, assignment: str) -> dict[str, Any] | None:
     # run ids start with run_id_prefix(assignment); before it, with the assignment itself
     prefixes = {run_id_prefix(assignment), assignment}
     runs = sorted(
-        {p for pre in prefixes for p in Path(runs_dir).glob(f"{glob.escape(pre)}-*/results/results.json")}, reverse=True
+        {p for pre in prefixes for p in Path(runs_dir).glob(f"{glob.escape(pre)}-*/{RESULTS.at()}/{RESULTS_JSON}")},
+        reverse=True,
     )
     for results_json in runs:
         try:
@@ -267,7 +271,7 @@ def _last_run(runs_dir: Path, assignment: str) -> dict[str, Any] | None:
                 "run_id": r["run_id"],
                 "counts": r["counts"],
                 "created": r.get("created"),
-                "report": (results_json.parent / "report.html").is_file(),
+                "report": (results_json.parent / REPORT_HTML).is_file(),
             }
     return None
 
