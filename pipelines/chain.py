@@ -14,7 +14,6 @@ before any submission is touched, and the warming of workers and their first san
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import tempfile
 import threading
@@ -23,63 +22,16 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from steps.contract import OPTIONAL, Step
-from steps.errors import InfraError
-from steps.records import OK, UNGRADED, Manifest, NotebookOutcome, StepRecord, read_json, write_json
+from steps.failures import infra_reason, log_failure, optional_failed, ungraded_record
+from steps.records import OK, Manifest, NotebookOutcome, StepRecord, read_json, write_json
 from steps.sandbox import Limits, get_sandbox
 from steps.workspace import EXECUTE_LOG, SubmissionOptions, Workspace, per_submission, submission_chain
 
 from .pool import worker_scratch, worker_slot
 
-__all__ = ["grade_submission", "ungraded_record", "infra_reason", "canary", "start_warming"]
+__all__ = ["grade_submission", "canary", "start_warming", "warm"]
 
 log = logging.getLogger("gradeflow.local")
-
-
-def infra_reason(e: BaseException, step: str = "") -> tuple[str, str]:
-    """(kind, one line) for a failure of gradeflow or the sandbox: kind tells failures apart.
-    `step`: where it happened, named in the line."""
-    where = f" in {step}" if step else ""
-    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
-        return (
-            "disk-full",
-            f"no space left on the grader's disk ({e.filename or tempfile.gettempdir()}){where}: "
-            "free space, then run again",
-        )
-    if isinstance(e, InfraError):
-        return type(e).__name__, f"{step}: {e.what}" if step else e.what
-    return (
-        type(e).__name__,
-        f"gradeflow failed{where} ({type(e).__name__}: {str(e).strip()[:200]}); run again, and report it if it repeats",
-    )
-
-
-def ungraded_record(ws: Path, manifest: Manifest, student: str, reason: str, kind: str) -> StepRecord:
-    """The score record of a submission gradeflow could not grade: every notebook UNGRADED, so
-    merge writes nothing for it and the course keeps what it had."""
-    rec = StepRecord("score", student, detail={"infra": kind, "notebooks": {}})
-    rec.notebooks = [NotebookOutcome(n, UNGRADED, f"not graded: {reason}") for n in manifest.notebooks]
-    path = Workspace(ws).record("score", student)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rec.save(path)
-    return rec
-
-
-def _optional_failed(ws: Workspace, manifest: Manifest, step: Step, student: str, e: Exception) -> None:
-    """An optional step (feedback) failed: its record says so; the grades stand."""
-    log.exception("%s failed for %s", step.name, student)
-    rec = StepRecord(step.name, student, detail={"error": f"{type(e).__name__}: {e}"})
-    rec.notebooks = [
-        NotebookOutcome(
-            n,
-            UNGRADED,
-            f"gradeflow could not write its {step.name} ({type(e).__name__}: {e}); "
-            f"regrade it with --force --{step.name}",
-        )
-        for n in manifest.submission(student).notebooks
-    ]
-    path = ws.record(step, student)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rec.save(path)
 
 
 @contextlib.contextmanager
@@ -130,13 +82,10 @@ def grade_submission(
                 records[step.name] = per_submission(step)(ws, manifest, snapshot, student, opts)
         except Exception as e:  # noqa: BLE001 - our side broke for this submission: not a grade; the batch goes on
             if step.name in OPTIONAL:
-                _optional_failed(ws, manifest, step, student, e)
+                optional_failed(ws, manifest, step, student, e)
                 continue
             kind, reason = infra_reason(e, step.name)
-            if isinstance(e, InfraError):  # the reason is in the summary; the log has the rest
-                log.info("gradeflow could not grade %s: %s", student, reason)
-            else:
-                log.warning("gradeflow could not grade %s: %s", student, reason, exc_info=True)
+            log_failure(student, reason, e)
             return None, ungraded_record(ws.root, manifest, student, reason, kind), kind
     return records.get("execute"), records["score"], ""
 

@@ -24,12 +24,13 @@ from steps.collect import collect
 from steps.contract import OPTIONAL, RESULTS, STEPS
 from steps.course import new_run_id, open_course
 from steps.errors import SandboxError, TeacherError
+from steps.failures import ungraded_record
 from steps.merge import CourseWriter, merge
 from steps.records import UNGRADED
 from steps.sandbox import DEFAULT_SANDBOX, Limits, get_sandbox
 from steps.workspace import Workspace, submission_chain
 
-from .chain import grade_submission, start_warming, ungraded_record
+from .chain import grade_submission, start_warming
 from .pool import Signals, make_pool, stop_pool
 from .runstate import course_lock, drop_unchanged, preflight, remember, teacher_os_error
 from .store import RUNS_DIR, open_store

@@ -16,12 +16,11 @@ from typing import Any, Callable, Sequence
 
 from .contract import EXIT_INFRA, EXIT_OK, EXIT_USAGE, Step
 from .errors import TeacherError
+from .failures import OneSubmission, contained
 from .records import Manifest, StepRecord, read_json, write_json
 from .workspace import Workspace
 
 __all__ = ["run_step", "setup_logging", "for_each_submission", "submissions_main"]
-
-OneSubmission = Callable[[Path, Manifest, dict, str, Path], StepRecord]
 
 
 def setup_logging(level: int = logging.INFO) -> None:
@@ -46,7 +45,9 @@ def run_step(step: Step, call: Callable[[], Any]) -> int:
 def for_each_submission(
     step: Step, one: OneSubmission, workspace: Path, students: Sequence[str] | None
 ) -> list[StepRecord]:
-    """Run a per-submission step function over the manifest's students (or only `students`)."""
+    """Run a per-submission step function over the manifest's students (or only `students`).
+
+    Each submission's failure is contained to it (steps.failures.contained)."""
     ws = Workspace(workspace)
     if not ws.manifest.is_file():
         # In Argo, score runs in the exit handler even when collect never finished: no retry
@@ -58,6 +59,7 @@ def for_each_submission(
     manifest = Manifest.load(ws.manifest)
     snapshot = read_json(ws.snapshot)
     with tempfile.TemporaryDirectory(prefix=f"gradeflow-{step.name}-") as scratch:
+        one = contained(step, one)  # a crash on one submission leaves it UNGRADED; the others go on
         return [one(ws.root, manifest, snapshot, s, Path(scratch)) for s in (students or manifest.students())]
 
 

@@ -297,8 +297,9 @@ def restore(workspace: Path, students: Sequence[str] | None = None, strict: bool
 
 
 def fan_out_items(records: Sequence[StepRecord]) -> list[dict[str, str]]:
-    """One entry per restored submission: its student and the content hash of its work dir."""
-    return [{"student": r.student, "work-hash": r.detail["work_hash"]} for r in records]
+    """One entry per restored submission: its student and the content hash of its work dir.
+    A submission restore failed on (steps.failures) is not executed: score passes its UNGRADED on."""
+    return [{"student": r.student, "work-hash": r.detail["work_hash"]} for r in records if "work_hash" in r.detail]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

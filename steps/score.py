@@ -114,7 +114,7 @@ def score_submission(
     for name in manifest.notebooks:
         r = restore_rec.outcome(name)
         e = exec_rec.outcome(name) if exec_rec else None
-        if r is None or r.status in (MISSING, SKIPPED):
+        if r is None or r.status in (MISSING, SKIPPED, UNGRADED):  # UNGRADED: restore failed on it
             record.notebooks.append(
                 NotebookOutcome(name, r.status if r else MISSING, r.reason if r else "not restored")
             )

@@ -149,3 +149,59 @@ def test_a_failing_step_leaves_only_its_submission_ungraded(
     assert again.returncode == 0, again.stdout + again.stderr
     assert scores(json.loads(again.stdout)) == {"s1": 2.0}
     assert student_rows(course, "s1") != rows_before
+
+
+def test_the_step_functions_an_argo_pod_runs_contain_a_failure_to_its_submission(
+    squares_course: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The Argo pods' path (steps.cli.for_each_submission): restore raises for s1 and score for s2.
+    Restore's fan-out leaves s1 out, score passes restore's UNGRADED on, s0 is graded and written,
+    and the merge pod exits 75 with nothing of s1 or s2 in the gradebook."""
+    from nbgrader.api import Gradebook
+
+    import steps.restore
+    import steps.score
+    from steps.collect import collect
+    from steps.contract import EXIT_INFRA
+    from steps.execute import execute
+    from steps.merge import main as merge_main
+    from steps.restore import fan_out_items, restore
+    from steps.sandbox import Limits
+    from steps.score import score
+
+    require_sandbox("bubblewrap")
+    course = squares_course
+    for student in ("s0", "s1", "s2"):
+        ck.submit(course, student, {"squares": ck.CORRECT})
+    ws = tmp_path / "ws"
+    collect(course, "ps1", ws)
+
+    def failing(real: Any, who: str) -> Any:
+        def one(*args: Any, **kwargs: Any) -> Any:
+            if args[3] == who:
+                raise RuntimeError(f"injected fault for {who}")
+            return real(*args, **kwargs)
+
+        return one
+
+    monkeypatch.setattr(steps.restore, "restore_submission", failing(steps.restore.restore_submission, "s1"))
+    monkeypatch.setattr(steps.score, "score_submission", failing(steps.score.score_submission, "s2"))
+    restored = restore(ws)
+    assert [r.student for r in restored] == ["s0", "s1", "s2"]
+    assert [item["student"] for item in fan_out_items(restored)] == ["s0", "s2"]  # s1 is not executed
+    for student in ("s0", "s2"):
+        execute(ws, student, "bubblewrap", Limits(wall_time=120))
+    scored = {r.student: r for r in score(ws)}
+    assert scored["s0"].notebooks[0].status == "ok"
+    assert "gradeflow failed in restore" in scored["s1"].notebooks[0].reason
+    assert "gradeflow failed in score" in scored["s2"].notebooks[0].reason
+    assert scored["s1"].notebooks[0].status == scored["s2"].notebooks[0].status == "ungraded"
+
+    assert merge_main(["--workspace", str(ws), "--course-dir", str(course)]) == EXIT_INFRA
+    results = json.loads((ws / "results" / "results.json").read_text())
+    assert {s["student"]: s["status"] for s in results["students"]} == {"s0": "ok", "s1": "ungraded", "s2": "ungraded"}
+    assert {s["student"]: s["score"] for s in results["students"]}["s0"] == 2.0
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        assert [s.student.id for s in gb.find_assignment("ps1").submissions] == ["s0"]
+    assert not (course / "autograded" / "s1").exists() and not (course / "autograded" / "s2").exists()
+    capsys.readouterr()
