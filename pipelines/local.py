@@ -202,8 +202,9 @@ def _run(
             if store.is_local:
                 shutil.rmtree(ws, ignore_errors=True)
             raise SandboxError(
-                f"the {sandbox} sandbox could not run a test kernel with these limits ({options.limits.memory_mb} MiB memory, "
-                f"{options.limits.pids} processes, {options.limits.wall_time} s): {why}",
+                f"the {sandbox} sandbox could not run a test kernel with these limits "
+                f"({options.limits.memory_mb} MiB memory, {options.limits.pids} processes, "
+                f"{options.limits.wall_time} s): {why}",
                 "nothing was graded and the course is unchanged; fix the sandbox or the limits, then run again",
             )
     progress(Event("execute", "start", total=len(students)))

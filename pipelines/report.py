@@ -6,7 +6,8 @@ folder, on a copy of an S3 run prefix and on an Argo output artifact alike. It w
 `results/report.html`: summary counts, a histogram of total scores (inline SVG), the pass
 rate of every graded cell, the slowest notebooks, and every skipped or failed submission with
 its reason and relative links to its execute log and notebooks, and, for a run with
-`--feedback`, to each student's feedback pages. No scripts, no external assets, and a Content-Security-Policy that forbids both: the page shows student-controlled
+`--feedback`, to each student's feedback pages. No scripts, no external assets, and a
+Content-Security-Policy that forbids both: the page shows student-controlled
 text (reasons, ids), which is escaped, and nothing on it can run.
 """
 
@@ -130,7 +131,8 @@ def _summary(results: dict[str, Any]) -> str:
         ("unchanged, not regraded", len(results.get("unchanged") or []), ""),
     ]
     items = "".join(
-        f'<div class="card {cls}" data-count="{_e(label)}"><div class="n">{_e(n)}</div><div class="l">{_e(label)}</div></div>'
+        f'<div class="card {cls}" data-count="{_e(label)}"><div class="n">{_e(n)}</div><div '
+        f'class="l">{_e(label)}</div></div>'
         for label, n, cls in cards
     )
     return f'<section id="summary"><h2>Summary</h2><div class="cards">{items}</div></section>'
@@ -162,14 +164,18 @@ def _histogram(results: dict[str, Any]) -> str:
     if left_out:
         note += f" {left_out} skipped or failed submission(s) are left out (listed above)."
     if not graded:
-        return f'<section id="histogram"><h2>Total scores</h2><p class="muted">No graded submissions in this run. {_e(note)}</p></section>'
+        return (
+            '<section id="histogram"><h2>Total scores</h2><p class="muted">No graded submissions in this run. '
+            f"{_e(note)}</p></section>"
+        )
     bins = _histogram_bins([float(s["score"]) for s in graded], max_score)
     W, H, left, bottom, top = 640, 240, 40, 36, 16
     plot_w, plot_h = W - left - 10, H - bottom - top
     peak = max(n for _, n in bins) or 1
     bw = plot_w / len(bins)
     parts = [
-        f'<svg id="score-histogram" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" aria-label="histogram of total scores">',
+        f'<svg id="score-histogram" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" '
+        'role="img" aria-label="histogram of total scores">',
         f'<line x1="{left}" y1="{top + plot_h}" x2="{W - 10}" y2="{top + plot_h}" class="axis"/>',
         f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}" class="axis"/>',
         f'<text x="{left - 6}" y="{top + 4}" text-anchor="end" class="tick">{peak}</text>',
@@ -181,14 +187,16 @@ def _histogram(results: dict[str, Any]) -> str:
         x = left + i * bw + 2
         y = top + plot_h - h
         parts.append(
-            f'<rect class="bar" x="{x:.1f}" y="{y:.1f}" width="{max(bw - 4, 1):.1f}" height="{h:.1f}" data-label="{_e(label)}" data-count="{n}"><title>{_e(label)} points: {n} submission(s)</title></rect>'
+            f'<rect class="bar" x="{x:.1f}" y="{y:.1f}" width="{max(bw - 4, 1):.1f}" height="{h:.1f}" '
+            f'data-label="{_e(label)}" data-count="{n}"><title>{_e(label)} points: {n} submission(s)</title></rect>'
         )
         if n:
             parts.append(
                 f'<text x="{x + (bw - 4) / 2:.1f}" y="{y - 3:.1f}" text-anchor="middle" class="count">{n}</text>'
             )
         parts.append(
-            f'<text x="{x + (bw - 4) / 2:.1f}" y="{top + plot_h + 14}" text-anchor="middle" class="tick">{_e(label)}</text>'
+            f'<text x="{x + (bw - 4) / 2:.1f}" y="{top + plot_h + 14}" text-anchor="middle" '
+            f'class="tick">{_e(label)}</text>'
         )
     parts.append("</svg>")
     return f'<section id="histogram"><h2>Total scores</h2><p class="muted">{_e(note)}</p>{"".join(parts)}</section>'
@@ -231,21 +239,25 @@ def _cells(results: dict[str, Any], snapshot: dict[str, Any] | None) -> str:
         kind = kinds.get((notebook, cell), "")
         if not st["n"]:
             rows.append(
-                f'<tr><td>{_e(notebook)}</td><td><code>{_e(cell)}</code></td><td>{_e(kind)}</td><td colspan="4" class="muted">no graded submission</td></tr>'
+                f'<tr><td>{_e(notebook)}</td><td><code>{_e(cell)}</code></td><td>{_e(kind)}</td><td colspan="4" '
+                'class="muted">no graded submission</td></tr>'
             )
             continue
         rate = st["full"] / st["n"]
         bar = f'<div class="rate"><div style="width:{rate * 100:.0f}%"></div></div>'
         rows.append(
             f'<tr data-cell="{_e(cell)}"><td>{_e(notebook)}</td><td><code>{_e(cell)}</code></td><td>{_e(kind)}</td>'
-            f'<td class="num">{st["full"]}/{st["n"]} ({rate:.0%}){bar}</td><td class="num">{_num(st["sum"] / st["n"])} / {_num(st["max"])}</td>'
+            f'<td class="num">{st["full"]}/{st["n"]} ({rate:.0%}){bar}</td><td class="num">{_num(st["sum"] / st["n"])} '
+            f"/ {_num(st['max'])}</td>"
             f'<td class="num">{st["manual"] or ""}</td></tr>'
         )
     body = "".join(rows) or '<tr><td colspan="6" class="muted">no graded cells</td></tr>'
     return (
         '<section id="cells"><h2>Pass rate per graded cell</h2>'
-        '<p class="muted">Full marks out of the submissions whose notebook was graded. Manually graded cells score 0 until a grader scores them in Formgrader.</p>'
-        "<table><thead><tr><th>notebook</th><th>cell</th><th>kind</th><th>full marks</th><th>mean / max</th><th>needs manual grade</th></tr></thead>"
+        '<p class="muted">Full marks out of the submissions whose notebook was graded. Manually graded cells score 0 '
+        "until a grader scores them in Formgrader.</p>"
+        "<table><thead><tr><th>notebook</th><th>cell</th><th>kind</th><th>full marks</th><th>mean / max</th><th>needs "
+        "manual grade</th></tr></thead>"
         f"<tbody>{body}</tbody></table></section>"
     )
 
@@ -259,14 +271,17 @@ def _slowest(results: dict[str, Any], run_dir: Path) -> str:
     ]
     timed.sort(reverse=True)
     rows = "".join(
-        f'<tr><td>{_e(student)}</td><td>{_e(notebook)}.ipynb</td><td class="num">{secs:.1f} s</td><td>{_links(run_dir, student, notebook)}</td></tr>'
+        f'<tr><td>{_e(student)}</td><td>{_e(notebook)}.ipynb</td><td class="num">{secs:.1f} '
+        f"s</td><td>{_links(run_dir, student, notebook)}</td></tr>"
         for secs, student, notebook in timed[:SLOWEST]
     )
     if not rows:
         rows = '<tr><td colspan="4" class="muted">no notebook was executed in this run</td></tr>'
     return (
-        f'<section id="slowest"><h2>Slowest notebooks</h2><p class="muted">The {min(SLOWEST, len(timed)) or ""} longest executions (seconds in the sandbox, kernel start included).</p>'
-        f"<table><thead><tr><th>student</th><th>notebook</th><th>execute</th><th>evidence</th></tr></thead><tbody>{rows}</tbody></table></section>"
+        f'<section id="slowest"><h2>Slowest notebooks</h2><p class="muted">The {min(SLOWEST, len(timed)) or ""} '
+        "longest executions (seconds in the sandbox, kernel start included).</p>"
+        "<table><thead><tr><th>student</th><th>notebook</th><th>execute</th><th>evidence</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table></section>"
     )
 
 
@@ -276,27 +291,35 @@ def _problems(results: dict[str, Any], run_dir: Path) -> str:
         for nb in s["notebooks"]:
             if nb["status"] in NEEDS_A_LOOK:
                 rows.append(
-                    f'<tr class="problem" data-student="{_e(s["student"])}"><td>{_e(s["student"])}</td><td>{_e(nb["notebook"])}.ipynb</td><td>{_badge(nb["status"])}</td>'
-                    f'<td class="reason">{_e(nb["reason"])}</td><td>{_links(run_dir, s["student"], nb["notebook"])}</td></tr>'
+                    '<tr class="problem" '
+                    f'data-student="{_e(s["student"])}"><td>{_e(s["student"])}</td><td>{_e(nb["notebook"])}.ipynb</td>'
+                    f"<td>{_badge(nb['status'])}</td>"
+                    f'<td class="reason">{_e(nb["reason"])}</td>'
+                    f"<td>{_links(run_dir, s['student'], nb['notebook'])}</td></tr>"
                 )
     if rows:
         failed = sorted({s["student"] for s in results["students"] if s["status"] in (FAILED, UNGRADED)})
         retry = (
-            f"<p>Retry the failed ones after fixing the cause: <code>gradeflow grade COURSE_DIR {_e(results['assignment'])} "
-            + " ".join(f"--student {_e(x)}" for x in failed)
-            + " --force</code></p>"
+            "<p>Retry the failed ones after fixing the cause: <code>gradeflow grade COURSE_DIR "
+            f"{_e(results['assignment'])} " + " ".join(f"--student {_e(x)}" for x in failed) + " --force</code></p>"
             if failed
             else ""
         )
-        table = f"<table><thead><tr><th>student</th><th>notebook</th><th>status</th><th>reason</th><th>evidence</th></tr></thead><tbody>{''.join(rows)}</tbody></table>{retry}"
+        table = (
+            "<table><thead><tr><th>student</th><th>notebook</th><th>status</th><th>reason</th><th>evidence</th></tr>"
+            f"</thead><tbody>{''.join(rows)}</tbody></table>{retry}"
+        )
     else:
         table = '<p class="ok-text">Every submission in this run was graded.</p>'
     return (
         '<section id="problems"><h2>Skipped and failed submissions</h2>'
-        '<p class="muted"><b>skipped</b>: the notebook is malformed, so it was not graded (0 points, needs manual grade). '
+        '<p class="muted"><b>skipped</b>: the notebook is malformed, so it was not graded (0 points, needs manual '
+        "grade). "
         "<b>failed</b>: the sandbox stopped it (a limit was hit); the log says which. "
-        "<b>ungraded</b>: gradeflow or the sandbox broke: nothing was written, earlier grades stay; run again once fixed. "
-        "<b>tampered</b>: its code changed how the tests run; the affected test cells got no automatic credit and need a manual grade (Formgrader).</p>"
+        "<b>ungraded</b>: gradeflow or the sandbox broke: nothing was written, earlier grades stay; run again once "
+        "fixed. "
+        "<b>tampered</b>: its code changed how the tests run; the affected test cells got no automatic credit and need "
+        "a manual grade (Formgrader).</p>"
         f"{table}</section>"
     )
 
@@ -311,23 +334,27 @@ def _notes(results: dict[str, Any]) -> str:
                         f"<li>cell <code>{_e(r['cell'])}</code>: {_e(r['reason'])}</li>" for r in nb["repairs"]
                     )
                     items.append(
-                        f"<li>{_badge(REPAIRED)} {_e(s['student'])} / {_e(nb['notebook'])}.ipynb, graded after these repairs:<ul>{changes}</ul></li>"
+                        f"<li>{_badge(REPAIRED)} {_e(s['student'])} / {_e(nb['notebook'])}.ipynb, graded after these "
+                        f"repairs:<ul>{changes}</ul></li>"
                     )
                     continue
                 changes = "".join(f"<li>{_e(c)}</li>" for c in nb.get("changes") or [])
                 items.append(
-                    f"<li>{_badge(REPAIRED)} {_e(s['student'])} / {_e(nb['notebook'])}.ipynb: {_e(nb['reason'])}<ul>{changes}</ul></li>"
+                    f"<li>{_badge(REPAIRED)} {_e(s['student'])} / {_e(nb['notebook'])}.ipynb: "
+                    f"{_e(nb['reason'])}<ul>{changes}</ul></li>"
                 )
             elif nb["status"] == MISSING:
                 items.append(
-                    f"<li>{_badge(MISSING)} {_e(s['student'])} / {_e(nb['notebook'])}.ipynb: {_e(nb['reason'] or 'not submitted: 0 points')}</li>"
+                    f"<li>{_badge(MISSING)} {_e(s['student'])} / {_e(nb['notebook'])}.ipynb: "
+                    f"{_e(nb['reason'] or 'not submitted: 0 points')}</li>"
                 )
     for p in results.get("problems") or []:
         items.append(f"<li>{_badge('note')} {_e(p.get('student'))}: {_e(p.get('reason'))}</li>")
     unchanged = results.get("unchanged") or []
     if unchanged:
         items.append(
-            f"<li>{len(unchanged)} submission(s) unchanged since they were last graded, not regraded in this run: {_e(', '.join(unchanged))}</li>"
+            f"<li>{len(unchanged)} submission(s) unchanged since they were last graded, not regraded in this run: "
+            f"{_e(', '.join(unchanged))}</li>"
         )
     if not items:
         return ""
@@ -341,13 +368,19 @@ def _students(results: dict[str, Any], run_dir: Path) -> str:
         return f'<td class="feedback">{_feedback_links(run_dir, s, results["assignment"])}</td>' if feedback else ""
 
     rows = "".join(
-        f'<tr data-student="{_e(s["student"])}"><td>{_e(s["student"])}</td><td>{_badge(s["status"])}</td><td class="num">{_num(s["score"])} / {_num(s["max_score"])}</td>'
-        f'<td class="num">{_num(s.get("execute_seconds"), 1)}</td><td>{"yes" if s.get("needs_manual_grade") else ""}</td><td>{_links(run_dir, s["student"])}</td>{extra(s)}</tr>'
+        f'<tr data-student="{_e(s["student"])}"><td>{_e(s["student"])}</td><td>{_badge(s["status"])}</td><td '
+        f'class="num">{_num(s["score"])} / {_num(s["max_score"])}</td>'
+        f'<td class="num">{_num(s.get("execute_seconds"), 1)}</td>'
+        f"<td>{'yes' if s.get('needs_manual_grade') else ''}</td>"
+        f"<td>{_links(run_dir, s['student'])}</td>{extra(s)}</tr>"
         for s in sorted(results["students"], key=lambda s: s["student"])
     )
     return (
-        f'<section id="students"><h2>Every submission</h2><details{" open" if len(results["students"]) <= 30 else ""}><summary>{len(results["students"])} submission(s)</summary>'
-        f"<table><thead><tr><th>student</th><th>status</th><th>score</th><th>execute (s)</th><th>needs manual grade</th><th>evidence</th>{'<th>feedback</th>' if feedback else ''}</tr></thead>"
+        '<section id="students"><h2>Every '
+        f"submission</h2><details{' open' if len(results['students']) <= 30 else ''}>"
+        f"<summary>{len(results['students'])} submission(s)</summary>"
+        "<table><thead><tr><th>student</th><th>status</th><th>score</th><th>execute (s)</th><th>needs manual "
+        f"grade</th><th>evidence</th>{'<th>feedback</th>' if feedback else ''}</tr></thead>"
         f"<tbody>{rows}</tbody></table></details></section>"
     )
 
@@ -362,17 +395,23 @@ CSS = """
 :root{--ok:#1a7f37;--warn:#9a6700;--bad:#cf222e;--muted:#57606a;--line:#d0d7de}
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1f2328;background:#f6f8fa}
 main{max-width:1100px;margin:0 auto;padding:20px 24px 48px;background:#fff;min-height:100vh}
-h1{font-size:22px;margin:0 0 2px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid var(--line);padding-bottom:4px}
+h1{font-size:22px;margin:0 0 2px}
+h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid var(--line);padding-bottom:4px}
 .muted{color:var(--muted)}.ok-text{color:var(--ok)}
-.cards{display:flex;flex-wrap:wrap;gap:10px}.card{border:1px solid var(--line);border-radius:8px;padding:8px 14px;min-width:92px}
+.cards{display:flex;flex-wrap:wrap;gap:10px}
+.card{border:1px solid var(--line);border-radius:8px;padding:8px 14px;min-width:92px}
 .card .n{font-size:24px;font-weight:600}.card .l{color:var(--muted);font-size:12px}
 .card.ok .n{color:var(--ok)}.card.skipped .n,.card.missing .n{color:var(--warn)}.card.failed .n{color:var(--bad)}
-table{border-collapse:collapse;width:100%;margin:6px 0}th,td{text-align:left;padding:5px 8px;border-bottom:1px solid var(--line);vertical-align:top}
+table{border-collapse:collapse;width:100%;margin:6px 0}
+th,td{text-align:left;padding:5px 8px;border-bottom:1px solid var(--line);vertical-align:top}
 th{background:#f6f8fa;font-weight:600}td.num{white-space:nowrap}td.reason{max-width:480px;word-break:break-word}
 .badge{display:inline-block;border-radius:10px;padding:0 8px;font-size:12px;color:#fff;background:var(--muted)}
-.badge.ok,.badge.repaired{background:var(--ok)}.badge.skipped,.badge.missing{background:var(--warn)}.badge.failed,.badge.tampered{background:var(--bad)}
-.rate{height:6px;background:#eaeef2;border-radius:3px;margin-top:3px;width:120px}.rate div{height:6px;background:var(--ok);border-radius:3px}
-svg .bar{fill:#0969da}svg .axis{stroke:#8c959f}svg text{font-size:11px;fill:#57606a}svg .count{fill:#1f2328;font-weight:600}
+.badge.ok,.badge.repaired{background:var(--ok)}.badge.skipped,.badge.missing{background:var(--warn)}
+.badge.failed,.badge.tampered{background:var(--bad)}
+.rate{height:6px;background:#eaeef2;border-radius:3px;margin-top:3px;width:120px}
+.rate div{height:6px;background:var(--ok);border-radius:3px}
+svg .bar{fill:#0969da}svg .axis{stroke:#8c959f}svg text{font-size:11px;fill:#57606a}
+svg .count{fill:#1f2328;font-weight:600}
 code{background:#f6f8fa;padding:1px 4px;border-radius:4px}ul.notes li{margin:3px 0}
 @media print{body{background:#fff}main{padding:0}}
 """
@@ -394,11 +433,13 @@ def build_html(results: dict[str, Any], run_dir: Path, snapshot: dict[str, Any] 
     files = " · ".join(_files(run_dir))
     return (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">"
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src "
+        'data:">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>gradeflow report: {_e(results['assignment'])}</title><style>{CSS}</style></head><body><main>"
         f'<h1>{_e(results["assignment"])}: grading report</h1><p class="muted">{meta}</p>'
-        f"{_summary(results)}{_problems(results, run_dir)}{_histogram(results)}{_cells(results, snapshot)}{_slowest(results, run_dir)}"
+        f"{_summary(results)}{_problems(results, run_dir)}{_histogram(results)}{_cells(results, snapshot)}"
+        f"{_slowest(results, run_dir)}"
         f"{_notes(results)}{_students(results, run_dir)}"
         f'<p class="muted" id="files">Files of this run: {files}</p>'
         "</main></body></html>\n"

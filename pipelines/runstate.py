@@ -106,7 +106,8 @@ def preflight(course_dir: Path, assignment: str, local_store: bool) -> None:
         except OSError as e:
             raise TeacherError(
                 f"cannot write to {d} ({e.strerror})",
-                "gradeflow writes autograded/, gradeflow_runs/ and (unless db_url names a database server) gradebook.db in the course: make it writable "
+                "gradeflow writes autograded/, gradeflow_runs/ and (unless db_url names a database server) "
+                "gradebook.db in the course: make it writable "
                 "(remount it read-write, or fix its owner and permissions), then run again",
             ) from None
     # the run folder holds each submission about four times (collect, restore, execute, score),
@@ -116,8 +117,10 @@ def preflight(course_dir: Path, assignment: str, local_store: bool) -> None:
     free = st.f_bavail * st.f_frsize
     if free < need:
         raise TeacherError(
-            f"not enough space on {course_dir}: {free // 2**20} MiB free, grading {assignment!r} needs about {need // 2**20} MiB",
-            "free some space there (old run folders in gradeflow_runs/ can go) or put the runs elsewhere with --store, then run again",
+            f"not enough space on {course_dir}: {free // 2**20} MiB free, grading {assignment!r} needs about "
+            f"{need // 2**20} MiB",
+            "free some space there (old run folders in gradeflow_runs/ can go) or put the runs elsewhere with --store, "
+            "then run again",
         )
 
 

@@ -101,7 +101,8 @@ def submissions_main(
         records = run(a.workspace, a.students or None, **extra)
         if emit and a.class_size is not None and len(records) > a.class_size:
             raise TeacherError(
-                f"{len(records)} submissions, but the run's class-size is {a.class_size}: score and merge would run out of scratch space",
+                f"{len(records)} submissions, but the run's class-size is {a.class_size}: score and merge would run "
+                "out of scratch space",
                 f"submit the run again with class-size {len(records)} or more",
             )
         if emit and a.emit_students:

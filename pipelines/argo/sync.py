@@ -37,7 +37,8 @@ def _run_location(
     if not store:
         raise TeacherError(
             "sync needs the bucket of the gradeflow artifact repository",
-            "pass --store s3://BUCKET (the bucket in argo/install/artifact-repositories.yaml) or set GRADEFLOW_ARGO_STORE",
+            "pass --store s3://BUCKET (the bucket in argo/install/artifact-repositories.yaml) or set "
+            "GRADEFLOW_ARGO_STORE",
         )
     wf = None
     if backend is not None:

@@ -114,7 +114,8 @@ def _start(gf: Any, body: dict[str, Any]) -> Any:
     if assignment not in known:
         raise NotFound(
             f"assignment {assignment!r} is not in the gradebook",
-            f"known assignments: {', '.join(known) or 'none'}; run `nbgrader generate_assignment {assignment or 'ASSIGNMENT'}` to add it",
+            f"known assignments: {', '.join(known) or 'none'}; run `nbgrader generate_assignment "
+            f"{assignment or 'ASSIGNMENT'}` to add it",
         )
     runner = str(body.get("runner") or "local")
     if runner == "argo" and not _runners(gf)["argo"]["available"]:
@@ -238,7 +239,10 @@ def _course(course_dir: Path) -> dict[str, Any]:
     _, coursedir = open_course(
         Path(course_dir), "set c.GradeflowConfig.course_dir to the folder that holds nbgrader_config.py"
     )
-    todo = "start Jupyter in your nbgrader course folder (or set c.GradeflowConfig.course_dir), and run `nbgrader generate_assignment ASSIGNMENT` there first"
+    todo = (
+        "start Jupyter in your nbgrader course folder (or set c.GradeflowConfig.course_dir), and run `nbgrader "
+        "generate_assignment ASSIGNMENT` there first"
+    )
     with open_gradebook(coursedir, todo) as gb:
         assignments = [
             {"name": a.name, "duedate": a.duedate.isoformat() if a.duedate else None, "notebooks": len(a.notebooks)}
