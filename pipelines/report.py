@@ -13,8 +13,6 @@ text (reasons, ids), which is escaped, and nothing on it can run.
 
 from __future__ import annotations
 
-import html
-import math
 from pathlib import Path
 from typing import Any, Iterable
 from urllib.parse import quote
@@ -23,6 +21,11 @@ from steps.contract import EXECUTED_ONE, FEEDBACK, SUBMISSIONS
 from steps.errors import TeacherError
 from steps.records import FAILED, MISSING, OK, REPAIRED, SKIPPED, TAMPERED, UNGRADED, read_json
 from steps.workspace import EXECUTE_LOG, REPORT_HTML, RESULTS_FILES, RESULTS_JSON, Workspace
+
+from .report_histogram import escape as _e
+from .report_histogram import histogram_bins as _histogram_bins
+from .report_histogram import histogram_svg
+from .report_histogram import number as _num
 
 __all__ = ["render_report", "build_html", "REPORT_NAME"]
 
@@ -53,17 +56,6 @@ def render_report(run_dir: str | Path) -> Path:
 
 
 # --- small helpers -------------------------------------------------------------------------------
-
-
-def _e(value: Any) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
-
-
-def _num(x: float | None, digits: int = 2) -> str:
-    if x is None:
-        return "–"
-    text = f"{x:.{digits}f}".rstrip("0").rstrip(".")
-    return text or "0"
 
 
 def _link(run_dir: Path, rel: str, label: str) -> str:
@@ -138,24 +130,6 @@ def _summary(results: dict[str, Any]) -> str:
     return f'<section id="summary"><h2>Summary</h2><div class="cards">{items}</div></section>'
 
 
-def _histogram_bins(scores: list[float], max_score: float) -> list[tuple[str, int]]:
-    """(label, count) bars: one per whole point up to 20 points, else ten equal bins."""
-    if max_score <= 0:
-        return [("0", len(scores))]
-    if max_score <= 20:
-        top = int(math.floor(max_score))
-        labels = [str(k) for k in range(top + 1)]
-        counts = [0] * (top + 1)
-        for s in scores:
-            counts[min(top, max(0, int(math.floor(s + 1e-9))))] += 1
-        return list(zip(labels, counts))
-    width = max_score / 10
-    counts = [0] * 10
-    for s in scores:
-        counts[min(9, max(0, int((s + 1e-9) // width)))] += 1
-    return [(f"{_num(i * width, 1)}–{_num((i + 1) * width, 1)}", n) for i, n in enumerate(counts)]
-
-
 def _histogram(results: dict[str, Any]) -> str:
     graded = [s for s in results["students"] if s["status"] not in NEEDS_A_LOOK]
     left_out = len(results["students"]) - len(graded)
@@ -168,38 +142,8 @@ def _histogram(results: dict[str, Any]) -> str:
             '<section id="histogram"><h2>Total scores</h2><p class="muted">No graded submissions in this run. '
             f"{_e(note)}</p></section>"
         )
-    bins = _histogram_bins([float(s["score"]) for s in graded], max_score)
-    W, H, left, bottom, top = 640, 240, 40, 36, 16
-    plot_w, plot_h = W - left - 10, H - bottom - top
-    peak = max(n for _, n in bins) or 1
-    bw = plot_w / len(bins)
-    parts = [
-        f'<svg id="score-histogram" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" '
-        'role="img" aria-label="histogram of total scores">',
-        f'<line x1="{left}" y1="{top + plot_h}" x2="{W - 10}" y2="{top + plot_h}" class="axis"/>',
-        f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}" class="axis"/>',
-        f'<text x="{left - 6}" y="{top + 4}" text-anchor="end" class="tick">{peak}</text>',
-        f'<text x="{left - 6}" y="{top + plot_h}" text-anchor="end" class="tick">0</text>',
-        f'<text x="{left + plot_w / 2}" y="{H - 4}" text-anchor="middle" class="tick">total score (points)</text>',
-    ]
-    for i, (label, n) in enumerate(bins):
-        h = plot_h * n / peak
-        x = left + i * bw + 2
-        y = top + plot_h - h
-        parts.append(
-            f'<rect class="bar" x="{x:.1f}" y="{y:.1f}" width="{max(bw - 4, 1):.1f}" height="{h:.1f}" '
-            f'data-label="{_e(label)}" data-count="{n}"><title>{_e(label)} points: {n} submission(s)</title></rect>'
-        )
-        if n:
-            parts.append(
-                f'<text x="{x + (bw - 4) / 2:.1f}" y="{y - 3:.1f}" text-anchor="middle" class="count">{n}</text>'
-            )
-        parts.append(
-            f'<text x="{x + (bw - 4) / 2:.1f}" y="{top + plot_h + 14}" text-anchor="middle" '
-            f'class="tick">{_e(label)}</text>'
-        )
-    parts.append("</svg>")
-    return f'<section id="histogram"><h2>Total scores</h2><p class="muted">{_e(note)}</p>{"".join(parts)}</section>'
+    svg = histogram_svg(_histogram_bins([float(s["score"]) for s in graded], max_score))
+    return f'<section id="histogram"><h2>Total scores</h2><p class="muted">{_e(note)}</p>{svg}</section>'
 
 
 def _cell_kinds(snapshot: dict[str, Any] | None) -> dict[tuple[str, str], str]:
@@ -391,30 +335,7 @@ def _files(run_dir: Path) -> Iterable[str]:
             yield f'<a href="{name}">{name}</a>'
 
 
-CSS = """
-:root{--ok:#1a7f37;--warn:#9a6700;--bad:#cf222e;--muted:#57606a;--line:#d0d7de}
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1f2328;background:#f6f8fa}
-main{max-width:1100px;margin:0 auto;padding:20px 24px 48px;background:#fff;min-height:100vh}
-h1{font-size:22px;margin:0 0 2px}
-h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid var(--line);padding-bottom:4px}
-.muted{color:var(--muted)}.ok-text{color:var(--ok)}
-.cards{display:flex;flex-wrap:wrap;gap:10px}
-.card{border:1px solid var(--line);border-radius:8px;padding:8px 14px;min-width:92px}
-.card .n{font-size:24px;font-weight:600}.card .l{color:var(--muted);font-size:12px}
-.card.ok .n{color:var(--ok)}.card.skipped .n,.card.missing .n{color:var(--warn)}.card.failed .n{color:var(--bad)}
-table{border-collapse:collapse;width:100%;margin:6px 0}
-th,td{text-align:left;padding:5px 8px;border-bottom:1px solid var(--line);vertical-align:top}
-th{background:#f6f8fa;font-weight:600}td.num{white-space:nowrap}td.reason{max-width:480px;word-break:break-word}
-.badge{display:inline-block;border-radius:10px;padding:0 8px;font-size:12px;color:#fff;background:var(--muted)}
-.badge.ok,.badge.repaired{background:var(--ok)}.badge.skipped,.badge.missing{background:var(--warn)}
-.badge.failed,.badge.tampered{background:var(--bad)}
-.rate{height:6px;background:#eaeef2;border-radius:3px;margin-top:3px;width:120px}
-.rate div{height:6px;background:var(--ok);border-radius:3px}
-svg .bar{fill:#0969da}svg .axis{stroke:#8c959f}svg text{font-size:11px;fill:#57606a}
-svg .count{fill:#1f2328;font-weight:600}
-code{background:#f6f8fa;padding:1px 4px;border-radius:4px}ul.notes li{margin:3px 0}
-@media print{body{background:#fff}main{padding:0}}
-"""
+CSS = Path(__file__).with_name("report.css").read_text(encoding="utf-8")  # inlined: no external assets
 
 
 def build_html(results: dict[str, Any], run_dir: Path, snapshot: dict[str, Any] | None = None) -> str:
