@@ -1,7 +1,7 @@
 """Imported first by the local runner's forkserver (its preload list): the forkserver ends when the
 run that started it ends, even by SIGKILL, instead of living on and forking workers for nobody.
 
-Its workers do the same towards the forkserver (pipelines.local._die_with_parent), so a killed
+Its workers do the same towards the forkserver (pipelines.pool calls die_with_parent), so a killed
 run takes the whole tree with it; the next run removes the mounts and cgroups it left behind.
 """
 
