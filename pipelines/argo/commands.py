@@ -15,12 +15,23 @@ from typing import Any
 
 from steps.contract import DAG as STEP_ORDER
 from steps.contract import EXIT_INFRA
-from steps.errors import TeacherError
+from steps.errors import NotFound, TeacherError, Unreachable
 from steps.limits import ARGO_FLAGS
 
-from ..workflow import DEFAULT_CLASS_SIZE, DEFAULT_PARALLELISM, SHARD_SIZE, render
-from .backends import DEFAULT_NAMESPACE, ArgoSettings, Backend, connect
-from .runs import find_run, list_runs, logs, resubmit, retry, submit, submit_class, wait
+from ..workflow import DEFAULT_CLASS_SIZE, DEFAULT_PARALLELISM, LABEL_RUN_GROUP, SHARD_SIZE, render
+from .backends import Backend
+from .groups import (
+    GroupStatus,
+    find_run_or_group,
+    group_status,
+    group_sync_lines,
+    retry_group,
+    shards_in_store,
+    sync_group,
+    wait_group,
+)
+from .runs import list_runs, logs, resubmit, retry, submit, submit_class, wait
+from .settings import DEFAULT_NAMESPACE, ArgoSettings, connect
 from .status import RunStatus, run_status
 from .sync import sync
 
@@ -62,6 +73,7 @@ def _add_connection(p: argparse.ArgumentParser) -> None:
 
 def _backend(a: argparse.Namespace) -> Backend:
     settings = ArgoSettings.from_env(
+        os.environ,
         server=a.argo_server,
         token=a.argo_token,
         namespace=a.namespace,
@@ -72,7 +84,7 @@ def _backend(a: argparse.Namespace) -> Backend:
     return connect(settings, a.backend)
 
 
-def _print_status(st: RunStatus) -> None:
+def _print_status(st: RunStatus | GroupStatus) -> None:
     print("\n".join(st.lines()), flush=True)
 
 
@@ -100,20 +112,34 @@ def _cmd_submit(a: argparse.Namespace) -> int:
     else:
         wfs = submit_class(b, a.course, a.assignment, class_size=a.class_size, **options)
     names = [wf["metadata"]["name"] for wf in wfs]
-    if len(names) > 1:
+    group = (wfs[0]["metadata"].get("labels") or {}).get(LABEL_RUN_GROUP)
+    if group:
         print(f"a class of up to {a.class_size} is graded as {len(names)} runs (docs/argo.md, 'Big classes'):")
     for name in names:
         print(f"submitted run {name} in namespace {b.namespace}")
-        print(f"  watch: gradeflow watch {name}   then: gradeflow sync {name} COURSE_DIR --store s3://BUCKET")
+    watched = group or names[0]
+    print(f"  watch: gradeflow watch {watched}   then: gradeflow sync {watched} COURSE_DIR --store s3://BUCKET")
     if a.watch:
-        return max(_finish(wait(b, name, progress=_print_status, poll=a.poll)) for name in names)
+        if group:
+            return _finish(wait_group(b, group, progress=_print_status, poll=a.poll))
+        return _finish(wait(b, watched, progress=_print_status, poll=a.poll))
     return 0
 
 
-def _finish(st: RunStatus) -> int:
+def _finish(st: RunStatus | GroupStatus) -> int:
+    if isinstance(st, GroupStatus) and st.phase != "Succeeded":
+        failed = [s.name for s in st.failed_shards]
+        print(
+            f"run group {st.name} {st.phase.lower()}: {len(failed)} of its {len(st.shards)} runs failed "
+            f"({', '.join(failed)}); `gradeflow logs RUN` shows why; `gradeflow retry {st.name}` re-runs only what "
+            "failed",
+            file=sys.stderr,
+        )
+        return 1
     if st.phase != "Succeeded":
         print(
-            f"run {st.name} {st.phase.lower() or 'stopped'}: `gradeflow logs {st.name}` shows why; `gradeflow retry {st.name}` re-runs only what failed",
+            f"run {st.name} {st.phase.lower() or 'stopped'}: `gradeflow logs {st.name}` shows why; `gradeflow retry "
+            f"{st.name}` re-runs only what failed",
             file=sys.stderr,
         )
         return 1
@@ -127,14 +153,14 @@ def _cmd_status(a: argparse.Namespace) -> int:
         if not runs:
             print(f"no gradeflow runs in {b.where()}")
         for w in runs:
-            st = run_status(w)
-            ex = st.steps["execute"]
-            print(
-                f"{st.name:40} {st.phase or 'Pending':10} execute {ex.done}/{ex.total}"
-                + (f", {ex.failed} failed" if ex.failed else "")
-            )
+            print(run_status(w).brief())
         return 0
-    st = run_status(find_run(b, a.run))
+    wf, shards = find_run_or_group(b, a.run)
+    if shards:  # a class graded as several runs: one line per run and a total
+        gs = group_status(a.run, shards)
+        print(json.dumps(gs.as_dict(), indent=1) if a.json else "\n".join(gs.lines()))
+        return 0
+    st = run_status(wf)
     if a.json:
         print(
             json.dumps(
@@ -157,14 +183,26 @@ def _cmd_status(a: argparse.Namespace) -> int:
 
 
 def _cmd_watch(a: argparse.Namespace) -> int:
-    return _finish(wait(_backend(a), a.run, poll=a.poll, timeout=a.timeout, progress=_print_status))
+    b = _backend(a)
+    _, shards = find_run_or_group(b, a.run)
+    follow = wait_group if shards else wait
+    return _finish(follow(b, a.run, poll=a.poll, timeout=a.timeout, progress=_print_status))
 
 
 def _cmd_retry(a: argparse.Namespace) -> int:
     b = _backend(a)
+    _, shards = find_run_or_group(b, a.run)
+    if shards:
+        names = [wf["metadata"]["name"] for wf in retry_group(b, a.run)]
+        print(
+            f"retrying the failed runs of {a.run} ({', '.join(names)}), each only its failed nodes; the others "
+            f"are left as they are (`gradeflow watch {a.run}`)"
+        )
+        return 0
     wf = retry(b, a.run)
     print(
-        f"retrying the failed nodes of {wf['metadata']['name']}; score and merge run again when they finish (`gradeflow watch {a.run}`)"
+        f"retrying the failed nodes of {wf['metadata']['name']}; score and merge run again when they finish "
+        f"(`gradeflow watch {a.run}`)"
     )
     return 0
 
@@ -184,24 +222,62 @@ def _cmd_sync(a: argparse.Namespace) -> int:
 
     from ..store import RUNS_DIR
 
+    store = a.store or os.environ.get("GRADEFLOW_ARGO_STORE") or None
     b = None
     if "://" not in a.run:
         try:
             b = _backend(a)
         except TeacherError:
-            if not (a.store or os.environ.get("GRADEFLOW_ARGO_STORE")):
+            if not store:
                 raise
             # no Argo to ask (or no kubeconfig): the run is found in the store alone
-    results = sync(a.run, a.course_dir, backend=b, store=a.store, store_prefix=a.store_prefix)
+    shards = _group_to_sync(a.run, b, store, a.store_prefix)
+    if shards is not None:
+        return _sync_group(a, b, store, shards)
+    results = sync(a.run, a.course_dir, backend=b, store=store, store_prefix=a.store_prefix)
     print("\n".join(summary_lines(results)))
     print(
-        f"gradebook: {results['gradebook']} updated; results: {Path(a.course_dir) / RUNS_DIR / results['run_id'] / 'results'}"
+        f"gradebook: {results['gradebook']} updated; results: "
+        f"{Path(a.course_dir) / RUNS_DIR / results['run_id'] / 'results'}"
     )
     ungraded = results["counts"].get("ungraded_submissions", 0)
     if ungraded:  # as `gradeflow grade`: nothing was written for them, and the exit code says so
         print(
-            f"gradeflow: {ungraded} submission(s) not graded because gradeflow or the sandbox failed (see the summary); their earlier grades are unchanged. "
+            f"gradeflow: {ungraded} submission(s) not graded because gradeflow or the sandbox failed (see the "
+            "summary); their earlier grades are unchanged. "
             f"Exit code 75: `gradeflow retry {a.run}` re-runs them, then sync again.",
+            file=sys.stderr,
+        )
+        return EXIT_INFRA
+    return 0
+
+
+def _group_to_sync(
+    run: str, b: Backend | None, store: str | None, store_prefix: str | None
+) -> list[dict[str, Any]] | None:
+    """The Workflows of run group `run` ([] when only the store has them), or None for one run."""
+    if "://" in run:
+        return None
+    if b is not None:
+        try:
+            _, shards = find_run_or_group(b, run)
+            return shards or None
+        except (NotFound, Unreachable):
+            pass  # deleted by retention, or Argo is down: the store alone may have the group
+    return [] if store and shards_in_store(run, store, store_prefix) else None
+
+
+def _sync_group(a: argparse.Namespace, b: Backend | None, store: str | None, shards: list[dict[str, Any]]) -> int:
+    merged, not_merged = sync_group(
+        a.run, a.course_dir, store=store, backend=b, store_prefix=a.store_prefix, workflows=shards or None
+    )
+    print("\n".join(group_sync_lines(a.run, merged, not_merged)))
+    ungraded = sum(r["counts"].get("ungraded_submissions", 0) for r in merged)
+    if ungraded or not_merged:  # as for one run: what is not graded is said, and exit 75 says so
+        print(
+            f"gradeflow: {ungraded} submission(s) not graded and {len(not_merged)} run(s) not merged; earlier grades "
+            f"of those students are unchanged. Exit code 75: `gradeflow retry {a.run}` re-runs the failed runs, "
+            "then sync again.",
             file=sys.stderr,
         )
         return EXIT_INFRA
@@ -251,7 +327,10 @@ def add_argo_commands(subparsers: Any) -> None:
         type=int,
         default=None,
         metavar="N",
-        help=f"the most submissions to grade (default: the template's {DEFAULT_CLASS_SIZE}); above {SHARD_SIZE} the class is graded as several runs of at most {SHARD_SIZE}",
+        help=(
+            f"the most submissions to grade (default: the template's {DEFAULT_CLASS_SIZE}); above {SHARD_SIZE} the "
+            f"class is graded as several runs of at most {SHARD_SIZE}"
+        ),
     )
     for f in ARGO_FLAGS:  # as strings: Argo parameters; unset ones keep the template's default
         s.add_argument(f"--{f.flag}", default=None, help=f.help)
@@ -295,12 +374,18 @@ def add_argo_commands(subparsers: Any) -> None:
     sy.add_argument(
         "--store",
         default=None,
-        help="the artifact repository's bucket, e.g. s3://gradeflow (GRADEFLOW_ARGO_STORE); credentials and endpoint from AWS_* variables",
+        help=(
+            "the artifact repository's bucket, e.g. s3://gradeflow (GRADEFLOW_ARGO_STORE); credentials and "
+            "endpoint from AWS_* variables"
+        ),
     )
     sy.add_argument(
         "--store-prefix",
         default=None,
-        help="the run's prefix in the bucket (default: the run's own, else gradeflow); needed only when Argo no longer has the run",
+        help=(
+            "the run's prefix in the bucket (default: the run's own, else gradeflow); needed only when Argo no "
+            "longer has the run"
+        ),
     )
     _add_connection(sy)
     sy.set_defaults(func=_cmd_sync)

@@ -111,7 +111,8 @@ def _start(gf: Any, body: dict[str, Any]) -> Any:
     if assignment not in known:
         raise NotFound(
             f"assignment {assignment!r} is not in the gradebook",
-            f"known assignments: {', '.join(known) or 'none'}; run `nbgrader generate_assignment {assignment or 'ASSIGNMENT'}` to add it",
+            f"known assignments: {', '.join(known) or 'none'}; run `nbgrader generate_assignment "
+            f"{assignment or 'ASSIGNMENT'}` to add it",
         )
     runner = str(body.get("runner") or "local")
     if runner == "argo" and not _runners(gf)["argo"]["available"]:
@@ -235,7 +236,10 @@ def _course(course_dir: Path) -> dict[str, Any]:
     _, coursedir = open_course(
         Path(course_dir), "set c.GradeflowConfig.course_dir to the folder that holds nbgrader_config.py"
     )
-    todo = "start Jupyter in your nbgrader course folder (or set c.GradeflowConfig.course_dir), and run `nbgrader generate_assignment ASSIGNMENT` there first"
+    todo = (
+        "start Jupyter in your nbgrader course folder (or set c.GradeflowConfig.course_dir), and run `nbgrader "
+        "generate_assignment ASSIGNMENT` there first"
+    )
     with open_gradebook(coursedir, todo) as gb:
         assignments = [
             {"name": a.name, "duedate": a.duedate.isoformat() if a.duedate else None, "notebooks": len(a.notebooks)}
@@ -273,7 +277,7 @@ def _last_run(runs_dir: Path, assignment: str) -> dict[str, Any] | None:
 
 
 def _runners(gf: Any) -> dict[str, Any]:
-    client, why = argo_client()
+    client, why = argo_client(gf.jobs.argo.settings)
     return {
         "local": {"available": True, "label": f"this server ({gf.sandbox} sandbox, {gf.jobs_label})", "why": ""},
         "argo": {"available": client is not None, "label": "Argo Workflows (one pod per submission)", "why": why},

@@ -24,29 +24,31 @@ from typing import Any, Callable
 
 from steps.errors import Busy, TeacherError
 
+from . import ArgoConfig, argo_config
+
 __all__ = ["Job", "JobManager", "argo_client", "RUNNERS"]
 
 RUNNING, DONE, ERROR, SUBMITTED = "running", "done", "error", "submitted"
 LOG_LINES = 200  # stderr lines kept per job, shown when a run breaks
 
 
-def argo_client() -> tuple[Any, str]:
-    """The Argo client module when it is installed and Argo is configured, else (None, why not)."""
+def argo_client(settings: Any = None) -> tuple[Any, str]:
+    """The Argo client module when it is installed and Argo is configured, else (None, why not).
+
+    `settings` (an ArgoSettings) say how Argo is reached; default: the server's environment."""
     try:
         client = importlib.import_module("pipelines.client")
     except ImportError as e:
         return None, f"this gradeflow has no Argo client ({e}); grading runs on this server"
     if not callable(getattr(client, "submit", None)):
         return None, "pipelines.client has no submit(); grading runs on this server"
-    kubeconfig = os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
-    if not (
-        os.environ.get("ARGO_SERVER")
-        or os.environ.get("KUBERNETES_SERVICE_HOST")
-        or os.path.isfile(kubeconfig.split(os.pathsep)[0])
-    ):
+    settings = settings or argo_config().settings
+    kubeconfig = settings.kubeconfig or os.path.expanduser("~/.kube/config")
+    if not (settings.server or settings.in_cluster or os.path.isfile(kubeconfig.split(os.pathsep)[0])):
         return (
             None,
-            "no Argo Server or Kubernetes cluster is configured for this Jupyter server: set ARGO_SERVER (and ARGO_TOKEN) or give it a kubeconfig (see docs/argo.md)",
+            "no Argo Server or Kubernetes cluster is configured for this Jupyter server: set ARGO_SERVER (and "
+            "ARGO_TOKEN) or give it a kubeconfig (see docs/argo.md)",
         )
     return client, ""
 
@@ -140,13 +142,16 @@ class Job:
 class JobManager:
     """Starts jobs with a registered runner and keeps them for the page to poll."""
 
-    def __init__(self, course_dir: Path, grade_args: list[str] | None = None, log: Any = None) -> None:
+    def __init__(
+        self, course_dir: Path, grade_args: list[str] | None = None, log: Any = None, argo: ArgoConfig | None = None
+    ) -> None:
         from ..store import RUNS_DIR
 
         self.course_dir = Path(course_dir)
         self.runs_dir = self.course_dir / RUNS_DIR
         self.grade_args = list(grade_args or [])
         self.log = log
+        self.argo = argo or argo_config()  # how the "argo" runner reaches Argo, and its store
         self.jobs: dict[str, Job] = {}
         self._tasks: set[asyncio.Task] = set()
 
@@ -305,9 +310,10 @@ async def run_local(manager: JobManager, job: Job) -> None:
 async def run_argo(manager: JobManager, job: Job) -> None:
     """Submit the run to Argo (or retry the failed nodes of an earlier one) and follow it.
 
-    When the run succeeds and GRADEFLOW_ARGO_STORE names its bucket, its results are synced
-    into the course (its gradebook, autograded/, gradeflow_runs/RUN/results/) like
-    `gradeflow sync` does, and the page shows them as for a local run.
+    When the run succeeds and the page knows its bucket (c.GradeflowConfig.argo_store, default
+    GRADEFLOW_ARGO_STORE), its results are synced into the course (its gradebook, autograded/,
+    gradeflow_runs/RUN/results/) like `gradeflow sync` does, and the page shows them as for a
+    local run.
     """
     loop = asyncio.get_running_loop()
     try:
@@ -322,10 +328,10 @@ async def run_argo(manager: JobManager, job: Job) -> None:
 
 
 def _follow_argo(manager: JobManager, job: Job) -> None:
-    client, why = argo_client()
+    client, why = argo_client(manager.argo.settings)
     if client is None:
         raise TeacherError("the Argo runner is not available", why)
-    backend = client.connect(client.ArgoSettings.from_env())
+    backend = client.connect(manager.argo.settings)
     job.step = "submitting to Argo"
     if job.retry_of and manager.jobs.get(job.retry_of) and manager.jobs[job.retry_of].workflow:
         wf = client.retry(backend, manager.jobs[job.retry_of].workflow, warn=job.log.append)
@@ -349,9 +355,9 @@ def _follow_argo(manager: JobManager, job: Job) -> None:
             f"Argo run {job.workflow} {st.phase.lower()}: {st.message}",
             f"see why with `gradeflow logs {job.workflow}`; `gradeflow retry {job.workflow}` re-runs only what failed",
         )
-    if os.environ.get("GRADEFLOW_ARGO_STORE"):
+    if manager.argo.store:
         job.step = "syncing results into the gradebook"
-        job.results = client.sync(job.workflow, manager.course_dir, backend=backend)
+        job.results = client.sync(job.workflow, manager.course_dir, backend=backend, store=manager.argo.store)
         from ..report import render_report
 
         render_report(manager.runs_dir / job.results["run_id"])
