@@ -7,7 +7,7 @@ Each is run pod by pod by the Argo emulator (tests/argo_emulator.py) against a r
 (moto); sam's execute pod breaks (his restore.json vanishes: our own failure, exit 75), so
 big-3of3 fails and its merge marks him UNGRADED. The fake server then reports each Workflow
 with node statuses built from the emulated pods. Given only `big`, the teacher gets:
-- `status`: one line per shard, its failed submission, and a total;
+- `status`: one line per shard, its failed submission, and a total; `logs`: the failed pods';
 - `watch`: follows all three until they finish, exits 1 and says to `gradeflow retry big`;
 - `sync`: merges every shard into the gradebook (6 students) and exits 75 for sam;
 - `retry`: asks Argo to retry big-3of3 only; once it has run again, `sync` exits 0 with all 7;
@@ -91,6 +91,8 @@ class Cluster:
         self.live[name] = wf
         self.argo.routes[("GET", f"/api/v1/workflows/{NS}/{name}")] = (200, lambda req: self.live[name])
         self.argo.routes[("PUT", f"/api/v1/workflows/{NS}/{name}/retry")] = (200, lambda req: self.live[name])
+        log = json.dumps({"result": {"content": f"the log of a pod of {name}"}}).encode() + b"\n"
+        self.argo.routes[("GET", f"/api/v1/workflows/{NS}/{name}/log")] = (200, log)
 
     def list(self, req: dict) -> dict:
         key, _, value = req["query"]["listOptions.labelSelector"][0].partition("=")
@@ -165,7 +167,7 @@ def test_a_sharded_class_is_one_run_for_status_watch_sync_and_retry(
     assert seen == ["Running", "Failed"] and [s.phase for s in final.shards] == ["Succeeded", "Succeeded", "Failed"]
     assert main(["watch", "big", "--poll", "0"]) == 1
     err = capsys.readouterr().err
-    assert "1 of its 3 runs failed (big-3of3)" in err and "gradeflow retry big" in err
+    assert "1 of its 3 runs failed (big-3of3)" in err and "gradeflow retry big" in err and "logs big" in err
 
     # status: a line per shard, sam's failure with the shard's own logs command, and a total
     assert main(["status", "big"]) == 0
@@ -178,6 +180,13 @@ def test_a_sharded_class_is_one_run_for_status_watch_sync_and_retry(
     assert failed and all("gradeflow logs big-3of3" in line for line in failed), failed
     assert any("execute sam" in line and "gradeflow logs big-3of3 --student sam" in line for line in failed)
     assert lines[-1] == "  total: execute: 6/7 done, 1 failed; runs: 2 succeeded, 1 failed"
+    # logs: the failed pods of the failed shard; a student's, from the shard that grades them
+    assert main(["logs", "big"]) == 0
+    out = capsys.readouterr().out
+    assert "==> big-3of3: " in out and "the log of a pod of big-3of3" in out and "big-1of3" not in out
+    assert main(["logs", "big", "--student", "mia"]) == 0
+    out = capsys.readouterr().out
+    assert "the log of a pod of big-2of3" in out and "big-3of3" not in out and "big-1of3" not in out
     assert main(["status", "big", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert [s["name"] for s in doc["shards"]] == names and doc["phase"] == "Failed"

@@ -15,7 +15,7 @@ from typing import Any
 
 from steps.contract import DAG as STEP_ORDER
 from steps.contract import EXIT_INFRA
-from steps.errors import NotFound, TeacherError, Unreachable
+from steps.errors import TeacherError
 from steps.limits import ARGO_FLAGS
 
 from ..workflow import DEFAULT_CLASS_SIZE, DEFAULT_PARALLELISM, LABEL_RUN_GROUP, SHARD_SIZE, render
@@ -23,10 +23,11 @@ from .backends import Backend
 from .groups import (
     GroupStatus,
     find_run_or_group,
+    group_logs,
     group_status,
     group_sync_lines,
+    group_to_sync,
     retry_group,
-    shards_in_store,
     sync_group,
     wait_group,
 )
@@ -131,8 +132,8 @@ def _finish(st: RunStatus | GroupStatus) -> int:
         failed = [s.name for s in st.failed_shards]
         print(
             f"run group {st.name} {st.phase.lower()}: {len(failed)} of its {len(st.shards)} runs failed "
-            f"({', '.join(failed)}); `gradeflow logs RUN` shows why; `gradeflow retry {st.name}` re-runs only what "
-            "failed",
+            f"({', '.join(failed)}); `gradeflow logs {st.name}` shows why; `gradeflow retry {st.name}` re-runs only "
+            "what failed",
             file=sys.stderr,
         )
         return 1
@@ -231,7 +232,7 @@ def _cmd_sync(a: argparse.Namespace) -> int:
             if not store:
                 raise
             # no Argo to ask (or no kubeconfig): the run is found in the store alone
-    shards = _group_to_sync(a.run, b, store, a.store_prefix)
+    shards = group_to_sync(a.run, b, store, a.store_prefix)
     if shards is not None:
         return _sync_group(a, b, store, shards)
     results = sync(a.run, a.course_dir, backend=b, store=store, store_prefix=a.store_prefix)
@@ -252,21 +253,6 @@ def _cmd_sync(a: argparse.Namespace) -> int:
     return 0
 
 
-def _group_to_sync(
-    run: str, b: Backend | None, store: str | None, store_prefix: str | None
-) -> list[dict[str, Any]] | None:
-    """The Workflows of run group `run` ([] when only the store has them), or None for one run."""
-    if "://" in run:
-        return None
-    if b is not None:
-        try:
-            _, shards = find_run_or_group(b, run)
-            return shards or None
-        except (NotFound, Unreachable):
-            pass  # deleted by retention, or Argo is down: the store alone may have the group
-    return [] if store and shards_in_store(run, store, store_prefix) else None
-
-
 def _sync_group(a: argparse.Namespace, b: Backend | None, store: str | None, shards: list[dict[str, Any]]) -> int:
     merged, not_merged = sync_group(
         a.run, a.course_dir, store=store, backend=b, store_prefix=a.store_prefix, workflows=shards or None
@@ -285,7 +271,10 @@ def _sync_group(a: argparse.Namespace, b: Backend | None, store: str | None, sha
 
 
 def _cmd_logs(a: argparse.Namespace) -> int:
-    for title, text in logs(_backend(a), a.run, student=a.student, step=a.step, tail=None if a.all else a.tail):
+    b = _backend(a)
+    _, shards = find_run_or_group(b, a.run)
+    read = group_logs if shards else logs
+    for title, text in read(b, a.run, student=a.student, step=a.step, tail=None if a.all else a.tail):
         print(f"==> {title} <==\n{text}\n")
     return 0
 

@@ -3,9 +3,9 @@
 `submit_class` grades a class too big for one Workflow as one run per shard, each labelled
 gradeflow.io/run-group=<run-id> (pipelines.workflow.build_shards). A teacher gives that run id
 and gets every shard: a line per shard and a total (`group_status`), a wait until all finished
-(`wait_group`), a retry of only the failed shards (`retry_group`), and a sync of every shard into
-the course (`sync_group`). The shards are found by label while Argo has them, else by their
-run ids in the store (`shards_in_store`).
+(`wait_group`), a retry of only the failed shards (`retry_group`), their failed pods' logs
+(`group_logs`), and a sync of every shard into the course (`sync_group`). The shards are found
+by label while Argo has them, else by their run ids in the store (`shards_in_store`).
 """
 
 from __future__ import annotations
@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from steps.collect import shard_of
 from steps.contract import DAG as STEP_ORDER
-from steps.errors import NotFound, TeacherError
+from steps.errors import NotFound, TeacherError, Unreachable
 
 from ..workflow import LABEL_RUN, LABEL_RUN_GROUP, RUN_ID, shard_run_ids
 from .backends import Backend
-from .runs import find_run, poll_until_finished, retry, warn_stderr
+from .runs import find_run, logs, poll_until_finished, retry, warn_stderr
 from .status import RunStatus, StepProgress, param, run_status
 from .sync import require_store, run_prefix, sync
 
@@ -32,8 +33,10 @@ __all__ = [
     "group_status",
     "wait_group",
     "retry_group",
+    "group_logs",
     "shards_in_store",
     "sync_group",
+    "group_to_sync",
     "group_sync_lines",
 ]
 
@@ -186,6 +189,30 @@ def retry_group(backend: Backend, run: str, warn: Callable[[str], None] = warn_s
     return [retry(backend, s.name, warn=once) for s in st.failed_shards]
 
 
+def group_logs(
+    backend: Backend, run: str, *, student: str | None = None, step: str | None = None, tail: int | None = 60
+) -> list[tuple[str, str]]:
+    """`logs` of every shard of run group `run` that has what is asked: the failed nodes, or one
+    student's (in the one shard that grades them) or one step's. Titles name the shard."""
+    out: list[tuple[str, str]] = []
+    for wf in find_group(backend, run):
+        name, shard = wf["metadata"]["name"], param(wf["spec"].get("arguments"), "shard") or "0/1"
+        index, shards = (int(x) for x in shard.split("/"))
+        if student is not None and shard_of(student, shards) != index:
+            continue
+        if student is None and step is None and not run_status(wf).failed:
+            continue
+        out += [
+            (f"{name}: {title}", text) for title, text in logs(backend, name, student=student, step=step, tail=tail)
+        ]
+    if not out:
+        raise TeacherError(
+            f"no run of {run} has a failed node" + (f" for {student or step}" if student or step else ""),
+            "pass --student ID or --step NAME to read another node's log",
+        )
+    return out
+
+
 def shards_in_store(run: str, store: str, store_prefix: str | None = None) -> list[str]:
     """The run ids of run group `run`'s shards that are in the store (for Argo deleted them)."""
     from ..store import open_store
@@ -199,6 +226,22 @@ def shards_in_store(run: str, store: str, store_prefix: str | None = None) -> li
         if shards > 1 and any(i in present for i in ids):
             return ids
     return []
+
+
+def group_to_sync(
+    run: str, backend: Backend | None, store: str | None, store_prefix: str | None = None
+) -> list[dict[str, Any]] | None:
+    """What `gradeflow sync RUN` merges: the Workflows of run group `run` ([] when only the store
+    has its shards), or None when `run` is one run (or a run's URL)."""
+    if "://" in run:
+        return None
+    if backend is not None:
+        try:
+            _, shards = find_run_or_group(backend, run)
+            return shards or None
+        except (NotFound, Unreachable):
+            pass  # deleted by retention, or Argo is down: the store alone may have the group
+    return [] if store and shards_in_store(run, store, store_prefix) else None
 
 
 def sync_group(
