@@ -362,7 +362,10 @@ def _follow_argo(manager: JobManager, job: Job) -> None:
 
         render_report(manager.runs_dir / job.results["run_id"])
     else:
-        job.step = "finished on Argo; set GRADEFLOW_ARGO_STORE to sync results here, or run `gradeflow sync`"
+        job.step = (
+            "finished on Argo; set GRADEFLOW_ARGO_STORE (or c.GradeflowConfig.argo_store) to sync results here, "
+            "or run `gradeflow sync`"
+        )
 
 
 RUNNERS: dict[str, Callable[[JobManager, Job], Any]] = {"local": run_local, "argo": run_argo}
