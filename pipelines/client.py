@@ -10,7 +10,7 @@ Argo is reached one of two ways, registered by name in `BACKENDS`:
   Server is not exposed. Retry and memoized resubmit need the Argo Server.
 
 `connect()` picks `server` when an Argo Server is configured and `kubernetes` otherwise. The
-Python API is `build_workflow` (re-exported from pipelines.workflow), `submit`, `wait`,
+Python API is `build_workflow` (re-exported from pipelines.argo.shards), `submit`, `wait`,
 `run_status`, `retry`, `resubmit`, `logs` and `sync`; `add_argo_commands` adds the same as
 `gradeflow` subcommands. `sync` downloads a run's prefix from the store and calls
 `steps.merge.merge(workspace, course_dir)`: the merge the local runner uses.
@@ -29,9 +29,9 @@ from .argo.backends import *  # noqa: F403 - this module is the argo package's P
 from .argo.backends import _fnv1a_32  # noqa: F401 - tests check pod names against it
 from .argo.commands import add_argo_commands
 from .argo.runs import *  # noqa: F403
+from .argo.shards import build_workflow
 from .argo.status import *  # noqa: F403
 from .argo.sync import sync
-from .workflow import build_workflow
 
 __all__ = [
     *backends.__all__,

@@ -33,7 +33,7 @@ MAX_SUBMISSION_MB: int = PARAMS["max-submission-mb"].default
 def shard_of(student: str, shards: int) -> int:
     """Which of `shards` runs grades `student`: the same answer in every run, whoever else submitted.
 
-    A class too big for one Argo Workflow object is graded as several runs (pipelines.workflow
+    A class too big for one Argo Workflow object is graded as several runs (pipelines.argo.shards
     `build_shards`); each collect keeps only its shard's students, chosen by a hash of the id
     so that a submission arriving between two shards' collects moves no one to another shard.
     """

@@ -91,6 +91,11 @@ class Param:
         return tuple(self.choices() if callable(self.choices) else self.choices)
 
     @property
+    def teacher_dest(self) -> str:
+        """argparse's attribute for the teacher's flag."""
+        return self.teacher_flag.replace("-", "_")
+
+    @property
     def teacher_flag(self) -> str:
         """The flag a teacher gives gradeflow grade/submit: the Argo parameter's name where there is one."""
         return self.argo.parameter if isinstance(self.argo, OnArgo) and self.argo.parameter else self.name

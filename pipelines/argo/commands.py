@@ -16,13 +16,13 @@ from typing import Any
 from steps.contract import DAG as STEP_ORDER
 from steps.contract import EXIT_INFRA
 from steps.errors import TeacherError
-from steps.limits import ARGO_FLAGS
+from steps.params import add_arguments, submit_params
 
-from ..workflow import DEFAULT_CLASS_SIZE, DEFAULT_PARALLELISM, SHARD_SIZE, render
 from .backends import DEFAULT_NAMESPACE, ArgoSettings, Backend, connect
 from .runs import find_run, list_runs, logs, resubmit, retry, submit, submit_class, wait
 from .status import RunStatus, run_status
 from .sync import sync
+from .workflow import DEFAULT_CLASS_SIZE, DEFAULT_PARALLELISM, SHARD_SIZE, render
 
 __all__ = ["add_argo_commands"]
 
@@ -83,7 +83,7 @@ def _cmd_submit(a: argparse.Namespace) -> int:
             f"to grade on this machine run `gradeflow grade {a.course} {a.assignment}`",
         )
     b = _backend(a)
-    limits = {k: getattr(a, k.replace("-", "_")) for k in [f.flag for f in ARGO_FLAGS] + ["cpu"]}
+    limits = {p.teacher_flag: getattr(a, p.teacher_dest) for p in submit_params() if p.limit}
     options: dict[str, Any] = {
         "run_id": a.run_id,
         "course_pvc": a.course_pvc,
@@ -221,8 +221,6 @@ def _cmd_render(a: argparse.Namespace) -> int:
 
 def add_argo_commands(subparsers: Any) -> None:
     """Add submit, status, watch, retry, resubmit, sync, logs and render to `gradeflow`."""
-    from ..cli import add_feedback_arguments
-
     s = subparsers.add_parser("submit", help="submit an assignment's grading to Argo Workflows (--argo)")
     s.add_argument(
         "course", help="the course id (or its local directory; the cluster reads the course from --course-pvc)"
@@ -253,10 +251,7 @@ def add_argo_commands(subparsers: Any) -> None:
         metavar="N",
         help=f"the most submissions to grade (default: the template's {DEFAULT_CLASS_SIZE}); above {SHARD_SIZE} the class is graded as several runs of at most {SHARD_SIZE}",
     )
-    for f in ARGO_FLAGS:  # as strings: Argo parameters; unset ones keep the template's default
-        s.add_argument(f"--{f.flag}", default=None, help=f.help)
-    s.add_argument("--cpu", default=None, help="CPU limit of an execute pod")
-    add_feedback_arguments(s)
+    add_arguments(s, submit_params(), "submit")  # as strings; unset ones keep the template's default
     s.add_argument("--watch", action="store_true", help="follow the run until it finishes")
     s.add_argument("--poll", type=float, default=5.0, help=argparse.SUPPRESS)
     _add_connection(s)

@@ -13,8 +13,8 @@ from typing import Any
 
 from steps.errors import NotFound, TeacherError, Unreachable
 
-from ..workflow import PARAMETERS
 from .backends import Backend
+from .params import argo_default
 from .runs import find_run
 
 __all__ = ["sync"]
@@ -45,7 +45,7 @@ def _run_location(
         except (NotFound, Unreachable):
             pass  # deleted by retention, or Argo is down: the store alone has the run
     if wf is None:
-        prefix = store_prefix or next(p.default for p in PARAMETERS if p.name == "store-prefix") or ""
+        prefix = store_prefix or argo_default("store-prefix") or ""
         return f"{store.rstrip('/')}/{prefix.strip('/')}", run
     params = {p["name"]: p.get("value") for p in (wf.get("spec", {}).get("arguments", {}).get("parameters") or [])}
     prefix = store_prefix or params.get("store-prefix") or "gradeflow"
