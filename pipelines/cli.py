@@ -74,7 +74,8 @@ def _cmd_grade(a: argparse.Namespace) -> int:
     ungraded = results["counts"].get("ungraded_submissions", 0)
     if ungraded:
         print(
-            f"gradeflow: {ungraded} submission(s) not graded because gradeflow or the sandbox failed (see the summary); their earlier grades are unchanged. Exit code 75: run again once fixed.",
+            f"gradeflow: {ungraded} submission(s) not graded because gradeflow or the sandbox failed "
+            "(see the summary); their earlier grades are unchanged. Exit code 75: run again once fixed.",
             file=sys.stderr,
         )
         return EXIT_INFRA
@@ -183,7 +184,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (KeyboardInterrupt, Interrupted) as e:
         signum = getattr(e, "signum", 2)
         print(
-            f"gradeflow: stopped ({'SIGTERM' if signum == 15 else 'SIGINT'}); submissions merged so far are kept, the next run grades only the rest",
+            f"gradeflow: stopped ({'SIGTERM' if signum == 15 else 'SIGINT'}); "
+            "submissions merged so far are kept, the next run grades only the rest",
             file=sys.stderr,
         )
         return 128 + signum

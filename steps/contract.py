@@ -3,10 +3,11 @@
 Every backend reads this module and nothing else to learn what a step needs and makes:
 the local runner (`pipelines.local`), the Argo templates (`pipelines.argo.templates`) and the
 step CLIs (`steps.cli.step_main`). A step's parameters are declared in `steps.params` (flag,
-type, default, help, and how each backend takes them); a step lists the ones it takes. A step reads its inputs from, and writes its outputs to, a
-*workspace*: a directory whose layout is the same as the run's prefix in the object
-store. So `restored/s01/work/` in a workspace is `<run>/restored/s01/work/` in the store,
-and `/gradeflow/restored/s01/work/` in an Argo pod.
+type, default, help, and how each backend takes them); a step lists the ones it takes.
+
+A step reads its inputs from, and writes its outputs to, a *workspace*: a directory whose layout
+is the same as the run's prefix in the object store. So `restored/s01/work/` in a workspace is
+`<run>/restored/s01/work/` in the store, and `/gradeflow/restored/s01/work/` in an Argo pod.
 """
 
 from __future__ import annotations

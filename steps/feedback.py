@@ -30,7 +30,7 @@ import nbformat
 
 from .cli import for_each_submission, step_main
 from .contract import STEPS
-from .params import HIDDEN_TESTS  # noqa: F401 - the values of --hidden-tests, where callers look
+from .params import HIDDEN_TESTS, PARAMS  # noqa: F401 - HIDDEN_TESTS: --hidden-tests' values, where callers look
 from .records import OK, REPAIRED, SKIPPED, Manifest, NotebookOutcome, StepRecord, read_json
 
 __all__ = ["feedback", "feedback_submission", "export_manual", "main", "MANUAL_FILE"]
@@ -225,7 +225,8 @@ def feedback_submission(
                 NotebookOutcome(
                     o.notebook,
                     SKIPPED,
-                    f"no feedback: its hidden-test markers are broken ({e}); fix the source notebook or pass --feedback-show-hidden-tests",
+                    f"no feedback: its hidden-test markers are broken ({e}); fix the source notebook "
+                    f"or pass --{PARAMS['hidden-tests'].teacher_flag} show",
                 )
             )
             continue

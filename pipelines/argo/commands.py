@@ -113,7 +113,8 @@ def _cmd_submit(a: argparse.Namespace) -> int:
 def _finish(st: RunStatus) -> int:
     if st.phase != "Succeeded":
         print(
-            f"run {st.name} {st.phase.lower() or 'stopped'}: `gradeflow logs {st.name}` shows why; `gradeflow retry {st.name}` re-runs only what failed",
+            f"run {st.name} {st.phase.lower() or 'stopped'}: `gradeflow logs {st.name}` shows why; "
+            f"`gradeflow retry {st.name}` re-runs only what failed",
             file=sys.stderr,
         )
         return 1
@@ -164,7 +165,8 @@ def _cmd_retry(a: argparse.Namespace) -> int:
     b = _backend(a)
     wf = retry(b, a.run)
     print(
-        f"retrying the failed nodes of {wf['metadata']['name']}; score and merge run again when they finish (`gradeflow watch {a.run}`)"
+        f"retrying the failed nodes of {wf['metadata']['name']}; "
+        f"score and merge run again when they finish (`gradeflow watch {a.run}`)"
     )
     return 0
 
@@ -195,12 +197,14 @@ def _cmd_sync(a: argparse.Namespace) -> int:
     results = sync(a.run, a.course_dir, backend=b, store=a.store, store_prefix=a.store_prefix)
     print("\n".join(summary_lines(results)))
     print(
-        f"gradebook: {results['gradebook']} updated; results: {Path(a.course_dir) / RUNS_DIR / results['run_id'] / 'results'}"
+        f"gradebook: {results['gradebook']} updated; "
+        f"results: {Path(a.course_dir) / RUNS_DIR / results['run_id'] / 'results'}"
     )
     ungraded = results["counts"].get("ungraded_submissions", 0)
     if ungraded:  # as `gradeflow grade`: nothing was written for them, and the exit code says so
         print(
-            f"gradeflow: {ungraded} submission(s) not graded because gradeflow or the sandbox failed (see the summary); their earlier grades are unchanged. "
+            f"gradeflow: {ungraded} submission(s) not graded because gradeflow or the sandbox failed "
+            "(see the summary); their earlier grades are unchanged. "
             f"Exit code 75: `gradeflow retry {a.run}` re-runs them, then sync again.",
             file=sys.stderr,
         )
@@ -249,7 +253,8 @@ def add_argo_commands(subparsers: Any) -> None:
         type=int,
         default=None,
         metavar="N",
-        help=f"the most submissions to grade (default: the template's {DEFAULT_CLASS_SIZE}); above {SHARD_SIZE} the class is graded as several runs of at most {SHARD_SIZE}",
+        help=f"the most submissions to grade (default: the template's {DEFAULT_CLASS_SIZE}); above {SHARD_SIZE} "
+        f"the class is graded as several runs of at most {SHARD_SIZE}",
     )
     add_arguments(s, submit_params(), "submit")  # as strings; unset ones keep the template's default
     s.add_argument("--watch", action="store_true", help="follow the run until it finishes")
@@ -290,12 +295,14 @@ def add_argo_commands(subparsers: Any) -> None:
     sy.add_argument(
         "--store",
         default=None,
-        help="the artifact repository's bucket, e.g. s3://gradeflow (GRADEFLOW_ARGO_STORE); credentials and endpoint from AWS_* variables",
+        help="the artifact repository's bucket, e.g. s3://gradeflow (GRADEFLOW_ARGO_STORE); "
+        "credentials and endpoint from AWS_* variables",
     )
     sy.add_argument(
         "--store-prefix",
         default=None,
-        help="the run's prefix in the bucket (default: the run's own, else gradeflow); needed only when Argo no longer has the run",
+        help="the run's prefix in the bucket (default: the run's own, else gradeflow); "
+        "needed only when Argo no longer has the run",
     )
     _add_connection(sy)
     sy.set_defaults(func=_cmd_sync)

@@ -258,7 +258,8 @@ def network_check_container() -> Container:
         executor=ExecutorConfig(service_account_name=EXECUTOR_SERVICE_ACCOUNT),
         labels={LABEL_STEP: "execute", LABEL_UNTRUSTED: "true"},
         annotations={
-            "gradeflow.io/description": "can execute pods upload? If this fails, the NetworkPolicy blocks the object store, the API server or DNS: docs/argo.md section 3"
+            "gradeflow.io/description": "can execute pods upload? If this fails, the NetworkPolicy blocks "
+            "the object store, the API server or DNS: docs/argo.md section 3"
         },
         **_pod(resources=pods.copy_resources(), timeout=pods.COPY_TIMEOUT),
     )

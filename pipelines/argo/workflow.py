@@ -130,7 +130,8 @@ def build_template(parallelism: int = DEFAULT_PARALLELISM) -> WorkflowTemplate:
     with WorkflowTemplate(
         name=TEMPLATE_NAME,
         annotations={
-            "workflows.argoproj.io/description": "Autograde an nbgrader assignment: collect, restore, execute (one sandboxed pod per submission), score, merge.",
+            "workflows.argoproj.io/description": "Autograde an nbgrader assignment: collect, restore, "
+            "execute (one sandboxed pod per submission), score, merge.",
             "workflows.argoproj.io/version": SUPPORTED_ARGO,
         },
         labels={"app.kubernetes.io/name": "gradeflow"},

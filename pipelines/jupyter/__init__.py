@@ -21,7 +21,21 @@ from typing import Any
 from traitlets import Int, List, Unicode
 from traitlets.config import LoggingConfigurable
 
+from steps.params import grade_params
+
 __all__ = ["GradeflowConfig", "_jupyter_server_extension_points", "_load_jupyter_server_extension"]
+
+
+def _grade_args_help() -> str:
+    """The help of `grade_args`, generated from the steps' parameters (steps/params.py)."""
+    flags = [f"--{p.teacher_flag}" for p in grade_params()]
+    on_argo = [f"--{p.teacher_flag}" for p in grade_params() if p.limit]
+    not_on_argo = [f"--{p.teacher_flag}" for p in grade_params() if p.field and not p.limit]
+    return (
+        "More `gradeflow grade` arguments, e.g. ['--cell-timeout', '60', '--memory', '2048']. "
+        f"The steps' settings: {', '.join(flags)}. A run on Argo takes only the limits among them, "
+        f"{', '.join(on_argo)}; {', '.join(not_on_argo)} are not applied there (the run's log says why)."
+    )
 
 
 class GradeflowConfig(LoggingConfigurable):
@@ -37,9 +51,7 @@ class GradeflowConfig(LoggingConfigurable):
     store = Unicode("", help="Artifact store URL (gradeflow grade --store). Default: COURSE_DIR/gradeflow_runs.").tag(
         config=True
     )
-    grade_args = List(
-        Unicode(), help="More `gradeflow grade` arguments, e.g. ['--cell-timeout', '60', '--memory', '2048']."
-    ).tag(config=True)
+    grade_args = List(Unicode(), help=_grade_args_help()).tag(config=True)
 
 
 class _State:
@@ -91,7 +103,8 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
 
 FORMGRADER_LINK = (
     '<ul class="nav nav-pills nav-stacked" id="gradeflow-nav" style="margin-top:12px">'
-    '<li role="presentation"><a href="{{ base_url }}/gradeflow" title="grade submissions in a sandbox, in parallel">Autograde (gradeflow)</a></li></ul>'
+    '<li role="presentation"><a href="{{ base_url }}/gradeflow" '
+    'title="grade submissions in a sandbox, in parallel">Autograde (gradeflow)</a></li></ul>'
 )
 
 
