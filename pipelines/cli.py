@@ -54,11 +54,9 @@ def _cmd_grade(a: argparse.Namespace) -> int:
         limits=limits_from_args(a),
         store=a.store,
         force=a.force,
-        feedback=a.feedback,
-        feedback_hidden_tests=a.feedback_hidden_tests,
-        max_submission_mb=a.max_submission_mb,
         gradebook_wait=a.gradebook_wait,
-        strict=a.strict,
+        # the steps' other parameters a teacher sets (steps/params.py), by their GradeOptions names
+        **{p.teacher_dest: getattr(a, p.teacher_dest) for p in grade_params() if not p.field},
     )
     printer = progress_printer(choose_mode(a.json, a.quiet))
     try:

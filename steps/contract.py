@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .params import PARAMS, NotOnArgo, Param, param
+from .params import LIMIT, PARAMS, NotOnArgo, Param, param
 
 __all__ = ["Artifact", "Param", "Step", "STEPS", "DAG", "OPTIONAL", "step", "EXIT_OK", "EXIT_USAGE", "EXIT_INFRA"]
 
@@ -107,18 +107,7 @@ STEPS: dict[str, Step] = {
             "run one submission's restored notebooks in a sandbox with papermill",
             inputs=(SNAPSHOT, RESTORED_ONE),
             outputs=(EXECUTED_ONE,),
-            params=param(
-                "student",
-                "sandbox",
-                "slot",
-                "cell-timeout",
-                "memory",
-                "cpu-time",
-                "wall-time",
-                "pids",
-                "disk",
-                "output",
-            ),
+            params=param("student", "sandbox", "slot", *LIMIT),  # and every limit (steps/limits.py)
             runs_student_code=True,
             fan_out=True,
         ),

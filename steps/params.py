@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from .limits import FLAGS, NOT_ON_ARGO, LimitFlag
+from .limits import ARGO_FLAGS, FLAGS, NOT_ON_ARGO, LimitFlag
 from .limits import type_of as limit_type
 
 __all__ = ["Param", "OnArgo", "NotOnArgo", "SAME", "PARAMS", "param", "limit_param", "parse_shard", "HIDDEN_TESTS"]
@@ -201,10 +201,7 @@ PARAMS: dict[str, Param] = {
             "prefix of every run in the bucket",
             argo=OnArgo("store-prefix", "prefix of every run in the artifact repository's bucket", "gradeflow"),
         ),
-        LIMIT["cell-timeout"],
-        LIMIT["memory"],
-        LIMIT["cpu-time"],
-        LIMIT["wall-time"],
+        *(LIMIT[f.flag] for f in ARGO_FLAGS),
         Param(
             "cpu",
             "CPU limit of an execute pod",
@@ -295,9 +292,7 @@ PARAMS: dict[str, Param] = {
             0,
             argo=NotOnArgo("one pod per submission: every pod is its own slot"),
         ),
-        LIMIT["pids"],
-        LIMIT["disk"],
-        LIMIT["output"],
+        *(LIMIT[f.flag] for f in FLAGS if not f.argo),
         Param(
             "max-submission-mb",
             "larger submissions are skipped and listed with their size",

@@ -92,8 +92,9 @@ def defaults() -> dict[str, str]:
 # configuration: the item's work-hash), a change of any of these runs the submission again. The
 # image counts only when pinned by digest (see templates._memo_key).
 CACHE_INPUTS: tuple[str, ...] = tuple(p.teacher_flag for p in _template_params() if p.argo.cache_input)
-# The limits build_workflow(limits=...) accepts.
+# The limits a teacher sets per run (build_workflow(limits=...) takes any parameter by name).
 LIMITS: tuple[str, ...] = tuple(p.teacher_flag for p in _template_params() if p.limit)
+TEMPLATE_PARAMETERS: tuple[str, ...] = tuple(p.teacher_flag for p in _template_params())
 DEFAULT_IMAGE: str = argo_default("image") or ""
 DEFAULT_CLASS_SIZE = int(argo_default("class-size") or 0)
 

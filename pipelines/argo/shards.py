@@ -12,7 +12,7 @@ import re
 from hera.workflows import Parameter, Workflow
 from hera.workflows.models import WorkflowTemplateRef
 
-from .params import LIMITS
+from .params import LIMITS, TEMPLATE_PARAMETERS
 from .templates import TEMPLATE_NAME
 
 __all__ = ["build_workflow", "build_shards", "shard_plan", "shard_run_ids", "label_value", "RUN_ID", "SHARD_SIZE"]
@@ -79,7 +79,7 @@ def build_workflow(
         raise ValueError(
             f"run id {run_id!r} must be 1-63 lowercase letters, digits and '-' (it names the workflow and a label)"
         )
-    known = {*LIMITS, "class-size"}
+    known = set(TEMPLATE_PARAMETERS)
     for k, v in (limits or {}).items():
         if k not in known:
             raise ValueError(f"unknown limit {k!r}; the limits are: {', '.join(LIMITS)}")
