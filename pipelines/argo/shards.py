@@ -60,8 +60,8 @@ def build_workflow(
     """A Workflow that runs the installed `gradeflow-autograde` template for one assignment.
 
     Its name is the run id, so `gradeflow status RUN` and the store prefix use the same name.
-    `limits` maps cell-timeout, memory, cpu-time, wall-time and cpu to values. `shard` (i, S)
-    grades only shard i of S (build_shards makes all of them).
+    `limits` maps template parameters to values: the limits (LIMITS, from steps/params.py), or
+    any other by its name. `shard` (i, S) grades only shard i of S (build_shards makes all of them).
     """
     values: dict[str, str | None] = {
         "assignment": assignment,
