@@ -83,17 +83,17 @@ def _cmd_submit(a: argparse.Namespace) -> int:
             f"to grade on this machine run `gradeflow grade {a.course} {a.assignment}`",
         )
     b = _backend(a)
-    limits = {p.teacher_flag: getattr(a, p.teacher_dest) for p in submit_params() if p.limit}
+    given = {p: getattr(a, p.teacher_dest) for p in submit_params()}  # the steps' parameters (steps/params.py)
+    given = {p: ("true" if v else None) if p.type is bool else v for p, v in given.items()}
     options: dict[str, Any] = {
         "run_id": a.run_id,
         "course_pvc": a.course_pvc,
         "course_subpath": a.course_subpath,
         "image": a.image,
         "store_prefix": a.store_prefix,
-        "limits": {k: v for k, v in limits.items() if v is not None},
+        "limits": {p.teacher_flag: v for p, v in given.items() if v is not None and p.limit},
+        "parameters": {p.teacher_flag: v for p, v in given.items() if v is not None and not p.limit},
         "parallelism": a.parallelism,
-        "feedback": a.feedback,
-        "feedback_hidden_tests": a.feedback_hidden_tests if a.feedback else None,
     }
     if a.class_size is None:
         wfs = [submit(b, a.course, a.assignment, **options)]

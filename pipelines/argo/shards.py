@@ -50,6 +50,7 @@ def build_workflow(
     image: str | None = None,
     store_prefix: str | None = None,
     limits: dict[str, str | int] | None = None,
+    parameters: dict[str, str] | None = None,
     parallelism: int | None = None,
     namespace: str | None = None,
     feedback: bool = False,
@@ -60,8 +61,9 @@ def build_workflow(
     """A Workflow that runs the installed `gradeflow-autograde` template for one assignment.
 
     Its name is the run id, so `gradeflow status RUN` and the store prefix use the same name.
-    `limits` maps template parameters to values: the limits (LIMITS, from steps/params.py), or
-    any other by its name. `shard` (i, S) grades only shard i of S (build_shards makes all of them).
+    `limits` maps the limits (LIMITS, from steps/params.py) to values, `parameters` any other
+    template parameter (e.g. `gradeflow submit`'s strict or feedback-hidden-tests). `shard` (i, S)
+    grades only shard i of S (build_shards makes all of them).
     """
     values: dict[str, str | None] = {
         "assignment": assignment,
@@ -80,7 +82,7 @@ def build_workflow(
             f"run id {run_id!r} must be 1-63 lowercase letters, digits and '-' (it names the workflow and a label)"
         )
     known = set(TEMPLATE_PARAMETERS)
-    for k, v in (limits or {}).items():
+    for k, v in {**(parameters or {}), **(limits or {})}.items():
         if k not in known:
             raise ValueError(f"unknown limit {k!r}; the limits are: {', '.join(LIMITS)}")
         values[k] = "" if v is None else str(v)
