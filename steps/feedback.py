@@ -256,8 +256,8 @@ def feedback(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    def run(workspace: Path, students: Sequence[str] | None, hidden_tests: str) -> list[StepRecord]:
-        return feedback(workspace, students, show_hidden_tests=hidden_tests == "show")
+    def run(workspace: Path, hidden_tests: str, **params: Any) -> list[StepRecord]:
+        return feedback(workspace, show_hidden_tests=hidden_tests == "show", **params)
 
     return step_main(STEP, run, argv)
 

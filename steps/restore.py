@@ -295,17 +295,11 @@ def fan_out_items(records: Sequence[StepRecord]) -> list[dict[str, str]]:
     return [{"student": r.student, "work-hash": r.detail["work_hash"]} for r in records]
 
 
-def _restore_cli(
-    workspace: Path,
-    students: Sequence[str] | None,
-    strict: bool,
-    emit_students: Path | None,
-    class_size: int | None,
-) -> None:
+def _restore_cli(workspace: Path, emit_students: Path | None, class_size: int | None, **params: Any) -> None:
     """restore, and with --emit-students the list an Argo workflow fans execute out over
     (pipelines.argo.templates); with --class-size it refuses a bigger fan-out: score and merge
     size their scratch space from it, so a bigger class must stop here, before any notebook runs."""
-    records = restore(workspace, students, strict)
+    records = restore(workspace, **params)
     if class_size is not None and len(records) > class_size:
         raise TeacherError(
             f"{len(records)} submissions, but the run's class-size is {class_size}: "
