@@ -20,7 +20,7 @@ from .errors import TeacherError
 from .params import add_arguments
 from .records import Manifest, StepRecord, read_json
 
-__all__ = ["run_step", "setup_logging", "for_each_submission", "step_main"]
+__all__ = ["run_step", "setup_logging", "for_each_submission", "step_main", "step_parser"]
 
 OneSubmission = Callable[[Path, Manifest, dict, str, Path], StepRecord]
 
@@ -62,6 +62,14 @@ def for_each_submission(
         return [one(workspace, manifest, snapshot, s, Path(scratch)) for s in (students or manifest.students())]
 
 
+def step_parser(step: Step) -> argparse.ArgumentParser:
+    """`step`'s command line: `--workspace` and one option per parameter it declares."""
+    p = argparse.ArgumentParser(prog=f"python -m {step.module}", description=step.description)
+    p.add_argument("--workspace", type=Path, required=True, help="the run's workspace (steps/contract.py)")
+    add_arguments(p, step.params)
+    return p
+
+
 def step_main(
     step: Step,
     run: Callable[..., Any],
@@ -76,10 +84,7 @@ def step_main(
     them otherwise. `finish(result)` maps a finished run's result to the exit code (merge: 75
     when a submission is UNGRADED); without it a finished run exits 0.
     """
-    p = argparse.ArgumentParser(prog=f"python -m {step.module}", description=step.description)
-    p.add_argument("--workspace", type=Path, required=True, help="the run's workspace (steps/contract.py)")
-    add_arguments(p, step.params)
-    a = p.parse_args(argv)
+    a = step_parser(step).parse_args(argv)
     kwargs = {prm.dest: getattr(a, prm.dest) for prm in step.params}
     kwargs.update({prm.dest: None for prm in step.params if prm.nargs == "*" and not kwargs[prm.dest]})
     result: list[Any] = []
