@@ -173,33 +173,37 @@ PARAMS: dict[str, Param] = {
         Param("course", "the course id", argo=OnArgo("course", "the course id, for the gradeflow.io/course label", "")),
         Param(
             "course-pvc",
-            "the PersistentVolumeClaim holding the course",
+            "PersistentVolumeClaim with the course",
             argo=OnArgo(
                 "course-pvc",
                 "the PersistentVolumeClaim holding the nbgrader course (nbgrader_config.py, gradebook.db unless "
                 "db_url names a database server, source/, submitted/); mounted read-only",
                 "gradeflow-course",
+                submit=True,
             ),
         ),
         Param(
             "course-subpath",
             "the course directory inside that volume",
-            argo=OnArgo("course-subpath", "the course directory inside that volume ('' = its root)", ""),
+            argo=OnArgo("course-subpath", "the course directory inside that volume ('' = its root)", "", submit=True),
         ),
         Param(
             "image",
-            "the grader image",
+            "grader image",
             argo=OnArgo(
                 "image",
                 "the grader image (images/grader/Containerfile)",
                 "localhost/gradeflow-grader:dev",
                 cache_input=True,
+                submit=True,
             ),
         ),
         Param(
             "store-prefix",
-            "prefix of every run in the bucket",
-            argo=OnArgo("store-prefix", "prefix of every run in the artifact repository's bucket", "gradeflow"),
+            "prefix of the run in the bucket",
+            argo=OnArgo(
+                "store-prefix", "prefix of every run in the artifact repository's bucket", "gradeflow", submit=True
+            ),
         ),
         *(LIMIT[f.flag] for f in ARGO_FLAGS),
         Param(
@@ -327,8 +331,9 @@ def add_argument(p: Any, prm: Param, mode: str = "step", defaults: bool = True) 
         p.add_argument(flag, action="store_true", **kwargs)
         return
     default = prm.resolved_default() if mode != "submit" and defaults else None
-    if isinstance(default, (int, str)) and not isinstance(default, bool):
-        kwargs["help"] += f" (default {default})"
+    shown = prm.argo.default if mode == "submit" and isinstance(prm.argo, OnArgo) else default
+    if isinstance(shown, (int, str)) and shown is not SAME and shown != "" and not isinstance(shown, bool):
+        kwargs["help"] += f" (default {shown})"  # on submit: the template's, when it is not a limit's
     if prm.choices:
         kwargs["choices"] = prm.resolved_choices()
     if mode != "submit":

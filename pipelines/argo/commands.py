@@ -87,10 +87,6 @@ def _cmd_submit(a: argparse.Namespace) -> int:
     given = {p: ("true" if v else None) if p.type is bool else v for p, v in given.items()}
     options: dict[str, Any] = {
         "run_id": a.run_id,
-        "course_pvc": a.course_pvc,
-        "course_subpath": a.course_subpath,
-        "image": a.image,
-        "store_prefix": a.store_prefix,
         "limits": {p.teacher_flag: v for p, v in given.items() if v is not None and p.limit},
         "parameters": {p.teacher_flag: v for p, v in given.items() if v is not None and not p.limit},
         "parallelism": a.parallelism,
@@ -241,12 +237,6 @@ def add_argo_commands(subparsers: Any) -> None:
     s.add_argument(
         "--run-id", default=None, help="name of the run and of its folder in the store (default ASSIGNMENT-DATE-TIME)"
     )
-    s.add_argument(
-        "--course-pvc", default=None, help="PersistentVolumeClaim with the course (default gradeflow-course)"
-    )
-    s.add_argument("--course-subpath", default=None, help="the course directory inside that volume")
-    s.add_argument("--image", default=None, help="grader image (default: the template's)")
-    s.add_argument("--store-prefix", default=None, help="prefix of the run in the bucket (default gradeflow)")
     s.add_argument("--parallelism", type=int, default=None, help=f"pods at once (default {DEFAULT_PARALLELISM})")
     s.add_argument(
         "--class-size",
