@@ -25,7 +25,22 @@ from typing import Any, Callable
 from .limits import ARGO_FLAGS, FLAGS, NOT_ON_ARGO, LimitFlag
 from .limits import type_of as limit_type
 
-__all__ = ["Param", "OnArgo", "NotOnArgo", "SAME", "PARAMS", "param", "limit_param", "parse_shard", "HIDDEN_TESTS"]
+__all__ = [
+    "Param",
+    "OnArgo",
+    "NotOnArgo",
+    "SAME",
+    "PARAMS",
+    "LIMIT",
+    "param",
+    "limit_param",
+    "parse_shard",
+    "HIDDEN_TESTS",
+    "add_argument",
+    "add_arguments",
+    "grade_params",
+    "submit_params",
+]
 
 HIDDEN_TESTS = ("redact", "show")  # what feedback does with hidden tests: the CLI's and Argo's values
 SAME = "<the CLI default>"  # an OnArgo default equal to the CLI's, as a string ('' for None)
