@@ -163,7 +163,7 @@ def _default_sandbox() -> str:
     return DEFAULT_SANDBOX
 
 
-EVERY_SUBMISSION = "a run grades every submission collect found; `gradeflow retry` re-runs the failed ones"
+EVERY_SUBMISSION = "a run grades every submission; `gradeflow retry` re-runs the failed ones"
 LIMIT = {f.flag: limit_param(f) for f in FLAGS}
 
 # In the Argo UI's submit form's order (and execute's cache key's: see the module docstring).

@@ -109,7 +109,8 @@ def _binding(p: Param) -> list[str] | str:
 
 # How each contract parameter is given to a step's CLI in the cluster (BOUND by name; a step
 # that takes one differently in BOUND_PER_STEP), and each one that is not, with the reason.
-BOUND: dict[str, list[str]] = {n: b for n, p in PARAMS.items() if isinstance(b := _binding(p), list)}
+_TAKEN = {p.name for s in STEPS.values() for p in s.params}  # the others are the template's alone (image, cpu, ...)
+BOUND: dict[str, list[str]] = {n: b for n, p in PARAMS.items() if n in _TAKEN and isinstance(b := _binding(p), list)}
 BOUND_PER_STEP: dict[tuple[str, str], list[str]] = {
     (s.name, p.name): b
     for s in STEPS.values()
