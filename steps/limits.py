@@ -26,7 +26,6 @@ __all__ = [
     "add_limit_arguments",
     "limits_from_args",
     "argo_parameters",
-    "not_on_argo",
     "type_of",
     "NOT_ON_ARGO",
 ]
@@ -100,9 +99,3 @@ def limits_from_args(a: argparse.Namespace) -> Limits:
 def argo_parameters(limits: Limits) -> dict[str, str]:
     """The Argo parameters of `limits`, as strings ('' for a cell timeout left to the course)."""
     return {f.flag: "" if getattr(limits, f.field) is None else str(getattr(limits, f.field)) for f in ARGO_FLAGS}
-
-
-def not_on_argo(args: Sequence[str]) -> list[str]:
-    """Why each limit flag among `args` that Argo cannot take is left out there."""
-    given = {t.split("=", 1)[0] for t in args if t.startswith("--")}
-    return [f"--{f.flag} is not applied on Argo: {NOT_ON_ARGO}" for f in FLAGS if not f.argo and f"--{f.flag}" in given]

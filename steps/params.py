@@ -40,6 +40,7 @@ __all__ = [
     "add_arguments",
     "grade_params",
     "submit_params",
+    "not_on_argo",
 ]
 
 HIDDEN_TESTS = ("redact", "show")  # what feedback does with hidden tests: the CLI's and Argo's values
@@ -369,6 +370,16 @@ def add_arguments(p: Any, params: Any, mode: str = "step", defaults: bool = True
 def grade_params() -> tuple[Param, ...]:
     """The flags `gradeflow grade` takes for the steps (and the Jupyter page passes on)."""
     return tuple(p for p in PARAMS.values() if p.grade)
+
+
+def not_on_argo(args: Any) -> list[str]:
+    """Why each `gradeflow grade` flag among `args` that Argo does not take is left out there."""
+    given = {t.split("=", 1)[0] for t in args if t.startswith("--")}
+    return [
+        f"--{p.teacher_flag} is not applied on Argo: {p.argo.reason}"
+        for p in grade_params()
+        if isinstance(p.argo, NotOnArgo) and f"--{p.teacher_flag}" in given
+    ]
 
 
 def submit_params() -> tuple[Param, ...]:

@@ -64,3 +64,21 @@ def test_grade_hands_every_step_parameter_to_the_local_runner(monkeypatch: pytes
         cli.main([*args, "--max-submission-mb", "5", "--memory", "512"])
     assert (seen["strict"], seen["feedback"], seen["feedback_hidden_tests"]) == (True, True, "show")
     assert seen["max_submission_mb"] == 5 and seen["limits"].memory_mb == 512
+
+
+def test_the_jupyter_page_passes_its_other_step_parameters_to_argo(tmp_path: Any) -> None:
+    from pipelines.argo.workflow import build_workflow
+    from pipelines.jupyter.jobs import JobManager
+
+    args = ["--jobs", "2", "--strict", "--feedback-hidden-tests", "show", "--memory", "512", "--max-submission-mb", "9"]
+    parameters = JobManager(tmp_path, args).argo_parameters()
+    assert parameters == {
+        "strict": "true",
+        "feedback-hidden-tests": "show",
+    }  # memory: a limit; max-submission-mb: local
+    assert JobManager(tmp_path, ["--jobs", "2"]).argo_parameters() == {}
+    wf = build_workflow("ps1", "ps1-x", parameters=parameters).to_dict()
+    sent = {p["name"]: p.get("value") for p in wf["spec"]["arguments"]["parameters"]}
+    assert (sent["strict"], sent["feedback-hidden-tests"]) == ("true", "show")
+    with pytest.raises(ValueError, match="unknown"):
+        build_workflow("ps1", "ps1-x", parameters={"no-such": "1"})

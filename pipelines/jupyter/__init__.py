@@ -21,7 +21,7 @@ from typing import Any
 from traitlets import Int, List, Unicode
 from traitlets.config import LoggingConfigurable
 
-from steps.params import grade_params
+from steps.params import OnArgo, grade_params
 
 __all__ = ["GradeflowConfig", "_jupyter_server_extension_points", "_load_jupyter_server_extension"]
 
@@ -29,12 +29,12 @@ __all__ = ["GradeflowConfig", "_jupyter_server_extension_points", "_load_jupyter
 def _grade_args_help() -> str:
     """The help of `grade_args`, generated from the steps' parameters (steps/params.py)."""
     flags = [f"--{p.teacher_flag}" for p in grade_params()]
-    on_argo = [f"--{p.teacher_flag}" for p in grade_params() if p.limit]
-    not_on_argo = [f"--{p.teacher_flag}" for p in grade_params() if p.field and not p.limit]
+    on_argo = [f"--{p.teacher_flag}" for p in grade_params() if isinstance(p.argo, OnArgo)]
+    not_on_argo = [f"--{p.teacher_flag}" for p in grade_params() if not isinstance(p.argo, OnArgo)]
     return (
         "More `gradeflow grade` arguments, e.g. ['--cell-timeout', '60', '--memory', '2048']. "
-        f"The steps' settings: {', '.join(flags)}. A run on Argo takes only the limits among them, "
-        f"{', '.join(on_argo)}; {', '.join(not_on_argo)} are not applied there (the run's log says why)."
+        f"The steps' settings: {', '.join(flags)}. A run on Argo takes {', '.join(on_argo)}; "
+        f"{', '.join(not_on_argo)} are not applied there (the run's log says why)."
     )
 
 
