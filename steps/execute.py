@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Sequence
 
 from .contract import STEPS
-from .limits import add_limit_arguments, limits_from_args
+from .limits import limits_from_args
 from .records import OK, REPAIRED, StepRecord, read_json
 from .sandbox import DEFAULT_SANDBOX, Limits, get_sandbox
 
-__all__ = ["execute", "main", "add_limit_arguments", "limits_from_args"]  # the latter two: steps.limits, for the CLIs
+__all__ = ["execute", "main"]
 
 STEP = STEPS["execute"]
 
