@@ -12,7 +12,7 @@ Argo is reached one of two ways, registered by name in `BACKENDS`:
 The library reads no environment variable: `ArgoSettings.from_env(os.environ)` turns them into
 settings (the CLI and the Jupyter page do that), and `connect(settings)` picks `server` when an
 Argo Server is configured and `kubernetes` otherwise. The Python API is `build_workflow`
-(re-exported from pipelines.workflow), `submit`, `submit_class`, `wait`, `run_status`, `retry`,
+(re-exported from pipelines.argo.shards), `submit`, `submit_class`, `wait`, `run_status`, `retry`,
 `resubmit`, `logs` and `sync`, and for a class graded as several runs `group_status`,
 `wait_group`, `retry_group` and `sync_group`; `add_argo_commands` adds the same as `gradeflow`
 subcommands. `sync` downloads a run's prefix from the store and calls
@@ -37,9 +37,9 @@ from .argo.kube import *  # noqa: F403
 from .argo.runs import *  # noqa: F403
 from .argo.server import *  # noqa: F403
 from .argo.settings import *  # noqa: F403
+from .argo.shards import build_workflow
 from .argo.status import *  # noqa: F403
 from .argo.sync import sync
-from .workflow import build_workflow
 
 __all__ = [
     *settings.__all__,

@@ -21,7 +21,7 @@ from typing import Any, Sequence
 
 import nbformat
 
-from .cli import for_each_submission, submissions_main
+from .cli import for_each_submission, step_main
 from .contract import STEPS
 from .integrity import flag_for_review, withhold_credit
 from .nbgrader_pipeline import score_preprocessors
@@ -148,7 +148,8 @@ def score_submission(
                 NotebookOutcome(
                     name,
                     SKIPPED,
-                    f"nbgrader could not grade the executed notebook: {str(ex).splitlines()[0] if str(ex) else type(ex).__name__}",
+                    "nbgrader could not grade the executed notebook: "
+                    f"{str(ex).splitlines()[0] if str(ex) else type(ex).__name__}",
                 )
             )
             continue
@@ -174,7 +175,7 @@ def score(workspace: Path, students: Sequence[str] | None = None) -> list[StepRe
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return submissions_main(STEP, score, argv)
+    return step_main(STEP, score, argv)
 
 
 if __name__ == "__main__":

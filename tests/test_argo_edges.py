@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.argo.workflow import shard_run_ids
 from pipelines.client import ArgoSettings, KubernetesBackend, connect, shards_in_store, sync
 from pipelines.jupyter import GradeflowConfig, argo_config
-from pipelines.workflow import shard_run_ids
 from steps.errors import TeacherError
 
 

@@ -27,7 +27,7 @@ from test_argo_e2e import BUCKET, s3  # noqa: F401 - the moto S3 server fixture
 import coursekit as ck
 from argo_emulator import EmulatedRun, Emulator
 from pipelines import client
-from pipelines.workflow import build_shards, build_template
+from pipelines.argo.workflow import build_shards, build_template
 from steps.collect import shard_of
 from steps.contract import EXIT_INFRA
 from steps.errors import TeacherError

@@ -16,9 +16,8 @@ from typing import Any
 from steps.contract import DAG as STEP_ORDER
 from steps.contract import EXIT_INFRA
 from steps.errors import TeacherError
-from steps.limits import ARGO_FLAGS
+from steps.params import add_arguments, submit_params
 
-from ..workflow import DEFAULT_CLASS_SIZE, DEFAULT_PARALLELISM, LABEL_RUN_GROUP, SHARD_SIZE, render
 from .backends import Backend
 from .groups import (
     GroupStatus,
@@ -35,6 +34,7 @@ from .runs import list_runs, logs, resubmit, retry, submit, submit_class, wait
 from .settings import DEFAULT_NAMESPACE, ArgoSettings, connect
 from .status import RunStatus, run_status
 from .sync import sync
+from .workflow import DEFAULT_CLASS_SIZE, DEFAULT_PARALLELISM, LABEL_RUN_GROUP, SHARD_SIZE, render
 
 __all__ = ["add_argo_commands"]
 
@@ -96,17 +96,13 @@ def _cmd_submit(a: argparse.Namespace) -> int:
             f"to grade on this machine run `gradeflow grade {a.course} {a.assignment}`",
         )
     b = _backend(a)
-    limits = {k: getattr(a, k.replace("-", "_")) for k in [f.flag for f in ARGO_FLAGS] + ["cpu"]}
+    given = {p: getattr(a, p.teacher_dest) for p in submit_params()}  # the steps' parameters (steps/params.py)
+    given = {p: ("true" if v else None) if p.type is bool else v for p, v in given.items()}
     options: dict[str, Any] = {
         "run_id": a.run_id,
-        "course_pvc": a.course_pvc,
-        "course_subpath": a.course_subpath,
-        "image": a.image,
-        "store_prefix": a.store_prefix,
-        "limits": {k: v for k, v in limits.items() if v is not None},
+        "limits": {p.teacher_flag: v for p, v in given.items() if v is not None and p.limit},
+        "parameters": {p.teacher_flag: v for p, v in given.items() if v is not None and not p.limit},
         "parallelism": a.parallelism,
-        "feedback": a.feedback,
-        "feedback_hidden_tests": a.feedback_hidden_tests if a.feedback else None,
     }
     if a.class_size is None:
         wfs = [submit(b, a.course, a.assignment, **options)]
@@ -286,8 +282,6 @@ def _cmd_render(a: argparse.Namespace) -> int:
 
 def add_argo_commands(subparsers: Any) -> None:
     """Add submit, status, watch, retry, resubmit, sync, logs and render to `gradeflow`."""
-    from ..cli import add_feedback_arguments
-
     s = subparsers.add_parser("submit", help="submit an assignment's grading to Argo Workflows (--argo)")
     s.add_argument(
         "course", help="the course id (or its local directory; the cluster reads the course from --course-pvc)"
@@ -304,12 +298,6 @@ def add_argo_commands(subparsers: Any) -> None:
     s.add_argument(
         "--run-id", default=None, help="name of the run and of its folder in the store (default ASSIGNMENT-DATE-TIME)"
     )
-    s.add_argument(
-        "--course-pvc", default=None, help="PersistentVolumeClaim with the course (default gradeflow-course)"
-    )
-    s.add_argument("--course-subpath", default=None, help="the course directory inside that volume")
-    s.add_argument("--image", default=None, help="grader image (default: the template's)")
-    s.add_argument("--store-prefix", default=None, help="prefix of the run in the bucket (default gradeflow)")
     s.add_argument("--parallelism", type=int, default=None, help=f"pods at once (default {DEFAULT_PARALLELISM})")
     s.add_argument(
         "--class-size",
@@ -321,10 +309,7 @@ def add_argo_commands(subparsers: Any) -> None:
             f"class is graded as several runs of at most {SHARD_SIZE}"
         ),
     )
-    for f in ARGO_FLAGS:  # as strings: Argo parameters; unset ones keep the template's default
-        s.add_argument(f"--{f.flag}", default=None, help=f.help)
-    s.add_argument("--cpu", default=None, help="CPU limit of an execute pod")
-    add_feedback_arguments(s)
+    add_arguments(s, submit_params(), "submit")  # as strings; unset ones keep the template's default
     s.add_argument("--watch", action="store_true", help="follow the run until it finishes")
     s.add_argument("--poll", type=float, default=5.0, help=argparse.SUPPRESS)
     _add_connection(s)

@@ -1,7 +1,7 @@
 """A class graded as several shard runs, handled as one thing: its status, watch, retry and sync.
 
 `submit_class` grades a class too big for one Workflow as one run per shard, each labelled
-gradeflow.io/run-group=<run-id> (pipelines.workflow.build_shards). A teacher gives that run id
+gradeflow.io/run-group=<run-id> (pipelines.argo.shards.build_shards). A teacher gives that run id
 and gets every shard: a line per shard and a total (`group_status`), a wait until all finished
 (`wait_group`), a retry of only the failed shards (`retry_group`), their failed pods' logs
 (`group_logs`), and a sync of every shard into the course (`sync_group`). The shards are found
@@ -20,9 +20,9 @@ from steps.collect import shard_of
 from steps.contract import DAG as STEP_ORDER
 from steps.errors import NotFound, TeacherError, Unreachable
 
-from ..workflow import LABEL_RUN, LABEL_RUN_GROUP, RUN_ID, shard_run_ids
 from .backends import Backend
 from .runs import find_run, logs, poll_until_finished, retry, warn_stderr
+from .shards import LABEL_RUN, LABEL_RUN_GROUP, RUN_ID, shard_run_ids
 from .status import RunStatus, StepProgress, param, run_status
 from .sync import require_store, run_prefix, sync
 

@@ -17,11 +17,12 @@ from steps.contract import DAG as STEP_ORDER
 from steps.course import new_run_id
 from steps.errors import NotFound, TeacherError
 
-from ..workflow import LABEL_ASSIGNMENT, LABEL_RUN, RUN_ID, TEMPLATE_NAME, build_shards, build_workflow, label_value
 from .backends import Backend
+from .shards import LABEL_ASSIGNMENT, LABEL_RUN, RUN_ID, build_shards, build_workflow, label_value
 from .status import FailedNode, RunStatus, run_status
 from .status import param as _param
 from .status import units as _units
+from .templates import TEMPLATE_NAME
 from .versions import SUPPORTED, judge_version
 
 __all__ = [
@@ -107,7 +108,7 @@ def submit_class(
     """Submit a class of up to `class_size` submissions; return the created Workflows.
 
     Up to SHARD_SIZE that is one run, exactly as `submit`; a bigger class is graded as one run
-    per shard (pipelines.workflow.build_shards), because one Workflow object cannot hold more
+    per shard (pipelines.argo.shards.build_shards), because one Workflow object cannot hold more
     (docs/argo.md, "Big classes"). Each shard is a complete run: sync each into the gradebook.
     """
     run_id, course_label = _prepare(backend, course, assignment, run_id, check_template, warn)

@@ -12,8 +12,8 @@ from typing import Any
 
 from steps.errors import NotFound, TeacherError, Unreachable
 
-from ..workflow import PARAMETERS
 from .backends import Backend
+from .params import argo_default
 from .runs import find_run
 
 __all__ = ["sync", "run_prefix", "require_store"]
@@ -32,7 +32,7 @@ def require_store(store: str | None) -> str:
 
 def run_prefix(store: str, store_prefix: str | None = None) -> str:
     """The store URL under which runs live: <store>/<store-prefix>, the template's prefix by default."""
-    prefix = store_prefix or next(p.default for p in PARAMETERS if p.name == "store-prefix") or ""
+    prefix = store_prefix or argo_default("store-prefix") or ""
     return f"{store.rstrip('/')}/{prefix.strip('/')}"
 
 

@@ -22,6 +22,8 @@ from typing import Any, Mapping
 from traitlets import Int, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
+from steps.params import OnArgo, grade_params
+
 __all__ = [
     "GradeflowConfig",
     "ArgoConfig",
@@ -29,6 +31,18 @@ __all__ = [
     "_jupyter_server_extension_points",
     "_load_jupyter_server_extension",
 ]
+
+
+def _grade_args_help() -> str:
+    """The help of `grade_args`, generated from the steps' parameters (steps/params.py)."""
+    flags = [f"--{p.teacher_flag}" for p in grade_params()]
+    on_argo = [f"--{p.teacher_flag}" for p in grade_params() if isinstance(p.argo, OnArgo)]
+    not_on_argo = [f"--{p.teacher_flag}" for p in grade_params() if not isinstance(p.argo, OnArgo)]
+    return (
+        "More `gradeflow grade` arguments, e.g. ['--cell-timeout', '60', '--memory', '2048']. "
+        f"The steps' settings: {', '.join(flags)}. A run on Argo takes {', '.join(on_argo)}; "
+        f"{', '.join(not_on_argo)} are not applied there (the run's log says why)."
+    )
 
 
 class GradeflowConfig(LoggingConfigurable):
@@ -44,9 +58,7 @@ class GradeflowConfig(LoggingConfigurable):
     store = Unicode("", help="Artifact store URL (gradeflow grade --store). Default: COURSE_DIR/gradeflow_runs.").tag(
         config=True
     )
-    grade_args = List(
-        Unicode(), help="More `gradeflow grade` arguments, e.g. ['--cell-timeout', '60', '--memory', '2048']."
-    ).tag(config=True)
+    grade_args = List(Unicode(), help=_grade_args_help()).tag(config=True)
     argo_store = Unicode(
         help="The bucket of Argo runs (s3://BUCKET): a finished Argo run is synced into the course from it. "
         "Default: GRADEFLOW_ARGO_STORE."

@@ -212,12 +212,27 @@ class JobManager:
         would apply, defaults included), and the flags Argo runs cannot take (with why)."""
         import argparse
 
-        from steps.limits import add_limit_arguments, argo_parameters, limits_from_args, not_on_argo
+        from steps.limits import add_limit_arguments, argo_parameters, limits_from_args
+        from steps.params import not_on_argo
 
         p = argparse.ArgumentParser(add_help=False)
         add_limit_arguments(p)
         a, _ = p.parse_known_args(self.grade_args)
         return argo_parameters(limits_from_args(a)), not_on_argo(self.grade_args)
+
+    def argo_parameters(self) -> dict[str, str]:
+        """The steps' other parameters given in `grade_args` that the template takes (e.g.
+        --strict, --feedback-hidden-tests), by the template's names (steps/params.py)."""
+        import argparse
+
+        from steps.params import OnArgo, add_arguments, grade_params
+
+        params = [q for q in grade_params() if isinstance(q.argo, OnArgo) and not q.limit]
+        p = argparse.ArgumentParser(add_help=False)
+        add_arguments(p, params, "submit")  # unset: None, the template's default stands
+        a, _ = p.parse_known_args(self.grade_args)
+        given = {q.teacher_flag: getattr(a, q.teacher_dest) for q in params}
+        return {k: "true" if v is True else v for k, v in given.items() if v not in (None, False)}
 
     # --- what the local runner runs ---------------------------------------------------------
 
@@ -339,7 +354,13 @@ def _follow_argo(manager: JobManager, job: Job) -> None:
         limits, ignored = manager.argo_limits()  # the same limits `gradeflow grade` gets from this page
         job.log.extend(ignored)
         wf = client.submit(
-            backend, str(manager.course_dir), job.assignment, limits=limits, feedback=job.feedback, warn=job.log.append
+            backend,
+            str(manager.course_dir),
+            job.assignment,
+            limits=limits,
+            parameters=manager.argo_parameters(),  # e.g. --strict in grade_args, as a local run gets it
+            feedback=job.feedback,
+            warn=job.log.append,
         )
     job.workflow = wf["metadata"]["name"]
 
