@@ -14,7 +14,7 @@ Two parts, both rerunnable on any machine, no cluster needed:
 2. **The controller's objects** for N submissions (tests/argo_scale_model.py): the workflow
    object (plain and with compressedNodes), the withParam list, the memoization ConfigMap,
    the largest WorkflowTaskResult and the S3 requests, each against its limit, for the design
-   in pipelines/workflow.py (one run per shard of at most SHARD_SIZE) and, for comparison, for
+   in pipelines/argo/shards.py (one run per shard of at most SHARD_SIZE) and, for comparison, for
    the whole class in one run (what the template did before shards: the same templates).
 
     python bench/argo_scale.py                                  # N = 10, 100, 1000, 5000
@@ -46,7 +46,7 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]  # the controller model is test 
 
 from argo_scale_model import FILES_PER_SUBMISSION, LIMITS, MARGIN, simulate  # noqa: E402
 
-from pipelines.workflow import SHARD_SIZE  # noqa: E402
+from pipelines.argo.shards import SHARD_SIZE  # noqa: E402
 
 STEPS = ("collect", "restore", "score", "feedback", "merge")
 

@@ -24,29 +24,13 @@ from typing import Sequence
 
 from steps.contract import DAG, EXIT_INFRA, EXIT_OK, EXIT_USAGE
 from steps.errors import InfraError, Interrupted, TeacherError
-from steps.execute import add_limit_arguments, limits_from_args
+from steps.limits import limits_from_args
+from steps.params import add_arguments, grade_params
 from steps.sandbox import DEFAULT_SANDBOX, SANDBOXES
 
 from .progress import choose_mode, progress_printer
 
-__all__ = ["main", "build_parser", "add_feedback_arguments"]
-
-
-def add_feedback_arguments(p: argparse.ArgumentParser) -> None:
-    """--feedback and --feedback-hidden-tests, for `gradeflow grade` and `gradeflow submit --argo`."""
-    from steps.feedback import HIDDEN_TESTS
-
-    p.add_argument(
-        "--feedback",
-        action="store_true",
-        help="also write each student's feedback (feedback/STUDENT/ASSIGNMENT/*.html, for `nbgrader release_feedback`)",
-    )
-    p.add_argument(
-        "--feedback-hidden-tests",
-        choices=HIDDEN_TESTS,
-        default="redact",
-        help="hidden tests in feedback: redact (default) or show them, as nbgrader does",
-    )
+__all__ = ["main", "build_parser"]
 
 
 UNSAFE_BANNER = (
@@ -70,11 +54,9 @@ def _cmd_grade(a: argparse.Namespace) -> int:
         limits=limits_from_args(a),
         store=a.store,
         force=a.force,
-        feedback=a.feedback,
-        feedback_hidden_tests=a.feedback_hidden_tests,
-        max_submission_mb=a.max_submission_mb,
         gradebook_wait=a.gradebook_wait,
-        strict=a.strict,
+        # the steps' other parameters a teacher sets (steps/params.py), by their GradeOptions names
+        **{p.teacher_dest: getattr(a, p.teacher_dest) for p in grade_params() if not p.field},
     )
     printer = progress_printer(choose_mode(a.json, a.quiet))
     try:
@@ -90,7 +72,8 @@ def _cmd_grade(a: argparse.Namespace) -> int:
     ungraded = results["counts"].get("ungraded_submissions", 0)
     if ungraded:
         print(
-            f"gradeflow: {ungraded} submission(s) not graded because gradeflow or the sandbox failed (see the summary); their earlier grades are unchanged. Exit code 75: run again once fixed.",
+            f"gradeflow: {ungraded} submission(s) not graded because gradeflow or the sandbox failed "
+            "(see the summary); their earlier grades are unchanged. Exit code 75: run again once fixed.",
             file=sys.stderr,
         )
         return EXIT_INFRA
@@ -138,12 +121,6 @@ def build_parser(argo: bool = True) -> argparse.ArgumentParser:
         "--force", action="store_true", help="regrade submissions that did not change since they were graded"
     )
     g.add_argument(
-        "--strict",
-        action="store_true",
-        help="no recovery of malformed notebooks: a deleted, copied, renamed or re-flagged grade cell skips the notebook (nbgrader's behaviour) instead of being repaired",
-    )
-    add_feedback_arguments(g)
-    g.add_argument(
         "--json",
         action="store_true",
         help="print results.json instead of the summary; progress goes to stderr as JSON lines",
@@ -155,18 +132,12 @@ def build_parser(argo: bool = True) -> argparse.ArgumentParser:
         help="no progress output, only the summary (a live bar is shown only on a terminal)",
     )
     g.add_argument(
-        "--max-submission-mb",
-        type=int,
-        default=200,
-        help="larger submissions are skipped and listed with their size (default 200)",
-    )
-    g.add_argument(
         "--gradebook-wait",
         type=float,
         default=60.0,
         help="seconds to wait for a gradebook another program holds locked (default 60)",
     )
-    add_limit_arguments(g)
+    add_arguments(g, grade_params(), "grade")  # the steps' parameters a teacher sets (steps/params.py)
     g.set_defaults(func=_cmd_grade)
 
     r = sub.add_parser("report", help="(re)write a run's HTML report, RUN_DIR/results/report.html")
@@ -211,7 +182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (KeyboardInterrupt, Interrupted) as e:
         signum = getattr(e, "signum", 2)
         print(
-            f"gradeflow: stopped ({'SIGTERM' if signum == 15 else 'SIGINT'}); submissions merged so far are kept, the next run grades only the rest",
+            f"gradeflow: stopped ({'SIGTERM' if signum == 15 else 'SIGINT'}); "
+            "submissions merged so far are kept, the next run grades only the rest",
             file=sys.stderr,
         )
         return 128 + signum

@@ -1,7 +1,8 @@
-"""What every step CLI shares: exit codes and how errors are shown.
+"""What every step CLI shares: its arguments (generated from the contract), exit codes and how
+errors are shown.
 
-Each `steps/<name>.py` parses its own arguments and makes one call through `run_step`, so
-the same function runs on a laptop, in the local runner and in an Argo pod.
+Each `steps/<name>.py`'s `main` is one `step_main` call, so the same function runs on a laptop,
+in the local runner and in an Argo pod, with the parameters steps/params.py declares.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from typing import Any, Callable, Sequence
 from .contract import EXIT_INFRA, EXIT_OK, EXIT_USAGE, Step
 from .errors import TeacherError
 from .failures import OneSubmission, contained
-from .records import Manifest, StepRecord, read_json, write_json
+from .params import add_arguments
+from .records import Manifest, StepRecord, read_json
 from .workspace import Workspace
 
-__all__ = ["run_step", "setup_logging", "for_each_submission", "submissions_main"]
+__all__ = ["run_step", "setup_logging", "for_each_submission", "step_main", "step_parser"]
 
 
 def setup_logging(level: int = logging.INFO) -> None:
@@ -63,49 +65,31 @@ def for_each_submission(
         return [one(ws.root, manifest, snapshot, s, Path(scratch)) for s in (students or manifest.students())]
 
 
-def submissions_main(
+def step_parser(step: Step) -> argparse.ArgumentParser:
+    """`step`'s command line: `--workspace` and one option per parameter it declares."""
+    p = argparse.ArgumentParser(prog=f"python -m {step.module}", description=step.description)
+    p.add_argument("--workspace", type=Path, required=True, help="the run's workspace (steps/contract.py)")
+    add_arguments(p, step.params)
+    return p
+
+
+def step_main(
     step: Step,
-    run: Callable[[Path, Sequence[str] | None], Any],
-    argv: Sequence[str] | None,
-    emit: Callable[[list[StepRecord]], list[dict]] | None = None,
-    options: dict[str, dict[str, Any]] | None = None,
+    run: Callable[..., Any],
+    argv: Sequence[str] | None = None,
+    finish: Callable[[Any], int] | None = None,
 ) -> int:
-    """The CLI of a step that takes a workspace and optionally some students.
+    """The CLI of `step` (`python -m steps.<name>`), generated from the contract: `--workspace`
+    and one option per parameter the step declares (steps.params).
 
-    `options` adds step-specific arguments (flag -> argparse keywords, `dest` naming the
-    keyword `run` receives).
-
-    With `emit`, the CLI also takes `--emit-students PATH` and writes `emit(records)` there as
-    JSON: the list an Argo workflow fans the next step out over (see pipelines.workflow), and
-    `--class-size N`, refusing a fan-out of more than N: score and merge size their scratch
-    space from N, so a bigger class must stop here, before any notebook runs, not in score.
+    `run(workspace=..., <param>=...)` gets every parameter by its keyword (`students` None when
+    none are given): the step's function itself, or a small adapter where the function takes
+    them otherwise. `finish(result)` maps a finished run's result to the exit code (merge: 75
+    when a submission is UNGRADED); without it a finished run exits 0.
     """
-    p = argparse.ArgumentParser(prog=f"python -m {step.module}", description=run.__doc__)
-    p.add_argument("--workspace", type=Path, required=True)
-    p.add_argument("--students", nargs="*", default=None)
-    if emit:
-        p.add_argument(
-            "--emit-students",
-            type=Path,
-            default=None,
-            metavar="PATH",
-            help="also write one JSON entry per student to PATH",
-        )
-    for flag, kwargs in (options or {}).items():
-        p.add_argument(flag, **kwargs)
-        p.add_argument("--class-size", type=int, default=None, metavar="N", help="refuse more than N submissions")
-    a = p.parse_args(argv)
-    extra = {kw["dest"]: getattr(a, kw["dest"]) for kw in (options or {}).values()}
-
-    def call() -> None:
-        records = run(a.workspace, a.students or None, **extra)
-        if emit and a.class_size is not None and len(records) > a.class_size:
-            raise TeacherError(
-                f"{len(records)} submissions, but the run's class-size is {a.class_size}: score and merge would run "
-                "out of scratch space",
-                f"submit the run again with class-size {len(records)} or more",
-            )
-        if emit and a.emit_students:
-            write_json(a.emit_students, emit(records))
-
-    return run_step(step, call)
+    a = step_parser(step).parse_args(argv)
+    kwargs = {prm.dest: getattr(a, prm.dest) for prm in step.params}
+    kwargs.update({prm.dest: None for prm in step.params if prm.nargs == "*" and not kwargs[prm.dest]})
+    result: list[Any] = []
+    code = run_step(step, lambda: result.append(run(workspace=a.workspace, **kwargs)))
+    return finish(result[0]) if finish and code == EXIT_OK else code

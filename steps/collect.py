@@ -11,11 +11,9 @@ feedback step reads.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import hashlib
 import os
-import re
 import shutil
 from pathlib import Path
 from typing import Sequence
@@ -23,31 +21,24 @@ from typing import Sequence
 from .contract import STEPS, SUBMISSIONS
 from .course import assignment_gradebook, new_run_id, open_course, submission_dirs
 from .errors import TeacherError
+from .params import PARAMS, parse_shard
 from .records import Manifest, Submission, write_json
 from .workspace import Workspace
 
 __all__ = ["collect", "main", "shard_of", "parse_shard"]
 
 STEP = STEPS["collect"]
-MAX_SUBMISSION_MB = 200  # the default of --max-submission-mb
+MAX_SUBMISSION_MB: int = PARAMS["max-submission-mb"].default
 
 
 def shard_of(student: str, shards: int) -> int:
     """Which of `shards` runs grades `student`: the same answer in every run, whoever else submitted.
 
-    A class too big for one Argo Workflow object is graded as several runs (pipelines.workflow
+    A class too big for one Argo Workflow object is graded as several runs (pipelines.argo.shards
     `build_shards`); each collect keeps only its shard's students, chosen by a hash of the id
     so that a submission arriving between two shards' collects moves no one to another shard.
     """
     return int.from_bytes(hashlib.sha256(student.encode()).digest()[:8], "big") % shards
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """`i/S` (shard i of S, from 0) as a pair; refuses anything else."""
-    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text or "")
-    if not m or not int(m.group(2)) or int(m.group(1)) >= int(m.group(2)):
-        raise argparse.ArgumentTypeError(f"--shard {text!r}: give i/S with 0 <= i < S, e.g. 0/1 for the whole class")
-    return int(m.group(1)), int(m.group(2))
 
 
 def _files(root: Path, ignore: Sequence[str], dropped: list[str] | None = None) -> list[Path]:
@@ -218,34 +209,9 @@ def collect(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .cli import run_step
+    from .cli import step_main
 
-    p = argparse.ArgumentParser(prog="python -m steps.collect", description=collect.__doc__)
-    p.add_argument("--course-dir", type=Path, required=True)
-    p.add_argument("--assignment", required=True)
-    p.add_argument("--workspace", type=Path, required=True)
-    p.add_argument("--students", nargs="*", default=None)
-    p.add_argument("--run-id", default=None)
-    p.add_argument(
-        "--max-submission-mb",
-        type=int,
-        default=MAX_SUBMISSION_MB,
-        help=f"larger submissions are skipped with their size (default {MAX_SUBMISSION_MB})",
-    )
-    p.add_argument(
-        "--shard",
-        type=parse_shard,
-        default=(0, 1),
-        metavar="i/S",
-        help="collect only shard i of S (by a hash of the student id; default 0/1: everyone)",
-    )
-    a = p.parse_args(argv)
-    return run_step(
-        STEP,
-        lambda: collect(
-            a.course_dir, a.assignment, a.workspace, a.students or None, a.run_id, a.max_submission_mb, a.shard
-        ),
-    )
+    return step_main(STEP, collect, argv)
 
 
 if __name__ == "__main__":

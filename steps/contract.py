@@ -1,20 +1,24 @@
 """The step contract: the one declaration of gradeflow's steps (five, and feedback when asked).
 
 Every backend reads this module and nothing else to learn what a step needs and makes:
-the local runner (`pipelines.local`), the Argo templates (`pipelines.workflow`) and the
-step CLIs (`steps.cli`). A step reads its inputs from, and writes its outputs to, a
-*workspace*: a directory whose layout is the same as the run's prefix in the object
-store. So `restored/s01/work/` in a workspace is `<run>/restored/s01/work/` in the store,
-and `/gradeflow/restored/s01/work/` in an Argo pod.
+the local runner (`pipelines.local`), the Argo templates (`pipelines.argo.templates`) and the
+step CLIs (`steps.cli.step_main`). A step's parameters are declared in `steps.params` (flag,
+type, default, help, and how each backend takes them); a step lists the ones it takes.
+
+A step reads its inputs from, and writes its outputs to, a *workspace*: a directory whose layout
+is the same as the run's prefix in the object store. So `restored/s01/work/` in a workspace is
+`<run>/restored/s01/work/` in the store, and `/gradeflow/restored/s01/work/` in an Argo pod.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["Artifact", "Step", "STEPS", "DAG", "OPTIONAL", "step", "EXIT_OK", "EXIT_USAGE", "EXIT_INFRA"]
+from .params import LIMIT, PARAMS, NotOnArgo, Param, param
 
-# Exit codes of every step CLI. Argo retries only EXIT_INFRA (see pipelines.workflow):
+__all__ = ["Artifact", "Param", "Step", "STEPS", "DAG", "OPTIONAL", "step", "EXIT_OK", "EXIT_USAGE", "EXIT_INFRA"]
+
+# Exit codes of every step CLI. Argo retries only EXIT_INFRA (see pipelines.argo.pods):
 # a student's failing code is a graded result and never makes a step exit non-zero.
 EXIT_OK = 0
 EXIT_USAGE = 2  # bad arguments or a teacher-side problem (missing gradebook, unknown assignment)
@@ -53,7 +57,7 @@ class Step:
     description: str
     inputs: tuple[Artifact, ...]
     outputs: tuple[Artifact, ...]
-    parameters: tuple[str, ...] = ()
+    params: tuple[Param, ...] = ()
     runs_student_code: bool = False
     fan_out: bool = False  # one task per submission (execute) instead of one per run
     needs_course: bool = False  # reads the nbgrader course directory (trusted side only)
@@ -61,6 +65,11 @@ class Step:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "module", f"steps.{self.name}")
+
+    @property
+    def parameters(self) -> tuple[str, ...]:
+        """The names (flags) of the step's parameters, in its CLI's and its pod's order."""
+        return tuple(p.name for p in self.params)
 
 
 MANIFEST = Artifact("manifest", "manifest.json", "the run manifest: one entry per submission")
@@ -83,7 +92,7 @@ STEPS: dict[str, Step] = {
             "find the submissions and export the gradebook snapshot",
             inputs=(),
             outputs=(MANIFEST, SNAPSHOT, SUBMISSIONS, MANUAL),
-            parameters=("course-dir", "assignment", "students"),
+            params=param("course-dir", "assignment", "students", "run-id", "max-submission-mb", "shard"),
             needs_course=True,
         ),
         Step(
@@ -91,14 +100,14 @@ STEPS: dict[str, Step] = {
             "validate each notebook and restore its locked and test cells from the snapshot",
             inputs=(MANIFEST, SNAPSHOT, SUBMISSIONS),
             outputs=(RESTORED,),
-            parameters=("students", "strict"),
+            params=param("students", "strict", "emit-students", "class-size"),
         ),
         Step(
             "execute",
             "run one submission's restored notebooks in a sandbox with papermill",
             inputs=(SNAPSHOT, RESTORED_ONE),
             outputs=(EXECUTED_ONE,),
-            parameters=("student", "sandbox", "cell-timeout", "memory", "cpu-time", "wall-time"),
+            params=param("student", "sandbox", "slot", *LIMIT),  # and every limit (steps/limits.py)
             runs_student_code=True,
             fan_out=True,
         ),
@@ -107,21 +116,29 @@ STEPS: dict[str, Step] = {
             "grade every cell with nbgrader's rules",
             inputs=(MANIFEST, SNAPSHOT, RESTORED, EXECUTED),
             outputs=(SCORED,),
-            parameters=("students",),
+            params=param("students"),
         ),
         Step(
             "feedback",
             "render each graded notebook as nbgrader's feedback HTML, hidden tests redacted",
             inputs=(MANIFEST, SNAPSHOT, MANUAL, SCORED),
             outputs=(FEEDBACK,),
-            parameters=("students", "hidden-tests"),
+            params=param("students", "hidden-tests"),
         ),
         Step(
             "merge",
             "write the run's results; with a course dir, into gradebook.db, autograded/ and feedback/",
             inputs=(MANIFEST, SNAPSHOT, RESTORED, EXECUTED, SCORED, FEEDBACK),
             outputs=(RESULTS,),
-            parameters=("course-dir",),
+            params=(
+                PARAMS["course-dir"].but(
+                    help="also write the gradebook and autograded/ of this course",
+                    required=False,
+                    argo=NotOnArgo(
+                        "the cluster never writes gradebook.db: `gradeflow sync` merges on the teacher's side"
+                    ),
+                ),
+            ),
         ),
     )
 }

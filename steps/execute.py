@@ -15,18 +15,12 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .contract import STEPS
-from .limits import add_limit_arguments, limits_from_args
+from .limits import limits_from_args
 from .records import OK, REPAIRED, Manifest, StepRecord, read_json
-from .sandbox import DEFAULT_SANDBOX, SANDBOXES, Limits, get_sandbox
+from .sandbox import DEFAULT_SANDBOX, Limits, get_sandbox
 from .workspace import SubmissionOptions, Workspace
 
-__all__ = [
-    "execute",
-    "per_submission",
-    "main",
-    "add_limit_arguments",
-    "limits_from_args",
-]  # the latter two: steps.limits, for the CLIs
+__all__ = ["execute", "per_submission", "main"]
 
 STEP = STEPS["execute"]
 
@@ -64,16 +58,12 @@ def per_submission(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .cli import run_step
+    from .cli import step_main
 
-    p = argparse.ArgumentParser(prog="python -m steps.execute", description=execute.__doc__)
-    p.add_argument("--workspace", type=Path, required=True)
-    p.add_argument("--student", required=True)
-    p.add_argument("--sandbox", default=DEFAULT_SANDBOX, choices=sorted(SANDBOXES))
-    p.add_argument("--slot", type=int, default=0, help="parallel slot (picks the sandbox uid when run as root)")
-    add_limit_arguments(p)
-    a = p.parse_args(argv)
-    return run_step(STEP, lambda: execute(a.workspace, a.student, a.sandbox, limits_from_args(a), a.slot))
+    def run(workspace: Path, student: str, sandbox: str, slot: int, **limits: int | None) -> StepRecord:
+        return execute(workspace, student, sandbox, limits_from_args(argparse.Namespace(**limits)), slot)
+
+    return step_main(STEP, run, argv)
 
 
 if __name__ == "__main__":

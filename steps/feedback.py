@@ -20,7 +20,6 @@ course's `feedback/STUDENT/ASSIGNMENT/` next to timestamp.txt and submission_sec
 
 from __future__ import annotations
 
-import argparse
 import functools
 import shutil
 import time
@@ -29,8 +28,9 @@ from typing import Any, Sequence
 
 import nbformat
 
-from .cli import for_each_submission, run_step
+from .cli import for_each_submission, step_main
 from .contract import MANUAL, STEPS
+from .params import HIDDEN_TESTS, PARAMS  # noqa: F401 - HIDDEN_TESTS: --hidden-tests' values, where callers look
 from .records import OK, REPAIRED, SKIPPED, Manifest, NotebookOutcome, StepRecord, read_json
 from .workspace import SubmissionOptions, Workspace
 
@@ -38,7 +38,6 @@ __all__ = ["feedback", "feedback_submission", "per_submission", "export_manual",
 
 STEP = STEPS["feedback"]
 MANUAL_FILE = MANUAL.at()  # kept for importers: the contract declares it
-HIDDEN_TESTS = ("redact", "show")  # what feedback does with hidden tests: the CLI's and Argo's values
 
 
 def export_manual(gradebook: Any, assignment: str) -> dict[str, Any]:
@@ -227,8 +226,8 @@ def feedback_submission(
                 NotebookOutcome(
                     o.notebook,
                     SKIPPED,
-                    f"no feedback: its hidden-test markers are broken ({e}); fix the source notebook or pass "
-                    "--feedback-show-hidden-tests",
+                    f"no feedback: its hidden-test markers are broken ({e}); fix the source notebook "
+                    f"or pass --{PARAMS['hidden-tests'].teacher_flag} show",
                 )
             )
             continue
@@ -267,17 +266,10 @@ def feedback(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m steps.feedback", description=feedback.__doc__)
-    p.add_argument("--workspace", type=Path, required=True)
-    p.add_argument("--students", nargs="*", default=None)
-    p.add_argument(
-        "--hidden-tests",
-        choices=HIDDEN_TESTS,
-        default="redact",
-        help="redact (default) or show hidden tests and the outputs quoting them (show: nbgrader's own feedback)",
-    )
-    a = p.parse_args(argv)
-    return run_step(STEP, lambda: feedback(a.workspace, a.students or None, a.hidden_tests == "show"))
+    def run(workspace: Path, hidden_tests: str, **params: Any) -> list[StepRecord]:
+        return feedback(workspace, show_hidden_tests=hidden_tests == "show", **params)
+
+    return step_main(STEP, run, argv)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
 """The resource limits a teacher sets, declared once: flag, `Limits` field, help, and whether Argo takes it.
 
 The values' defaults live in `steps.sandbox.Limits`; everything else that names a limit is
-generated from `FLAGS` here: the flags of `gradeflow grade`, of the execute step
-(`python -m steps.execute`, which the pods run) and of `gradeflow submit --argo`, the Argo
-parameters the Jupyter page passes, and what tests/test_limits.py checks the WorkflowTemplate's
-parameters against. On Argo, --pids, --disk and --output are not parameters: the execute pod's
-own limits (steps/sandbox/argo_pod.py) stand in for them.
+generated from `FLAGS` here, through `steps.params` (each limit is a parameter of execute): the
+flags of `gradeflow grade`, of the execute step (`python -m steps.execute`, which the pods run)
+and of `gradeflow submit --argo`, the WorkflowTemplate's parameters and execute's cache key, the
+Argo parameters the Jupyter page passes, and what tests/test_limits.py checks. On Argo, --pids,
+--disk and --output are not parameters: the execute pod's own limits (steps/sandbox/argo_pod.py)
+stand in for them.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ __all__ = [
     "add_limit_arguments",
     "limits_from_args",
     "argo_parameters",
-    "not_on_argo",
+    "type_of",
+    "NOT_ON_ARGO",
 ]
 
 
@@ -34,7 +36,7 @@ class LimitFlag:
     flag: str  # the command-line flag without "--", and the Argo parameter's name
     field: str  # the attribute of steps.sandbox.Limits
     help: str
-    argo: bool  # an Argo parameter of the WorkflowTemplate
+    argo: str  # the WorkflowTemplate parameter's description; '' when Argo does not take it (NOT_ON_ARGO)
 
     @property
     def default(self) -> Any:
@@ -49,15 +51,24 @@ class LimitFlag:
 
 FLAGS: tuple[LimitFlag, ...] = (
     LimitFlag(
-        "cell-timeout", "cell_timeout", "seconds per cell (default, or '': nbgrader's Execute.timeout, 30)", True
+        "cell-timeout",
+        "cell_timeout",
+        "seconds per cell (default, or '': nbgrader's Execute.timeout, 30)",
+        "seconds per cell ('' = the course's nbgrader Execute.timeout)",
     ),
-    LimitFlag("wall-time", "wall_time", "seconds for one submission", True),
-    LimitFlag("memory", "memory_mb", "MiB per submission", True),
-    LimitFlag("cpu-time", "cpu_time", "CPU seconds per process", True),
-    LimitFlag("pids", "pids", "processes per submission", False),
-    LimitFlag("disk", "disk_mb", "MiB of files the notebook may write", False),
-    LimitFlag("output", "output_kb", "KiB of output kept per notebook", False),
+    LimitFlag("memory", "memory_mb", "MiB per submission", "MiB for one submission's notebooks"),
+    LimitFlag("cpu-time", "cpu_time", "CPU seconds per process", "CPU seconds per process"),
+    LimitFlag(
+        "wall-time",
+        "wall_time",
+        "seconds for one submission",
+        "seconds for one submission; its pod is stopped 300 s later",
+    ),
+    LimitFlag("pids", "pids", "processes per submission", ""),
+    LimitFlag("disk", "disk_mb", "MiB of files the notebook may write", ""),
+    LimitFlag("output", "output_kb", "KiB of output kept per notebook", ""),
 )
+NOT_ON_ARGO = "the execute pod's own limits stand in for it (docs/argo.md)"
 ARGO_FLAGS = tuple(f for f in FLAGS if f.argo)
 # Fields of Limits that are not a teacher's setting, and why.
 FIXED = {"nofile": "open files per process: a notebook needs no more than the default"}
@@ -68,15 +79,15 @@ def _seconds_or_course_default(value: str) -> int | None:
     return int(value) if value.strip() else None
 
 
-def _type(f: LimitFlag) -> Any:
+def type_of(f: LimitFlag) -> Any:
     return _seconds_or_course_default if f.default is None else int
 
 
 def add_limit_arguments(p: Any, flags: Sequence[LimitFlag] = FLAGS, defaults: bool = True) -> None:
     """One option per limit; `defaults=False` leaves unset ones None (the template's default stands)."""
-    for f in flags:
-        shown = f" (default {f.default})" if defaults and f.default is not None else ""
-        p.add_argument(f"--{f.flag}", type=_type(f), default=f.default if defaults else None, help=f.help + shown)
+    from .params import LIMIT, add_arguments
+
+    add_arguments(p, [LIMIT[f.flag] for f in flags], defaults=defaults)
 
 
 def limits_from_args(a: argparse.Namespace) -> Limits:
@@ -88,13 +99,3 @@ def limits_from_args(a: argparse.Namespace) -> Limits:
 def argo_parameters(limits: Limits) -> dict[str, str]:
     """The Argo parameters of `limits`, as strings ('' for a cell timeout left to the course)."""
     return {f.flag: "" if getattr(limits, f.field) is None else str(getattr(limits, f.field)) for f in ARGO_FLAGS}
-
-
-def not_on_argo(args: Sequence[str]) -> list[str]:
-    """Why each limit flag among `args` that Argo cannot take is left out there."""
-    given = {t.split("=", 1)[0] for t in args if t.startswith("--")}
-    return [
-        f"--{f.flag} is not applied on Argo: the execute pod's own limits stand in for it (docs/argo.md)"
-        for f in FLAGS
-        if not f.argo and f"--{f.flag}" in given
-    ]

@@ -13,7 +13,6 @@ Re-running is safe: rows are updated, never duplicated; each submission is one t
 
 from __future__ import annotations
 
-import argparse
 import csv
 import datetime as dt
 import os
@@ -193,18 +192,18 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
     pages = [n for s in results["students"] for n, status in s.get("feedback", {}).items() if status == OK]
     if any("feedback" in s for s in results["students"]):
         lines.append(
-            f"  feedback: {len(pages)} page(s) in feedback/STUDENT/{results['assignment']}/ (`nbgrader "
-            f"release_feedback {results['assignment']}` publishes them)"
+            f"  feedback: {len(pages)} page(s) in feedback/STUDENT/{results['assignment']}/ "
+            f"(`nbgrader release_feedback {results['assignment']}` publishes them)"
         )
     if results.get("unchanged"):
         lines.append(
-            f"  {len(results['unchanged'])} submission(s) unchanged since they were last graded: not regraded (use "
-            "--force to regrade)"
+            f"  {len(results['unchanged'])} submission(s) unchanged since they were last graded: "
+            "not regraded (use --force to regrade)"
         )
     if c.get("ungraded_submissions"):
         lines.append(
-            f"  NOT GRADED: {c[UNGRADED]} notebook(s) of {c['ungraded_submissions']} submission(s), because gradeflow "
-            "or the sandbox failed "
+            f"  NOT GRADED: {c[UNGRADED]} notebook(s) of {c['ungraded_submissions']} submission(s), "
+            "because gradeflow or the sandbox failed "
             "(reasons above). Nothing was written for them: their earlier grades and autograded/ files are unchanged. "
             "Fix the cause and run the same command again: only these are graded."
         )
@@ -432,32 +431,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     merge. (Argo does not retry merge's pod for it: the same inputs would end the same way.)"""
     import sys
 
-    from .cli import run_step
+    from .cli import step_main
     from .contract import EXIT_INFRA, EXIT_OK
 
-    p = argparse.ArgumentParser(prog="python -m steps.merge", description=merge.__doc__)
-    p.add_argument("--workspace", type=Path, required=True)
-    p.add_argument(
-        "--course-dir", type=Path, default=None, help="also write the gradebook and autograded/ of this course"
-    )
-    a = p.parse_args(argv)
-    ungraded: list[int] = []
-
-    def run() -> None:
-        results = merge(a.workspace, a.course_dir)
+    def run(workspace: Path, course_dir: Path | None) -> dict[str, Any]:
+        results = merge(workspace, course_dir)
         print("\n".join(summary_lines(results)))
-        ungraded.append(results["counts"].get("ungraded_submissions", 0))
+        return results
 
-    code = run_step(STEP, run)
-    if code == EXIT_OK and ungraded and ungraded[0]:
+    def finish(results: dict[str, Any]) -> int:
+        ungraded = results["counts"].get("ungraded_submissions", 0)
+        if not ungraded:
+            return EXIT_OK
         print(
-            f"merge: {ungraded[0]} submission(s) not graded because gradeflow or the sandbox failed (UNGRADED above); "
+            f"merge: {ungraded} submission(s) not graded because gradeflow or the sandbox failed (UNGRADED above); "
             "the results of the others are written. Exit code 75: fix the cause and run the failed steps again "
             "(on Argo: `gradeflow retry RUN`).",
             file=sys.stderr,
         )
         return EXIT_INFRA
-    return code
+
+    return step_main(STEP, run, argv, finish)
 
 
 if __name__ == "__main__":

@@ -28,11 +28,12 @@ from typing import Any, Sequence
 
 import nbformat
 
-from .cli import for_each_submission, submissions_main
+from .cli import for_each_submission, step_main
 from .contract import STEPS
+from .errors import TeacherError
 from .nbgrader_pipeline import restore_preprocessors
 from .preprocessors import RECOVERY_PREPROCESSORS, released_sources
-from .records import MISSING, OK, REPAIRED, SKIPPED, Manifest, NotebookOutcome, StepRecord
+from .records import MISSING, OK, REPAIRED, SKIPPED, Manifest, NotebookOutcome, StepRecord, write_json
 from .snapshot import scratch_gradebook
 from .workspace import SubmissionOptions, Workspace
 
@@ -302,15 +303,23 @@ def fan_out_items(records: Sequence[StepRecord]) -> list[dict[str, str]]:
     return [{"student": r.student, "work-hash": r.detail["work_hash"]} for r in records if "work_hash" in r.detail]
 
 
+def _restore_cli(workspace: Path, emit_students: Path | None, class_size: int | None, **params: Any) -> None:
+    """restore, and with --emit-students the list an Argo workflow fans execute out over
+    (pipelines.argo.templates); with --class-size it refuses a bigger fan-out: score and merge
+    size their scratch space from it, so a bigger class must stop here, before any notebook runs."""
+    records = restore(workspace, **params)
+    if class_size is not None and len(records) > class_size:
+        raise TeacherError(
+            f"{len(records)} submissions, but the run's class-size is {class_size}: "
+            "score and merge would run out of scratch space",
+            f"submit the run again with class-size {len(records)} or more",
+        )
+    if emit_students:
+        write_json(emit_students, fan_out_items(records))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    strict = {
-        "dest": "strict",
-        "type": lambda v: v.lower() in ("1", "true", "yes"),
-        "default": False,
-        "metavar": "true|false",
-        "help": "true: no recovery; a notebook nbgrader could not grade is skipped (default false)",
-    }
-    return submissions_main(STEP, restore, argv, emit=fan_out_items, options={"--strict": strict})
+    return step_main(STEP, _restore_cli, argv)
 
 
 if __name__ == "__main__":

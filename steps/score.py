@@ -21,7 +21,7 @@ from typing import Any, Sequence
 
 import nbformat
 
-from .cli import for_each_submission, submissions_main
+from .cli import for_each_submission, step_main
 from .contract import STEPS
 from .integrity import flag_for_review, withhold_credit
 from .nbgrader_pipeline import score_preprocessors
@@ -183,7 +183,7 @@ def score(workspace: Path, students: Sequence[str] | None = None) -> list[StepRe
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return submissions_main(STEP, score, argv)
+    return step_main(STEP, score, argv)
 
 
 if __name__ == "__main__":

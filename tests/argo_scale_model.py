@@ -748,7 +748,7 @@ def _deps(task: Mapping[str, Any]) -> list[str]:
 
 
 def _run_id(when: str, shard: int, shards: int) -> str:
-    from pipelines.workflow import shard_run_ids
+    from pipelines.argo.workflow import shard_run_ids
 
     return shard_run_ids(f"ps1-{when}", shards)[shard]
 
@@ -771,7 +771,7 @@ def simulate(
     with a pinned image: every execute is a cache hit, then copy-memoized runs). argo: "v4" (task
     results synced in each node) or "v3" (3.5 to 3.7: also status.taskResultsCompletionStatus).
     """
-    from pipelines.workflow import SHARD_SIZE, build_shards, build_template
+    from pipelines.argo.workflow import SHARD_SIZE, build_shards, build_template
     from steps.collect import shard_of
 
     template = template or build_template().to_dict()

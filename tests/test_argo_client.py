@@ -24,8 +24,8 @@ import jsonschema
 import pytest
 
 from pipelines import client
+from pipelines.argo.workflow import build_template
 from pipelines.client import ArgoServerBackend, ArgoSettings, KubernetesBackend, connect, pod_name, run_status
-from pipelines.workflow import build_template
 from steps.errors import NotFound, TeacherError, Unreachable
 
 ROOT = Path(__file__).resolve().parents[1]

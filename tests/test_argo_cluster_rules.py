@@ -23,8 +23,8 @@ import yaml
 
 from argo_emulator import retry_wanted, substitute
 from argo_schemas import core_errors, crd_errors, json_schema_errors, name_and_label_errors
-from pipelines.argo_pods import INFRASTRUCTURE_MESSAGES, MAIN_CONTAINER
-from pipelines.workflow import (
+from pipelines.argo.pods import INFRASTRUCTURE_MESSAGES, MAIN_CONTAINER
+from pipelines.argo.workflow import (
     DEFAULT_CLASS_SIZE,
     EXECUTE_CACHE_PREFIX,
     PARAMETERS,

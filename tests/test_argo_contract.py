@@ -1,6 +1,6 @@
 """The rendered templates and the step CLIs agree: each pod, given only its declared inputs, makes its declared outputs.
 
-Scenario: argo/workflowtemplate.yaml (as pipelines/workflow.py renders it) runs pod by pod on
+Scenario: argo/workflowtemplate.yaml (as pipelines/argo/workflow.py renders it) runs pod by pod on
 this machine with tests/argo_emulator.py: for every container template, a fresh directory
 stands for the pod's /gradeflow and holds ONLY the template's declared input artifacts,
 fetched by their rendered keys from a store (here a local directory); the template's
@@ -22,7 +22,7 @@ import pytest
 
 import coursekit as ck
 from argo_emulator import EmulatedRun, Emulator, substitute
-from pipelines.workflow import build_template
+from pipelines.argo.workflow import build_template
 from steps.contract import DAG, EXIT_USAGE, STEPS
 
 RUN = "contract-1"

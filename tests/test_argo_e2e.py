@@ -28,8 +28,8 @@ import pytest
 
 import coursekit as ck
 from argo_emulator import Emulator
+from pipelines.argo.workflow import build_template, build_workflow
 from pipelines.client import ArgoSettings, Backend, sync
-from pipelines.workflow import build_template, build_workflow
 from steps.contract import EXIT_INFRA
 from steps.errors import TeacherError
 

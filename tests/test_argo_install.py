@@ -14,7 +14,12 @@ from pathlib import Path
 
 import yaml
 
-from pipelines.workflow import ARTIFACT_REPOSITORY, EXECUTOR_SERVICE_ACCOUNT, WORKFLOW_SERVICE_ACCOUNT, build_template
+from pipelines.argo.workflow import (
+    ARTIFACT_REPOSITORY,
+    EXECUTOR_SERVICE_ACCOUNT,
+    WORKFLOW_SERVICE_ACCOUNT,
+    build_template,
+)
 
 ARGO = Path(__file__).resolve().parents[1] / "argo"
 

@@ -2,7 +2,7 @@
 
 Scenario: Argo reports an unresolvable `{{inputs.parameters.x}}` only when the pod that uses
 it is about to start, after collect and restore have already run for every submission. The
-lint (pipelines/argo_lint.py, which `render` also runs) resolves each simple and expression
+lint (pipelines/argo/lint.py, which `render` also runs) resolves each simple and expression
 tag against what is declared: workflow parameters, global outputs and labels, the
 template's own inputs, outputs of the tasks a task depends on, loop items and Argo's own
 variables. The controls plant each kind of mistake and check the lint reports it.
@@ -15,8 +15,8 @@ import json
 
 import pytest
 
-from pipelines.argo_lint import lint, references
-from pipelines.workflow import PARAMETERS, build_template, render_yaml
+from pipelines.argo.lint import lint, references
+from pipelines.argo.workflow import PARAMETERS, build_template, render_yaml
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +112,7 @@ def test_task_arguments_must_match_the_called_template(wt: dict) -> None:
 
 
 def test_render_refuses_a_broken_template(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipelines import argo_lint
+    from pipelines.argo import lint as argo_lint
 
     monkeypatch.setattr(argo_lint, "lint", lambda t: ["template x: {{y}} does not resolve"])
     with pytest.raises(ValueError, match="unresolved references"):

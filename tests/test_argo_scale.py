@@ -7,7 +7,7 @@ an output parameter (256 KiB where the executor falls back to a pod annotation),
 execute cache is a ConfigMap of at most 1 MiB of values (Kubernetes ValidateConfigMap,
 MaxSecretSize). tests/argo_scale_model.py builds what the controller would write for the
 rendered template, run by run, and measures it; docs/performance.md "Argo at scale" has the
-numbers. Here: the design in pipelines/workflow.py (one run per shard of at most SHARD_SIZE)
+numbers. Here: the design in pipelines/argo/workflow.py (one run per shard of at most SHARD_SIZE)
 fits with half of every limit to spare, the whole class in one run does not, and the pieces the
 measurement rests on (node ids, compression, shards, cache names) are what Argo and collect do.
 """
@@ -25,7 +25,15 @@ import coursekit as ck
 from argo_emulator import substitute
 from argo_schemas import crd_errors, name_and_label_errors
 from pipelines.argo.backends import decode_nodes
-from pipelines.workflow import PARAMETERS, RUN_ID, SHARD_SIZE, build_shards, build_template, shard_plan, shard_run_ids
+from pipelines.argo.workflow import (
+    PARAMETERS,
+    RUN_ID,
+    SHARD_SIZE,
+    build_shards,
+    build_template,
+    shard_plan,
+    shard_run_ids,
+)
 from steps.collect import collect, parse_shard, shard_of
 
 N = 5000

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from argo_emulator import retry_wanted, substitute
-from pipelines.workflow import (
+from pipelines.argo.workflow import (
     CACHE_INPUTS,
     EXECUTOR_SERVICE_ACCOUNT,
     LABEL_UNTRUSTED,

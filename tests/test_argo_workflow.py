@@ -2,7 +2,7 @@
 
 Scenario: an administrator applies argo/workflowtemplate.yaml and a teacher submits a
 Workflow that references it. Both objects must pass Argo's own JSON schema (v4.1.2), the
-checked-in YAML must be exactly what pipelines/workflow.py renders (regenerate with
+checked-in YAML must be exactly what pipelines/argo/workflow.py renders (regenerate with
 GRADEFLOW_REGEN=1), and the templates must be the step contract's: one container template
 per step running `python -m steps.<name>`, with the step's artifacts at /gradeflow/<path> and
 keys under <store-prefix>/<run-id>/, chained collect >> restore >> execute (fanned out per
@@ -20,7 +20,7 @@ import jsonschema
 import pytest
 import yaml
 
-from pipelines.workflow import (
+from pipelines.argo.workflow import (
     ARTIFACT_REPOSITORY,
     BOUND,
     BOUND_PER_STEP,
@@ -99,7 +99,7 @@ def test_checked_in_yaml_is_what_pipelines_render() -> None:
     if os.environ.get("GRADEFLOW_REGEN") == "1" or not RENDERED.exists():
         RENDERED.write_text(rendered)
     assert RENDERED.read_text() == rendered, (
-        "argo/workflowtemplate.yaml is stale: run `python -m pipelines.workflow render argo/`"
+        "argo/workflowtemplate.yaml is stale: run `python -m pipelines.argo.workflow render argo/`"
     )
     assert RENDERED.read_text().startswith("# gradeflow's autograde WorkflowTemplate")
     assert yaml.safe_load(rendered) == build_template().to_dict()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pipelines import client, local
-from pipelines.workflow import RUN_ID
+from pipelines.argo.workflow import RUN_ID
 from steps.course import new_run_id, open_course, run_id_prefix, submission_dirs
 from steps.errors import NotFound
 

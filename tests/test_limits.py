@@ -17,8 +17,8 @@ import yaml
 
 from pipelines import cli
 from pipelines.argo import commands
+from pipelines.argo.workflow import BOUND, CACHE_INPUTS, LIMITS, PARAMETERS, build_workflow
 from pipelines.jupyter.jobs import JobManager
-from pipelines.workflow import BOUND, CACHE_INPUTS, LIMITS, PARAMETERS, build_workflow
 from steps.contract import STEPS
 from steps.limits import ARGO_FLAGS, FIXED, FLAGS, add_limit_arguments, argo_parameters, limits_from_args
 from steps.sandbox import Limits

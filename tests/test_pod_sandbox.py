@@ -103,8 +103,8 @@ def test_the_pod_emulation_has_the_templates_limits_and_layout() -> None:
     """argo-pod lays out and bounds the pod as the rendered execute template does: the ran-in
     output pasted into a `when` is a plain value (nothing in the pod can write it), /tmp is a
     memory-backed emptyDir of the disk limit, and the pod's memory is the podSpecPatch's."""
-    from pipelines import argo_pods
-    from pipelines.workflow import WORKDIR, build_template
+    from pipelines.argo import pods as argo_pods
+    from pipelines.argo.workflow import WORKDIR, build_template
     from steps.sandbox.argo_pod import POD_PAPERMILL_MB, POD_WORKDIR, pod_limits
 
     t = next(t for t in build_template().to_dict()["spec"]["templates"] if t["name"] == "execute")

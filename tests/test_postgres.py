@@ -429,8 +429,8 @@ def test_sync_of_an_argo_run_writes_the_postgres_gradebook(
     tmp_path: Path,
 ) -> None:
     from argo_emulator import Emulator
+    from pipelines.argo.workflow import build_template
     from pipelines.client import sync
-    from pipelines.workflow import build_template
 
     course = ck.alice_and_bob(pg_copy(postgres, pg_squares, tmp_path / "course", "argo_sync"))
     run = Emulator(build_template().to_dict(), {"assignment": "ps1", "run-id": "pg-1"}, f"s3://{BUCKET}", course).run()

@@ -16,13 +16,25 @@ from typing import Any
 from steps.contract import DAG as STEP_ORDER
 from steps.contract import EXIT_INFRA
 from steps.errors import TeacherError
-from steps.limits import ARGO_FLAGS
+from steps.params import add_arguments, submit_params
 
-from ..workflow import DEFAULT_CLASS_SIZE, DEFAULT_PARALLELISM, SHARD_SIZE, render
-from .backends import DEFAULT_NAMESPACE, ArgoSettings, Backend, connect
-from .runs import find_run, list_runs, logs, resubmit, retry, submit, submit_class, wait
+from .backends import Backend
+from .groups import (
+    GroupStatus,
+    find_run_or_group,
+    group_logs,
+    group_status,
+    group_sync_lines,
+    group_to_sync,
+    retry_group,
+    sync_group,
+    wait_group,
+)
+from .runs import list_runs, logs, resubmit, retry, submit, submit_class, wait
+from .settings import DEFAULT_NAMESPACE, ArgoSettings, connect
 from .status import RunStatus, run_status
 from .sync import sync
+from .workflow import DEFAULT_CLASS_SIZE, DEFAULT_PARALLELISM, LABEL_RUN_GROUP, SHARD_SIZE, render
 
 __all__ = ["add_argo_commands"]
 
@@ -62,6 +74,7 @@ def _add_connection(p: argparse.ArgumentParser) -> None:
 
 def _backend(a: argparse.Namespace) -> Backend:
     settings = ArgoSettings.from_env(
+        os.environ,
         server=a.argo_server,
         token=a.argo_token,
         namespace=a.namespace,
@@ -72,7 +85,7 @@ def _backend(a: argparse.Namespace) -> Backend:
     return connect(settings, a.backend)
 
 
-def _print_status(st: RunStatus) -> None:
+def _print_status(st: RunStatus | GroupStatus) -> None:
     print("\n".join(st.lines()), flush=True)
 
 
@@ -83,37 +96,47 @@ def _cmd_submit(a: argparse.Namespace) -> int:
             f"to grade on this machine run `gradeflow grade {a.course} {a.assignment}`",
         )
     b = _backend(a)
-    limits = {k: getattr(a, k.replace("-", "_")) for k in [f.flag for f in ARGO_FLAGS] + ["cpu"]}
+    given = {p: getattr(a, p.teacher_dest) for p in submit_params()}  # the steps' parameters (steps/params.py)
+    given = {p: ("true" if v else None) if p.type is bool else v for p, v in given.items()}
     options: dict[str, Any] = {
         "run_id": a.run_id,
-        "course_pvc": a.course_pvc,
-        "course_subpath": a.course_subpath,
-        "image": a.image,
-        "store_prefix": a.store_prefix,
-        "limits": {k: v for k, v in limits.items() if v is not None},
+        "limits": {p.teacher_flag: v for p, v in given.items() if v is not None and p.limit},
+        "parameters": {p.teacher_flag: v for p, v in given.items() if v is not None and not p.limit},
         "parallelism": a.parallelism,
-        "feedback": a.feedback,
-        "feedback_hidden_tests": a.feedback_hidden_tests if a.feedback else None,
     }
     if a.class_size is None:
         wfs = [submit(b, a.course, a.assignment, **options)]
     else:
         wfs = submit_class(b, a.course, a.assignment, class_size=a.class_size, **options)
     names = [wf["metadata"]["name"] for wf in wfs]
-    if len(names) > 1:
+    group = (wfs[0]["metadata"].get("labels") or {}).get(LABEL_RUN_GROUP)
+    if group:
         print(f"a class of up to {a.class_size} is graded as {len(names)} runs (docs/argo.md, 'Big classes'):")
     for name in names:
         print(f"submitted run {name} in namespace {b.namespace}")
-        print(f"  watch: gradeflow watch {name}   then: gradeflow sync {name} COURSE_DIR --store s3://BUCKET")
+    watched = group or names[0]
+    print(f"  watch: gradeflow watch {watched}   then: gradeflow sync {watched} COURSE_DIR --store s3://BUCKET")
     if a.watch:
-        return max(_finish(wait(b, name, progress=_print_status, poll=a.poll)) for name in names)
+        if group:
+            return _finish(wait_group(b, group, progress=_print_status, poll=a.poll))
+        return _finish(wait(b, watched, progress=_print_status, poll=a.poll))
     return 0
 
 
-def _finish(st: RunStatus) -> int:
+def _finish(st: RunStatus | GroupStatus) -> int:
+    if isinstance(st, GroupStatus) and st.phase != "Succeeded":
+        failed = [s.name for s in st.failed_shards]
+        print(
+            f"run group {st.name} {st.phase.lower()}: {len(failed)} of its {len(st.shards)} runs failed "
+            f"({', '.join(failed)}); `gradeflow logs {st.name}` shows why; `gradeflow retry {st.name}` re-runs only "
+            "what failed",
+            file=sys.stderr,
+        )
+        return 1
     if st.phase != "Succeeded":
         print(
-            f"run {st.name} {st.phase.lower() or 'stopped'}: `gradeflow logs {st.name}` shows why; `gradeflow retry {st.name}` re-runs only what failed",
+            f"run {st.name} {st.phase.lower() or 'stopped'}: `gradeflow logs {st.name}` shows why; `gradeflow retry "
+            f"{st.name}` re-runs only what failed",
             file=sys.stderr,
         )
         return 1
@@ -127,14 +150,14 @@ def _cmd_status(a: argparse.Namespace) -> int:
         if not runs:
             print(f"no gradeflow runs in {b.where()}")
         for w in runs:
-            st = run_status(w)
-            ex = st.steps["execute"]
-            print(
-                f"{st.name:40} {st.phase or 'Pending':10} execute {ex.done}/{ex.total}"
-                + (f", {ex.failed} failed" if ex.failed else "")
-            )
+            print(run_status(w).brief())
         return 0
-    st = run_status(find_run(b, a.run))
+    wf, shards = find_run_or_group(b, a.run)
+    if shards:  # a class graded as several runs: one line per run and a total
+        gs = group_status(a.run, shards)
+        print(json.dumps(gs.as_dict(), indent=1) if a.json else "\n".join(gs.lines()))
+        return 0
+    st = run_status(wf)
     if a.json:
         print(
             json.dumps(
@@ -157,14 +180,26 @@ def _cmd_status(a: argparse.Namespace) -> int:
 
 
 def _cmd_watch(a: argparse.Namespace) -> int:
-    return _finish(wait(_backend(a), a.run, poll=a.poll, timeout=a.timeout, progress=_print_status))
+    b = _backend(a)
+    _, shards = find_run_or_group(b, a.run)
+    follow = wait_group if shards else wait
+    return _finish(follow(b, a.run, poll=a.poll, timeout=a.timeout, progress=_print_status))
 
 
 def _cmd_retry(a: argparse.Namespace) -> int:
     b = _backend(a)
+    _, shards = find_run_or_group(b, a.run)
+    if shards:
+        names = [wf["metadata"]["name"] for wf in retry_group(b, a.run)]
+        print(
+            f"retrying the failed runs of {a.run} ({', '.join(names)}), each only its failed nodes; the others "
+            f"are left as they are (`gradeflow watch {a.run}`)"
+        )
+        return 0
     wf = retry(b, a.run)
     print(
-        f"retrying the failed nodes of {wf['metadata']['name']}; score and merge run again when they finish (`gradeflow watch {a.run}`)"
+        f"retrying the failed nodes of {wf['metadata']['name']}; score and merge run again when they finish "
+        f"(`gradeflow watch {a.run}`)"
     )
     return 0
 
@@ -184,23 +219,29 @@ def _cmd_sync(a: argparse.Namespace) -> int:
 
     from ..store import RUNS_DIR
 
+    store = a.store or os.environ.get("GRADEFLOW_ARGO_STORE") or None
     b = None
     if "://" not in a.run:
         try:
             b = _backend(a)
         except TeacherError:
-            if not (a.store or os.environ.get("GRADEFLOW_ARGO_STORE")):
+            if not store:
                 raise
             # no Argo to ask (or no kubeconfig): the run is found in the store alone
-    results = sync(a.run, a.course_dir, backend=b, store=a.store, store_prefix=a.store_prefix)
+    shards = group_to_sync(a.run, b, store, a.store_prefix)
+    if shards is not None:
+        return _sync_group(a, b, store, shards)
+    results = sync(a.run, a.course_dir, backend=b, store=store, store_prefix=a.store_prefix)
     print("\n".join(summary_lines(results)))
     print(
-        f"gradebook: {results['gradebook']} updated; results: {Path(a.course_dir) / RUNS_DIR / results['run_id'] / 'results'}"
+        f"gradebook: {results['gradebook']} updated; results: "
+        f"{Path(a.course_dir) / RUNS_DIR / results['run_id'] / 'results'}"
     )
     ungraded = results["counts"].get("ungraded_submissions", 0)
     if ungraded:  # as `gradeflow grade`: nothing was written for them, and the exit code says so
         print(
-            f"gradeflow: {ungraded} submission(s) not graded because gradeflow or the sandbox failed (see the summary); their earlier grades are unchanged. "
+            f"gradeflow: {ungraded} submission(s) not graded because gradeflow or the sandbox failed (see the "
+            "summary); their earlier grades are unchanged. "
             f"Exit code 75: `gradeflow retry {a.run}` re-runs them, then sync again.",
             file=sys.stderr,
         )
@@ -208,8 +249,28 @@ def _cmd_sync(a: argparse.Namespace) -> int:
     return 0
 
 
+def _sync_group(a: argparse.Namespace, b: Backend | None, store: str | None, shards: list[dict[str, Any]]) -> int:
+    merged, not_merged = sync_group(
+        a.run, a.course_dir, store=store, backend=b, store_prefix=a.store_prefix, workflows=shards or None
+    )
+    print("\n".join(group_sync_lines(a.run, merged, not_merged)))
+    ungraded = sum(r["counts"].get("ungraded_submissions", 0) for r in merged)
+    if ungraded or not_merged:  # as for one run: what is not graded is said, and exit 75 says so
+        print(
+            f"gradeflow: {ungraded} submission(s) not graded and {len(not_merged)} run(s) not merged; earlier grades "
+            f"of those students are unchanged. Exit code 75: `gradeflow retry {a.run}` re-runs the failed runs, "
+            "then sync again.",
+            file=sys.stderr,
+        )
+        return EXIT_INFRA
+    return 0
+
+
 def _cmd_logs(a: argparse.Namespace) -> int:
-    for title, text in logs(_backend(a), a.run, student=a.student, step=a.step, tail=None if a.all else a.tail):
+    b = _backend(a)
+    _, shards = find_run_or_group(b, a.run)
+    read = group_logs if shards else logs
+    for title, text in read(b, a.run, student=a.student, step=a.step, tail=None if a.all else a.tail):
         print(f"==> {title} <==\n{text}\n")
     return 0
 
@@ -221,8 +282,6 @@ def _cmd_render(a: argparse.Namespace) -> int:
 
 def add_argo_commands(subparsers: Any) -> None:
     """Add submit, status, watch, retry, resubmit, sync, logs and render to `gradeflow`."""
-    from ..cli import add_feedback_arguments
-
     s = subparsers.add_parser("submit", help="submit an assignment's grading to Argo Workflows (--argo)")
     s.add_argument(
         "course", help="the course id (or its local directory; the cluster reads the course from --course-pvc)"
@@ -239,24 +298,18 @@ def add_argo_commands(subparsers: Any) -> None:
     s.add_argument(
         "--run-id", default=None, help="name of the run and of its folder in the store (default ASSIGNMENT-DATE-TIME)"
     )
-    s.add_argument(
-        "--course-pvc", default=None, help="PersistentVolumeClaim with the course (default gradeflow-course)"
-    )
-    s.add_argument("--course-subpath", default=None, help="the course directory inside that volume")
-    s.add_argument("--image", default=None, help="grader image (default: the template's)")
-    s.add_argument("--store-prefix", default=None, help="prefix of the run in the bucket (default gradeflow)")
     s.add_argument("--parallelism", type=int, default=None, help=f"pods at once (default {DEFAULT_PARALLELISM})")
     s.add_argument(
         "--class-size",
         type=int,
         default=None,
         metavar="N",
-        help=f"the most submissions to grade (default: the template's {DEFAULT_CLASS_SIZE}); above {SHARD_SIZE} the class is graded as several runs of at most {SHARD_SIZE}",
+        help=(
+            f"the most submissions to grade (default: the template's {DEFAULT_CLASS_SIZE}); above {SHARD_SIZE} the "
+            f"class is graded as several runs of at most {SHARD_SIZE}"
+        ),
     )
-    for f in ARGO_FLAGS:  # as strings: Argo parameters; unset ones keep the template's default
-        s.add_argument(f"--{f.flag}", default=None, help=f.help)
-    s.add_argument("--cpu", default=None, help="CPU limit of an execute pod")
-    add_feedback_arguments(s)
+    add_arguments(s, submit_params(), "submit")  # as strings; unset ones keep the template's default
     s.add_argument("--watch", action="store_true", help="follow the run until it finishes")
     s.add_argument("--poll", type=float, default=5.0, help=argparse.SUPPRESS)
     _add_connection(s)
@@ -295,12 +348,18 @@ def add_argo_commands(subparsers: Any) -> None:
     sy.add_argument(
         "--store",
         default=None,
-        help="the artifact repository's bucket, e.g. s3://gradeflow (GRADEFLOW_ARGO_STORE); credentials and endpoint from AWS_* variables",
+        help=(
+            "the artifact repository's bucket, e.g. s3://gradeflow (GRADEFLOW_ARGO_STORE); credentials and "
+            "endpoint from AWS_* variables"
+        ),
     )
     sy.add_argument(
         "--store-prefix",
         default=None,
-        help="the run's prefix in the bucket (default: the run's own, else gradeflow); needed only when Argo no longer has the run",
+        help=(
+            "the run's prefix in the bucket (default: the run's own, else gradeflow); needed only when Argo no "
+            "longer has the run"
+        ),
     )
     _add_connection(sy)
     sy.set_defaults(func=_cmd_sync)

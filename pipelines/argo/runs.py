@@ -17,11 +17,12 @@ from steps.contract import DAG as STEP_ORDER
 from steps.course import new_run_id
 from steps.errors import NotFound, TeacherError
 
-from ..workflow import LABEL_ASSIGNMENT, LABEL_RUN, RUN_ID, TEMPLATE_NAME, build_shards, build_workflow, label_value
 from .backends import Backend
+from .shards import LABEL_ASSIGNMENT, LABEL_RUN, RUN_ID, build_shards, build_workflow, label_value
 from .status import FailedNode, RunStatus, run_status
 from .status import param as _param
 from .status import units as _units
+from .templates import TEMPLATE_NAME
 from .versions import SUPPORTED, judge_version
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "retry",
     "resubmit",
     "logs",
+    "poll_until_finished",
     "GONE_HINT",
 ]
 
@@ -47,17 +49,19 @@ GONE_HINT = (
 )
 
 
-def _warn(message: str) -> None:
+def warn_stderr(message: str) -> None:
     print(f"gradeflow: warning: {message}", file=sys.stderr, flush=True)
 
 
-def check_version(backend: Backend, action: str, warn: Callable[[str], None] = _warn) -> str | None:
+def check_version(backend: Backend, action: str, warn: Callable[[str], None] = warn_stderr) -> str | None:
     """Read the Argo Server's version; refuse `action` on a release that would do it wrong,
     warn on one that does it slowly or that cannot be told. Returns the version seen."""
     version = backend.server_version()
     if version is None:
         warn(
-            f"cannot read the Argo Workflows version from {backend.where()} (an Argo Server tells it at /api/v1/version; the Kubernetes API does not): check `argo version` against the supported releases: {SUPPORTED}"
+            f"cannot read the Argo Workflows version from {backend.where()} (an Argo Server tells it at "
+            "/api/v1/version; the Kubernetes API does not): check `argo version` against the supported releases: "
+            f"{SUPPORTED}"
         )
         return None
     verdict = judge_version(version, action)
@@ -77,7 +81,7 @@ def submit(
     *,
     run_id: str | None = None,
     check_template: bool = True,
-    warn: Callable[[str], None] = _warn,
+    warn: Callable[[str], None] = warn_stderr,
     **options: Any,
 ) -> dict[str, Any]:
     """Submit a run of the installed WorkflowTemplate; return the created Workflow.
@@ -98,13 +102,13 @@ def submit_class(
     class_size: int,
     run_id: str | None = None,
     check_template: bool = True,
-    warn: Callable[[str], None] = _warn,
+    warn: Callable[[str], None] = warn_stderr,
     **options: Any,
 ) -> list[dict[str, Any]]:
     """Submit a class of up to `class_size` submissions; return the created Workflows.
 
     Up to SHARD_SIZE that is one run, exactly as `submit`; a bigger class is graded as one run
-    per shard (pipelines.workflow.build_shards), because one Workflow object cannot hold more
+    per shard (pipelines.argo.shards.build_shards), because one Workflow object cannot hold more
     (docs/argo.md, "Big classes"). Each shard is a complete run: sync each into the gradebook.
     """
     run_id, course_label = _prepare(backend, course, assignment, run_id, check_template, warn)
@@ -175,10 +179,22 @@ def wait(
     sleep: Callable[[float], None] = time.sleep,
 ) -> RunStatus:
     """Poll a run until it finishes (or `timeout` seconds pass); report each change to `progress`."""
+    return poll_until_finished(lambda: run_status(find_run(backend, run)), run, poll, timeout, progress, sleep)
+
+
+def poll_until_finished(
+    read: Callable[[], Any],
+    run: str,
+    poll: float,
+    timeout: float | None,
+    progress: Callable[[Any], None] | None,
+    sleep: Callable[[float], None],
+) -> Any:
+    """`read()` (a status with .lines(), .finished, .phase) every `poll` seconds until it is finished."""
     start = time.monotonic()
     last: list[str] | None = None
     while True:
-        st = run_status(find_run(backend, run))
+        st = read()
         if progress and st.lines() != last:
             progress(st)
             last = st.lines()
@@ -192,7 +208,7 @@ def wait(
         sleep(poll)
 
 
-def retry(backend: Backend, run: str, warn: Callable[[str], None] = _warn) -> dict[str, Any]:
+def retry(backend: Backend, run: str, warn: Callable[[str], None] = warn_stderr) -> dict[str, Any]:
     """Re-run only the failed nodes of a finished, failed run (then score and merge again).
 
     A run Argo already deleted but archived is retried from the archive (Argo re-creates it)."""
@@ -214,7 +230,9 @@ def retry(backend: Backend, run: str, warn: Callable[[str], None] = _warn) -> di
     return backend.retry_workflow(name)
 
 
-def resubmit(backend: Backend, run: str, memoized: bool = False, warn: Callable[[str], None] = _warn) -> dict[str, Any]:
+def resubmit(
+    backend: Backend, run: str, memoized: bool = False, warn: Callable[[str], None] = warn_stderr
+) -> dict[str, Any]:
     """Run a finished run again under a new workflow name, with the same run id and parameters.
 
     With `memoized`, nodes that succeeded are reused and only the others run (Argo requires
@@ -230,7 +248,8 @@ def resubmit(backend: Backend, run: str, memoized: bool = False, warn: Callable[
     if wf["metadata"]["name"] in backend.archived:
         raise TeacherError(
             f"Argo deleted run {run}; only its archived copy is left",
-            f"`gradeflow retry {run}` re-creates a failed run from the archive; otherwise submit a new run (memoized execute results are reused)",
+            f"`gradeflow retry {run}` re-creates a failed run from the archive; otherwise submit a new run "
+            "(memoized execute results are reused)",
         )
     check_version(backend, "resubmit", warn)
     return backend.resubmit_workflow(wf["metadata"]["name"], memoized)

@@ -64,13 +64,20 @@ class FailedNode:
 
 # Why a pod has not started (Argo puts the pod's waiting reason in the node's message), and
 # what to do. The first word of the message is Kubernetes' reason.
-_CANNOT_PULL = "the nodes cannot pull the grader image: check its name and tag (`gradeflow submit --image`, docs/argo.md §2), that the nodes reach the registry, and imagePullSecrets for a private one"
+_CANNOT_PULL = (
+    "the nodes cannot pull the grader image: check its name and tag (`gradeflow submit --image`, docs/argo.md §2), "
+    "that the nodes reach the registry, and imagePullSecrets for a private one"
+)
 WAITING_HINTS = {
     "ImagePullBackOff": _CANNOT_PULL,
     "ErrImagePull": _CANNOT_PULL,
     "InvalidImageName": "the grader image name is not valid: check `gradeflow submit --image` (docs/argo.md §2)",
-    "Unschedulable": "no node has room for the pod: lower --parallelism or the execute pod's CPU/memory requests, or add nodes",
-    "CreateContainerConfigError": "a Secret or ConfigMap the pod needs is missing, e.g. the artifact store's credentials (docs/argo.md §3)",
+    "Unschedulable": (
+        "no node has room for the pod: lower --parallelism or the execute pod's CPU/memory requests, or add nodes"
+    ),
+    "CreateContainerConfigError": (
+        "a Secret or ConfigMap the pod needs is missing, e.g. the artifact store's credentials (docs/argo.md §3)"
+    ),
 }
 
 
@@ -103,6 +110,13 @@ class RunStatus:
     def finished(self) -> bool:
         return self.phase in FINISHED
 
+    def brief(self) -> str:
+        """One line: name, phase and execute's progress (the run list, a run group's shards)."""
+        ex = self.steps["execute"]
+        return f"{self.name:40} {self.phase or 'Pending':10} execute {ex.done}/{ex.total}" + (
+            f", {ex.failed} failed" if ex.failed else ""
+        )
+
     def lines(self) -> list[str]:
         head = f"run {self.run_id} ({self.name}): {self.phase or 'Pending'}"
         out = [head + (f": {self.message}" if self.message and self.phase != "Succeeded" else "")]
@@ -110,7 +124,8 @@ class RunStatus:
         for f in self.failed:
             who = f" {f.student}" if f.student else ""
             out.append(
-                f"  FAILED {f.step}{who}: {f.message or f.phase}  (gradeflow logs {self.name}{' --student ' + f.student if f.student else ' --step ' + f.step})"
+                f"  FAILED {f.step}{who}: {f.message or f.phase}  (gradeflow logs "
+                f"{self.name}{' --student ' + f.student if f.student else ' --step ' + f.step})"
             )
         for w in self.waiting:
             who = (

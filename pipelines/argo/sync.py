@@ -6,7 +6,6 @@ merging is `steps.merge.merge`, the merge the local runner uses.
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -14,11 +13,28 @@ from typing import Any
 from steps.errors import NotFound, TeacherError, Unreachable
 from steps.workspace import Workspace
 
-from ..workflow import PARAMETERS
 from .backends import Backend
+from .params import argo_default
 from .runs import find_run
 
-__all__ = ["sync"]
+__all__ = ["sync", "run_prefix", "require_store"]
+
+
+def require_store(store: str | None) -> str:
+    """`store`, or the error that says which bucket sync needs."""
+    if not store:
+        raise TeacherError(
+            "sync needs the bucket of the gradeflow artifact repository",
+            "pass --store s3://BUCKET (the bucket in argo/install/artifact-repositories.yaml) or set "
+            "GRADEFLOW_ARGO_STORE",
+        )
+    return store
+
+
+def run_prefix(store: str, store_prefix: str | None = None) -> str:
+    """The store URL under which runs live: <store>/<store-prefix>, the template's prefix by default."""
+    prefix = store_prefix or argo_default("store-prefix") or ""
+    return f"{store.rstrip('/')}/{prefix.strip('/')}"
 
 
 def _run_location(
@@ -33,13 +49,7 @@ def _run_location(
         url = run.rstrip("/")
         base, _, run_id = url.rpartition("/")
         return base, run_id
-    store = store or os.environ.get("GRADEFLOW_ARGO_STORE")
-    if not store:
-        raise TeacherError(
-            "sync needs the bucket of the gradeflow artifact repository",
-            "pass --store s3://BUCKET (the bucket in argo/install/artifact-repositories.yaml) or set "
-            "GRADEFLOW_ARGO_STORE",
-        )
+    require_store(store)
     wf = None
     if backend is not None:
         try:
@@ -47,8 +57,7 @@ def _run_location(
         except (NotFound, Unreachable):
             pass  # deleted by retention, or Argo is down: the store alone has the run
     if wf is None:
-        prefix = store_prefix or next(p.default for p in PARAMETERS if p.name == "store-prefix") or ""
-        return f"{store.rstrip('/')}/{prefix.strip('/')}", run
+        return run_prefix(store, store_prefix), run
     params = {p["name"]: p.get("value") for p in (wf.get("spec", {}).get("arguments", {}).get("parameters") or [])}
     prefix = store_prefix or params.get("store-prefix") or "gradeflow"
     return f"{store.rstrip('/')}/{prefix.strip('/')}", params.get("run-id") or wf["metadata"]["name"]

@@ -67,8 +67,9 @@ def judge_version(version: str | None, action: str) -> VersionVerdict:
     warnings = []
     if v < CACHE_FIXED and action in ("submit", "resubmit"):
         warnings.append(
-            f"Argo Workflows {shown} never saves execute results to the memoization cache when the template also retries "
-            f"(argoproj/argo-workflows#10426, #12490, fixed in v3.5.5): every run executes every submission again; upgrade to {SUPPORTED}"
+            f"Argo Workflows {shown} never saves execute results to the memoization cache when the template also "
+            "retries (argoproj/argo-workflows#10426, #12490, fixed in v3.5.5): every run executes every submission "
+            f"again; upgrade to {SUPPORTED}"
         )
     if _retry_broken(v):
         why = (

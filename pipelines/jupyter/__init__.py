@@ -15,13 +15,34 @@ from __future__ import annotations
 
 import atexit
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
-from traitlets import Int, List, Unicode
+from traitlets import Int, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
-__all__ = ["GradeflowConfig", "_jupyter_server_extension_points", "_load_jupyter_server_extension"]
+from steps.params import OnArgo, grade_params
+
+__all__ = [
+    "GradeflowConfig",
+    "ArgoConfig",
+    "argo_config",
+    "_jupyter_server_extension_points",
+    "_load_jupyter_server_extension",
+]
+
+
+def _grade_args_help() -> str:
+    """The help of `grade_args`, generated from the steps' parameters (steps/params.py)."""
+    flags = [f"--{p.teacher_flag}" for p in grade_params()]
+    on_argo = [f"--{p.teacher_flag}" for p in grade_params() if isinstance(p.argo, OnArgo)]
+    not_on_argo = [f"--{p.teacher_flag}" for p in grade_params() if not isinstance(p.argo, OnArgo)]
+    return (
+        "More `gradeflow grade` arguments, e.g. ['--cell-timeout', '60', '--memory', '2048']. "
+        f"The steps' settings: {', '.join(flags)}. A run on Argo takes {', '.join(on_argo)}; "
+        f"{', '.join(not_on_argo)} are not applied there (the run's log says why)."
+    )
 
 
 class GradeflowConfig(LoggingConfigurable):
@@ -37,9 +58,32 @@ class GradeflowConfig(LoggingConfigurable):
     store = Unicode("", help="Artifact store URL (gradeflow grade --store). Default: COURSE_DIR/gradeflow_runs.").tag(
         config=True
     )
-    grade_args = List(
-        Unicode(), help="More `gradeflow grade` arguments, e.g. ['--cell-timeout', '60', '--memory', '2048']."
+    grade_args = List(Unicode(), help=_grade_args_help()).tag(config=True)
+    argo_store = Unicode(
+        help="The bucket of Argo runs (s3://BUCKET): a finished Argo run is synced into the course from it. "
+        "Default: GRADEFLOW_ARGO_STORE."
     ).tag(config=True)
+
+    @default("argo_store")
+    def _argo_store_from_env(self) -> str:
+        return os.environ.get("GRADEFLOW_ARGO_STORE", "")
+
+
+@dataclass
+class ArgoConfig:
+    """How the page reaches Argo, read once at the edge and handed to the jobs."""
+
+    settings: Any  # pipelines.argo.settings.ArgoSettings
+    store: str = ""  # the bucket a finished run is synced from; empty: not synced
+
+
+def argo_config(store: str | None = None, env: Mapping[str, str] | None = None) -> ArgoConfig:
+    """The page's Argo settings from the server's environment (the argo CLI's ARGO_* variables,
+    KUBECONFIG, the in-cluster account) and its store (GRADEFLOW_ARGO_STORE unless given)."""
+    from ..argo.settings import ArgoSettings
+
+    env = os.environ if env is None else env
+    return ArgoConfig(ArgoSettings.from_env(env), env.get("GRADEFLOW_ARGO_STORE", "") if store is None else store)
 
 
 class _State:
@@ -64,7 +108,7 @@ class _State:
             *(["--store", config.store] if config.store else []),
             *config.grade_args,
         ]
-        self.jobs = JobManager(self.course_dir, args, log)
+        self.jobs = JobManager(self.course_dir, args, log, argo=argo_config(config.argo_store))
 
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
@@ -91,7 +135,8 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
 
 FORMGRADER_LINK = (
     '<ul class="nav nav-pills nav-stacked" id="gradeflow-nav" style="margin-top:12px">'
-    '<li role="presentation"><a href="{{ base_url }}/gradeflow" title="grade submissions in a sandbox, in parallel">Autograde (gradeflow)</a></li></ul>'
+    '<li role="presentation"><a href="{{ base_url }}/gradeflow" title="grade submissions in a sandbox, in '
+    'parallel">Autograde (gradeflow)</a></li></ul>'
 )
 
 

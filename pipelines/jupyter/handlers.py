@@ -281,7 +281,7 @@ def _last_run(runs_dir: Path, assignment: str) -> dict[str, Any] | None:
 
 
 def _runners(gf: Any) -> dict[str, Any]:
-    client, why = argo_client()
+    client, why = argo_client(gf.jobs.argo.settings)
     return {
         "local": {"available": True, "label": f"this server ({gf.sandbox} sandbox, {gf.jobs_label})", "why": ""},
         "argo": {"available": client is not None, "label": "Argo Workflows (one pod per submission)", "why": why},

@@ -24,29 +24,31 @@ from typing import Any, Callable
 
 from steps.errors import Busy, TeacherError
 
+from . import ArgoConfig, argo_config
+
 __all__ = ["Job", "JobManager", "argo_client", "RUNNERS"]
 
 RUNNING, DONE, ERROR, SUBMITTED = "running", "done", "error", "submitted"
 LOG_LINES = 200  # stderr lines kept per job, shown when a run breaks
 
 
-def argo_client() -> tuple[Any, str]:
-    """The Argo client module when it is installed and Argo is configured, else (None, why not)."""
+def argo_client(settings: Any = None) -> tuple[Any, str]:
+    """The Argo client module when it is installed and Argo is configured, else (None, why not).
+
+    `settings` (an ArgoSettings) say how Argo is reached; default: the server's environment."""
     try:
         client = importlib.import_module("pipelines.client")
     except ImportError as e:
         return None, f"this gradeflow has no Argo client ({e}); grading runs on this server"
     if not callable(getattr(client, "submit", None)):
         return None, "pipelines.client has no submit(); grading runs on this server"
-    kubeconfig = os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
-    if not (
-        os.environ.get("ARGO_SERVER")
-        or os.environ.get("KUBERNETES_SERVICE_HOST")
-        or os.path.isfile(kubeconfig.split(os.pathsep)[0])
-    ):
+    settings = settings or argo_config().settings
+    kubeconfig = settings.kubeconfig or os.path.expanduser("~/.kube/config")
+    if not (settings.server or settings.in_cluster or os.path.isfile(kubeconfig.split(os.pathsep)[0])):
         return (
             None,
-            "no Argo Server or Kubernetes cluster is configured for this Jupyter server: set ARGO_SERVER (and ARGO_TOKEN) or give it a kubeconfig (see docs/argo.md)",
+            "no Argo Server or Kubernetes cluster is configured for this Jupyter server: set ARGO_SERVER (and "
+            "ARGO_TOKEN) or give it a kubeconfig (see docs/argo.md)",
         )
     return client, ""
 
@@ -140,13 +142,16 @@ class Job:
 class JobManager:
     """Starts jobs with a registered runner and keeps them for the page to poll."""
 
-    def __init__(self, course_dir: Path, grade_args: list[str] | None = None, log: Any = None) -> None:
+    def __init__(
+        self, course_dir: Path, grade_args: list[str] | None = None, log: Any = None, argo: ArgoConfig | None = None
+    ) -> None:
         from ..store import RUNS_DIR
 
         self.course_dir = Path(course_dir)
         self.runs_dir = self.course_dir / RUNS_DIR
         self.grade_args = list(grade_args or [])
         self.log = log
+        self.argo = argo or argo_config()  # how the "argo" runner reaches Argo, and its store
         self.jobs: dict[str, Job] = {}
         self._tasks: set[asyncio.Task] = set()
 
@@ -207,12 +212,27 @@ class JobManager:
         would apply, defaults included), and the flags Argo runs cannot take (with why)."""
         import argparse
 
-        from steps.limits import add_limit_arguments, argo_parameters, limits_from_args, not_on_argo
+        from steps.limits import add_limit_arguments, argo_parameters, limits_from_args
+        from steps.params import not_on_argo
 
         p = argparse.ArgumentParser(add_help=False)
         add_limit_arguments(p)
         a, _ = p.parse_known_args(self.grade_args)
         return argo_parameters(limits_from_args(a)), not_on_argo(self.grade_args)
+
+    def argo_parameters(self) -> dict[str, str]:
+        """The steps' other parameters given in `grade_args` that the template takes (e.g.
+        --strict, --feedback-hidden-tests), by the template's names (steps/params.py)."""
+        import argparse
+
+        from steps.params import OnArgo, add_arguments, grade_params
+
+        params = [q for q in grade_params() if isinstance(q.argo, OnArgo) and not q.limit]
+        p = argparse.ArgumentParser(add_help=False)
+        add_arguments(p, params, "submit")  # unset: None, the template's default stands
+        a, _ = p.parse_known_args(self.grade_args)
+        given = {q.teacher_flag: getattr(a, q.teacher_dest) for q in params}
+        return {k: "true" if v is True else v for k, v in given.items() if v not in (None, False)}
 
     # --- what the local runner runs ---------------------------------------------------------
 
@@ -305,9 +325,10 @@ async def run_local(manager: JobManager, job: Job) -> None:
 async def run_argo(manager: JobManager, job: Job) -> None:
     """Submit the run to Argo (or retry the failed nodes of an earlier one) and follow it.
 
-    When the run succeeds and GRADEFLOW_ARGO_STORE names its bucket, its results are synced
-    into the course (its gradebook, autograded/, gradeflow_runs/RUN/results/) like
-    `gradeflow sync` does, and the page shows them as for a local run.
+    When the run succeeds and the page knows its bucket (c.GradeflowConfig.argo_store, default
+    GRADEFLOW_ARGO_STORE), its results are synced into the course (its gradebook, autograded/,
+    gradeflow_runs/RUN/results/) like `gradeflow sync` does, and the page shows them as for a
+    local run.
     """
     loop = asyncio.get_running_loop()
     try:
@@ -322,10 +343,10 @@ async def run_argo(manager: JobManager, job: Job) -> None:
 
 
 def _follow_argo(manager: JobManager, job: Job) -> None:
-    client, why = argo_client()
+    client, why = argo_client(manager.argo.settings)
     if client is None:
         raise TeacherError("the Argo runner is not available", why)
-    backend = client.connect(client.ArgoSettings.from_env())
+    backend = client.connect(manager.argo.settings)
     job.step = "submitting to Argo"
     if job.retry_of and manager.jobs.get(job.retry_of) and manager.jobs[job.retry_of].workflow:
         wf = client.retry(backend, manager.jobs[job.retry_of].workflow, warn=job.log.append)
@@ -333,7 +354,13 @@ def _follow_argo(manager: JobManager, job: Job) -> None:
         limits, ignored = manager.argo_limits()  # the same limits `gradeflow grade` gets from this page
         job.log.extend(ignored)
         wf = client.submit(
-            backend, str(manager.course_dir), job.assignment, limits=limits, feedback=job.feedback, warn=job.log.append
+            backend,
+            str(manager.course_dir),
+            job.assignment,
+            limits=limits,
+            parameters=manager.argo_parameters(),  # e.g. --strict in grade_args, as a local run gets it
+            feedback=job.feedback,
+            warn=job.log.append,
         )
     job.workflow = wf["metadata"]["name"]
 
@@ -349,14 +376,17 @@ def _follow_argo(manager: JobManager, job: Job) -> None:
             f"Argo run {job.workflow} {st.phase.lower()}: {st.message}",
             f"see why with `gradeflow logs {job.workflow}`; `gradeflow retry {job.workflow}` re-runs only what failed",
         )
-    if os.environ.get("GRADEFLOW_ARGO_STORE"):
+    if manager.argo.store:
         job.step = "syncing results into the gradebook"
-        job.results = client.sync(job.workflow, manager.course_dir, backend=backend)
+        job.results = client.sync(job.workflow, manager.course_dir, backend=backend, store=manager.argo.store)
         from ..report import render_report
 
         render_report(manager.runs_dir / job.results["run_id"])
     else:
-        job.step = "finished on Argo; set GRADEFLOW_ARGO_STORE to sync results here, or run `gradeflow sync`"
+        job.step = (
+            "finished on Argo; set GRADEFLOW_ARGO_STORE (or c.GradeflowConfig.argo_store) to sync results here, "
+            "or run `gradeflow sync`"
+        )
 
 
 RUNNERS: dict[str, Callable[[JobManager, Job], Any]] = {"local": run_local, "argo": run_argo}

@@ -32,10 +32,10 @@ from .podman import CONTAINER_UID, DEFAULT_IMAGE, PODMAN
 
 __all__ = ["ArgoPodSandbox", "POD_WORKDIR", "POD_VAR_RUN_ARGO", "pod_limits"]
 
-POD_WORKDIR = "/gradeflow"  # pipelines.workflow.WORKDIR
+POD_WORKDIR = "/gradeflow"  # pipelines.argo.params.WORKDIR
 POD_VAR_RUN_ARGO = "/var/run/argo"  # Argo's common.VarRunArgoPath, the `var-run-argo` volume
 _SOURCE = "/opt/gradeflow-src"  # this checkout's steps/, mounted over the image's copy
-POD_PAPERMILL_MB = 512  # pipelines.argo_pods.PAPERMILL_MIB: the execute pod's memory beyond --memory
+POD_PAPERMILL_MB = 512  # pipelines.argo.pods.PAPERMILL_MIB: the execute pod's memory beyond --memory
 GRADER_PIDS = 64  # the grader's own processes and threads, on top of the kernel's --pids
 
 

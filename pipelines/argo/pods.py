@@ -1,6 +1,6 @@
 """What every pod of the gradeflow WorkflowTemplate gets: hardening, sizes, deadlines and retries.
 
-pipelines/workflow.py draws the DAG; this module holds the pod-level settings it applies to
+workflow.py draws the DAG; this module holds the pod-level settings it applies to
 each template, each one checked against the rule that really decides it:
 
 * Resources. `container.resources` holds only static quantities: Kubernetes decodes a
@@ -32,6 +32,9 @@ from hera.workflows.models import (
 )
 
 from steps.contract import EXIT_INFRA
+
+from .params import wf_expr as _expr_p
+from .params import wf_param as _p
 
 __all__ = [
     "UID",
@@ -68,15 +71,6 @@ LOGS_MIB = 256  # container logs and the writable layer's leftovers (the root fs
 # submission. 32 MiB covers a few notebooks per submission at execute's output cap (2 MiB each).
 SCRATCH_BASE_MIB = 512
 SCRATCH_PER_SUBMISSION_MIB = 32
-
-
-def _p(name: str) -> str:
-    return "{{workflow.parameters." + name + "}}"
-
-
-def _expr_p(name: str) -> str:
-    """A workflow parameter inside an `{{=...}}` expression (hyphens need the index form)."""
-    return f"workflow.parameters['{name}']"
 
 
 # --- hardening ---------------------------------------------------------------------------------

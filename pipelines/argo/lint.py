@@ -150,7 +150,7 @@ def lint(workflow_template: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-if __name__ == "__main__":  # pragma: no cover - python -m pipelines.argo_lint argo/workflowtemplate.yaml
+if __name__ == "__main__":  # pragma: no cover - python -m pipelines.argo.lint argo/workflowtemplate.yaml
     import sys
 
     import yaml
