@@ -20,7 +20,7 @@ import pytest
 
 from steps.sandbox import landlock
 from steps.sandbox.base import Limits
-from steps.sandbox.local import PodLauncher, PodSandbox
+from steps.sandbox.pod import PodLauncher, PodSandbox
 
 PROBE = r"""
 import errno, json, os, signal, socket, sys

@@ -32,7 +32,10 @@ import coursekit as ck  # noqa: E402
 from conftest import make_venv_like_this, require_sandbox  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-CANARY = "from pipelines.local import _canary\nfrom steps.sandbox import Limits\nprint('canary:', repr(_canary('bubblewrap', Limits(memory_mb=512, wall_time=120))))"
+CANARY = (
+    "from pipelines.local import _canary\nfrom steps.sandbox import Limits, get_sandbox\n"
+    "print('canary:', repr(_canary(get_sandbox('bubblewrap', check=False), Limits(memory_mb=512, wall_time=120))))"
+)
 
 
 def _parent(where: str) -> Path:

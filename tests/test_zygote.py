@@ -19,7 +19,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from conftest import FAST_LIMITS, notebook_text, require_sandbox, sandbox_leftovers
 from steps.records import FAILED, OK
-from steps.sandbox import Limits, get_sandbox
+from steps.sandbox import Limits, get_sandbox, options_from_env
 from steps.sandbox.zygote import ipykernel_arguments
 
 FIRST = {
@@ -75,6 +75,7 @@ def _run(
     notebooks: dict[str, dict[str, str]],
     limits: Limits | None = None,
     files: dict[str, str] | None = None,
+    zygote: bool = True,
 ) -> tuple[Any, dict[str, dict[str, Any]]]:
     work = tmp_path / "work"
     work.mkdir()
@@ -83,7 +84,7 @@ def _run(
     for name, cells in notebooks.items():
         nbformat.write(_notebook(cells), str(work / f"{name}.ipynb"))
     out = tmp_path / "out"
-    record = get_sandbox(sandbox).execute_submission(
+    record = get_sandbox(sandbox, zygote=zygote).execute_submission(
         work, list(notebooks), out, limits or Limits(**FAST_LIMITS), config={}, slot=0
     )
     printed = {}
@@ -141,10 +142,10 @@ def test_a_kernel_killed_for_memory_does_not_stop_the_next_notebook(tmp_path: Pa
     assert record.notebooks[1].status == OK and out["after"]["alive"] == {"alive": True}
 
 
-def test_without_the_zygote_kernels_start_directly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_the_zygote_kernels_start_directly(tmp_path: Path) -> None:
     require_sandbox("bubblewrap")
-    monkeypatch.setenv("GRADEFLOW_ZYGOTE", "0")
-    record, out = _run(tmp_path, "bubblewrap", {"first": FIRST, "second": SECOND})
+    zygote = options_from_env({"GRADEFLOW_ZYGOTE": "0"})["zygote"]  # as gradeflow grade reads it
+    record, out = _run(tmp_path, "bubblewrap", {"first": FIRST, "second": SECOND}, zygote=zygote)
     assert [o.status for o in record.notebooks] == [OK, OK]
     assert record.detail["teardown"]["kernels_forked"] == 0 and record.detail["teardown"]["kernels"] == 2
     assert out["second"]["state"]["marker"] is False
@@ -169,15 +170,18 @@ def test_a_broken_zygote_falls_back_to_direct_kernels(tmp_path: Path, monkeypatc
 
 
 @pytest.mark.parametrize("zygote", ["1", "0"])
-def test_a_helper_module_of_the_submission_imports_as_in_a_new_kernel(
-    zygote: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_helper_module_of_the_submission_imports_as_in_a_new_kernel(zygote: str, tmp_path: Path) -> None:
     # the zygote imports with the work dir off sys.path (a student's file must not run in it);
     # the kernel must still find the submission's own modules, as a directly started one does
     require_sandbox("bubblewrap")
-    monkeypatch.setenv("GRADEFLOW_ZYGOTE", zygote)
     cell = "import sys, json, helper\nprint(json.dumps({'value': helper.VALUE, 'path': sys.path}))"
-    record, out = _run(tmp_path, "bubblewrap", {"uses_helper": {"imp": cell}}, files={"helper.py": "VALUE = 42\n"})
+    record, out = _run(
+        tmp_path,
+        "bubblewrap",
+        {"uses_helper": {"imp": cell}},
+        files={"helper.py": "VALUE = 42\n"},
+        zygote=options_from_env({"GRADEFLOW_ZYGOTE": zygote})["zygote"],
+    )
     assert record.notebooks[0].status == OK and record.detail["teardown"]["kernels_forked"] == int(zygote)
     assert out["uses_helper"]["imp"]["value"] == 42
     assert "" in out["uses_helper"]["imp"]["path"] or "/work" in out["uses_helper"]["imp"]["path"]
