@@ -559,20 +559,28 @@ class KernelSandbox(Sandbox):
                 # no cell ever ran: the sandbox could not start the kernel. That is our failure, not
                 # the student's; the step fails (exit 75) and a retry may help.
                 raise SandboxError(
-                    f"the {self.name} sandbox could not start a kernel ({type(e).__name__}: {str(e).strip()[:200]}){_log_tail(out_dir / 'execute.log')}",
+                    f"the {self.name} sandbox could not start a kernel ({type(e).__name__}: "
+                    f"{str(e).strip()[:200]}){_log_tail(out_dir / 'execute.log')}",
                     f"see {out_dir / 'execute.log'}; fix the sandbox or the limits, then run again",
                 ) from e
             elapsed = time.monotonic() - start
             if isinstance(e, CellTimeoutError):
-                why = "a cell timed out and the kernel did not go quiet after the interrupt (a loop that keeps printing?); nbgrader stops on such a notebook too"
+                why = (
+                    "a cell timed out and the kernel did not go quiet after the interrupt (a loop that keeps "
+                    "printing?); nbgrader stops on such a notebook too"
+                )
             elif elapsed >= limits.wall_time - 1:
                 why = f"the submission hit the wall-time limit of {limits.wall_time} s and was stopped"
             else:
-                why = f"the kernel died ({type(e).__name__}: {str(e).strip()[:160]}); probably the memory ({limits.memory_mb} MiB), process or CPU-time limit"
+                why = (
+                    f"the kernel died ({type(e).__name__}: {str(e).strip()[:160]}); probably the memory "
+                    f"({limits.memory_mb} MiB), process or CPU-time limit"
+                )
             outcome.status, outcome.reason = FAILED, why
             nb.metadata.setdefault("gradeflow", {})["failed"] = why
             banner = nbformat.v4.new_markdown_cell(
-                f"<div style='color:#b00'><b>gradeflow:</b> execution stopped: {why}. This notebook was not graded.</div>"
+                f"<div style='color:#b00'><b>gradeflow:</b> execution stopped: {why}. "
+                "This notebook was not graded.</div>"
             )
             banner.metadata["tags"] = ["gradeflow-error"]
             if nb.get("nbformat_minor", 5) < 5:
@@ -593,7 +601,9 @@ class KernelSandbox(Sandbox):
         launcher.drain_log()
         nbformat.write(nb, str(target), version=4)
         logfh.write(
-            f"[execute] {name}: {outcome.status} in {outcome.detail['seconds']} s, {outcome.detail['error_cells']} cell(s) with errors, {outcome.detail['timeouts']} timeout(s) {outcome.reason}\n"
+            f"[execute] {name}: {outcome.status} in {outcome.detail['seconds']} s, "
+            f"{outcome.detail['error_cells']} cell(s) with errors, {outcome.detail['timeouts']} timeout(s) "
+            f"{outcome.reason}\n"
         )
         logfh.flush()
         return outcome

@@ -92,16 +92,18 @@ class PodLauncher(KernelLauncher):
 class PodSandbox(KernelSandbox):
     name = "pod"
     guarantee = (
-        "the enclosing pod's (non-root, read-only root, no capabilities, no token, NetworkPolicy), plus Landlock on the kernel: "
-        "reads only system and Python dirs, writes only the pod's /tmp (not /gradeflow, not /var/run/argo), no TCP, "
-        "no signals to the grader on Linux 6.12+; rlimits; clean environment"
+        "the enclosing pod's (non-root, read-only root, no capabilities, no token, NetworkPolicy), "
+        "plus Landlock on the kernel: reads only system and Python dirs, writes only the pod's /tmp "
+        "(not /gradeflow, not /var/run/argo), no TCP, no signals to the grader on Linux 6.12+; rlimits; "
+        "clean environment"
     )
     launcher_class = PodLauncher
 
     def unavailable(self) -> str | None:
         if landlock.abi() < 1:
             return (
-                "the node's kernel offers no Landlock (needed to keep student code from the hidden tests and from Argo's "
-                "/var/run/argo): run execute pods on nodes with Linux 5.13+ and the landlock LSM enabled (docs/security.md)"
+                "the node's kernel offers no Landlock (needed to keep student code from the hidden tests and "
+                "from Argo's /var/run/argo): run execute pods on nodes with Linux 5.13+ and the landlock LSM "
+                "enabled (docs/security.md)"
             )
         return None

@@ -4,10 +4,11 @@ Each submission's kernels run in one container of `images/grader` (build it with
 `images/grader/build.sh`), forked by the submission's zygote, which is the container's PID 1
 (a kernel that cannot be forked gets a container of its own): uid 1000, read-only root
 filesystem, tmpfs /tmp, the work dir bound at /work, no network, all capabilities dropped,
-no privilege escalation, memory, pids, open-files and CPU-time limits. papermill and the notebook stay in this process and
-reach the kernel over Unix sockets in a bind-mounted directory, exactly as with bubblewrap,
-so student code cannot rewrite the notebook being recorded. Rootful podman; on this kind of
-host it needs `--runtime runc` and explicit ulimits (see images/README.md).
+no privilege escalation, memory, pids, open-files and CPU-time limits. papermill and the
+notebook stay in this process and reach the kernel over Unix sockets in a bind-mounted
+directory, exactly as with bubblewrap, so student code cannot rewrite the notebook being
+recorded. Rootful podman; on this kind of host it needs `--runtime runc` and explicit ulimits
+(see images/README.md). The image is the sandbox's `image` option (`--sandbox-image`).
 """
 
 from __future__ import annotations
