@@ -48,7 +48,7 @@ def pod_limits(limits: Limits) -> tuple[int, int]:
     return limits.memory_mb + POD_PAPERMILL_MB + limits.disk_mb, limits.pids + GRADER_PIDS
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ArgoPodSandbox(Sandbox):
     name = "argo-pod"
     guarantee = (

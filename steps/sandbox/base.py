@@ -354,7 +354,7 @@ class KernelLauncher:
             shutil.chown(self.scratch, 0, 0)
 
 
-@dataclass
+@dataclass(kw_only=True)  # options are given by name: get_sandbox(name, image=...)
 class Sandbox:
     """A way to run student code. Subclasses register under `name` in steps.sandbox; their
     dataclass fields are their options (`get_sandbox(name, **options)`), read at the edges
@@ -387,7 +387,7 @@ class Sandbox:
         raise NotImplementedError
 
 
-@dataclass
+@dataclass(kw_only=True)
 class KernelSandbox(Sandbox):
     """Sandboxes where only the kernel is contained: papermill runs here, in the trusted process."""
 

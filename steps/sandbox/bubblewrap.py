@@ -167,7 +167,7 @@ class BubblewrapLauncher(KernelLauncher):
         return evidence
 
 
-@dataclass
+@dataclass(kw_only=True)
 class BubblewrapSandbox(KernelSandbox):
     name = "bubblewrap"
     guarantee = (

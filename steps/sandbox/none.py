@@ -14,7 +14,7 @@ from .base import KernelSandbox
 __all__ = ["NoSandbox"]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class NoSandbox(KernelSandbox):
     name = "none"
     guarantee = "NONE: student code runs as you and can read and change your files"

@@ -88,7 +88,7 @@ class PodLauncher(KernelLauncher):
         return {"landlock": {"abi": abi, "tcp_denied": abi >= 4, "signals_scoped": abi >= 6}}
 
 
-@dataclass
+@dataclass(kw_only=True)
 class PodSandbox(KernelSandbox):
     name = "pod"
     guarantee = (

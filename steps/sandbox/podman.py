@@ -126,7 +126,7 @@ class PodmanLauncher(KernelLauncher):
         return {"containers": len(self.containers), "leftover_containers": len(left)}
 
 
-@dataclass
+@dataclass(kw_only=True)
 class PodmanSandbox(KernelSandbox):
     name = "podman"
     guarantee = (
