@@ -31,7 +31,7 @@ from steps.course import new_run_id, open_course
 from steps.errors import Busy, InfraError, Interrupted, SandboxError, TeacherError
 from steps.merge import CourseWriter, merge
 from steps.records import MISSING, OK, REPAIRED, UNGRADED, Manifest, NotebookOutcome, StepRecord, read_json, write_json
-from steps.sandbox import DEFAULT_SANDBOX, Limits, get_sandbox
+from steps.sandbox import DEFAULT_SANDBOX, Limits, Sandbox, get_sandbox
 
 from .forkserver_preload import die_with_parent
 from .store import RUNS_DIR, open_store
@@ -46,6 +46,7 @@ class GradeOptions:
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
     students: Sequence[str] | None = None
     sandbox: str = DEFAULT_SANDBOX
+    sandbox_options: dict[str, Any] = field(default_factory=dict)  # e.g. image= for podman, zygote=
     limits: Limits = field(default_factory=Limits)
     store: str | None = None  # default: COURSE_DIR/gradeflow_runs
     force: bool = False
@@ -256,7 +257,7 @@ def ungraded_record(ws: Path, manifest: Manifest, student: str, reason: str, kin
 def _grade_submission(
     workspace: str,
     student: str,
-    sandbox: str,
+    sandbox: Sandbox,
     limits: Limits,
     feedback: str | None = None,
     strict: bool = False,
@@ -322,7 +323,7 @@ def _feedback(ws: Path, manifest: Manifest, snapshot: dict[str, Any], student: s
         rec.save(ws / "feedback" / student / "feedback.json")
 
 
-def _canary(sandbox: str, limits: Limits) -> str:
+def _canary(sandbox: Sandbox, limits: Limits) -> str:
     """Start one kernel in the chosen sandbox with the chosen limits and run `1 + 1`; return ""
     or why it failed. Runs in a worker beside collect, so a broken sandbox stops the run before
     any submission is touched."""
@@ -353,7 +354,7 @@ def _canary(sandbox: str, limits: Limits) -> str:
         restore.notebooks = [NotebookOutcome("canary", OK)]
         restore.save(restored / "restore.json")
         try:
-            rec = get_sandbox(sandbox, check=False).execute_submission(work, ["canary"], out, limits, {}, _slot)
+            rec = sandbox.execute_submission(work, ["canary"], out, limits, {}, _slot)
         except Exception as e:  # noqa: BLE001 - reported to the teacher, not raised in a worker
             return _infra_reason(e)[1]
         outcome = rec.outcome("canary")
@@ -369,11 +370,11 @@ def _canary(sandbox: str, limits: Limits) -> str:
         remove()
 
 
-def _warm(feedback: bool = False, sandbox: str = "", limits: Limits | None = None) -> None:
+def _warm(feedback: bool = False, sandbox: Sandbox | None = None, limits: Limits | None = None) -> None:
     """Start a worker (its imports come from the forkserver's preload) before there is work,
     and its first sandbox (empty, see `_grade_submission`); with `feedback`, also load the
     feedback templates (about 1 s, once per worker)."""
-    if sandbox and limits is not None:
+    if sandbox is not None and limits is not None:
         from steps.sandbox import prestart
 
         prestart(sandbox, limits, _slot)
@@ -384,7 +385,7 @@ def _warm(feedback: bool = False, sandbox: str = "", limits: Limits | None = Non
 
 
 def _start_warming(
-    pool: ProcessPoolExecutor, jobs: int, sandbox: str, limits: Limits, feedback: bool = False
+    pool: ProcessPoolExecutor, jobs: int, sandbox: Sandbox, limits: Limits, feedback: bool = False
 ) -> tuple[threading.Thread, list[Any]]:
     """Start the canary and the workers in the background: starting one waits for the
     forkserver's imports, which should run beside collect, not before it (nor under the course
@@ -521,7 +522,8 @@ def _grade(
 ) -> dict[str, Any]:
     from steps.sandbox.leftovers import remove_dead_runs
 
-    sandbox = get_sandbox(options.sandbox)  # refuse before doing anything if it cannot run here
+    # resolved and checked once for the run, and passed down to every worker: refuse before doing anything
+    sandbox = get_sandbox(options.sandbox, **options.sandbox_options)
     removed = remove_dead_runs()  # what runs killed before left behind (only theirs: dead owners)
     if any(removed.values()):
         log.info("removed what killed runs left behind: %s", removed)
@@ -534,7 +536,7 @@ def _grade(
     with _course_lock(course_dir, assignment), store.workspace(run_id) as ws:
         pool = _pool(jobs)
         try:
-            warming, canary = _start_warming(pool, jobs, sandbox.name, options.limits, options.feedback)
+            warming, canary = _start_warming(pool, jobs, sandbox, options.limits, options.feedback)
             results = _run(
                 course_dir,
                 assignment,
@@ -547,7 +549,7 @@ def _grade(
                 pool,
                 canary,
                 warming,
-                sandbox.name,
+                sandbox,
                 jobs,
                 clock,
                 timings,
@@ -571,7 +573,7 @@ def _run(
     pool: ProcessPoolExecutor,
     canary: list[Any],
     warming: threading.Thread,
-    sandbox: str,
+    sandbox: Sandbox,
     jobs: int,
     clock: float,
     timings: dict[str, float],
@@ -610,7 +612,7 @@ def _run(
             if store.is_local:
                 shutil.rmtree(ws, ignore_errors=True)
             raise SandboxError(
-                f"the {sandbox} sandbox could not run a test kernel with these limits ({options.limits.memory_mb} MiB memory, "
+                f"the {sandbox.name} sandbox could not run a test kernel with these limits ({options.limits.memory_mb} MiB memory, "
                 f"{options.limits.pids} processes, {options.limits.wall_time} s): {why}",
                 "nothing was graded and the course is unchanged; fix the sandbox or the limits, then run again",
             )
@@ -685,7 +687,7 @@ def _run(
     progress(Event("merge", "start"))
     results = merge(ws)  # the gradebook already has every submission: only results/ is left
     results["run_dir"] = store.run_url(run_id)
-    results["sandbox"] = sandbox
+    results["sandbox"] = sandbox.name
     results["jobs"] = jobs
     timings["results_s"] = time.monotonic() - clock
     results["timings"] = {k: round(v, 3) for k, v in timings.items()}

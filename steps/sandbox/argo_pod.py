@@ -1,4 +1,4 @@
-"""The Argo execute pod, emulated with podman: how the `pod` sandbox is tested off-cluster.
+"""The `argo-pod` sandbox: the Argo execute pod, emulated with podman, to test `pod` off-cluster.
 
 The whole execute step runs as the pod runs it: the grader image, uid 1000, read-only root, no
 capabilities, no privilege escalation, the runtime's default seccomp profile, a network (the
@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -29,6 +30,7 @@ from ..errors import SandboxError
 from ..records import StepRecord
 from .base import Limits, Sandbox
 from .podman import CONTAINER_UID, DEFAULT_IMAGE, PODMAN
+from .zygote import ZYGOTE_ENV
 
 __all__ = ["ArgoPodSandbox", "POD_WORKDIR", "POD_VAR_RUN_ARGO", "pod_limits"]
 
@@ -46,6 +48,7 @@ def pod_limits(limits: Limits) -> tuple[int, int]:
     return limits.memory_mb + POD_PAPERMILL_MB + limits.disk_mb, limits.pids + GRADER_PIDS
 
 
+@dataclass(kw_only=True)
 class ArgoPodSandbox(Sandbox):
     name = "argo-pod"
     guarantee = (
@@ -53,8 +56,7 @@ class ArgoPodSandbox(Sandbox):
         "/gradeflow and /var/run/argo as in the pod), kernels in the pod sandbox (Landlock)"
     )
 
-    def __init__(self, image: str = DEFAULT_IMAGE) -> None:
-        self.image = image
+    image: str = DEFAULT_IMAGE  # the grader image the pod runs (gradeflow grade --sandbox-image)
 
     def unavailable(self) -> str | None:
         if not shutil.which("podman") or os.geteuid() != 0:
@@ -125,6 +127,7 @@ class ArgoPodSandbox(Sandbox):
                 f"PYTHONPATH={_SOURCE}",
                 "--env",
                 "HOME=/tmp",
+                *([] if self.zygote else ["--env", f"{ZYGOTE_ENV}=0"]),  # read by the pod's `python -m steps.execute`
                 self.image,
                 "python",
                 "-m",
