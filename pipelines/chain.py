@@ -24,7 +24,7 @@ from typing import Any, Iterator
 from steps.contract import OPTIONAL, Step
 from steps.failures import infra_reason, log_failure, optional_failed, ungraded_record
 from steps.records import OK, Manifest, NotebookOutcome, StepRecord, read_json, write_json
-from steps.sandbox import Limits, get_sandbox
+from steps.sandbox import Limits, Sandbox
 from steps.workspace import EXECUTE_LOG, SubmissionOptions, Workspace, per_submission, submission_chain
 
 from .pool import worker_scratch, worker_slot
@@ -50,7 +50,7 @@ def _next_sandbox_after(step: Step, opts: SubmissionOptions, more: bool) -> Iter
 def grade_submission(
     workspace: str,
     student: str,
-    sandbox: str,
+    sandbox: Sandbox,
     limits: Limits,
     feedback: str | None = None,
     strict: bool = False,
@@ -90,7 +90,7 @@ def grade_submission(
     return records.get("execute"), records["score"], ""
 
 
-def canary(sandbox: str, limits: Limits) -> str:
+def canary(sandbox: Sandbox, limits: Limits) -> str:
     """Start one kernel in the chosen sandbox with the chosen limits and run `1 + 1`; return ""
     or why it failed. Runs in a worker beside collect, so a broken sandbox stops the run before
     any submission is touched."""
@@ -121,7 +121,7 @@ def canary(sandbox: str, limits: Limits) -> str:
         restore.notebooks = [NotebookOutcome("canary", OK)]
         restore.save(ws.record("restore", "canary"))
         try:
-            rec = get_sandbox(sandbox, check=False).execute_submission(work, ["canary"], out, limits, {}, worker_slot())
+            rec = sandbox.execute_submission(work, ["canary"], out, limits, {}, worker_slot())
         except Exception as e:  # noqa: BLE001 - reported to the teacher, not raised in a worker
             return infra_reason(e)[1]
         outcome = rec.outcome("canary")
@@ -139,11 +139,11 @@ def canary(sandbox: str, limits: Limits) -> str:
         remove()
 
 
-def warm(feedback: bool = False, sandbox: str = "", limits: Limits | None = None) -> None:
+def warm(feedback: bool = False, sandbox: Sandbox | None = None, limits: Limits | None = None) -> None:
     """Start a worker (its imports come from the forkserver's preload) before there is work,
     and its first sandbox (empty, see `grade_submission`); with `feedback`, also load the
     feedback templates (about 1 s, once per worker)."""
-    if sandbox and limits is not None:
+    if sandbox is not None and limits is not None:
         from steps.sandbox import prestart
 
         prestart(sandbox, limits, worker_slot())
@@ -154,7 +154,7 @@ def warm(feedback: bool = False, sandbox: str = "", limits: Limits | None = None
 
 
 def start_warming(
-    pool: ProcessPoolExecutor, jobs: int, sandbox: str, limits: Limits, feedback: bool = False
+    pool: ProcessPoolExecutor, jobs: int, sandbox: Sandbox, limits: Limits, feedback: bool = False
 ) -> tuple[threading.Thread, list[Any]]:
     """Start the canary and the workers in the background: starting one waits for the
     forkserver's imports, which should run beside collect, not before it (nor under the course

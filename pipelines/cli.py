@@ -26,7 +26,8 @@ from steps.contract import DAG, EXIT_INFRA, EXIT_OK, EXIT_USAGE
 from steps.errors import InfraError, Interrupted, TeacherError
 from steps.limits import limits_from_args
 from steps.params import add_arguments, grade_params
-from steps.sandbox import DEFAULT_SANDBOX, SANDBOXES
+from steps.sandbox import DEFAULT_SANDBOX, SANDBOXES, options_from_env
+from steps.sandbox.podman import DEFAULT_IMAGE
 
 from .progress import choose_mode, progress_printer
 
@@ -51,6 +52,8 @@ def _cmd_grade(a: argparse.Namespace) -> int:
         jobs=a.jobs or os.cpu_count() or 1,
         students=a.student or None,
         sandbox=sandbox,
+        # configuration is read here, at the edge, and travels with the sandbox (GRADEFLOW_ZYGOTE)
+        sandbox_options={**options_from_env(os.environ), **({"image": a.sandbox_image} if a.sandbox_image else {})},
         limits=limits_from_args(a),
         store=a.store,
         force=a.force,
@@ -110,6 +113,12 @@ def build_parser(argo: bool = True) -> argparse.ArgumentParser:
         default=DEFAULT_SANDBOX,
         choices=sorted(n for n in SANDBOXES if n != "none"),
         help=f"where student code runs (default {DEFAULT_SANDBOX})",
+    )
+    g.add_argument(
+        "--sandbox-image",
+        default=None,
+        metavar="IMAGE",
+        help=f"the grader image kernels run in, for --sandbox podman or argo-pod (default {DEFAULT_IMAGE})",
     )
     g.add_argument(
         "--unsafe-no-sandbox", action="store_true", help="run student code WITHOUT a sandbox (trusted notebooks only)"

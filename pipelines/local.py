@@ -27,7 +27,7 @@ from steps.errors import SandboxError, TeacherError
 from steps.failures import ungraded_record
 from steps.merge import CourseWriter, merge
 from steps.records import UNGRADED
-from steps.sandbox import DEFAULT_SANDBOX, Limits, get_sandbox
+from steps.sandbox import DEFAULT_SANDBOX, Limits, Sandbox, get_sandbox
 from steps.workspace import Workspace, submission_chain
 
 from .chain import grade_submission, start_warming
@@ -45,6 +45,7 @@ class GradeOptions:
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
     students: Sequence[str] | None = None
     sandbox: str = DEFAULT_SANDBOX
+    sandbox_options: dict[str, Any] = field(default_factory=dict)  # e.g. image= for podman, zygote=
     limits: Limits = field(default_factory=Limits)
     store: str | None = None  # default: COURSE_DIR/gradeflow_runs
     force: bool = False
@@ -112,7 +113,8 @@ def _grade(
 ) -> dict[str, Any]:
     from steps.sandbox.leftovers import remove_dead_runs
 
-    sandbox = get_sandbox(options.sandbox)  # refuse before doing anything if it cannot run here
+    # resolved and checked once for the run, and passed down to every worker: refuse before doing anything
+    sandbox = get_sandbox(options.sandbox, **options.sandbox_options)
     removed = remove_dead_runs()  # what runs killed before left behind (only theirs: dead owners)
     if any(removed.values()):
         log.info("removed what killed runs left behind: %s", removed)
@@ -126,7 +128,7 @@ def _grade(
         ws = Workspace(root)
         pool = make_pool(jobs)
         try:
-            warming, canary = start_warming(pool, jobs, sandbox.name, options.limits, options.feedback)
+            warming, canary = start_warming(pool, jobs, sandbox, options.limits, options.feedback)
             results = _run(
                 course_dir,
                 assignment,
@@ -139,7 +141,7 @@ def _grade(
                 pool,
                 canary,
                 warming,
-                sandbox.name,
+                sandbox,
                 jobs,
                 clock,
                 timings,
@@ -163,7 +165,7 @@ def _run(
     pool: ProcessPoolExecutor,
     canary: list[Any],
     warming: threading.Thread,
-    sandbox: str,
+    sandbox: Sandbox,
     jobs: int,
     clock: float,
     timings: dict[str, float],
@@ -202,7 +204,7 @@ def _run(
             if store.is_local:
                 shutil.rmtree(ws, ignore_errors=True)
             raise SandboxError(
-                f"the {sandbox} sandbox could not run a test kernel with these limits "
+                f"the {sandbox.name} sandbox could not run a test kernel with these limits "
                 f"({options.limits.memory_mb} MiB memory, {options.limits.pids} processes, "
                 f"{options.limits.wall_time} s): {why}",
                 "nothing was graded and the course is unchanged; fix the sandbox or the limits, then run again",
@@ -280,7 +282,7 @@ def _run(
     timings["results_s"] = time.monotonic() - clock
     run = {
         "run_dir": store.run_url(run_id),
-        "sandbox": sandbox,
+        "sandbox": sandbox.name,
         "jobs": jobs,
         "timings": {k: round(v, 3) for k, v in timings.items()},
     }

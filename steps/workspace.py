@@ -38,7 +38,7 @@ from .contract import (
 
 if TYPE_CHECKING:
     from .records import Manifest, StepRecord
-    from .sandbox import Limits
+    from .sandbox import Limits, Sandbox
 
 __all__ = [
     "Workspace",
@@ -169,7 +169,7 @@ class SubmissionOptions:
     One value for the whole chain: each step reads only its own fields."""
 
     scratch: Path  # a scratch dir for nbgrader's gradebook (one per worker: steps.snapshot)
-    sandbox: str = ""  # execute: the sandbox name ("" = steps.sandbox.DEFAULT_SANDBOX)
+    sandbox: "Sandbox | str" = ""  # execute: the run's sandbox, or a name ("" = steps.sandbox.DEFAULT_SANDBOX)
     limits: "Limits | None" = None  # execute: None = steps.sandbox.Limits()
     slot: int = 0  # execute: the parallel slot (picks the sandbox uid when run as root)
     check: bool = True  # execute: check the sandbox can run here first (the local runner did once)

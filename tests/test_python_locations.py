@@ -34,8 +34,8 @@ from conftest import make_venv_like_this, require_sandbox  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 CANARY = (
     "from pipelines.chain import canary\n"
-    "from steps.sandbox import Limits\n"
-    "print('canary:', repr(canary('bubblewrap', Limits(memory_mb=512, wall_time=120))))"
+    "from steps.sandbox import Limits, get_sandbox\n"
+    "print('canary:', repr(canary(get_sandbox('bubblewrap', check=False), Limits(memory_mb=512, wall_time=120))))"
 )
 
 
@@ -126,8 +126,8 @@ def _reachable_python_command() -> str:
         return "true"
     stage = tempfile.mkdtemp(prefix="gradeflow-test-stage-")
     return (
-        f"mount --bind {prefix} {stage} && mount -t tmpfs -o mode=755 gradeflow-test {closed} && mkdir -p {prefix} && "
-        f"mount --move {stage} {prefix} && rmdir {stage}"
+        f"mount --bind {prefix} {stage} && mount -t tmpfs -o mode=755 gradeflow-test {closed} && "
+        f"mkdir -p {prefix} && mount --move {stage} {prefix} && rmdir {stage}"
     )
 
 
@@ -144,13 +144,13 @@ def test_a_kernel_starts_in_the_sandbox_when_gradeflow_runs_unprivileged(unprivi
     require_sandbox("bubblewrap")
     if os.geteuid() != 0:
         pytest.skip(
-            "NEEDS ROOT to switch to an unprivileged uid (as a normal user, every other test here is already the "
-            "unprivileged case)"
+            "NEEDS ROOT to switch to an unprivileged uid (as a normal user, every other test here is already "
+            "the unprivileged case)"
         )
     uid = 65534
     script = (
-        f"{_reachable_python_command()} && exec setpriv --reuid {uid} --regid {uid} --clear-groups env "
-        f'HOME={unprivileged_home} PYTHONPATH={ROOT} {sys.executable} -c "$0"'
+        f"{_reachable_python_command()} && exec setpriv --reuid {uid} --regid {uid} --clear-groups "
+        f'env HOME={unprivileged_home} PYTHONPATH={ROOT} {sys.executable} -c "$0"'
     )
     run = subprocess.run(
         ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, CANARY],
@@ -210,8 +210,8 @@ def test_a_whole_grade_run_unprivileged_gives_the_grades_of_a_root_run(squares_b
         assert as_root.returncode == 0, as_root.stdout + as_root.stderr
         script = (
             f"{_reachable_python_command()} && exec setpriv --reuid {NOBODY} --regid {NOBODY} --clear-groups "
-            f"env -i HOME={home} PATH={path} LANG=C.UTF-8 PYTHONPATH={ROOT} {sys.executable} {' '.join(grade[:3])} "
-            f"{courses['nobody']} {' '.join(grade[3:])}"
+            f"env -i HOME={home} PATH={path} LANG=C.UTF-8 PYTHONPATH={ROOT} {sys.executable} "
+            f"{' '.join(grade[:3])} {courses['nobody']} {' '.join(grade[3:])}"
         )
         as_nobody = subprocess.run(
             ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],

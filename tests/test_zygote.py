@@ -19,11 +19,14 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from conftest import FAST_LIMITS, notebook_text, require_sandbox, sandbox_leftovers
 from steps.records import FAILED, OK
-from steps.sandbox import Limits, get_sandbox
+from steps.sandbox import Limits, get_sandbox, options_from_env
 from steps.sandbox.zygote import ipykernel_arguments
 
 FIRST = {
-    "state": "import sys, os, json, random\nsys.gradeflow_marker = 'from the first notebook'\nsecret = 42\nprint(json.dumps({'pid': os.getpid(), 'random': random.random()}))",
+    "state": (
+        "import sys, os, json, random\nsys.gradeflow_marker = 'from the first notebook'\nsecret = 42\n"
+        "print(json.dumps({'pid': os.getpid(), 'random': random.random()}))"
+    ),
     "daemon": (
         "import os, time, json\npid = os.fork()\nif pid == 0:\n    os.setsid()\n    time.sleep(300)\n    os._exit(0)\n"
         "open('/tmp/daemon.pid', 'w').write(str(pid))\nprint(json.dumps({'daemon': pid}))"
@@ -33,22 +36,27 @@ SECOND = {
     "state": (
         "import sys, os, json, random\n"
         "import signal\nname = lambda h: h.name if isinstance(h, signal.Handlers) else getattr(h, '__name__', str(h))\n"
-        "sigs = {n: name(signal.getsignal(getattr(signal, n))) for n in ('SIGPIPE', 'SIGXFSZ', 'SIGINT', 'SIGTERM', 'SIGCHLD')}\n"
-        "print(json.dumps({'pid': os.getpid(), 'random': random.random(), 'marker': hasattr(sys, 'gradeflow_marker'), 'secret': 'secret' in globals(), 'signals': sigs}))"
+        "sigs = {n: name(signal.getsignal(getattr(signal, n)))\n"
+        "        for n in ('SIGPIPE', 'SIGXFSZ', 'SIGINT', 'SIGTERM', 'SIGCHLD')}\n"
+        "print(json.dumps({'pid': os.getpid(), 'random': random.random(), 'marker': hasattr(sys, 'gradeflow_marker'),\n"
+        "                  'secret': 'secret' in globals(), 'signals': sigs}))"
     ),
     "daemon": (
         "import os, json\npid = int(open('/tmp/daemon.pid').read())\n"
-        "def alive(p):\n    try:\n        os.kill(p, 0)\n        return True\n    except ProcessLookupError:\n        return False\n"
+        "def alive(p):\n    try:\n        os.kill(p, 0)\n        return True\n"
+        "    except ProcessLookupError:\n        return False\n"
         "print(json.dumps({'daemon_alive': alive(pid)}))"
     ),
 }
 ATTACK = {
     "kill": (
-        "import os, signal, json\nresult = {}\nfor target in (1, -1):\n    try:\n        os.kill(target, signal.SIGKILL)\n        result[str(target)] = 'sent'\n"
+        "import os, signal, json\nresult = {}\nfor target in (1, -1):\n    try:\n"
+        "        os.kill(target, signal.SIGKILL)\n        result[str(target)] = 'sent'\n"
         "    except OSError as e:\n        result[str(target)] = type(e).__name__\nprint(json.dumps(result))"
     ),
     "ptrace": (
-        "import json\ntry:\n    open('/proc/1/mem', 'rb').read(1)\n    r = 'read'\nexcept OSError as e:\n    r = type(e).__name__\nprint(json.dumps({'mem': r}))"
+        "import json\ntry:\n    open('/proc/1/mem', 'rb').read(1)\n    r = 'read'\n"
+        "except OSError as e:\n    r = type(e).__name__\nprint(json.dumps({'mem': r}))"
     ),
     "socket": (
         "import json, os, socket, sys\n"
@@ -75,6 +83,7 @@ def _run(
     notebooks: dict[str, dict[str, str]],
     limits: Limits | None = None,
     files: dict[str, str] | None = None,
+    zygote: bool = True,
 ) -> tuple[Any, dict[str, dict[str, Any]]]:
     work = tmp_path / "work"
     work.mkdir()
@@ -83,7 +92,7 @@ def _run(
     for name, cells in notebooks.items():
         nbformat.write(_notebook(cells), str(work / f"{name}.ipynb"))
     out = tmp_path / "out"
-    record = get_sandbox(sandbox).execute_submission(
+    record = get_sandbox(sandbox, zygote=zygote).execute_submission(
         work, list(notebooks), out, limits or Limits(**FAST_LIMITS), config={}, slot=0
     )
     printed = {}
@@ -141,10 +150,10 @@ def test_a_kernel_killed_for_memory_does_not_stop_the_next_notebook(tmp_path: Pa
     assert record.notebooks[1].status == OK and out["after"]["alive"] == {"alive": True}
 
 
-def test_without_the_zygote_kernels_start_directly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_the_zygote_kernels_start_directly(tmp_path: Path) -> None:
     require_sandbox("bubblewrap")
-    monkeypatch.setenv("GRADEFLOW_ZYGOTE", "0")
-    record, out = _run(tmp_path, "bubblewrap", {"first": FIRST, "second": SECOND})
+    zygote = options_from_env({"GRADEFLOW_ZYGOTE": "0"})["zygote"]  # as gradeflow grade reads it
+    record, out = _run(tmp_path, "bubblewrap", {"first": FIRST, "second": SECOND}, zygote=zygote)
     assert [o.status for o in record.notebooks] == [OK, OK]
     assert record.detail["teardown"]["kernels_forked"] == 0 and record.detail["teardown"]["kernels"] == 2
     assert out["second"]["state"]["marker"] is False
@@ -169,15 +178,18 @@ def test_a_broken_zygote_falls_back_to_direct_kernels(tmp_path: Path, monkeypatc
 
 
 @pytest.mark.parametrize("zygote", ["1", "0"])
-def test_a_helper_module_of_the_submission_imports_as_in_a_new_kernel(
-    zygote: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_helper_module_of_the_submission_imports_as_in_a_new_kernel(zygote: str, tmp_path: Path) -> None:
     # the zygote imports with the work dir off sys.path (a student's file must not run in it);
     # the kernel must still find the submission's own modules, as a directly started one does
     require_sandbox("bubblewrap")
-    monkeypatch.setenv("GRADEFLOW_ZYGOTE", zygote)
     cell = "import sys, json, helper\nprint(json.dumps({'value': helper.VALUE, 'path': sys.path}))"
-    record, out = _run(tmp_path, "bubblewrap", {"uses_helper": {"imp": cell}}, files={"helper.py": "VALUE = 42\n"})
+    record, out = _run(
+        tmp_path,
+        "bubblewrap",
+        {"uses_helper": {"imp": cell}},
+        files={"helper.py": "VALUE = 42\n"},
+        zygote=options_from_env({"GRADEFLOW_ZYGOTE": zygote})["zygote"],
+    )
     assert record.notebooks[0].status == OK and record.detail["teardown"]["kernels_forked"] == int(zygote)
     assert out["uses_helper"]["imp"]["value"] == 42
     assert "" in out["uses_helper"]["imp"]["path"] or "/work" in out["uses_helper"]["imp"]["path"]

@@ -1,4 +1,4 @@
-"""The Argo execute pod, emulated with podman: how the `pod` sandbox is tested off-cluster.
+"""The `argo-pod` sandbox: the Argo execute pod, emulated with podman, to test `pod` off-cluster.
 
 The whole execute step runs as the pod runs it: the grader image, uid 1000, read-only root, no
 capabilities, no privilege escalation, the runtime's default seccomp profile, a network (the
@@ -20,15 +20,21 @@ import shutil
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import steps
 
+from ..contract import RESTORED
 from ..errors import SandboxError
 from ..records import StepRecord
+from ..workspace import RECORD, Workspace
 from .base import Limits, Sandbox
 from .podman import CONTAINER_UID, DEFAULT_IMAGE, PODMAN
+from .zygote import ZYGOTE_ENV
+
+EXECUTE_RECORD = RECORD.format(step="execute")
 
 __all__ = ["ArgoPodSandbox", "POD_WORKDIR", "POD_VAR_RUN_ARGO", "pod_limits"]
 
@@ -46,6 +52,7 @@ def pod_limits(limits: Limits) -> tuple[int, int]:
     return limits.memory_mb + POD_PAPERMILL_MB + limits.disk_mb, limits.pids + GRADER_PIDS
 
 
+@dataclass(kw_only=True)
 class ArgoPodSandbox(Sandbox):
     name = "argo-pod"
     guarantee = (
@@ -53,8 +60,7 @@ class ArgoPodSandbox(Sandbox):
         "/gradeflow and /var/run/argo as in the pod), kernels in the pod sandbox (Landlock)"
     )
 
-    def __init__(self, image: str = DEFAULT_IMAGE) -> None:
-        self.image = image
+    image: str = DEFAULT_IMAGE  # the grader image the pod runs (gradeflow grade --sandbox-image)
 
     def unavailable(self) -> str | None:
         if not shutil.which("podman") or os.geteuid() != 0:
@@ -77,9 +83,10 @@ class ArgoPodSandbox(Sandbox):
         with tempfile.TemporaryDirectory(prefix="gradeflow-argo-pod-") as tmp:
             pod = Path(tmp)
             gf, var = pod / "gradeflow", pod / "var-run-argo"
-            (gf / "restored").mkdir(parents=True)
-            shutil.copy2(workspace / "snapshot.json", gf / "snapshot.json")
-            shutil.copytree(workspace / "restored" / student, gf / "restored" / student)
+            ws, pod_ws = Workspace(workspace), Workspace(gf)  # the run's, and the pod's /gradeflow
+            pod_ws.path(RESTORED).mkdir(parents=True)
+            shutil.copy2(ws.snapshot, pod_ws.snapshot)
+            shutil.copytree(ws.restored(student), pod_ws.restored(student))
             (var / "ctr" / "main").mkdir(parents=True)
             for p in (pod, *pod.rglob("*")):
                 os.lchown(p, CONTAINER_UID, CONTAINER_UID)
@@ -125,6 +132,7 @@ class ArgoPodSandbox(Sandbox):
                 f"PYTHONPATH={_SOURCE}",
                 "--env",
                 "HOME=/tmp",
+                *([] if self.zygote else ["--env", f"{ZYGOTE_ENV}=0"]),  # read by the pod's `python -m steps.execute`
                 self.image,
                 "python",
                 "-m",
@@ -161,18 +169,18 @@ class ArgoPodSandbox(Sandbox):
             planted = sorted(
                 str(p.relative_to(var)) for p in var.rglob("*") if p != var / "ctr" and p != var / "ctr" / "main"
             )
-            executed = gf / "executed" / student
+            executed = pod_ws.executed(student)
             if executed.is_dir():
                 shutil.copytree(executed, out_dir, dirs_exist_ok=True)
             if planted:
                 raise SandboxError(f"student code of {student} wrote Argo's {POD_VAR_RUN_ARGO}: {', '.join(planted)}")
-            if proc.returncode != 0 or not (out_dir / "execute.json").is_file():
+            if proc.returncode != 0 or not (out_dir / EXECUTE_RECORD).is_file():
                 raise SandboxError(
                     f"the emulated execute pod of {student} exited {proc.returncode}: {proc.stderr.strip()[-800:]}"
                 )
-        record = StepRecord.load(out_dir / "execute.json")
+        record = StepRecord.load(out_dir / EXECUTE_RECORD)
         record.detail["pod_seconds"] = round(time.monotonic() - start, 3)
         record.detail["argo_var_run_written"] = planted
         record.detail["emulated"] = self.name  # the kernels ran in the "pod" sandbox inside it
-        record.save(out_dir / "execute.json")
+        record.save(out_dir / EXECUTE_RECORD)
         return record

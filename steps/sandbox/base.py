@@ -1,10 +1,16 @@
-"""What every sandbox shares: the limits, the bookkeeping, and the result record.
+"""What every sandbox shares: the limits, the bookkeeping, teardown and the result record.
 
-A backend implements one thing. Kernel sandboxes (bubblewrap, pod, none) implement a
-`KernelLauncher`: how to start a Jupyter kernel contained. Papermill, the notebook and the
-grading state stay in this (trusted) process and talk to the kernel over Unix sockets, so
-student code cannot rewrite the notebook being recorded. Whole-step sandboxes (podman) run
-the execute step itself inside a container and override `execute_submission`.
+A backend implements one thing. Kernel sandboxes (bubblewrap, podman, pod, none) implement a
+`KernelLauncher`: its `kernel_command`, how to start a Jupyter kernel contained. Papermill, the
+notebook and the grading state stay in this (trusted) process and talk to the kernel over Unix
+sockets, so student code cannot rewrite the notebook being recorded. What differs otherwise is
+declared: the uid the kernel runs as (`kernel_uid`: it then owns the scratch dir, which sits on
+a disk quota), and what a backend removes besides the kernels (`kill_contained`, `teardown`).
+Whole-step sandboxes (argo-pod) run the execute step itself in a container and override
+`execute_submission`.
+
+A sandbox is a dataclass whose fields are its options (`get_sandbox(name, **options)`):
+`zygote` for every backend, `image` for the container ones.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
@@ -28,9 +34,11 @@ from nbclient.exceptions import CellTimeoutError
 
 from ..errors import SandboxError
 from ..records import FAILED, NotebookOutcome, StepRecord
+from ..workspace import RECORD
 from .leftovers import temp_prefix
+from .quota import grow_quota, mount_quota, unmount_quota
 from .zygote import SOURCE as ZYGOTE_SOURCE
-from .zygote import ForkedKernel, Zygote, ipykernel_arguments, zygote_enabled
+from .zygote import ForkedKernel, Zygote, ipykernel_arguments
 
 __all__ = [
     "Limits",
@@ -158,20 +166,33 @@ def _log_tail(path: Path) -> str:
 
 
 class KernelLauncher:
-    """Starts kernels for one submission. The base launcher does not contain anything.
+    """Starts kernels for one submission (slot `slot` of this process). The base launcher does
+    not contain anything.
 
-    Subclasses wrap the kernel command (`kernel_command`) and clean up after it (`close`).
+    Subclasses wrap the kernel command (`kernel_command`) and say which uid the kernel runs as
+    (`kernel_uid`); backends that hold more than processes (a cgroup, containers) add their
+    removal in `kill_contained` and `teardown`.
     """
 
-    def __init__(self, work: Path, scratch: Path, limits: Limits) -> None:
+    # The uid the kernel runs as when it is not this process's (only root can do that): it owns
+    # the scratch dir, the connection files and the submission's files, and the scratch dir is
+    # put on a tmpfs quota. None: the kernel runs as us and nothing changes hands.
+    kernel_uid: int | None = None
+
+    def __init__(self, work: Path, scratch: Path, limits: Limits, slot: int = 0) -> None:
         self.work = work
         self.scratch = scratch
         self.limits = limits
+        self.slot = slot
         self.kernels: list[Any] = []
         self.logfh: Any = None  # execute.log, for the kernel's own stdout and stderr
-        self.quota_mb: int | None = None  # set by launchers that put the scratch dir on a tmpfs quota
+        self.quota_mb: int | None = None  # the scratch dir's tmpfs quota, when it has one
+        self.use_zygote = True  # fork kernels from a zygote (the sandbox's `zygote` option)
         self.ipc = scratch / "ipc"  # the kernels' sockets (a dir per notebook) and the zygote's
         self.ipc.mkdir(exist_ok=True)
+        if self.kernel_uid is not None:
+            self.quota_mb = mount_quota(scratch, limits.disk_mb)
+            self.own([scratch, *scratch.rglob("*")])
         self.zygote: Zygote | None = None
         self.zygote_log: Any = (
             None  # where the zygote's (and forked kernels') stdout goes: execute.log, or a spare's own file
@@ -181,7 +202,9 @@ class KernelLauncher:
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
     def prepare_connection(self, connection_file: Path) -> None:
-        """Make the connection file and socket dir usable by the kernel."""
+        """Make the connection file and socket dir usable by the kernel: it must read the key
+        and create its sockets."""
+        self.own([connection_file.parent, connection_file])
 
     def kernel_command(self, argv: list[str], as_pid_1: bool = False) -> list[str]:
         """The command that runs `argv` in this sandbox; `as_pid_1`: as the init of its PID namespace."""
@@ -189,6 +212,9 @@ class KernelLauncher:
 
     def own(self, paths: Sequence[Path]) -> None:
         """Give `paths` (scratch dirs, the submission's files) to the uid the kernel runs as."""
+        if self.kernel_uid is not None:
+            for p in paths:
+                os.lchown(p, self.kernel_uid, self.kernel_uid)
 
     def admit(self, work_src: Path) -> None:
         """Hand this (so far empty) sandbox its submission: the work dir's files, not the notebooks.
@@ -197,8 +223,6 @@ class KernelLauncher:
         from papermill, so student code never reads the hidden tests ahead of them or rewrites
         the next notebook of the submission. The disk quota grows by the files' size first, as
         if they had been there when it was mounted."""
-        from .quota import grow_quota
-
         size = sum(
             p.stat().st_size for p in work_src.rglob("*") if p.is_file() and not p.is_symlink() and p.suffix != ".ipynb"
         )
@@ -256,7 +280,7 @@ class KernelLauncher:
         directly (not an ipykernel, another interpreter than the zygote's, zygote disabled, or
         it failed: logged, never fatal)."""
         args = ipykernel_arguments(argv)
-        if args is None or self._zygote_failed or not zygote_enabled():
+        if args is None or self._zygote_failed or not self.use_zygote:
             return None
         if self.zygote is None:
             self.start_zygote(argv[0])
@@ -275,6 +299,10 @@ class KernelLauncher:
 
     def kill_all(self) -> None:
         """Kill every process the submission started (used at the wall-time limit)."""
+        self._kill_kernels()
+        self.kill_contained()
+
+    def _kill_kernels(self) -> None:
         if self.zygote is not None:
             self.zygote.kill()
         for km in self.kernels:
@@ -285,10 +313,22 @@ class KernelLauncher:
                 except OSError:
                     pass
 
+    def kill_contained(self) -> None:
+        """Kill what the backend holds besides the kernels' process groups (a cgroup's
+        processes, containers)."""
+
+    def teardown(self) -> dict[str, Any]:
+        """Remove what the backend holds besides the kernels, once they are killed; its evidence
+        (e.g. how many leftover processes were killed). By default what `kill_contained` kills."""
+        self.kill_contained()
+        return {}
+
     def close(self) -> dict[str, Any]:
-        """Tear down; return evidence (e.g. how many leftover processes were killed)."""
+        """Tear down: kernels, the backend's own resources, the scratch quota; return evidence."""
         evidence = self.stop_kernels()
-        self.kill_all()
+        self._kill_kernels()
+        evidence.update(self.teardown())
+        self.release_scratch(evidence)
         return evidence
 
     def stop_kernels(self) -> dict[str, Any]:
@@ -308,8 +348,6 @@ class KernelLauncher:
 
     def release_scratch(self, evidence: dict[str, Any]) -> None:
         """Unmount the scratch quota and give the scratch dir back to root, noting the quota."""
-        from .quota import unmount_quota
-
         if self.quota_mb is not None:
             evidence["disk_quota_mb"] = self.quota_mb
             unmount_quota(self.scratch)
@@ -317,12 +355,22 @@ class KernelLauncher:
             shutil.chown(self.scratch, 0, 0)
 
 
+@dataclass(kw_only=True)  # options are given by name: get_sandbox(name, image=...)
 class Sandbox:
-    """A way to run student code. Subclasses register under `name` in steps.sandbox."""
+    """A way to run student code. Subclasses register under `name` in steps.sandbox; their
+    dataclass fields are their options (`get_sandbox(name, **options)`), read at the edges
+    (the CLIs, the Jupyter extension) and passed down with the sandbox to every worker."""
 
     name: ClassVar[str] = ""
     guarantee: ClassVar[str] = ""
     contained: ClassVar[bool] = True  # False only for the loudly labelled no-sandbox mode
+
+    zygote: bool = True  # fork kernels from a per-submission zygote (GRADEFLOW_ZYGOTE=0: start them directly)
+
+    @classmethod
+    def options(cls) -> list[str]:
+        """The option names this backend takes."""
+        return [f.name for f in fields(cls)]
 
     def unavailable(self) -> str | None:
         """Why this sandbox cannot run here, or None when it can."""
@@ -340,14 +388,16 @@ class Sandbox:
         raise NotImplementedError
 
 
+@dataclass(kw_only=True)
 class KernelSandbox(Sandbox):
     """Sandboxes where only the kernel is contained: papermill runs here, in the trusted process."""
 
     launcher_class: ClassVar[type[KernelLauncher]] = KernelLauncher
-    integrity: bool = True  # probe the kernel before each test cell (steps/integrity.py); off only to measure its cost
+    # probe the kernel before each test cell (steps/integrity.py); off only to measure its cost
+    integrity: bool = True
 
     def make_launcher(self, work: Path, scratch: Path, limits: Limits, slot: int) -> KernelLauncher:
-        return self.launcher_class(work, scratch, limits)
+        return self.launcher_class(work, scratch, limits, slot)
 
     def start_sandbox(self, limits: Limits, slot: int, logfh: Any = None) -> KernelLauncher:
         """A new, empty sandbox for one submission: its scratch dir, its launcher (cgroup, disk
@@ -359,6 +409,7 @@ class KernelSandbox(Sandbox):
             (scratch / "work").mkdir()
             (scratch / "home").mkdir()
             launcher = self.make_launcher(scratch / "work", scratch, limits, slot)
+            launcher.use_zygote = self.zygote
         except BaseException:
             shutil.rmtree(scratch, ignore_errors=True)
             raise
@@ -367,7 +418,7 @@ class KernelSandbox(Sandbox):
             logfh if logfh is not None else tempfile.TemporaryFile()
         )  # unnamed: nothing to leave behind
         python = default_kernel_python()
-        if python and zygote_enabled():
+        if python and self.zygote:
             launcher.start_zygote(python)
         return launcher
 
@@ -441,7 +492,7 @@ class KernelSandbox(Sandbox):
                 deadline.cancel()
                 record.detail["teardown"] = _close(launcher)
         record.seconds = round(time.monotonic() - start, 3)
-        record.save(out_dir / "execute.json")
+        record.save(out_dir / RECORD.format(step="execute"))
         return record
 
     def _run_notebook(
@@ -509,20 +560,28 @@ class KernelSandbox(Sandbox):
                 # no cell ever ran: the sandbox could not start the kernel. That is our failure, not
                 # the student's; the step fails (exit 75) and a retry may help.
                 raise SandboxError(
-                    f"the {self.name} sandbox could not start a kernel ({type(e).__name__}: {str(e).strip()[:200]}){_log_tail(out_dir / 'execute.log')}",
+                    f"the {self.name} sandbox could not start a kernel ({type(e).__name__}: "
+                    f"{str(e).strip()[:200]}){_log_tail(out_dir / 'execute.log')}",
                     f"see {out_dir / 'execute.log'}; fix the sandbox or the limits, then run again",
                 ) from e
             elapsed = time.monotonic() - start
             if isinstance(e, CellTimeoutError):
-                why = "a cell timed out and the kernel did not go quiet after the interrupt (a loop that keeps printing?); nbgrader stops on such a notebook too"
+                why = (
+                    "a cell timed out and the kernel did not go quiet after the interrupt (a loop that keeps "
+                    "printing?); nbgrader stops on such a notebook too"
+                )
             elif elapsed >= limits.wall_time - 1:
                 why = f"the submission hit the wall-time limit of {limits.wall_time} s and was stopped"
             else:
-                why = f"the kernel died ({type(e).__name__}: {str(e).strip()[:160]}); probably the memory ({limits.memory_mb} MiB), process or CPU-time limit"
+                why = (
+                    f"the kernel died ({type(e).__name__}: {str(e).strip()[:160]}); probably the memory "
+                    f"({limits.memory_mb} MiB), process or CPU-time limit"
+                )
             outcome.status, outcome.reason = FAILED, why
             nb.metadata.setdefault("gradeflow", {})["failed"] = why
             banner = nbformat.v4.new_markdown_cell(
-                f"<div style='color:#b00'><b>gradeflow:</b> execution stopped: {why}. This notebook was not graded.</div>"
+                f"<div style='color:#b00'><b>gradeflow:</b> execution stopped: {why}. "
+                "This notebook was not graded.</div>"
             )
             banner.metadata["tags"] = ["gradeflow-error"]
             if nb.get("nbformat_minor", 5) < 5:
@@ -543,7 +602,9 @@ class KernelSandbox(Sandbox):
         launcher.drain_log()
         nbformat.write(nb, str(target), version=4)
         logfh.write(
-            f"[execute] {name}: {outcome.status} in {outcome.detail['seconds']} s, {outcome.detail['error_cells']} cell(s) with errors, {outcome.detail['timeouts']} timeout(s) {outcome.reason}\n"
+            f"[execute] {name}: {outcome.status} in {outcome.detail['seconds']} s, "
+            f"{outcome.detail['error_cells']} cell(s) with errors, {outcome.detail['timeouts']} timeout(s) "
+            f"{outcome.reason}\n"
         )
         logfh.flush()
         return outcome

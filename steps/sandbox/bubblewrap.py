@@ -15,12 +15,12 @@ import shutil
 import site
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from .base import KernelLauncher, KernelSandbox, Limits, minimal_env
 from .cgroup import Cgroup
-from .quota import mount_quota
 
 __all__ = ["BubblewrapSandbox", "BubblewrapLauncher", "SANDBOX_UID_BASE"]
 
@@ -66,24 +66,13 @@ def _traversable_by(path: Path, uid: int) -> bool:
 
 class BubblewrapLauncher(KernelLauncher):
     def __init__(self, work: Path, scratch: Path, limits: Limits, slot: int = 0) -> None:
-        super().__init__(work, scratch, limits)
         self.root = os.geteuid() == 0
-        self.uid = SANDBOX_UID_BASE + slot if self.root else os.geteuid()
+        # as root, the kernel runs as an unprivileged uid of its own per slot; else as us
+        self.kernel_uid = SANDBOX_UID_BASE + slot if self.root else None
         self.cgroup = (
             Cgroup.create(f"gradeflow-{os.getpid()}-{slot}", limits.memory_mb, limits.pids) if self.root else None
         )
-        self.quota_mb = mount_quota(scratch, limits.disk_mb) if self.root else None
-        self.own([scratch, self.ipc, work, *work.rglob("*")])
-
-    def own(self, paths: Sequence[Path]) -> None:
-        if self.root:
-            for p in paths:
-                os.lchown(p, self.uid, self.uid)
-
-    def prepare_connection(self, connection_file: Path) -> None:
-        if self.root:  # the kernel (an unprivileged uid) must read the key and create its sockets
-            os.chown(connection_file.parent, self.uid, self.uid)
-            os.chown(connection_file, self.uid, self.uid)
+        super().__init__(work, scratch, limits, slot)  # the scratch quota and ownership (`kernel_uid`)
 
     def kernel_env(self) -> dict[str, str]:
         env = minimal_env(
@@ -130,12 +119,12 @@ class BubblewrapLauncher(KernelLauncher):
     def kernel_command(self, argv: list[str], as_pid_1: bool = False) -> list[str]:
         lim = self.limits
         hidden: dict[Path, Path] = {}
-        if self.root:
+        if self.kernel_uid is not None:
             # A Python under /root (pyenv, a venv in the teacher's home) is not reachable by the
             # sandbox uid. In a private mount namespace, bind each such dir somewhere reachable
             # first; the host's mounts are untouched and nothing else of HOME is exposed.
             for i, d in enumerate(_python_dirs()):
-                if not _traversable_by(d, self.uid):
+                if not _traversable_by(d, self.kernel_uid):
                     hidden[d] = self.scratch / f"python-{i}"
                     hidden[d].mkdir(exist_ok=True)
         chain: list[str] = []
@@ -157,8 +146,8 @@ class BubblewrapLauncher(KernelLauncher):
                 f"--nproc={lim.pids}",
                 "--",
                 "setpriv",
-                f"--reuid={self.uid}",
-                f"--regid={self.uid}",
+                f"--reuid={self.kernel_uid}",
+                f"--regid={self.kernel_uid}",
                 "--clear-groups",
                 "--no-new-privs",
             ]
@@ -166,22 +155,19 @@ class BubblewrapLauncher(KernelLauncher):
             chain += ["--"]
         return chain + self._bwrap(argv, hidden, as_pid_1)
 
-    def kill_all(self) -> None:
-        super().kill_all()
+    def kill_contained(self) -> None:
         if self.cgroup is not None:
             self.cgroup.kill_all()
 
-    def close(self) -> dict[str, Any]:
-        evidence: dict[str, Any] = self.stop_kernels()
-        super().kill_all()
-        if self.cgroup is not None:
-            evidence["leftover_processes_killed"] = self.cgroup.kill_all()
-            evidence["memory_peak_mb"] = self.cgroup.memory_peak_mb()
-            self.cgroup.remove()
-        self.release_scratch(evidence)
+    def teardown(self) -> dict[str, Any]:
+        if self.cgroup is None:
+            return {}
+        evidence = {"leftover_processes_killed": self.cgroup.kill_all(), "memory_peak_mb": self.cgroup.memory_peak_mb()}
+        self.cgroup.remove()
         return evidence
 
 
+@dataclass(kw_only=True)
 class BubblewrapSandbox(KernelSandbox):
     name = "bubblewrap"
     guarantee = (
@@ -189,9 +175,6 @@ class BubblewrapSandbox(KernelSandbox):
         "when run as root, cgroup memory/pids limits; the notebook and papermill stay outside"
     )
     launcher_class = BubblewrapLauncher
-
-    def make_launcher(self, work: Path, scratch: Path, limits: Limits, slot: int) -> KernelLauncher:
-        return BubblewrapLauncher(work, scratch, limits, slot)
 
     def unavailable(self) -> str | None:
         missing = [

@@ -4,10 +4,11 @@ Each submission's kernels run in one container of `images/grader` (build it with
 `images/grader/build.sh`), forked by the submission's zygote, which is the container's PID 1
 (a kernel that cannot be forked gets a container of its own): uid 1000, read-only root
 filesystem, tmpfs /tmp, the work dir bound at /work, no network, all capabilities dropped,
-no privilege escalation, memory, pids, open-files and CPU-time limits. papermill and the notebook stay in this process and
-reach the kernel over Unix sockets in a bind-mounted directory, exactly as with bubblewrap,
-so student code cannot rewrite the notebook being recorded. Rootful podman; on this kind of
-host it needs `--runtime runc` and explicit ulimits (see images/README.md).
+no privilege escalation, memory, pids, open-files and CPU-time limits. papermill and the
+notebook stay in this process and reach the kernel over Unix sockets in a bind-mounted
+directory, exactly as with bubblewrap, so student code cannot rewrite the notebook being
+recorded. Rootful podman; on this kind of host it needs `--runtime runc` and explicit ulimits
+(see images/README.md). The image is the sandbox's `image` option (`--sandbox-image`).
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ import os
 import resource
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from .base import KernelLauncher, KernelSandbox, Limits, minimal_env
 from .leftovers import OWNER_LABEL
-from .quota import mount_quota
 
 __all__ = ["PodmanSandbox", "PodmanLauncher", "DEFAULT_IMAGE", "CONTAINER_UID"]
 
@@ -31,21 +32,12 @@ PODMAN = ["podman", "--runtime", "runc"]
 
 
 class PodmanLauncher(KernelLauncher):
-    def __init__(self, work: Path, scratch: Path, limits: Limits, slot: int, image: str) -> None:
-        super().__init__(work, scratch, limits)
+    kernel_uid = CONTAINER_UID
+
+    def __init__(self, work: Path, scratch: Path, limits: Limits, slot: int = 0, image: str = DEFAULT_IMAGE) -> None:
+        super().__init__(work, scratch, limits, slot)
         self.image = image
-        self.slot = slot
         self.containers: list[str] = []
-        self.quota_mb = mount_quota(scratch, limits.disk_mb)
-        self.own([scratch, *scratch.rglob("*")])
-
-    def own(self, paths: Sequence[Path]) -> None:
-        for p in paths:
-            os.lchown(p, CONTAINER_UID, CONTAINER_UID)
-
-    def prepare_connection(self, connection_file: Path) -> None:
-        os.chown(connection_file.parent, CONTAINER_UID, CONTAINER_UID)
-        os.chown(connection_file, CONTAINER_UID, CONTAINER_UID)
 
     def kernel_env(self) -> dict[str, str]:
         """The environment of the podman client, not of the container (see `_container_env`)."""
@@ -115,8 +107,7 @@ class PodmanLauncher(KernelLauncher):
         # container inherits it as the per-file limit bubblewrap also sets.
         return ["prlimit", f"--fsize={lim.disk_mb * 1024 * 1024}", "--", *cmd, self.image, "python", *argv[1:]]
 
-    def kill_all(self) -> None:
-        super().kill_all()
+    def kill_contained(self) -> None:
         if self.containers:
             subprocess.run(
                 [*PODMAN, "rm", "--force", "--ignore", "--time", "0", *self.containers],
@@ -124,19 +115,18 @@ class PodmanLauncher(KernelLauncher):
                 check=False,
             )
 
-    def close(self) -> dict[str, Any]:
-        evidence: dict[str, Any] = self.stop_kernels()
-        self.kill_all()
+    def teardown(self) -> dict[str, Any]:
+        """Remove the containers, then count what is left of this slot's (the evidence)."""
+        self.kill_contained()
         left = subprocess.run(
             [*PODMAN, "ps", "--all", "--quiet", "--filter", f"name=gradeflow-{os.getpid()}-{self.slot}-"],
             capture_output=True,
             text=True,
         ).stdout.split()
-        evidence.update(containers=len(self.containers), leftover_containers=len(left))
-        self.release_scratch(evidence)
-        return evidence
+        return {"containers": len(self.containers), "leftover_containers": len(left)}
 
 
+@dataclass(kw_only=True)
 class PodmanSandbox(KernelSandbox):
     name = "podman"
     guarantee = (
@@ -144,8 +134,7 @@ class PodmanSandbox(KernelSandbox):
         "no privilege escalation, memory/pids/CPU limits; the notebook and papermill stay outside"
     )
 
-    def __init__(self, image: str = DEFAULT_IMAGE) -> None:
-        self.image = image
+    image: str = DEFAULT_IMAGE  # the grader image the kernel runs in (gradeflow grade --sandbox-image)
 
     def make_launcher(self, work: Path, scratch: Path, limits: Limits, slot: int) -> KernelLauncher:
         return PodmanLauncher(work, scratch, limits, slot, self.image)

@@ -5,7 +5,8 @@ same sandbox a kernel would get; it imports ipykernel before any student code ex
 and forks one fresh kernel per notebook. jupyter_client manages a forked kernel like any
 other: `ForkedKernel` is the small part of `subprocess.Popen` its LocalProvisioner uses.
 One zygote per submission, never reused by another student.
-Set GRADEFLOW_ZYGOTE=0 to start every kernel directly instead.
+The sandbox's `zygote` option turns it off: kernels then start directly. Users set it with
+GRADEFLOW_ZYGOTE=0, read where gradeflow starts (`zygote_enabled(os.environ)` in the CLIs).
 """
 
 from __future__ import annotations
@@ -18,18 +19,22 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from ..errors import SandboxError
 
-__all__ = ["Zygote", "ForkedKernel", "zygote_enabled", "ipykernel_arguments", "SOURCE"]
+__all__ = ["Zygote", "ForkedKernel", "zygote_enabled", "ipykernel_arguments", "SOURCE", "ZYGOTE_ENV"]
 
 log = logging.getLogger("gradeflow.execute")
 SOURCE = (Path(__file__).with_name("zygote_main.py")).read_text(encoding="utf-8")
 
 
-def zygote_enabled() -> bool:
-    return os.environ.get("GRADEFLOW_ZYGOTE", "1").lower() not in ("0", "no", "false", "off")
+ZYGOTE_ENV = "GRADEFLOW_ZYGOTE"
+
+
+def zygote_enabled(environ: Mapping[str, str]) -> bool:
+    """The `zygote` option as the user set it in `environ` (GRADEFLOW_ZYGOTE=0 turns it off)."""
+    return environ.get(ZYGOTE_ENV, "1").lower() not in ("0", "no", "false", "off")
 
 
 def ipykernel_arguments(argv: list[str]) -> list[str] | None:
