@@ -59,7 +59,8 @@ def histogram_svg(bins: list[tuple[str, int]]) -> str:
         y = top + plot_h - h
         parts.append(
             f'<rect class="bar" x="{x:.1f}" y="{y:.1f}" width="{max(bw - 4, 1):.1f}" height="{h:.1f}" '
-            f'data-label="{escape(label)}" data-count="{n}"><title>{escape(label)} points: {n} submission(s)</title></rect>'
+            f'data-label="{escape(label)}" data-count="{n}">'
+            f"<title>{escape(label)} points: {n} submission(s)</title></rect>"
         )
         if n:
             parts.append(
