@@ -90,7 +90,8 @@ def _cmd_grade(a: argparse.Namespace) -> int:
     ungraded = results["counts"].get("ungraded_submissions", 0)
     if ungraded:
         print(
-            f"gradeflow: {ungraded} submission(s) not graded because gradeflow or the sandbox failed (see the summary); their earlier grades are unchanged. Exit code 75: run again once fixed.",
+            f"gradeflow: {ungraded} submission(s) not graded because gradeflow or the sandbox failed (see the summary);"
+            " their earlier grades are unchanged. Exit code 75: run again once fixed.",
             file=sys.stderr,
         )
         return EXIT_INFRA
@@ -140,7 +141,8 @@ def build_parser(argo: bool = True) -> argparse.ArgumentParser:
     g.add_argument(
         "--strict",
         action="store_true",
-        help="no recovery of malformed notebooks: a deleted, copied, renamed or re-flagged grade cell skips the notebook (nbgrader's behaviour) instead of being repaired",
+        help="no recovery of malformed notebooks: a deleted, copied, renamed or re-flagged grade cell skips the"
+        " notebook (nbgrader's behaviour) instead of being repaired",
     )
     add_feedback_arguments(g)
     g.add_argument(
@@ -211,7 +213,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (KeyboardInterrupt, Interrupted) as e:
         signum = getattr(e, "signum", 2)
         print(
-            f"gradeflow: stopped ({'SIGTERM' if signum == 15 else 'SIGINT'}); submissions merged so far are kept, the next run grades only the rest",
+            f"gradeflow: stopped ({'SIGTERM' if signum == 15 else 'SIGINT'}); submissions merged so far are kept,"
+            " the next run grades only the rest",
             file=sys.stderr,
         )
         return 128 + signum

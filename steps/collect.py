@@ -130,7 +130,8 @@ def collect(
         if unknown:
             raise TeacherError(
                 f"no submission of {assignment!r} for: {', '.join(unknown)}",
-                f"submissions are read from {coursedir.format_path(coursedir.submitted_directory, 'STUDENT', assignment)}",
+                "submissions are read from "
+                f"{coursedir.format_path(coursedir.submitted_directory, 'STUDENT', assignment)}",
             )
         found = {s: found[s] for s in students}
     found = {
@@ -168,7 +169,8 @@ def collect(
             left_out.append(
                 {
                     "student": student,
-                    "reason": f"submission is {size / 2**20:.1f} MiB, over the {max_submission_mb} MiB limit: not graded (raise it with --max-submission-mb)",
+                    "reason": f"submission is {size / 2**20:.1f} MiB, over the {max_submission_mb} MiB limit:"
+                    " not graded (raise it with --max-submission-mb)",
                 }
             )
             continue

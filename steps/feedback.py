@@ -226,7 +226,8 @@ def feedback_submission(
                 NotebookOutcome(
                     o.notebook,
                     SKIPPED,
-                    f"no feedback: its hidden-test markers are broken ({e}); fix the source notebook or pass --feedback-show-hidden-tests",
+                    f"no feedback: its hidden-test markers are broken ({e});"
+                    " fix the source notebook or pass --feedback-show-hidden-tests",
                 )
             )
             continue

@@ -191,15 +191,18 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
     pages = [n for s in results["students"] for n, status in s.get("feedback", {}).items() if status == OK]
     if any("feedback" in s for s in results["students"]):
         lines.append(
-            f"  feedback: {len(pages)} page(s) in feedback/STUDENT/{results['assignment']}/ (`nbgrader release_feedback {results['assignment']}` publishes them)"
+            f"  feedback: {len(pages)} page(s) in feedback/STUDENT/{results['assignment']}/"
+            f" (`nbgrader release_feedback {results['assignment']}` publishes them)"
         )
     if results.get("unchanged"):
         lines.append(
-            f"  {len(results['unchanged'])} submission(s) unchanged since they were last graded: not regraded (use --force to regrade)"
+            f"  {len(results['unchanged'])} submission(s) unchanged since they were last graded:"
+            " not regraded (use --force to regrade)"
         )
     if c.get("ungraded_submissions"):
         lines.append(
-            f"  NOT GRADED: {c[UNGRADED]} notebook(s) of {c['ungraded_submissions']} submission(s), because gradeflow or the sandbox failed "
+            f"  NOT GRADED: {c[UNGRADED]} notebook(s) of {c['ungraded_submissions']} submission(s),"
+            " because gradeflow or the sandbox failed "
             "(reasons above). Nothing was written for them: their earlier grades and autograded/ files are unchanged. "
             "Fix the cause and run the same command again: only these are graded."
         )

@@ -49,7 +49,8 @@ def _classes(config: Mapping[str, Any], trait: str) -> list[type]:
         except (ImportError, AttributeError, ValueError) as e:
             raise TeacherError(
                 f"c.Autograde.{trait} names {item!r}, which gradeflow cannot import ({e})",
-                "give the full module path of a preprocessor installed in gradeflow's Python (and in the grader image, on Argo)",
+                "give the full module path of a preprocessor installed in gradeflow's Python"
+                " (and in the grader image, on Argo)",
             ) from None
     return out
 

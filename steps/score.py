@@ -141,7 +141,8 @@ def score_submission(
                 NotebookOutcome(
                     name,
                     SKIPPED,
-                    f"nbgrader could not grade the executed notebook: {str(ex).splitlines()[0] if str(ex) else type(ex).__name__}",
+                    "nbgrader could not grade the executed notebook: "
+                    f"{str(ex).splitlines()[0] if str(ex) else type(ex).__name__}",
                 )
             )
             continue
