@@ -1,4 +1,5 @@
-"""End to end through a real S3 API: the steps as Argo would run them (feedback too), then `gradeflow sync` into the gradebook.
+"""End to end through a real S3 API: the steps as Argo would run them (feedback too), then
+`gradeflow sync` into the gradebook.
 
 Scenario: the store is an S3 bucket on a real S3 API server (moto, on 127.0.0.1), reached
 only through s3fs/fsspec, as a MinIO artifact repository would be. The rendered template

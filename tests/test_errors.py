@@ -4,8 +4,9 @@ Scenario: a teacher makes each mistake once, at the command line: grades a folde
 gradebook, a misspelt assignment, a student who submitted nothing; grades on a machine with
 no sandbox, with the podman sandbox before its image is built, while another run holds the
 course, or into a store that cannot be reached; and sends a run to an Argo Server that
-rejects the token, that cannot be reached, or that lacks the WorkflowTemplate. Each time gradeflow prints one line naming the problem and the next
-step (a command or a setting), with no traceback, and exits 2 (EXIT_USAGE), never 75.
+rejects the token, that cannot be reached, or that lacks the WorkflowTemplate. Each time
+gradeflow prints one line naming the problem and the next step (a command or a setting),
+with no traceback, and exits 2 (EXIT_USAGE), never 75.
 """
 
 from __future__ import annotations

@@ -125,7 +125,11 @@ def page(course: Path, student: str) -> str:
 
 
 def test_redact_replaces_the_region_and_every_output_line_that_quotes_it() -> None:
-    ansi_line = '\x1b[0;32m----> 3\x1b[0m \x1b[38;5;28;01massert\x1b[39;00m squares(\x1b[38;5;241m1\x1b[39m) \x1b[38;5;241m==\x1b[39m [\x1b[38;5;241m1\x1b[39m], \x1b[38;5;124m"squares must start at one, hidden-marker-4711"\x1b[39m'
+    ansi_line = (
+        "\x1b[0;32m----> 3\x1b[0m \x1b[38;5;28;01massert\x1b[39;00m squares(\x1b[38;5;241m1\x1b[39m)"
+        " \x1b[38;5;241m==\x1b[39m [\x1b[38;5;241m1\x1b[39m],"
+        ' \x1b[38;5;124m"squares must start at one, hidden-marker-4711"\x1b[39m'
+    )
     cell = new_code_cell(
         "    " + TESTS.replace("\n", "\n    "),
         metadata={"nbgrader": {"grade": True, "grade_id": "t", "points": 1, "solution": False, "locked": True}},

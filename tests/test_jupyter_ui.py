@@ -4,9 +4,10 @@ Scenario: a teacher runs Jupyter in the course folder with the extension enabled
 /gradeflow, picks ps1 from the gradebook (Argo is not configured here, so that option is
 hidden with the reason), starts grading and watches the progress until the counts are in:
 two graded, one failed (the student's code killed its kernel), one skipped (a malformed
-notebook), each with its reason, and feedback pages for the graded ones. They retry the failed submission, open the report and its
-execute log, and find the page linked from Formgrader's sidebar. The API refuses requests
-without a login and POSTs without the XSRF token. Each stage is saved as a screenshot in
+notebook), each with its reason, and feedback pages for the graded ones. They retry the
+failed submission, open the report and its execute log, and find the page linked from
+Formgrader's sidebar. The API refuses requests without a login and POSTs without the XSRF
+token. Each stage is saved as a screenshot in
 tests/artifacts/jupyter-*.png.
 """
 
@@ -222,7 +223,8 @@ def test_the_api_needs_a_login_and_the_xsrf_token(server: Server, browser) -> No
     browser.get(server.url + f"gradeflow?token={server.token}")  # logged in by cookie from here on
     without_xsrf = browser.execute_async_script(
         "const done = arguments[0];"
-        "fetch('/gradeflow/api/jobs', {method: 'POST', credentials: 'same-origin', body: JSON.stringify({assignment: 'ps1'})})"
+        "fetch('/gradeflow/api/jobs', {method: 'POST', credentials: 'same-origin',"
+        " body: JSON.stringify({assignment: 'ps1'})})"
         ".then(r => done(r.status)).catch(e => done(String(e)));"
     )
     assert without_xsrf == 403

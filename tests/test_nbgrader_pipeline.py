@@ -77,7 +77,8 @@ def test_a_preprocessor_gradeflow_cannot_import_is_named_to_the_teacher() -> Non
 def test_collect_exports_the_courses_lists_from_nbgrader_config(squares_course: Path, tmp_path: Path) -> None:
     with open(squares_course / "nbgrader_config.py", "a") as f:
         f.write(
-            "c.Autograde.sanitize_preprocessors = ['nbgrader.preprocessors.ClearOutput', 'nbgrader.preprocessors.OverwriteCells']\n"
+            "c.Autograde.sanitize_preprocessors = "
+            "['nbgrader.preprocessors.ClearOutput', 'nbgrader.preprocessors.OverwriteCells']\n"
         )
     collect(squares_course, "ps1", tmp_path / "ws")
     snapshot = json.loads((tmp_path / "ws" / "snapshot.json").read_text())

@@ -44,7 +44,8 @@ print(json.dumps(out))
 def confined_run(tmp_path: Path):
     if landlock.abi() < 1:
         pytest.skip(
-            "LANDLOCK MISSING: this kernel offers no Landlock; the pod sandbox refuses to run here (see test_without_landlock_the_pod_sandbox_refuses)"
+            "LANDLOCK MISSING: this kernel offers no Landlock; the pod sandbox refuses to run here"
+            " (see test_without_landlock_the_pod_sandbox_refuses)"
         )
     scratch = tmp_path / "scratch"
     (scratch / "work").mkdir(parents=True)

@@ -413,7 +413,8 @@ def test_formgrader_saves_a_manual_grade_while_gradeflow_merges(
     assert final["timestamp"].startswith("2026-11-21T08:00:00")
     assert final["score"] == 2.0  # Formgrader's manual 1.5 + 0.5 extra credit overrides the auto score, as in nbgrader
     print(
-        f"concurrency: merge waited for a grader's comment, Formgrader waited for merge; both committed; final {final['test_squares']}"
+        "concurrency: merge waited for a grader's comment, Formgrader waited for merge; both committed;"
+        f" final {final['test_squares']}"
     )
 
 

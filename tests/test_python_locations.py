@@ -32,7 +32,10 @@ import coursekit as ck  # noqa: E402
 from conftest import make_venv_like_this, require_sandbox  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-CANARY = "from pipelines.local import _canary\nfrom steps.sandbox import Limits\nprint('canary:', repr(_canary('bubblewrap', Limits(memory_mb=512, wall_time=120))))"
+CANARY = (
+    "from pipelines.local import _canary\nfrom steps.sandbox import Limits\n"
+    "print('canary:', repr(_canary('bubblewrap', Limits(memory_mb=512, wall_time=120))))"
+)
 
 
 def _parent(where: str) -> Path:
@@ -121,7 +124,10 @@ def _reachable_python_command() -> str:
     if closed is None:
         return "true"
     stage = tempfile.mkdtemp(prefix="gradeflow-test-stage-")
-    return f"mount --bind {prefix} {stage} && mount -t tmpfs -o mode=755 gradeflow-test {closed} && mkdir -p {prefix} && mount --move {stage} {prefix} && rmdir {stage}"
+    return (
+        f"mount --bind {prefix} {stage} && mount -t tmpfs -o mode=755 gradeflow-test {closed}"
+        f" && mkdir -p {prefix} && mount --move {stage} {prefix} && rmdir {stage}"
+    )
 
 
 @pytest.fixture
@@ -137,10 +143,14 @@ def test_a_kernel_starts_in_the_sandbox_when_gradeflow_runs_unprivileged(unprivi
     require_sandbox("bubblewrap")
     if os.geteuid() != 0:
         pytest.skip(
-            "NEEDS ROOT to switch to an unprivileged uid (as a normal user, every other test here is already the unprivileged case)"
+            "NEEDS ROOT to switch to an unprivileged uid"
+            " (as a normal user, every other test here is already the unprivileged case)"
         )
     uid = 65534
-    script = f'{_reachable_python_command()} && exec setpriv --reuid {uid} --regid {uid} --clear-groups env HOME={unprivileged_home} PYTHONPATH={ROOT} {sys.executable} -c "$0"'
+    script = (
+        f"{_reachable_python_command()} && exec setpriv --reuid {uid} --regid {uid} --clear-groups"
+        f' env HOME={unprivileged_home} PYTHONPATH={ROOT} {sys.executable} -c "$0"'
+    )
     run = subprocess.run(
         ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, CANARY],
         capture_output=True,
@@ -172,7 +182,8 @@ def test_a_whole_grade_run_unprivileged_gives_the_grades_of_a_root_run(squares_b
     require_sandbox("bubblewrap")
     if os.geteuid() != 0:
         pytest.skip(
-            "NEEDS ROOT to switch to an unprivileged uid (as a normal user, every other run is already the unprivileged case)"
+            "NEEDS ROOT to switch to an unprivileged uid"
+            " (as a normal user, every other run is already the unprivileged case)"
         )
     top = Path(tempfile.mkdtemp(prefix="gradeflow-test-unprivileged-"))  # pytest's tmp dirs are 0700 root's
     top.chmod(0o755)
@@ -198,7 +209,8 @@ def test_a_whole_grade_run_unprivileged_gives_the_grades_of_a_root_run(squares_b
         assert as_root.returncode == 0, as_root.stdout + as_root.stderr
         script = (
             f"{_reachable_python_command()} && exec setpriv --reuid {NOBODY} --regid {NOBODY} --clear-groups "
-            f"env -i HOME={home} PATH={path} LANG=C.UTF-8 PYTHONPATH={ROOT} {sys.executable} {' '.join(grade[:3])} {courses['nobody']} {' '.join(grade[3:])}"
+            f"env -i HOME={home} PATH={path} LANG=C.UTF-8 PYTHONPATH={ROOT} {sys.executable}"
+            f" {' '.join(grade[:3])} {courses['nobody']} {' '.join(grade[3:])}"
         )
         as_nobody = subprocess.run(
             ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],

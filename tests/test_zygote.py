@@ -23,7 +23,10 @@ from steps.sandbox import Limits, get_sandbox
 from steps.sandbox.zygote import ipykernel_arguments
 
 FIRST = {
-    "state": "import sys, os, json, random\nsys.gradeflow_marker = 'from the first notebook'\nsecret = 42\nprint(json.dumps({'pid': os.getpid(), 'random': random.random()}))",
+    "state": (
+        "import sys, os, json, random\nsys.gradeflow_marker = 'from the first notebook'\nsecret = 42\n"
+        "print(json.dumps({'pid': os.getpid(), 'random': random.random()}))"
+    ),
     "daemon": (
         "import os, time, json\npid = os.fork()\nif pid == 0:\n    os.setsid()\n    time.sleep(300)\n    os._exit(0)\n"
         "open('/tmp/daemon.pid', 'w').write(str(pid))\nprint(json.dumps({'daemon': pid}))"
@@ -32,23 +35,29 @@ FIRST = {
 SECOND = {
     "state": (
         "import sys, os, json, random\n"
-        "import signal\nname = lambda h: h.name if isinstance(h, signal.Handlers) else getattr(h, '__name__', str(h))\n"
-        "sigs = {n: name(signal.getsignal(getattr(signal, n))) for n in ('SIGPIPE', 'SIGXFSZ', 'SIGINT', 'SIGTERM', 'SIGCHLD')}\n"
-        "print(json.dumps({'pid': os.getpid(), 'random': random.random(), 'marker': hasattr(sys, 'gradeflow_marker'), 'secret': 'secret' in globals(), 'signals': sigs}))"
+        "import signal\n"
+        "name = lambda h: h.name if isinstance(h, signal.Handlers) else getattr(h, '__name__', str(h))\n"
+        "sigs = {n: name(signal.getsignal(getattr(signal, n)))"
+        " for n in ('SIGPIPE', 'SIGXFSZ', 'SIGINT', 'SIGTERM', 'SIGCHLD')}\n"
+        "print(json.dumps({'pid': os.getpid(), 'random': random.random(), 'marker': hasattr(sys, 'gradeflow_marker'),"
+        " 'secret': 'secret' in globals(), 'signals': sigs}))"
     ),
     "daemon": (
         "import os, json\npid = int(open('/tmp/daemon.pid').read())\n"
-        "def alive(p):\n    try:\n        os.kill(p, 0)\n        return True\n    except ProcessLookupError:\n        return False\n"
+        "def alive(p):\n    try:\n        os.kill(p, 0)\n        return True\n"
+        "    except ProcessLookupError:\n        return False\n"
         "print(json.dumps({'daemon_alive': alive(pid)}))"
     ),
 }
 ATTACK = {
     "kill": (
-        "import os, signal, json\nresult = {}\nfor target in (1, -1):\n    try:\n        os.kill(target, signal.SIGKILL)\n        result[str(target)] = 'sent'\n"
+        "import os, signal, json\nresult = {}\nfor target in (1, -1):\n    try:\n"
+        "        os.kill(target, signal.SIGKILL)\n        result[str(target)] = 'sent'\n"
         "    except OSError as e:\n        result[str(target)] = type(e).__name__\nprint(json.dumps(result))"
     ),
     "ptrace": (
-        "import json\ntry:\n    open('/proc/1/mem', 'rb').read(1)\n    r = 'read'\nexcept OSError as e:\n    r = type(e).__name__\nprint(json.dumps({'mem': r}))"
+        "import json\ntry:\n    open('/proc/1/mem', 'rb').read(1)\n    r = 'read'\n"
+        "except OSError as e:\n    r = type(e).__name__\nprint(json.dumps({'mem': r}))"
     ),
     "socket": (
         "import json, os, socket, sys\n"
