@@ -26,6 +26,8 @@ from typing import Any, Iterator
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+import processes  # noqa: E402
+
 import coursekit as ck  # noqa: E402
 from steps.contract import EXIT_USAGE  # noqa: E402
 
@@ -69,19 +71,8 @@ def closed_port() -> int:
         return s.getsockname()[1]  # nothing listens once the socket is closed
 
 
-def gradeflow(
-    *args: str, env: dict[str, str] | None = None, drop: tuple[str, ...] = ()
-) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if not (drop and k.startswith(drop))}
-    environ.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        env=environ,
-        stdin=subprocess.DEVNULL,
-    )
+def gradeflow(*args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+    return processes.gradeflow(*args, timeout=240, **kw)
 
 
 @pytest.fixture(scope="module")
