@@ -218,21 +218,29 @@ def kib(b: int) -> str:
 def table(rows: list[dict[str, Any]], fit: dict[str, Any] | None) -> str:
     lim = LIMITS
     head = (
-        f"limits: workflow object {kib(lim['workflow'])} KiB (MAX_WORKFLOW_SIZE), withParam {kib(lim['withparam'])} KiB, "
-        f"ConfigMap {kib(lim['configmap'])} KiB (MaxSecretSize), etcd object {kib(lim['etcd'])} KiB; a design fits when every size is under "
+        f"limits: workflow object {kib(lim['workflow'])} KiB (MAX_WORKFLOW_SIZE),"
+        f" withParam {kib(lim['withparam'])} KiB, "
+        f"ConfigMap {kib(lim['configmap'])} KiB (MaxSecretSize), etcd object {kib(lim['etcd'])} KiB;"
+        " a design fits when every size is under "
         f"{int((1 - MARGIN) * 100)} % of its limit, in all of: first run / regrade, Argo v4 / v3\n"
     )
-    cols = "      N  design             runs  largest  status plain KiB  compressed KiB  withParam KiB  memo CM KiB  S3 requests 1st/regrade  busiest pod  fits"
+    cols = (
+        "      N  design             runs  largest  status plain KiB  compressed KiB  withParam KiB  memo CM KiB"
+        "  S3 requests 1st/regrade  busiest pod  fits"
+    )
     lines = [head, cols]
     for r in rows:
         lines.append(
-            f"{r['n']:7,}  {r['design']:<17} {r['shards']:5}  {r['largest_shard']:7,}  {kib(r['workflow_plain']):>16}  {kib(r['workflow_compressed']):>14}  "
-            f"{kib(r['withparam']):>13}  {kib(r['configmap']):>11}  {r['s3_first_run']:>11,}/{r['s3_regrade']:<11,}  {r['s3_busiest_pod']:>7,} {r['s3_busiest_step']:<6} {'yes' if r['fits'] else 'NO'}"
+            f"{r['n']:7,}  {r['design']:<17} {r['shards']:5}  {r['largest_shard']:7,}  {kib(r['workflow_plain']):>16}"
+            f"  {kib(r['workflow_compressed']):>14}  "
+            f"{kib(r['withparam']):>13}  {kib(r['configmap']):>11}  {r['s3_first_run']:>11,}/{r['s3_regrade']:<11,}"
+            f"  {r['s3_busiest_pod']:>7,} {r['s3_busiest_step']:<6} {'yes' if r['fits'] else 'NO'}"
         )
     if fit:
         lines.append("")
         lines.append(
-            "single-pod steps, CPU seconds for the largest run (a + b x N, fitted on two measured sizes; linear extrapolation):"
+            "single-pod steps, CPU seconds for the largest run"
+            " (a + b x N, fitted on two measured sizes; linear extrapolation):"
         )
         lines.append("      N  design             " + "  ".join(f"{s:>8}" for s in STEPS))
         for r in rows:

@@ -367,7 +367,8 @@ def bench_feedback(n: int, jobs: int, sandbox: str, root: Path, pairs: int) -> d
             runs[mode].append(r["wall_s"])
             cpu[mode].append(r["cpu_s"])
             print(
-                f"  {n} submissions, {'with' if mode == 'on' else 'without'} --feedback (pair {i + 1}/{pairs}): {r['wall_s']:.1f} s wall, {r['cpu_s']:.1f} s CPU",
+                f"  {n} submissions, {'with' if mode == 'on' else 'without'} --feedback (pair {i + 1}/{pairs}):"
+                f" {r['wall_s']:.1f} s wall, {r['cpu_s']:.1f} s CPU",
                 flush=True,
             )
             if mode == "on":
@@ -401,11 +402,15 @@ def feedback_lines(fb: dict[str, Any]) -> str:
     m = fb["median_wall_s"]
     return "\n".join(
         [
-            f"{fb['submissions']:>4} submissions, --jobs {fb['jobs']}, {fb['sandbox']}: without --feedback {', '.join(f'{w:.1f}' for w in fb['wall_s']['off'])} s; "
+            f"{fb['submissions']:>4} submissions, --jobs {fb['jobs']}, {fb['sandbox']}:"
+            f" without --feedback {', '.join(f'{w:.1f}' for w in fb['wall_s']['off'])} s; "
             f"with {', '.join(f'{w:.1f}' for w in fb['wall_s']['on'])} s (interleaved)",
-            f"     median {m['off']:.1f} -> {m['on']:.1f} s: +{fb['added_wall_pct']:.1f}% (pairwise {', '.join(f'{x:+.1f}%' for x in fb['pairwise_added_wall_pct'])}); "
+            f"     median {m['off']:.1f} -> {m['on']:.1f} s: +{fb['added_wall_pct']:.1f}%"
+            f" (pairwise {', '.join(f'{x:+.1f}%' for x in fb['pairwise_added_wall_pct'])}); "
             f"feedback step {fb['feedback_step_s_per_submission']:.3f} s per submission in a worker",
-            f"     nbgrader generate_feedback on the same graded course, afterwards: {fb['nbgrader_generate_feedback']['wall_s']:.1f} s wall, {fb['nbgrader_generate_feedback']['cpu_s']:.1f} s CPU",
+            "     nbgrader generate_feedback on the same graded course, afterwards:"
+            f" {fb['nbgrader_generate_feedback']['wall_s']:.1f} s wall,"
+            f" {fb['nbgrader_generate_feedback']['cpu_s']:.1f} s CPU",
         ]
     )
 
@@ -479,22 +484,30 @@ def integrity_cost(n: int, sandbox: str, root: Path, rounds: int = 2) -> dict[st
 
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [
-        f"{'N':>4} {'tool':20} {'jobs':>4} {'wall s':>8} {'cpu s':>7} {'cells s':>8} {'slot-s/sub':>10} {'ovh/sub s':>10} {'peak MiB':>9} {'rss MiB':>8}  {'ratio':>6} {'speed-up':>8}"
+        f"{'N':>4} {'tool':20} {'jobs':>4} {'wall s':>8} {'cpu s':>7} {'cells s':>8}"
+        f" {'slot-s/sub':>10} {'ovh/sub s':>10}"
+        f" {'peak MiB':>9} {'rss MiB':>8}  {'ratio':>6} {'speed-up':>8}"
     ]
     for row in rows:
         for r in row["runs"]:
             ratio = f"{r['ratio_wall']:.2f}x" if "ratio_wall" in r else ""
             speedup = f"{r['speedup']:.2f}x" if "speedup" in r else ""
             lines.append(
-                f"{row['submissions']:>4} {r['tool']:20} {r['jobs']:>4} {r['wall_s']:>8.1f} {r['cpu_s']:>7.1f} {r['cell_s']:>8.1f} {r['slot_s_per_submission']:>10.3f} "
-                f"{r['overhead_per_submission_s']:>10.3f} {r['peak_mb']:>9.0f} {r.get('peak_rss_mb', float('nan')):>8.0f}  {ratio:>6} {speedup:>8}"
+                f"{row['submissions']:>4} {r['tool']:20} {r['jobs']:>4} {r['wall_s']:>8.1f} {r['cpu_s']:>7.1f}"
+                f" {r['cell_s']:>8.1f}"
+                f" {r['slot_s_per_submission']:>10.3f} "
+                f"{r['overhead_per_submission_s']:>10.3f} {r['peak_mb']:>9.0f}"
+                f" {r.get('peak_rss_mb', float('nan')):>8.0f}"
+                f"  {ratio:>6} {speedup:>8}"
             )
         if "nbconvert_overhead_per_notebook_s" in row:
             vs = ", ".join(
                 f"{r['tool']} {r['overhead_vs_nbconvert']:.2f}" for r in row["runs"] if "overhead_vs_nbconvert" in r
             )
             lines.append(
-                f"{'':>4} bare nbconvert --execute overhead per notebook: {row['nbconvert_overhead_per_notebook_s']:.3f} s; per-submission overhead / ({NOTEBOOKS_PER_SUBMISSION} x that): {vs}"
+                f"{'':>4} bare nbconvert --execute overhead per notebook:"
+                f" {row['nbconvert_overhead_per_notebook_s']:.3f} s;"
+                f" per-submission overhead / ({NOTEBOOKS_PER_SUBMISSION} x that): {vs}"
             )
     return "\n".join(lines)
 
@@ -508,19 +521,28 @@ def profile_lines(rows: list[dict[str, Any]]) -> str:
                 continue
             p, per = r["profile"], r["profile"]["per_submission"]
             lines.append(
-                f"{row['submissions']:>4} {r['tool']:20} jobs {r['jobs']}: start+collect {p['startup_and_collect_s']:.1f} s | per submission, slot-s: restore {per['restore_s']:.3f}, "
-                f"sandbox start {per['of_which_sandbox_start_s']:.3f} ({p['prestarted']}/{p['executed']} started ahead), cells {per['of_which_cells_s']:.3f}, "
-                f"kernels+papermill {per['of_which_kernels_s']:.3f}, score {per['score_s']:.3f}; in the parent: course write {per['course_write_s']:.3f} | "
-                f"results+report {p['results_and_report_s']:.1f} s | kernels {p['kernels']} ({p['kernels_forked']} forked)"
+                f"{row['submissions']:>4} {r['tool']:20} jobs {r['jobs']}:"
+                f" start+collect {p['startup_and_collect_s']:.1f} s"
+                f" | per submission, slot-s: restore {per['restore_s']:.3f}, "
+                f"sandbox start {per['of_which_sandbox_start_s']:.3f}"
+                f" ({p['prestarted']}/{p['executed']} started ahead),"
+                f" cells {per['of_which_cells_s']:.3f}, "
+                f"kernels+papermill {per['of_which_kernels_s']:.3f}, score {per['score_s']:.3f};"
+                f" in the parent: course write {per['course_write_s']:.3f} | "
+                f"results+report {p['results_and_report_s']:.1f} s"
+                f" | kernels {p['kernels']} ({p['kernels_forked']} forked)"
             )
     return "\n".join(lines)
 
 
 def integrity_line(r: dict[str, Any]) -> str:
     return (
-        f"{r['sandbox']}: {r['submissions']} submissions x {r['executions_each_way'] // r['submissions']} rounds, interleaved: execute per submission "
-        f"{r['execute_with_probes_s']:.3f} s with probes, {r['execute_without_probes_s']:.3f} s without: {r['difference_s']:+.3f} s ({r['difference_pct']:+.1f}%); "
-        f"the probes' own time {r['probe_self_time_s']:.3f} s ({r['probe_self_time_pct']:.1f}%), {r['probes_per_submission']} probes per submission ({r['probe_ms']} ms each), {r['findings']} findings"
+        f"{r['sandbox']}: {r['submissions']} submissions x {r['executions_each_way'] // r['submissions']} rounds,"
+        " interleaved: execute per submission "
+        f"{r['execute_with_probes_s']:.3f} s with probes, {r['execute_without_probes_s']:.3f} s without:"
+        f" {r['difference_s']:+.3f} s ({r['difference_pct']:+.1f}%); "
+        f"the probes' own time {r['probe_self_time_s']:.3f} s ({r['probe_self_time_pct']:.1f}%),"
+        f" {r['probes_per_submission']} probes per submission ({r['probe_ms']} ms each), {r['findings']} findings"
     )
 
 
@@ -595,7 +617,8 @@ def main(argv: list[str] | None = None) -> int:
         "--feedback-pairs",
         type=int,
         default=0,
-        help="instead: time gradeflow without and with --feedback, this many times each, interleaved, then nbgrader generate_feedback",
+        help="instead: time gradeflow without and with --feedback, this many times each, interleaved,"
+        " then nbgrader generate_feedback",
     )
     a = p.parse_args(argv)
     root = a.keep or Path(tempfile.mkdtemp(prefix="gradeflow-bench-"))
@@ -637,7 +660,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     m = machine()
     print(
-        f"machine: {m['cpus']} CPUs, {m['memory_gb']} GB; python {m['python']}; {m['date']}; gradeflow {code_version(a.code.resolve())}"
+        f"machine: {m['cpus']} CPUs, {m['memory_gb']} GB; python {m['python']}; {m['date']};"
+        f" gradeflow {code_version(a.code.resolve())}"
     )
     print(table(rows))
     print()

@@ -284,19 +284,30 @@ class IntegrityMonitor:
         run = f"(N := {{'__builtins__': B, 'A': {args!r}, 'O': O, 'B': B, 'C': C}}, B['exec'](K, N), N['RESULT'])[-1]"
         if p is None:
             find = "C := [c for c in S if c.__name__ == '_wrap_close' and c.__module__ == 'os'][0]"
-            code = f"K := B['compile']({PROBE_SOURCE!r}, '<gradeflow-integrity>', 'exec'), O.__class__.__setattr__(C, '_gradeflow_probe', K)"
+            code = (
+                f"K := B['compile']({PROBE_SOURCE!r}, '<gradeflow-integrity>', 'exec'),"
+                " O.__class__.__setattr__(C, '_gradeflow_probe', K)"
+            )
             # what later probes check the kernel against (no student code has run yet)
             result = (
-                f"{run} + '\\nW\\tclass\\t' + O.__repr__(C) + '\\nW\\tindex\\t' + S.index(C).__repr__() + '\\nS\\tbuiltins\\t' + O.__repr__(B)"
-                " + '\\nW\\tcode\\t' + O.__repr__(K) + '\\nW\\texec\\t' + O.__repr__(B['exec']) + '\\nW\\t__import__\\t' + O.__repr__(B['__import__'])"
+                f"{run} + '\\nW\\tclass\\t' + O.__repr__(C) + '\\nW\\tindex\\t' + S.index(C).__repr__()"
+                " + '\\nS\\tbuiltins\\t' + O.__repr__(B)"
+                " + '\\nW\\tcode\\t' + O.__repr__(K) + '\\nW\\texec\\t' + O.__repr__(B['exec'])"
+                " + '\\nW\\t__import__\\t' + O.__repr__(B['__import__'])"
             )
         else:
             cls, i = p["W"]["class"], int(p["W"]["index"])
-            find = f"C := S[{i}] if S.__len__() > {i} and O.__repr__(S[{i}]) == {cls!r} else [c for c in S if O.__repr__(c) == {cls!r}][0]"
+            find = (
+                f"C := S[{i}] if S.__len__() > {i} and O.__repr__(S[{i}]) == {cls!r}"
+                f" else [c for c in S if O.__repr__(c) == {cls!r}][0]"
+            )
             code = "K := C.__dict__.get('_gradeflow_probe')"
             checks = [f"O.__repr__(B) == {p['S']['builtins']!r}", f"O.__repr__(K) == {p['W']['code']!r}"]
             checks += [f"O.__repr__(B[{k!r}]) == {p['BX'][k]!r}" for k in ("exec", "__import__")]
-            forged = f"N\tnonce\t{args['nonce']}\nX\tbootstrap\tthe interpreter's builtins or gradeflow's compiled probe were replaced"
+            forged = (
+                f"N\tnonce\t{args['nonce']}\n"
+                "X\tbootstrap\tthe interpreter's builtins or gradeflow's compiled probe were replaced"
+            )
             result = f"{run} if {' and '.join(checks)} else {forged!r}"
         return f"(lambda: ({start}, {find}, {builtins}, {code}, {result})[-1])()"
 
@@ -339,7 +350,8 @@ class IntegrityMonitor:
         if reply.get("status") != "ok" or expr.get("status") != "ok":
             lines = [
                 f"N\tnonce\t{args['nonce']}",
-                f"X\tprobe\tthe integrity check did not run ({reply.get('ename') or expr.get('ename')}: {str(reply.get('evalue') or expr.get('evalue'))[:120]})",
+                f"X\tprobe\tthe integrity check did not run ({reply.get('ename') or expr.get('ename')}:"
+                f" {str(reply.get('evalue') or expr.get('evalue'))[:120]})",
             ]
         else:
             lines = self._whole(ast.literal_eval(expr["data"]["text/plain"]).split("\n"))
@@ -430,13 +442,15 @@ class IntegrityMonitor:
         for key, (addr, origin) in f["I"].items():
             if p["I"].get(key, (None,))[0] != addr:
                 out.append(
-                    f"`get_ipython().{key.split('.', 1)[1]}` was replaced{self._where(origin)}: it decides how later cells run"
+                    f"`get_ipython().{key.split('.', 1)[1]}` was replaced{self._where(origin)}:"
+                    " it decides how later cells run"
                     if key.startswith("shell.")
                     else f"the kernel's `{key.split('.', 1)[1]}` was replaced{self._where(origin)}"
                 )
         if p["S"].get("custom_exceptions") != f["S"].get("custom_exceptions"):
             out.append(
-                f"a custom exception handler (set_custom_exc) for {f['S'].get('custom_exceptions')} was installed{self._where(f['H'].get('CustomTB', ('', ''))[1])}: errors of later cells are handled by student code"
+                f"a custom exception handler (set_custom_exc) for {f['S'].get('custom_exceptions')} was installed"
+                f"{self._where(f['H'].get('CustomTB', ('', ''))[1])}: errors of later cells are handled by student code"
             )
         for name, (_, typename) in f["L"].items():
             if typename != "list":
@@ -455,15 +469,18 @@ class IntegrityMonitor:
                 if kind == "T":
                     what = "an AST transformer" if key.startswith("ast_transformers") else label
                     out.append(
-                        f"{what} ({key.split('[')[0]}) was added{self._where(origin)}: it changes the code of later cells"
+                        f"{what} ({key.split('[')[0]}) was added{self._where(origin)}:"
+                        " it changes the code of later cells"
                     )
                 elif kind == "E":
                     out.append(
-                        f"{label} ({key.split('[')[0]}) was added{self._where(origin)}: student code runs around later cells"
+                        f"{label} ({key.split('[')[0]}) was added{self._where(origin)}:"
+                        " student code runs around later cells"
                     )
                 else:
                     out.append(
-                        f"{label} ({key.split('[')[0]}) was added{self._where(origin)}: it changes what later imports load"
+                        f"{label} ({key.split('[')[0]}) was added{self._where(origin)}:"
+                        " it changes what later imports load"
                     )
         for name, (path, kind) in f["D"].items():
             if kind == "installed":
@@ -482,7 +499,8 @@ class IntegrityMonitor:
                 out.append(f"the test cells' `{name}` is not the builtin but the submission's own{self._where(origin)}")
         for cls, origin in f["Z"].items():
             out.append(
-                f"objects of class `{cls}`{self._where(origin)} compare equal to anything: tests comparing them with == cannot fail"
+                f"objects of class `{cls}`{self._where(origin)} compare equal to anything:"
+                " tests comparing them with == cannot fail"
             )
         return list(dict.fromkeys(out + list(f["X"].values())))  # the behavioural finding last: it says less
 
@@ -511,7 +529,8 @@ def withhold_credit(nb: Any, integrity: dict[str, Any]) -> tuple[list[str], str]
         if name in reasons and is_test_cell(cell):
             cells.append(name)
             lines = [
-                f"gradeflow: no automatic credit for this test cell: student code changed how it runs ({r}). Review it and grade it by hand."
+                f"gradeflow: no automatic credit for this test cell: student code changed how it runs ({r})."
+                " Review it and grade it by hand."
                 for r in reasons[name]
             ]
             cell.outputs.append(
@@ -523,7 +542,8 @@ def withhold_credit(nb: Any, integrity: dict[str, Any]) -> tuple[list[str], str]
     more = len({r for c in cells for r in reasons[c]}) - 1
     return (
         cells,
-        f"{first}{f' (and {more} more finding(s))' if more else ''}; no automatic credit for test cell(s) {', '.join(repr(c) for c in cells)}: needs a manual grade",
+        f"{first}{f' (and {more} more finding(s))' if more else ''}; no automatic credit for test cell(s)"
+        f" {', '.join(repr(c) for c in cells)}: needs a manual grade",
     )
 
 

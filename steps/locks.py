@@ -72,8 +72,9 @@ def wait_for_gradebook(action: Callable[[], T], db_url: str, wait_s: float) -> T
                 who = f" by process {', '.join(holders)}" if holders else " by another program"
                 raise TeacherError(
                     f"the gradebook {path} is locked{who} and stayed locked for {wait_s:.0f} s",
-                    "close the program holding it (Formgrader, a notebook using nbgrader's Gradebook, sqlite3) or wait longer "
-                    "with --gradebook-wait SECONDS, then run again: submissions already merged are kept and not regraded",
+                    "close the program holding it (Formgrader, a notebook using nbgrader's Gradebook, sqlite3)"
+                    " or wait longer with --gradebook-wait SECONDS, then run again:"
+                    " submissions already merged are kept and not regraded",
                 ) from None
         time.sleep(delay)
         delay = min(delay * 2, 5.0)

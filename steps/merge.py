@@ -303,7 +303,7 @@ class CourseWriter:
         from nbgrader.api import Gradebook
 
         from .gradebook import database_errors, one_transaction
-        from .nbgrader_pipeline import merge_preprocessors
+        from .nbgrader_pipeline import merge_preprocessors, run_preprocessors
 
         ws, assignment, coursedir = self.ws, self.manifest.assignment, self.coursedir
         sub = self.manifest.submission(student)
@@ -337,9 +337,7 @@ class CourseWriter:
                             "db_url": coursedir.db_url,
                         }
                     }
-                    for pp in merge_preprocessors(self.config):
-                        if pp.enabled:
-                            nb, resources = pp.preprocess(nb, resources)
+                    nb, resources = run_preprocessors(merge_preprocessors(self.config), nb, resources)
                     flag_for_review(
                         coursedir.db_url, assignment, o.notebook, student, o.detail.get("tampered_cells", [])
                     )

@@ -17,11 +17,19 @@ None of them runs student code; each is built with the course's configuration.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+import logging
+from typing import Any, Iterable, Mapping
 
 from .errors import TeacherError
 
-__all__ = ["autograde_lists", "restore_preprocessors", "score_preprocessors", "merge_preprocessors", "instances"]
+__all__ = [
+    "autograde_lists",
+    "restore_preprocessors",
+    "score_preprocessors",
+    "merge_preprocessors",
+    "instances",
+    "run_preprocessors",
+]
 
 
 def _classes(config: Mapping[str, Any], trait: str) -> list[type]:
@@ -41,7 +49,8 @@ def _classes(config: Mapping[str, Any], trait: str) -> list[type]:
         except (ImportError, AttributeError, ValueError) as e:
             raise TeacherError(
                 f"c.Autograde.{trait} names {item!r}, which gradeflow cannot import ({e})",
-                "give the full module path of a preprocessor installed in gradeflow's Python (and in the grader image, on Argo)",
+                "give the full module path of a preprocessor installed in gradeflow's Python"
+                " (and in the grader image, on Argo)",
             ) from None
     return out
 
@@ -66,6 +75,21 @@ def instances(classes: list[type], config: Mapping[str, Any]) -> list[Any]:
     check_schema_once()  # CheckCellMetadata's schema, checked once per process, not per cell
     cfg = config if isinstance(config, Config) else Config(dict(config))
     return [cls(config=cfg) for cls in classes]
+
+
+def run_preprocessors(
+    preprocessors: Iterable[Any], nb: Any, resources: dict[str, Any], log: logging.Logger | None = None
+) -> tuple[Any, dict[str, Any]]:
+    """Run `preprocessors` over `nb` in order, as nbgrader's converters do, and return (nb, resources).
+
+    The lists above keep disabled preprocessors (a course may turn one off with `enabled =
+    False`); calling each one, as nbconvert's Exporter does, is what skips them. `log`, when
+    given, replaces each preprocessor's logger (restore captures the repairs they report)."""
+    for pp in preprocessors:
+        if log is not None:
+            pp.log = log
+        nb, resources = pp(nb, resources)  # Preprocessor.__call__: preprocess() only when enabled
+    return nb, resources
 
 
 def restore_preprocessors(config: Mapping[str, Any]) -> list[Any]:

@@ -31,7 +31,7 @@ import nbformat
 from .cli import for_each_submission, step_main
 from .contract import STEPS
 from .errors import TeacherError
-from .nbgrader_pipeline import restore_preprocessors
+from .nbgrader_pipeline import restore_preprocessors, run_preprocessors
 from .preprocessors import RECOVERY_PREPROCESSORS, released_sources
 from .records import MISSING, OK, REPAIRED, SKIPPED, Manifest, NotebookOutcome, StepRecord, write_json
 from .snapshot import scratch_gradebook
@@ -165,10 +165,7 @@ def _sanitize(nb: Any, resources: dict[str, Any], config: dict[str, Any]) -> tup
     capture.propagate = False
     capture.addHandler(changes)
     try:
-        for pp in restore_preprocessors(config):
-            if pp.enabled:
-                pp.log = capture
-                nb, resources = pp.preprocess(nb, resources)
+        nb, resources = run_preprocessors(restore_preprocessors(config), nb, resources, log=capture)
     finally:
         capture.removeHandler(changes)
     return nb, changes.lines
@@ -181,11 +178,9 @@ def _recover(
     from traitlets.config import Config
 
     resources = dict(resources, gradeflow={"notebook": spec, "config": config, "repairs": []})
-    for cls in RECOVERY_PREPROCESSORS:
-        pp = cls(config=Config(config))
-        if pp.enabled:
-            pp.log = log
-            nb, resources = pp.preprocess(nb, resources)
+    nb, resources = run_preprocessors(
+        (cls(config=Config(config)) for cls in RECOVERY_PREPROCESSORS), nb, resources, log=log
+    )
     return nb, resources["gradeflow"]["repairs"]
 
 

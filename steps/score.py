@@ -24,7 +24,7 @@ import nbformat
 from .cli import for_each_submission, step_main
 from .contract import STEPS
 from .integrity import flag_for_review, withhold_credit
-from .nbgrader_pipeline import score_preprocessors
+from .nbgrader_pipeline import run_preprocessors, score_preprocessors
 from .records import MISSING, OK, SKIPPED, TAMPERED, UNGRADED, Manifest, NotebookOutcome, StepRecord
 from .snapshot import scratch_gradebook
 from .workspace import SubmissionOptions, Workspace
@@ -32,13 +32,6 @@ from .workspace import SubmissionOptions, Workspace
 __all__ = ["score", "score_submission", "per_submission", "main", "read_grades"]
 
 STEP = STEPS["score"]
-
-
-def run_preprocessors(nb: Any, resources: dict[str, Any], preprocessors: list[Any]) -> Any:
-    for pp in preprocessors:
-        if pp.enabled:
-            nb, resources = pp.preprocess(nb, resources)
-    return nb
 
 
 def read_grades(gb: Any, assignment: str, notebook: str, student: str) -> dict[str, Any]:
@@ -143,7 +136,7 @@ def score_submission(
             "nbgrader": {"student": student, "assignment": manifest.assignment, "notebook": name, "db_url": db_url}
         }
         try:
-            graded = run_preprocessors(_strip_papermill(executed), resources, score_preprocessors(config))
+            graded = run_preprocessors(score_preprocessors(config), _strip_papermill(executed), resources)[0]
         except Exception as ex:  # noqa: BLE001 - nbgrader's validation of the executed notebook
             record.notebooks.append(
                 NotebookOutcome(

@@ -72,11 +72,13 @@ def require_sandbox(name: str) -> None:
 
     if name not in SANDBOXES:
         pytest.skip(
-            f"SANDBOX BACKEND MISSING: no sandbox is registered as {name!r} (known: {', '.join(sorted(SANDBOXES))}); its backend steps/sandbox/{name}.py is not there yet"
+            f"SANDBOX BACKEND MISSING: no sandbox is registered as {name!r} (known: {', '.join(sorted(SANDBOXES))});"
+            f" its backend steps/sandbox/{name}.py is not there yet"
         )
     if name == "podman" and not shutil.which("podman"):
         pytest.skip(
-            "PODMAN MISSING: the podman sandbox is registered but `podman` is not installed here (apt-get install podman)"
+            "PODMAN MISSING: the podman sandbox is registered but `podman` is not installed here"
+            " (apt-get install podman)"
         )
     try:
         get_sandbox(name)
@@ -269,7 +271,10 @@ class HostListener:
 
 ARTIFACTS = Path(__file__).parent / "artifacts"  # screenshots (gitignored)
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-CHROMIUM_FLAGS = "--headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking --disable-component-update --disable-sync".split()
+CHROMIUM_FLAGS = (
+    "--headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking"
+    " --disable-component-update --disable-sync"
+).split()
 
 
 @pytest.fixture(scope="module")

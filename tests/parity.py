@@ -153,8 +153,11 @@ class Parity:
 
     def line(self) -> str:
         return (
-            f"{len(self.identical)} identical, {len(self.different)} different, {len(self.skipped_not_above)} skipped (score <= nbgrader), "
-            f"{len(self.skipped_above)} skipped above nbgrader, {len(self.recovered_not_below)} recovered (score >= nbgrader), {len(self.recovered_below)} recovered below nbgrader, "
+            f"{len(self.identical)} identical, {len(self.different)} different,"
+            f" {len(self.skipped_not_above)} skipped (score <= nbgrader), "
+            f"{len(self.skipped_above)} skipped above nbgrader,"
+            f" {len(self.recovered_not_below)} recovered (score >= nbgrader),"
+            f" {len(self.recovered_below)} recovered below nbgrader, "
             f"{len(self.withheld)} withheld (tampered)"
         )
 

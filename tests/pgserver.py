@@ -14,11 +14,12 @@ import os
 import pwd
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from processes import free_port
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 GRADER = "grader"
@@ -40,12 +41,6 @@ def missing() -> str:
         except KeyError:
             return "NO postgres USER: PostgreSQL will not run as root and the package's `postgres` user is missing"
     return ""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class PgServer:

@@ -150,7 +150,10 @@ def _pod_as_argo_builds_it(t: dict, scope: dict) -> dict:
     [{}, {"memory": "3072", "cpu": "500m", "class-size": "40"}, {"memory": "256", "cpu": "2.5", "class-size": "900"}],
 )
 def test_pod_spec_patch_makes_valid_pods_for_any_limits(wt: dict, values: dict) -> None:
-    """examples/pod-spec-patch.yaml: `podSpecPatch: '{"containers":[{"name":"main", "resources":{"limits":{"cpu": "{{workflow.parameters.cpu-limit}}" }}}]}'`."""
+    """examples/pod-spec-patch.yaml:
+
+    `podSpecPatch: '{"containers":[{"name":"main",
+    "resources":{"limits":{"cpu": "{{workflow.parameters.cpu-limit}}" }}}]}'`."""
     scope = {
         **DEFAULTS,
         **{f"workflow.parameters.{k}": v for k, v in values.items()},
@@ -265,7 +268,8 @@ def argo_retries_after(
         if time.Now().After(maxDurationDeadline) { ... "Max duration limit exceeded" }
         timeToWait = baseDuration * factor^(len(childNodeIds)-1)
         waitingDeadline := lastChildNode.FinishedAt.Add(timeToWait)
-        if !maxDurationDeadline.IsZero() && waitingDeadline.After(maxDurationDeadline) { ... "Backoff would exceed max duration limit" }
+        if !maxDurationDeadline.IsZero() && waitingDeadline.After(maxDurationDeadline) {
+            ... "Backoff would exceed max duration limit" }
         opts.executionDeadline = maxDurationDeadline
 
     Returns whether the node is retried (once its backoff is over) and the deadline the retried pod gets.
@@ -312,7 +316,8 @@ KUBELET = {
     # pkg/kubelet/eviction/helpers.go: nodeLowMessageFmt + containerMessageFmt
     "node memory pressure": (
         "Failed",
-        "The node was low on resource: memory. Threshold quantity: 100Mi, available: 88Mi. Container main was using 1800Mi, request is 1536Mi, has larger consumption of memory. ",
+        "The node was low on resource: memory. Threshold quantity: 100Mi, available: 88Mi."
+        " Container main was using 1800Mi, request is 1536Mi, has larger consumption of memory. ",
     ),
     "node disk pressure": (
         "Failed",

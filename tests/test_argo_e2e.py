@@ -1,4 +1,5 @@
-"""End to end through a real S3 API: the steps as Argo would run them (feedback too), then `gradeflow sync` into the gradebook.
+"""End to end through a real S3 API: the steps as Argo would run them (feedback too), then
+`gradeflow sync` into the gradebook.
 
 Scenario: the store is an S3 bucket on a real S3 API server (moto, on 127.0.0.1), reached
 only through s3fs/fsspec, as a MinIO artifact repository would be. The rendered template
@@ -21,10 +22,10 @@ from __future__ import annotations
 import html
 import json
 import re
-import socket
 from pathlib import Path
 
 import pytest
+from processes import moto_s3
 
 import coursekit as ck
 from argo_emulator import Emulator
@@ -38,39 +39,19 @@ BUCKET = "grading"
 PINNED = {"image": "registry.example.edu/gradeflow-grader@sha256:" + "5" * 64}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory: pytest.TempPathFactory):
     pytest.importorskip("moto.server", reason="moto[server] is needed for a real S3 API on 127.0.0.1")
-    import logging
-
     import boto3
     import s3fs
-    from moto.server import ThreadedMotoServer
 
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per S3 request otherwise
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    env = {
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-    with pytest.MonkeyPatch.context() as mp:
+    with moto_s3() as env, pytest.MonkeyPatch.context() as mp:
         for k, v in env.items():
             mp.setenv(k, v)
         boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1").create_bucket(Bucket=BUCKET)
         s3fs.S3FileSystem.clear_instance_cache()
         yield s3fs.S3FileSystem(client_kwargs={"endpoint_url": env["AWS_ENDPOINT_URL"]})
         s3fs.S3FileSystem.clear_instance_cache()
-    server.stop()
 
 
 @pytest.fixture(scope="module")

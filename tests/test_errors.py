@@ -4,8 +4,9 @@ Scenario: a teacher makes each mistake once, at the command line: grades a folde
 gradebook, a misspelt assignment, a student who submitted nothing; grades on a machine with
 no sandbox, with the podman sandbox before its image is built, while another run holds the
 course, or into a store that cannot be reached; and sends a run to an Argo Server that
-rejects the token, that cannot be reached, or that lacks the WorkflowTemplate. Each time gradeflow prints one line naming the problem and the next
-step (a command or a setting), with no traceback, and exits 2 (EXIT_USAGE), never 75.
+rejects the token, that cannot be reached, or that lacks the WorkflowTemplate. Each time
+gradeflow prints one line naming the problem and the next step (a command or a setting),
+with no traceback, and exits 2 (EXIT_USAGE), never 75.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from typing import Any, Iterator
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+import processes  # noqa: E402
+
 import coursekit as ck  # noqa: E402
 from steps.contract import EXIT_USAGE  # noqa: E402
 
@@ -68,19 +71,8 @@ def closed_port() -> int:
         return s.getsockname()[1]  # nothing listens once the socket is closed
 
 
-def gradeflow(
-    *args: str, env: dict[str, str] | None = None, drop: tuple[str, ...] = ()
-) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if not (drop and k.startswith(drop))}
-    environ.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        env=environ,
-        stdin=subprocess.DEVNULL,
-    )
+def gradeflow(*args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+    return processes.gradeflow(*args, timeout=240, **kw)
 
 
 @pytest.fixture(scope="module")

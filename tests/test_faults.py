@@ -250,7 +250,8 @@ def test_kill_9_mid_run_then_rerun_loses_nothing_and_grades_only_the_rest(slow_c
     assert len(rows["submitted_assignment"]) == 4 and len(rows["grade"]) == 4 * 2  # once each, nothing twice
     con = sqlite3.connect(slow_course / "gradebook.db")
     scores = con.execute(
-        "SELECT auto_score FROM grade JOIN base_cell ON grade.cell_id = base_cell.id WHERE base_cell.name = 'test_squares'"
+        "SELECT auto_score FROM grade JOIN base_cell ON grade.cell_id = base_cell.id"
+        " WHERE base_cell.name = 'test_squares'"
     ).fetchall()
     con.close()
     assert scores == [(2.0,)] * 4
@@ -328,7 +329,11 @@ def test_a_signal_to_the_group_stops_within_seconds_and_leaves_nothing(slow_cour
 def grade_while_locked(course: Path, seconds: float, *args: str) -> tuple[subprocess.CompletedProcess[str], int]:
     """Grade while another program holds gradebook.db's write lock for `seconds` (as Formgrader
     can); return the run and the holder's pid."""
-    code = "import sqlite3, sys, time\nc = sqlite3.connect(sys.argv[1], isolation_level=None)\nc.execute('BEGIN EXCLUSIVE')\nprint('locked', flush=True)\ntime.sleep(float(sys.argv[2]))\nc.execute('COMMIT')\ntime.sleep(120)"
+    code = (
+        "import sqlite3, sys, time\nc = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "c.execute('BEGIN EXCLUSIVE')\nprint('locked', flush=True)\ntime.sleep(float(sys.argv[2]))\n"
+        "c.execute('COMMIT')\ntime.sleep(120)"
+    )
     holder = subprocess.Popen(
         [sys.executable, "-c", code, str(course / "gradebook.db"), str(seconds)], stdout=subprocess.PIPE, text=True
     )

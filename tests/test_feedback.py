@@ -14,7 +14,6 @@ entered in the gradebook appear in the next run's page. A screenshot goes to tes
 from __future__ import annotations
 
 import html as htmllib
-import json
 import os
 import re
 import shutil
@@ -27,6 +26,8 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 sys.path.insert(0, str(Path(__file__).parent))
+from processes import grade_json, gradeflow  # noqa: E402
+
 import coursekit as ck  # noqa: E402
 from conftest import ARTIFACTS, require_sandbox  # noqa: E402
 from steps.redact import NOTICE, REDACTED, RedactHiddenTests  # noqa: E402
@@ -90,26 +91,7 @@ def course(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def grade(course: Path, *extra: str) -> dict:
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipelines.cli",
-            "grade",
-            str(course),
-            "ps1",
-            "--json",
-            "--jobs",
-            "2",
-            "--feedback",
-            *extra,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert run.returncode == 0, run.stderr
-    return json.loads(run.stdout)
+    return grade_json(course, "--jobs", "2", "--feedback", *extra)
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +107,11 @@ def page(course: Path, student: str) -> str:
 
 
 def test_redact_replaces_the_region_and_every_output_line_that_quotes_it() -> None:
-    ansi_line = '\x1b[0;32m----> 3\x1b[0m \x1b[38;5;28;01massert\x1b[39;00m squares(\x1b[38;5;241m1\x1b[39m) \x1b[38;5;241m==\x1b[39m [\x1b[38;5;241m1\x1b[39m], \x1b[38;5;124m"squares must start at one, hidden-marker-4711"\x1b[39m'
+    ansi_line = (
+        "\x1b[0;32m----> 3\x1b[0m \x1b[38;5;28;01massert\x1b[39;00m squares(\x1b[38;5;241m1\x1b[39m)"
+        " \x1b[38;5;241m==\x1b[39m [\x1b[38;5;241m1\x1b[39m],"
+        ' \x1b[38;5;124m"squares must start at one, hidden-marker-4711"\x1b[39m'
+    )
     cell = new_code_cell(
         "    " + TESTS.replace("\n", "\n    "),
         metadata={"nbgrader": {"grade": True, "grade_id": "t", "points": 1, "solution": False, "locked": True}},
@@ -313,12 +299,7 @@ def test_release_feedback_and_fetch_feedback_work_unchanged(squares_built: Path,
     (student,) = [p.name for p in (course / "submitted").iterdir()]
     assert (course / "submitted" / student / "ps1" / "submission_secret.txt").is_file()
 
-    run = subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", "grade", str(course), "ps1", "--jobs", "1", "--feedback"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    run = gradeflow("grade", str(course), "ps1", "--jobs", "1", "--feedback", timeout=300)
     assert run.returncode == 0, run.stderr
     ours = course / "feedback" / student / "ps1"
     assert (ours / "submission_secret.txt").read_text() == (

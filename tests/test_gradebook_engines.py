@@ -81,7 +81,9 @@ def test_local_commands_start_without_hera_or_rfc3987_syntax() -> None:
         "nb.cells.append({'cell_type': 'bogus'})\n"
         "try:\n    nbformat.validate(nb); invalid_caught = False\n"
         "except nbformat.ValidationError:\n    invalid_caught = True\n"
-        "print(json.dumps({'hera': any(m.startswith('hera') for m in sys.modules), 'rfc3987_syntax': sys.modules.get('rfc3987_syntax', 'absent') is not None, 'invalid_caught': invalid_caught}))"
+        "print(json.dumps({'hera': any(m.startswith('hera') for m in sys.modules),"
+        " 'rfc3987_syntax': sys.modules.get('rfc3987_syntax', 'absent') is not None,"
+        " 'invalid_caught': invalid_caught}))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert json.loads(out.strip().splitlines()[-1]) == {"hera": False, "rfc3987_syntax": False, "invalid_caught": True}

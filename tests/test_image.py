@@ -253,7 +253,8 @@ except PapermillExecutionError as e:  # papermill re-raises the first error afte
 out = nbformat.read("/work/out.ipynb", as_version=4)
 cells = [c for c in out.cells if c.cell_type == "code"]
 print(json.dumps({"raised": raised,
-                  "outputs": [[{"type": o.output_type, "text": o.get("text"), "ename": o.get("ename")} for o in c.outputs] for c in cells],
+                  "outputs": [[{"type": o.output_type, "text": o.get("text"), "ename": o.get("ename")}
+                               for o in c.outputs] for c in cells],
                   "counts": [c.execution_count for c in cells]}))
 """,
         stdin=nbformat.writes(nb),
@@ -273,7 +274,8 @@ def test_the_packages_courses_use_are_there_at_the_pinned_versions(image: str) -
     techniques and every numpy course need it), at constraints.txt's version, as gradeflow's own."""
     got = run_python(
         image,
-        "import json, numpy, ipykernel\nprint(json.dumps({'numpy': numpy.__version__, 'ipykernel': ipykernel.__version__, 'sum': int(numpy.arange(10).sum())}))",
+        "import json, numpy, ipykernel\nprint(json.dumps({'numpy': numpy.__version__,"
+        " 'ipykernel': ipykernel.__version__, 'sum': int(numpy.arange(10).sum())}))",
     )
     pins = dict(
         line.split(";")[0].strip().split("==")

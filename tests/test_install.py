@@ -81,11 +81,13 @@ def test_pinned_versions_installed_here_admit_every_python_their_pin_applies_to(
         for version in claimed_pythons():
             if (req.marker is None or req.marker.evaluate(marker_env(version))) and version not in needs:
                 wrong.append(
-                    f"{req} applies to Python {version}, but {dist.metadata['Name']} {dist.version} requires Python {needs}"
+                    f"{req} applies to Python {version},"
+                    f" but {dist.metadata['Name']} {dist.version} requires Python {needs}"
                 )
     if checked < 50:
         pytest.skip(
-            f"LOUD SKIP: only {checked} of constraints.txt's pins are installed in {sys.prefix}; run the tests from the venv `make setup` creates"
+            f"LOUD SKIP: only {checked} of constraints.txt's pins are installed in {sys.prefix};"
+            " run the tests from the venv `make setup` creates"
         )
     assert not wrong, "\n".join(wrong)
 
@@ -102,7 +104,8 @@ def test_documented_jupyter_enable_command_validates_and_enables_the_extension()
     if not jupyter.exists() or not conf.exists():
         reason = (
             f"{conf} is missing: gradeflow was installed by hand with `pip install -e` (setuptools skips data "
-            f"files in editable installs); `make setup` installs it, or copy pipelines/jupyter/pipelines.jupyter.json there"
+            "files in editable installs); `make setup` installs it,"
+            " or copy pipelines/jupyter/pipelines.jupyter.json there"
         )
         if os.environ.get("CI"):
             pytest.fail(reason)

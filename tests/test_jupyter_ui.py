@@ -4,21 +4,17 @@ Scenario: a teacher runs Jupyter in the course folder with the extension enabled
 /gradeflow, picks ps1 from the gradebook (Argo is not configured here, so that option is
 hidden with the reason), starts grading and watches the progress until the counts are in:
 two graded, one failed (the student's code killed its kernel), one skipped (a malformed
-notebook), each with its reason, and feedback pages for the graded ones. They retry the failed submission, open the report and its
-execute log, and find the page linked from Formgrader's sidebar. The API refuses requests
-without a login and POSTs without the XSRF token. Each stage is saved as a screenshot in
+notebook), each with its reason, and feedback pages for the graded ones. They retry the
+failed submission, open the report and its execute log, and find the page linked from
+Formgrader's sidebar. The API refuses requests without a login and POSTs without the XSRF
+token. Each stage is saved as a screenshot in
 tests/artifacts/jupyter-*.png.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import secrets
-import socket
-import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -27,31 +23,12 @@ from typing import Iterator
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+from processes import JupyterServer  # noqa: E402
+
 import coursekit as ck  # noqa: E402
 from conftest import full_page_screenshot  # noqa: E402
 
 GRADING_TIMEOUT = 240
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    def __init__(self, url: str, token: str, log: Path) -> None:
-        self.url, self.token, self.log = url, token, log
-
-    def get(self, path: str, token: bool = True) -> tuple[int, str]:
-        sep = "&" if "?" in path else "?"
-        try:
-            with urllib.request.urlopen(
-                self.url + path + (f"{sep}token={self.token}" if token else ""), timeout=30
-            ) as r:
-                return r.status, r.read().decode()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read().decode(errors="replace")
 
 
 @pytest.fixture(scope="module")
@@ -61,59 +38,10 @@ def course(squares_built: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
 
 @pytest.fixture(scope="module")
-def server(course: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(course: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterServer]:
     """`jupyter server` in the course folder, the extension enabled by a config file, as a teacher would."""
-    home = tmp_path_factory.mktemp("jupyter-home")
-    (home / "config").mkdir()
-    (home / "config" / "jupyter_server_config.json").write_text(
-        json.dumps(
-            {
-                "ServerApp": {"jpserver_extensions": {"pipelines.jupyter": True}},
-                "GradeflowConfig": {"jobs": 2, "grade_args": ["--cell-timeout", "10"]},
-            }
-        )
-    )
-    port, token = free_port(), secrets.token_hex(16)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ARGO_", "KUBERNETES_"))}
-    env.update(
-        JUPYTER_CONFIG_DIR=str(home / "config"),
-        JUPYTER_RUNTIME_DIR=str(home / "runtime"),
-        KUBECONFIG=str(home / "no-kubeconfig"),
-    )
-    log = home / "server.log"
-    cmd = [
-        sys.executable,
-        "-m",
-        "jupyter_server",
-        "--no-browser",
-        "--allow-root",
-        f"--port={port}",
-        "--ip=127.0.0.1",
-        f"--IdentityProvider.token={token}",
-        f"--ServerApp.root_dir={course}",
-    ]
-    with open(log, "w") as fh:
-        proc = subprocess.Popen(cmd, cwd=course, env=env, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    srv = Server(f"http://127.0.0.1:{port}/", token, log)
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if srv.get("api/status")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"jupyter server did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
+    with JupyterServer(course, tmp_path_factory.mktemp("jupyter-home")) as srv:
         yield srv
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def counts(driver) -> dict[str, str]:
@@ -135,7 +63,9 @@ def wait_for_job(driver, timeout: float = GRADING_TIMEOUT) -> str:
     return driver.find_element(By.ID, "state").get_attribute("data-state")
 
 
-def test_a_teacher_grades_retries_and_opens_the_report_from_jupyter(server: Server, course: Path, browser) -> None:
+def test_a_teacher_grades_retries_and_opens_the_report_from_jupyter(
+    server: JupyterServer, course: Path, browser
+) -> None:
     from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -212,7 +142,7 @@ def test_a_teacher_grades_retries_and_opens_the_report_from_jupyter(server: Serv
     full_page_screenshot(browser, "jupyter-6-formgrader.png")
 
 
-def test_the_api_needs_a_login_and_the_xsrf_token(server: Server, browser) -> None:
+def test_the_api_needs_a_login_and_the_xsrf_token(server: JupyterServer, browser) -> None:
     assert server.get("gradeflow/api/course", token=False)[0] == 403
     status, _ = server.get("gradeflow/runs/x/results/report.html", token=False)
     assert status in (302, 403) or status == 200 and "login" in _, "run files need a login"
@@ -222,13 +152,14 @@ def test_the_api_needs_a_login_and_the_xsrf_token(server: Server, browser) -> No
     browser.get(server.url + f"gradeflow?token={server.token}")  # logged in by cookie from here on
     without_xsrf = browser.execute_async_script(
         "const done = arguments[0];"
-        "fetch('/gradeflow/api/jobs', {method: 'POST', credentials: 'same-origin', body: JSON.stringify({assignment: 'ps1'})})"
+        "fetch('/gradeflow/api/jobs', {method: 'POST', credentials: 'same-origin',"
+        " body: JSON.stringify({assignment: 'ps1'})})"
         ".then(r => done(r.status)).catch(e => done(String(e)));"
     )
     assert without_xsrf == 403
 
 
-def test_a_teacher_error_is_shown_with_what_to_do(server: Server) -> None:
+def test_a_teacher_error_is_shown_with_what_to_do(server: JupyterServer) -> None:
     req = urllib.request.Request(
         server.url + f"gradeflow/api/jobs?token={server.token}",
         data=json.dumps({"assignment": "ps9"}).encode(),
@@ -243,7 +174,7 @@ def test_a_teacher_error_is_shown_with_what_to_do(server: Server) -> None:
     assert "known assignments: ps1" in body["todo"] and "nbgrader generate_assignment ps9" in body["todo"]
 
 
-def test_run_files_are_confined_to_the_run_folder(server: Server) -> None:
+def test_run_files_are_confined_to_the_run_folder(server: JupyterServer) -> None:
     for path in (
         "gradeflow/runs/..%2F..%2Fgradebook.db/results/x",
         "gradeflow/runs/x/../../gradebook.db",
@@ -360,7 +291,7 @@ def test_an_argo_run_from_the_page_gets_the_teachers_limits(course: Path, monkey
     assert any("--pids is not applied on Argo" in line for line in job.log)
 
 
-def test_the_reports_feedback_links_open_the_pages_sandboxed(server: Server, course: Path) -> None:
+def test_the_reports_feedback_links_open_the_pages_sandboxed(server: JupyterServer, course: Path) -> None:
     """A report's feedback links, followed from /gradeflow/runs/RUN/results/report.html, open the
     run's own page or, for a run that keeps only results/ (synced from Argo), the course's; both
     with the sandbox policy (the pages hold student output) and never outside the course."""

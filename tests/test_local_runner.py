@@ -8,15 +8,14 @@ artifacts in an S3 bucket (a real S3 API server, moto, on 127.0.0.1).
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+from processes import gradeflow, moto_s3  # noqa: E402
+
 import coursekit as ck  # noqa: E402
 
 
@@ -33,16 +32,6 @@ def built(squares_built: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 @pytest.fixture
 def course(built: Path, tmp_path: Path) -> Path:
     return ck.copy_course(built, tmp_path / "course")
-
-
-def gradeflow(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def test_grade_prints_a_summary_and_reruns_only_what_changed(course: Path) -> None:
@@ -75,26 +64,9 @@ def test_grade_refuses_to_run_without_a_sandbox(course: Path, tmp_path: Path) ->
     assert not (course / "autograded").exists()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_grade_with_the_store_on_s3(course: Path) -> None:
     boto3 = pytest.importorskip("boto3", reason="boto3 is part of the dev extra: pip install -e '.[dev]'")
-    from moto.server import ThreadedMotoServer
-
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    env = {
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-    try:
+    with moto_s3() as env:
         s3 = boto3.client(
             "s3",
             endpoint_url=env["AWS_ENDPOINT_URL"],
@@ -122,5 +94,3 @@ def test_grade_with_the_store_on_s3(course: Path) -> None:
             assert f"fall/{run}/{expected}" in keys, expected
         assert (course / "gradeflow_runs" / run / "results" / "summary.txt").is_file()  # a local copy for the teacher
         assert {s["student"]: s["score"] for s in results["students"]}["good"] == 2.0
-    finally:
-        server.stop()

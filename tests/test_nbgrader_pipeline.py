@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from nbconvert.preprocessors import ClearMetadataPreprocessor
+from nbformat.v4 import new_code_cell, new_notebook, new_output
 from nbgrader.preprocessors import (
     AssignLatePenalties,
     CheckCellMetadata,
@@ -29,7 +30,7 @@ from traitlets.config import Config
 
 from steps.collect import collect
 from steps.errors import TeacherError
-from steps.nbgrader_pipeline import merge_preprocessors, restore_preprocessors, score_preprocessors
+from steps.nbgrader_pipeline import merge_preprocessors, restore_preprocessors, run_preprocessors, score_preprocessors
 from steps.snapshot import snapshot_config
 
 
@@ -76,9 +77,23 @@ def test_a_preprocessor_gradeflow_cannot_import_is_named_to_the_teacher() -> Non
 def test_collect_exports_the_courses_lists_from_nbgrader_config(squares_course: Path, tmp_path: Path) -> None:
     with open(squares_course / "nbgrader_config.py", "a") as f:
         f.write(
-            "c.Autograde.sanitize_preprocessors = ['nbgrader.preprocessors.ClearOutput', 'nbgrader.preprocessors.OverwriteCells']\n"
+            "c.Autograde.sanitize_preprocessors = "
+            "['nbgrader.preprocessors.ClearOutput', 'nbgrader.preprocessors.OverwriteCells']\n"
         )
     collect(squares_course, "ps1", tmp_path / "ws")
     snapshot = json.loads((tmp_path / "ws" / "snapshot.json").read_text())
     assert kinds(restore_preprocessors(snapshot["config"])) == [ClearOutput, OverwriteCells]
     assert kinds(score_preprocessors(snapshot["config"]))[0] is IgnorePattern  # the autograde list is still nbgrader's
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_a_preprocessor_the_course_disabled_stays_in_the_list_and_does_not_run(enabled: bool) -> None:
+    config = {"LimitOutput": {"enabled": enabled, "max_lines": 2}}
+    limit = [p for p in score_preprocessors(config) if isinstance(p, LimitOutput)]
+    assert len(limit) == 1  # listed either way, as nbgrader lists it
+    nb = new_notebook(
+        cells=[new_code_cell("print", outputs=[new_output("stream", name="stdout", text="1\n2\n3\n4\n")])]
+    )
+    nb, _ = run_preprocessors(limit, nb, {})
+    text = nb.cells[0].outputs[0].text
+    assert (text != "1\n2\n3\n4\n") is enabled  # cut to two lines only when enabled

@@ -23,20 +23,18 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
-import os
-import secrets
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+from processes import JupyterServer, free_port  # noqa: E402
+
 import coursekit as ck  # noqa: E402
 import parity  # noqa: E402
 import pgserver  # noqa: E402
@@ -221,77 +219,6 @@ def test_grade_rerun_and_retry_write_the_postgres_gradebook(
     no_password_anywhere(course, json.dumps([first, second, retried]))
 
 
-class Jupyter:
-    """`jupyter server` in a course folder with gradeflow's page and nbgrader's Formgrader, over HTTP."""
-
-    def __init__(self, course: Path, home: Path) -> None:
-        (home / "config").mkdir(parents=True)
-        (home / "config" / "jupyter_server_config.json").write_text(
-            json.dumps(
-                {
-                    "ServerApp": {"jpserver_extensions": {"pipelines.jupyter": True}},
-                    "GradeflowConfig": {"jobs": 2, "grade_args": ["--cell-timeout", "10"]},
-                }
-            )
-        )
-        self.port, self.token = pgserver.free_port(), secrets.token_hex(16)
-        self.url = f"http://127.0.0.1:{self.port}/"
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("ARGO_", "KUBERNETES_"))}
-        env.update(
-            JUPYTER_CONFIG_DIR=str(home / "config"),
-            JUPYTER_RUNTIME_DIR=str(home / "runtime"),
-            KUBECONFIG=str(home / "no-kubeconfig"),
-        )
-        self.log = home / "server.log"
-        cmd = [
-            sys.executable,
-            "-m",
-            "jupyter_server",
-            "--no-browser",
-            "--allow-root",
-            f"--port={self.port}",
-            "--ip=127.0.0.1",
-            f"--IdentityProvider.token={self.token}",
-            f"--ServerApp.root_dir={course}",
-        ]
-        with open(self.log, "w") as fh:
-            self.proc = subprocess.Popen(
-                cmd, cwd=course, env=env, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-            )
-        deadline = time.monotonic() + 90
-        while True:
-            with contextlib.suppress(OSError):
-                if self.call("GET", "api/status")[0] == 200:
-                    return
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"jupyter server did not start:\n{self.log.read_text()[-3000:]}")
-            time.sleep(0.5)
-
-    def call(self, method: str, path: str, body: Any = None, timeout: float = 60) -> tuple[int, Any]:
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(
-            f"{self.url}{path}?token={self.token}",
-            data=data,
-            method=method,
-            headers={"Content-Type": "application/json"},
-        )
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as r:
-                text = r.read().decode()
-                return r.status, json.loads(text) if text.strip() else None
-        except urllib.error.HTTPError as e:
-            return e.code, e.read().decode(errors="replace")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
 @pytest.fixture(scope="module")
 def page_course(postgres: pgserver.PgServer, pg_squares: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("pg-jupyter")
@@ -303,15 +230,12 @@ def page_course(postgres: pgserver.PgServer, pg_squares: Path, tmp_path_factory:
 
 
 @pytest.fixture(scope="module")
-def jupyter(page_course: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Jupyter]:
-    server = Jupyter(page_course, tmp_path_factory.mktemp("pg-jupyter-home"))
-    try:
+def jupyter(page_course: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterServer]:
+    with JupyterServer(page_course, tmp_path_factory.mktemp("pg-jupyter-home")) as server:
         yield server
-    finally:
-        server.stop()
 
 
-def follow(jupyter: Jupyter, job: dict[str, Any], timeout: float = 300) -> tuple[dict[str, Any], list[int]]:
+def follow(jupyter: JupyterServer, job: dict[str, Any], timeout: float = 300) -> tuple[dict[str, Any], list[int]]:
     """Poll a job until it ends; return it and the `done` counts seen on the way."""
     seen, deadline = [], time.monotonic() + timeout
     while job["state"] == "running":
@@ -323,7 +247,7 @@ def follow(jupyter: Jupyter, job: dict[str, Any], timeout: float = 300) -> tuple
     return job, seen
 
 
-def test_the_jupyter_page_lists_grades_and_retries_from_postgres(jupyter: Jupyter, page_course: Path) -> None:
+def test_the_jupyter_page_lists_grades_and_retries_from_postgres(jupyter: JupyterServer, page_course: Path) -> None:
     status, course = jupyter.call("GET", "gradeflow/api/course")
     assert status == 200 and "error" not in course, course
     assert course["course_id"] == "test-course"
@@ -351,7 +275,7 @@ def test_the_jupyter_page_lists_grades_and_retries_from_postgres(jupyter: Jupyte
 
 
 def test_formgrader_saves_a_manual_grade_while_gradeflow_merges(
-    postgres: pgserver.PgServer, jupyter: Jupyter, page_course: Path
+    postgres: pgserver.PgServer, jupyter: JupyterServer, page_course: Path
 ) -> None:
     """Three writers on alice's notebook at once, each waiting for the other's row lock, none lost.
 
@@ -413,7 +337,8 @@ def test_formgrader_saves_a_manual_grade_while_gradeflow_merges(
     assert final["timestamp"].startswith("2026-11-21T08:00:00")
     assert final["score"] == 2.0  # Formgrader's manual 1.5 + 0.5 extra credit overrides the auto score, as in nbgrader
     print(
-        f"concurrency: merge waited for a grader's comment, Formgrader waited for merge; both committed; final {final['test_squares']}"
+        "concurrency: merge waited for a grader's comment, Formgrader waited for merge; both committed;"
+        f" final {final['test_squares']}"
     )
 
 
@@ -453,7 +378,7 @@ def test_a_database_that_is_down_or_refuses_the_login_stops_before_grading(
     from pipelines.jupyter.handlers import _course
     from steps.errors import GradebookUnavailable
 
-    down_port = pgserver.free_port()
+    down_port = free_port()
     cases = {
         "down": (postgres.url("squares_template", port=down_port), "Connection refused"),
         "login refused": (

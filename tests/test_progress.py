@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +19,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+import processes  # noqa: E402
+
 import coursekit as ck  # noqa: E402
 from pipelines.local import Event  # noqa: E402
 from pipelines.progress import BarPrinter, choose_mode, progress_printer  # noqa: E402
@@ -34,15 +35,7 @@ def course(squares_built: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
 def gradeflow(*args: str) -> subprocess.CompletedProcess[str]:
     """The CLI as a cron job or a script runs it: stdout and stderr are pipes, not a terminal."""
-    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TERM")}
-    return subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        stdin=subprocess.DEVNULL,
-    )
+    return processes.gradeflow(*args, drop=("FORCE_COLOR", "TERM"), timeout=300)
 
 
 def test_not_on_a_terminal_progress_is_plain_lines_and_the_summary_goes_to_stdout(course: Path) -> None:

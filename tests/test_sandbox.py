@@ -43,7 +43,10 @@ PROBE_TIMEOUT = 3  # the per-cell timeout of the probe notebook
 
 # Each probe cell prints one JSON line; the tests below read them by key.
 PROBES = {
-    "identity": "import os, json\nprint(json.dumps({'uid': os.getuid(), 'euid': os.geteuid(), 'gid': os.getgid(), 'groups': os.getgroups()}))",
+    "identity": (
+        "import os, json\n"
+        "print(json.dumps({'uid': os.getuid(), 'euid': os.geteuid(), 'gid': os.getgid(), 'groups': os.getgroups()}))"
+    ),
     "files": """import os, json
 def visible(p):
     try:
@@ -56,9 +59,14 @@ def listing(p):
         return sorted(os.listdir(p))
     except OSError as e:
         return type(e).__name__
-print(json.dumps({'canary': visible(HOST['canary']), 'course': visible(HOST['course']), 'gradebook': visible(HOST['course'] + '/gradebook.db'),
-                  'home': listing(HOST['home']), 'cwd': os.getcwd(), 'work': listing(os.getcwd()), 'tilde': os.path.expanduser('~')}))""",
-    "environment": "import json\nprint(json.dumps(dict(v.split('=', 1) for v in open('/proc/self/environ').read().split('\\0') if v)))",
+print(json.dumps({'canary': visible(HOST['canary']), 'course': visible(HOST['course']),
+                  'gradebook': visible(HOST['course'] + '/gradebook.db'),
+                  'home': listing(HOST['home']), 'cwd': os.getcwd(), 'work': listing(os.getcwd()),
+                  'tilde': os.path.expanduser('~')}))""",
+    "environment": (
+        "import json\n"
+        "print(json.dumps(dict(v.split('=', 1) for v in open('/proc/self/environ').read().split('\\0') if v)))"
+    ),
     "network": """import json, socket
 def connect(addr):
     try:
@@ -66,7 +74,8 @@ def connect(addr):
         return 'connected'
     except OSError as e:
         return type(e).__name__
-print(json.dumps({'interfaces': [n for _, n in socket.if_nameindex()], 'host_loopback': connect(('127.0.0.1', HOST['port'])), 'internet': connect(('1.1.1.1', 53))}))""",
+print(json.dumps({'interfaces': [n for _, n in socket.if_nameindex()],
+                  'host_loopback': connect(('127.0.0.1', HOST['port'])), 'internet': connect(('1.1.1.1', 53))}))""",
     "disk": """import json, os
 def fill(d):
     written = 0

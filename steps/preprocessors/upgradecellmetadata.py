@@ -41,11 +41,17 @@ class UpgradeCellMetadata(RepairPreprocessor):
                 candidate = validator.upgrade_cell_metadata(copy.deepcopy(cell))
             except (KeyError, TypeError, ValueError):
                 return cell, resources  # nbgrader cannot upgrade it: CheckCellMetadata will say why
-            how = f"upgraded from nbgrader metadata schema version {version} to {SCHEMA_VERSION} with nbgrader's own upgrade"
+            how = (
+                f"upgraded from nbgrader metadata schema version {version} to {SCHEMA_VERSION}"
+                " with nbgrader's own upgrade"
+            )
         else:
             candidate = copy.deepcopy(cell)
             candidate.metadata.nbgrader["schema_version"] = SCHEMA_VERSION
-            how = f"claims nbgrader metadata schema version {version}; it is valid version-{SCHEMA_VERSION} metadata and was read as such"
+            how = (
+                f"claims nbgrader metadata schema version {version};"
+                f" it is valid version-{SCHEMA_VERSION} metadata and was read as such"
+            )
         try:
             validator.validate_cell(candidate)
         except (ValidationError, SchemaMismatchError, KeyError, TypeError, ValueError):

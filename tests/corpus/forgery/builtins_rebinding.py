@@ -1,5 +1,6 @@
 # name: builtins-rebinding
-# technique: the builtins isinstance and abs rebound in the builtins module (every later cell sees them); isinstance lies only about float, so the kernel keeps working
+# technique: the builtins isinstance and abs rebound in the builtins module (every later cell sees them);
+#   isinstance lies only about float, so the kernel keeps working
 # nbgrader: 4 of 8 (measured: nbgrader 0.9.6 autograde)
 # caught: the builtin `abs` was replaced in cell 'mean_answer'
 import builtins

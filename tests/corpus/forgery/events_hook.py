@@ -1,5 +1,6 @@
 # name: events-hook
-# technique: IPython event hooks that patch math.isclose, numpy.testing.assert_allclose, isinstance and abs just before each cell and restore them after (nothing to see between cells)
+# technique: IPython event hooks that patch math.isclose, numpy.testing.assert_allclose, isinstance and abs
+#   just before each cell and restore them after (nothing to see between cells)
 # nbgrader: 6 of 8 (measured: nbgrader 0.9.6 autograde)
 # requires: numpy
 # caught: an IPython event hook

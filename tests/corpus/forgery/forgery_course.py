@@ -59,6 +59,9 @@ def make_course(
     return course
 
 
+CONTINUED = "#   "  # a header line that continues the value above (lines stay under 120 characters)
+
+
 def load(folder: Path) -> dict[str, tuple[dict[str, str], str]]:
     """{student: (header, source without the header)} for every file of folder (see README.md)."""
     out = {}
@@ -66,9 +69,14 @@ def load(folder: Path) -> dict[str, tuple[dict[str, str], str]]:
         if path.name in ("forgery_course.py", "forgery_measure.py"):
             continue
         lines = path.read_text().splitlines()
-        header = {}
-        while lines and lines[0].startswith("# ") and ": " in lines[0]:
-            key, value = lines.pop(0)[2:].split(": ", 1)
+        header: dict[str, str] = {}
+        key = ""
+        while lines and lines[0].startswith("# ") and (": " in lines[0] or (key and lines[0].startswith(CONTINUED))):
+            line = lines.pop(0)
+            if key and line.startswith(CONTINUED):  # a long value goes on over indented lines
+                header[key] += " " + line[len(CONTINUED) :].strip()
+                continue
+            key, value = line[2:].split(": ", 1)
             header[key] = value
         out[path.stem.replace("_", "-")] = (header, "\n".join(lines) + "\n")
     return out

@@ -1,5 +1,6 @@
 # name: input-transformer
-# technique: an IPython input transformer (input_transformers_post) that turns every later cell calling mean() into `pass`
+# technique: an IPython input transformer (input_transformers_post) that turns every later cell calling mean()
+#   into `pass`
 # nbgrader: 8 of 8 (measured: nbgrader 0.9.6 autograde)
 # caught: an input transformer (input_transformers_post) was added in cell 'mean_answer'
 def mean(xs):

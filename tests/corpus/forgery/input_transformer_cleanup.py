@@ -1,5 +1,6 @@
 # name: input-transformer-cleanup
-# technique: a cleanup input transformer (input_transformers_cleanup, run before IPython's own) that comments out every `assert` and `np.testing` line
+# technique: a cleanup input transformer (input_transformers_cleanup, run before IPython's own) that comments out
+#   every `assert` and `np.testing` line
 # nbgrader: 8 of 8 (measured: nbgrader 0.9.6 autograde)
 # caught: an input transformer (input_transformers_cleanup) was added in cell 'mean_answer'
 def mean(xs):

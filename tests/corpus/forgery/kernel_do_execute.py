@@ -1,5 +1,6 @@
 # name: kernel-do-execute
-# technique: the kernel's do_execute replaced (below IPython): code calling mean() is swapped for `pass` before IPython sees it
+# technique: the kernel's do_execute replaced (below IPython): code calling mean() is swapped for `pass`
+#   before IPython sees it
 # nbgrader: 8 of 8 (measured: nbgrader 0.9.6 autograde)
 # caught: the kernel's `do_execute` was replaced in cell 'mean_answer'
 def mean(xs):

@@ -1,5 +1,6 @@
 # name: module-alias-rebinding
-# technique: `np`, which the teacher's setup cell imported, rebound to a fake whose testing.assert_allclose checks nothing
+# technique: `np`, which the teacher's setup cell imported, rebound to a fake whose testing.assert_allclose
+#   checks nothing
 # nbgrader: 2 of 8 (measured: nbgrader 0.9.6 autograde)
 # requires: numpy
 # caught: `np`, which the teacher's cells import as the module `numpy`, was rebound

@@ -112,7 +112,8 @@ def table(
             or "ok"
         )
         rows.append(
-            f"| `{case}` | {total(rec['nbgrader']):g} | {total(gradeflow[case]):g} | {total(strict[case]):g} | {total(rec['honest']):g} | {said} |"
+            f"| `{case}` | {total(rec['nbgrader']):g} | {total(gradeflow[case]):g} | {total(strict[case]):g}"
+            f" | {total(rec['honest']):g} | {said} |"
         )
     return "\n".join(rows) + "\n"
 
