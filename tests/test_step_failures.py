@@ -27,6 +27,8 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+from processes import gradeflow  # noqa: E402
+
 import coursekit as ck  # noqa: E402
 from conftest import require_sandbox, tree_digest  # noqa: E402
 
@@ -61,19 +63,14 @@ SITECUSTOMIZE = textwrap.dedent(
 )
 
 
-def gradeflow(course: Path, *args: str, fault: str = "", hook: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
+def grade(course: Path, *args: str, fault: str = "", hook: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """`gradeflow grade COURSE ps1 --json`; with `fault`, the hook's sitecustomize injects it."""
+    env = {}
     if fault:
         assert hook is not None
         env["GRADEFLOW_TEST_FAULT"] = fault
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(hook), env.get("PYTHONPATH", "")) if p)
-    return subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", "grade", str(course), "ps1", "--json", "-q", "--jobs", "2", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-    )
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(hook), os.environ.get("PYTHONPATH", "")) if p)
+    return gradeflow("grade", str(course), "ps1", "--json", "-q", "--jobs", "2", *args, env=env)
 
 
 def student_rows(course: Path, student: str) -> list[tuple[Any, ...]]:
@@ -105,7 +102,7 @@ def graded(squares_built: Path, tmp_path_factory: pytest.TempPathFactory) -> tup
     course = ck.copy_course(squares_built, tmp_path_factory.mktemp("graded") / "course")
     for student, source in (("s0", ck.CORRECT), ("s1", ck.WRONG), ("s2", ck.CORRECT)):
         ck.submit(course, student, {"squares": source})
-    first = gradeflow(course)
+    first = grade(course)
     assert first.returncode == 0, first.stdout + first.stderr
     clean = scores(json.loads(first.stdout))
     assert clean == {"s0": 2.0, "s1": 0.0, "s2": 2.0}
@@ -126,7 +123,7 @@ def test_a_failing_step_leaves_only_its_submission_ungraded(
     rows_before, files_before = student_rows(course, "s1"), tree_digest(course, ["autograded/s1"])
     assert rows_before
 
-    run = gradeflow(course, "--force", fault=fault, hook=hook)
+    run = grade(course, "--force", fault=fault, hook=hook)
     assert run.returncode == 75, run.stdout + run.stderr
     results = json.loads(run.stdout)
     by_student = {s["student"]: s for s in results["students"]}
@@ -145,7 +142,7 @@ def test_a_failing_step_leaves_only_its_submission_ungraded(
     assert on_disk["timings"] == results["timings"] and on_disk["jobs"] == 2 and on_disk["sandbox"] == "bubblewrap"
 
     # the fault gone, a plain rerun grades only what is left: s1's new, correct submission
-    again = gradeflow(course)
+    again = grade(course)
     assert again.returncode == 0, again.stdout + again.stderr
     assert scores(json.loads(again.stdout)) == {"s1": 2.0}
     assert student_rows(course, "s1") != rows_before
