@@ -106,9 +106,12 @@ def stop_pool(pool: ProcessPoolExecutor, grace: float = 3.0) -> None:
     The pool is shut down first: that takes the pool's lock, so no worker is half-started by the
     warming thread while we look, and none starts after. Every worker is joined before returning, so
     none is still unpickling the slot queue when this process exits and frees it."""
-    processes = getattr(pool, "_processes", None) or {}  # the dict itself: shutdown drops the attribute
+    # The dict itself, even while it is empty: a worker the warming thread starts before shutdown
+    # takes the lock is added to it (`or {}` would swap an empty one for a copy that stays empty,
+    # and that worker would not be joined). shutdown then drops the attribute.
+    processes = getattr(pool, "_processes", None)
     pool.shutdown(wait=False, cancel_futures=True)
-    procs = list(processes.values())
+    procs = list((processes or {}).values())
     for p in procs:
         with contextlib.suppress(OSError):
             os.kill(p.pid, signal.SIGTERM)
