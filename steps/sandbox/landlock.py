@@ -96,7 +96,8 @@ def confine(read_only: list[str], read_write: list[str]) -> dict[str, object]:
     version = abi()
     if version < 1:
         raise OSError(
-            "Landlock is not available (Linux 5.13+ with the landlock LSM enabled, and a seccomp profile that allows its syscalls)"
+            "Landlock is not available (Linux 5.13+ with the landlock LSM enabled, "
+            "and a seccomp profile that allows its syscalls)"
         )
     fs = _FS_BY_ABI.get(version, _FS_BY_ABI[5])
     attr = _RulesetAttr(handled_access_fs=fs)
