@@ -195,6 +195,26 @@ def test_a_helper_module_of_the_submission_imports_as_in_a_new_kernel(zygote: st
     assert "" in out["uses_helper"]["imp"]["path"] or "/work" in out["uses_helper"]["imp"]["path"]
 
 
+def test_a_forked_kernel_collects_its_garbage_and_has_no_debugger(tmp_path: Path) -> None:
+    # the zygote imports with garbage collection off and freezes what it imported; its kernels
+    # must still collect what student code leaves. ipykernel's debugger is left out of them
+    # (debugpy is not imported), but student code can still import debugpy itself.
+    require_sandbox("bubblewrap")
+    cells = {
+        "gc": (
+            "import gc, sys, json, weakref\nclass Node: pass\n"
+            "a, b = Node(), Node()\na.other, b.other = b, a\nref = weakref.ref(a)\ndel a, b\ngc.collect()\n"
+            "print(json.dumps({'enabled': gc.isenabled(), 'cycle_collected': ref() is None,"
+            " 'debugpy_loaded': 'debugpy' in sys.modules}))"
+        ),
+        "debugpy": "import json, debugpy\nprint(json.dumps({'imported': debugpy.__name__}))",
+    }
+    record, out = _run(tmp_path, "bubblewrap", {"nb": cells})
+    assert record.notebooks[0].status == OK and record.detail["teardown"]["kernels_forked"] == 1
+    assert out["nb"]["gc"] == {"enabled": True, "cycle_collected": True, "debugpy_loaded": False}
+    assert out["nb"]["debugpy"] == {"imported": "debugpy"}
+
+
 @pytest.mark.parametrize(
     "argv, expected",
     [

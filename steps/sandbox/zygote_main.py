@@ -155,6 +155,14 @@ def _clear_sandbox() -> None:
             return
 
 
+class _NoDebugpy:
+    """An import finder refusing debugpy, so that ipykernel.debugger finds it unavailable."""
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if name.partition(".")[0] == "debugpy":
+            raise ImportError(f"{name}: no debugger in a grading kernel")
+
+
 def main(path: str) -> None:
     global _listener
     # Not the working directory (the student's files) on sys.path while importing: a file
@@ -165,7 +173,15 @@ def main(path: str) -> None:
     # which stay alive, and collecting traverses them again and again (~8 % of the zygote's CPU;
     # the cyclic garbage left uncollected is about 1 MiB).
     gc.disable()
-    import ipykernel.debugger  # noqa: F401 - imported lazily by every kernel's init
+    # Kernels without ipykernel's debugger: nothing sends debug requests while grading, and
+    # importing debugpy is ~10 % of the zygote's CPU and 7 MiB per sandbox. ipykernel uses it only
+    # when importing it works; student code can still import debugpy (the block goes with the import).
+    blocker = _NoDebugpy()
+    sys.meta_path.insert(0, blocker)
+    try:
+        import ipykernel.debugger  # noqa: F401 - imported lazily by every kernel's init
+    finally:
+        sys.meta_path.remove(blocker)
     import ipykernel.ipkernel  # noqa: F401
     import ipykernel.zmqshell  # noqa: F401
     from ipykernel import kernelapp  # noqa: F401 - the point of the zygote
