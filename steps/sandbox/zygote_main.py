@@ -186,6 +186,13 @@ def main(path: str) -> None:
     import ipykernel.zmqshell  # noqa: F401
     from ipykernel import kernelapp  # noqa: F401 - the point of the zygote
 
+    try:  # the rest of what every kernel imports, at its start or at its first traceback
+        import IPython.core.completerlib  # noqa: F401
+        import pygments.styles.default  # noqa: F401
+        import tornado.platform.asyncio  # noqa: F401
+    except ImportError:  # other versions: the kernel imports what it needs itself
+        pass
+
     # What was imported is never collected: freeze it, so that a kernel's collections skip it.
     # A full collection in a forked kernel would otherwise traverse all of it, writing to every
     # page of it (copy-on-write: ~0.1 s of CPU each). Student code has not run anywhere yet;
