@@ -8,6 +8,7 @@ run takes the whole tree with it; the next run removes the mounts and cgroups it
 from __future__ import annotations
 
 import ctypes
+import importlib
 import os
 import signal
 import sys
@@ -31,3 +32,6 @@ def die_with_parent(sig: int = signal.SIGTERM) -> None:
 
 if sys.argv[:1] == ["-c"] and "multiprocessing.forkserver" in sys.modules:  # only in the forkserver itself
     die_with_parent()
+    # A worker's first kernel start looks up the python3 kernelspec, for which jupyter_client's
+    # KernelSpecManager imports IPython (424 modules, ~0.4 CPU-s): here once, not once per worker.
+    importlib.import_module("IPython.paths")

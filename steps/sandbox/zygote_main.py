@@ -169,7 +169,7 @@ def main(path: str) -> None:
     # named like a module must not run in the zygote. The kernel adds it back itself.
     sys.path[:] = [p for p in sys.path if p not in ("", ".", os.getcwd())]
     _prctl_dumpable(0)
-    # No garbage collection while importing: the imports allocate ~130,000 tracked objects, most of
+    # No garbage collection while importing: the imports allocate ~115,000 tracked objects, most of
     # which stay alive, and collecting traverses them again and again (~8 % of the zygote's CPU;
     # the cyclic garbage left uncollected is about 1 MiB).
     gc.disable()
