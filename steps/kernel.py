@@ -152,7 +152,8 @@ class CappedNotebookClient(PapermillNotebookClient):
             note = NotebookNode(
                 output_type="stream",
                 name="stderr",
-                text=f"gradeflow: output limit of {self.max_output_bytes // 1024} KiB reached; further output was dropped\n",
+                text=f"gradeflow: output limit of {self.max_output_bytes // 1024} KiB reached; "
+                "further output was dropped\n",
             )
             outs.append(note)
         return None
