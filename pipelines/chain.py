@@ -19,7 +19,7 @@ import tempfile
 import threading
 from concurrent.futures import ProcessPoolExecutor, wait
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 from steps.contract import OPTIONAL, Step
 from steps.failures import infra_reason, log_failure, optional_failed, ungraded_record
@@ -52,14 +52,14 @@ def grade_submission(
     student: str,
     sandbox: Sandbox,
     limits: Limits,
-    feedback: str | None = None,
-    strict: bool = False,
+    params: Mapping[str, Any] | None = None,
     more: bool = False,
 ) -> tuple[StepRecord | None, StepRecord, str]:
     """The per-submission chain for one submission, in a worker.
 
     Returns the execute and score records and, when gradeflow failed on it, the failure's kind.
-    `feedback`: None, or what feedback does with hidden tests ("redact" or "show").
+    `params`: the steps' parameters by Param name (`GradeOptions.params`), handed to every step,
+    which reads its own (`SubmissionOptions.param`); `feedback` true adds the feedback step.
     `more`: submissions are still queued, so the next sandbox of this slot starts (empty) as
     soon as this one is executed, while this one is scored and the next restored."""
     ws = Workspace(workspace)
@@ -71,12 +71,11 @@ def grade_submission(
         limits=limits,
         slot=worker_slot(),
         check=False,  # checked before the run; the canary ran in it
-        strict=strict,
-        show_hidden_tests=feedback == "show",
         scored_in_scratch=True,  # score runs in this worker's scratch gradebook just before feedback
+        params=dict(params or {}),
     )
     records: dict[str, StepRecord] = {}
-    for step in submission_chain({"feedback"} if feedback else set()):
+    for step in submission_chain({"feedback"} if opts.param("feedback") else set()):
         try:
             with _next_sandbox_after(step, opts, more):
                 records[step.name] = per_submission(step)(ws, manifest, snapshot, student, opts)

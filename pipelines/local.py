@@ -26,6 +26,7 @@ from steps.course import new_run_id, open_course
 from steps.errors import SandboxError, TeacherError
 from steps.failures import ungraded_record
 from steps.merge import CourseWriter, merge
+from steps.params import teacher_fields
 from steps.records import UNGRADED
 from steps.sandbox import DEFAULT_SANDBOX, Limits, Sandbox, get_sandbox
 from steps.workspace import Workspace, submission_chain
@@ -41,7 +42,12 @@ log = logging.getLogger("gradeflow.local")
 
 
 @dataclass
+@teacher_fields  # and one keyword per step parameter `gradeflow grade` takes, e.g. strict=, feedback=
 class GradeOptions:
+    """A local run's options. The steps' parameters a teacher sets (steps/params.py, `grade=True`:
+    strict, feedback, feedback_hidden_tests, max_submission_mb, ...) are generated keywords with
+    their declared defaults; `options.params` is them by Param name, as every step gets them."""
+
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
     students: Sequence[str] | None = None
     sandbox: str = DEFAULT_SANDBOX
@@ -49,10 +55,6 @@ class GradeOptions:
     limits: Limits = field(default_factory=Limits)
     store: str | None = None  # default: COURSE_DIR/gradeflow_runs
     force: bool = False
-    strict: bool = False  # no recovery of malformed notebooks (restore's `strict`): nbgrader's behaviour
-    feedback: bool = False  # also write each student's feedback (steps.feedback) in the same run
-    feedback_hidden_tests: str = "redact"  # or "show": nbgrader's own behaviour
-    max_submission_mb: int = 200  # larger submissions are SKIPPED with their size
     gradebook_wait: float = 60.0  # seconds to wait for a gradebook another program holds locked
 
 
@@ -225,8 +227,7 @@ def _run(
                     s,
                     sandbox,
                     options.limits,
-                    options.feedback_hidden_tests if options.feedback else None,
-                    options.strict,
+                    options.params,
                     bool(queue),
                 )
             ] = s

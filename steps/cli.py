@@ -22,7 +22,7 @@ from .params import add_arguments
 from .records import Manifest, StepRecord, read_json
 from .workspace import Workspace
 
-__all__ = ["run_step", "setup_logging", "for_each_submission", "step_main", "step_parser"]
+__all__ = ["run_step", "setup_logging", "for_each_submission", "each_submission", "step_main", "step_parser"]
 
 
 def setup_logging(level: int = logging.INFO) -> None:
@@ -63,6 +63,27 @@ def for_each_submission(
     with tempfile.TemporaryDirectory(prefix=f"gradeflow-{step.name}-") as scratch:
         one = contained(step, one)  # a crash on one submission leaves it UNGRADED; the others go on
         return [one(ws.root, manifest, snapshot, s, Path(scratch)) for s in (students or manifest.students())]
+
+
+def each_submission(step: Step, workspace: Path, students: Sequence[str] | None, **params: Any) -> list[StepRecord]:
+    """`step`'s `per_submission` (what the local chain calls) over the manifest's students, with
+    `params` as `step_main` gives them (by argparse attribute) handed on by Param name: the step
+    CLI reads its parameters the way the local runner passes them, so a new one needs no edit here."""
+    from .params import by_name
+    from .workspace import SubmissionOptions, per_submission
+
+    unknown = set(params) - {prm.dest for prm in step.params}
+    if unknown:
+        raise TypeError(
+            f"{step.name} takes no parameter {', '.join(sorted(unknown))} (steps/contract.py lists its own)"
+        )
+    named = by_name(step.params, params)
+    fn = per_submission(step)
+
+    def one(ws: Path, manifest: Manifest, snapshot: dict[str, Any], student: str, scratch: Path) -> StepRecord:
+        return fn(Workspace(ws), manifest, snapshot, student, SubmissionOptions(scratch=scratch, params=named))
+
+    return for_each_submission(step, one, workspace, students)
 
 
 def step_parser(step: Step) -> argparse.ArgumentParser:

@@ -247,7 +247,7 @@ def per_submission(
 ) -> StepRecord:
     """The local runner's chain entry (steps.workspace.PerSubmission)."""
     return feedback_submission(
-        ws, manifest, snapshot, student, opts.scratch, opts.show_hidden_tests, opts.scored_in_scratch
+        ws, manifest, snapshot, student, opts.scratch, opts.param("hidden-tests") == "show", opts.scored_in_scratch
     )
 
 

@@ -20,7 +20,7 @@ import argparse
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Mapping
 
 from .limits import ARGO_FLAGS, FLAGS, NOT_ON_ARGO, LimitFlag
 from .limits import type_of as limit_type
@@ -39,6 +39,9 @@ __all__ = [
     "add_argument",
     "add_arguments",
     "grade_params",
+    "param_value",
+    "by_name",
+    "teacher_fields",
     "submit_params",
     "not_on_argo",
 ]
@@ -370,6 +373,41 @@ def add_arguments(p: Any, params: Any, mode: str = "step", defaults: bool = True
 def grade_params() -> tuple[Param, ...]:
     """The flags `gradeflow grade` takes for the steps (and the Jupyter page passes on)."""
     return tuple(p for p in PARAMS.values() if p.grade)
+
+
+def param_value(params: Mapping[str, Any], name: str) -> Any:
+    """The value of the parameter `name` in `params` (by Param name), else its declared default:
+    a step reads its parameters this way (`SubmissionOptions.param`), so a run that does not set
+    one gets the same default as the step's CLI."""
+    return params[name] if name in params else PARAMS[name].resolved_default()
+
+
+def by_name(params: Iterable[Param], values: Mapping[str, Any]) -> dict[str, Any]:
+    """`values` given by argparse attribute (`prm.dest`) as a dict by Param name, for those of
+    `params` that are there."""
+    return {prm.name: values[prm.dest] for prm in params if prm.dest in values}
+
+
+def _teacher_params() -> tuple[Param, ...]:
+    """The step parameters `gradeflow grade` takes besides the limits (which travel as one Limits)."""
+    return tuple(p for p in grade_params() if not p.field)
+
+
+def teacher_fields(cls: type) -> type:
+    """Give a dataclass-to-be (`pipelines.local.GradeOptions`) one keyword field per step parameter
+    `gradeflow grade` takes (`teacher_dest`, with the declared default), and a `params` property:
+    their values by Param name, what the local runner hands each step. A new `grade=True` Param
+    is a keyword of the Python API and reaches the steps with no edit here or in the runner."""
+    for prm in _teacher_params():
+        cls.__annotations__[prm.teacher_dest] = "Any"
+        setattr(cls, prm.teacher_dest, prm.resolved_default())
+
+    def params(self: Any) -> dict[str, Any]:
+        return {prm.name: getattr(self, prm.teacher_dest) for prm in _teacher_params()}
+
+    params.__doc__ = "The step parameters by Param name (steps/params.py), as each step reads them."
+    cls.params = property(params)  # type: ignore[attr-defined]
+    return cls
 
 
 def not_on_argo(args: Any) -> list[str]:

@@ -16,7 +16,6 @@ grade cells is skipped.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import logging
@@ -28,7 +27,7 @@ from typing import Any, Sequence
 
 import nbformat
 
-from .cli import for_each_submission, step_main
+from .cli import each_submission, step_main
 from .contract import STEPS
 from .errors import TeacherError
 from .nbgrader_pipeline import restore_preprocessors, run_preprocessors
@@ -284,12 +283,13 @@ def per_submission(
     ws: Workspace, manifest: Manifest, snapshot: dict[str, Any], student: str, opts: SubmissionOptions
 ) -> StepRecord:
     """The local runner's chain entry (steps.workspace.PerSubmission)."""
-    return restore_submission(ws, manifest, snapshot, student, opts.scratch, opts.strict)
+    return restore_submission(ws, manifest, snapshot, student, opts.scratch, opts.param("strict"))
 
 
-def restore(workspace: Path, students: Sequence[str] | None = None, strict: bool = False) -> list[StepRecord]:
-    """Restore every submission in the manifest (or only `students`); `strict` turns recovery off."""
-    return for_each_submission(STEP, functools.partial(restore_submission, strict=strict), workspace, students)
+def restore(workspace: Path, students: Sequence[str] | None = None, **params: Any) -> list[StepRecord]:
+    """Restore every submission in the manifest (or only `students`) through `per_submission`, with
+    restore's parameters by keyword (`strict=True` turns recovery off; steps/params.py has them all)."""
+    return each_submission(STEP, workspace, students, **params)
 
 
 def fan_out_items(records: Sequence[StepRecord]) -> list[dict[str, str]]:

@@ -14,9 +14,9 @@ outputs are all per-student folders, each with one function of one signature
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Mapping, Protocol
 
 from .contract import (
     DAG,
@@ -173,9 +173,16 @@ class SubmissionOptions:
     limits: "Limits | None" = None  # execute: None = steps.sandbox.Limits()
     slot: int = 0  # execute: the parallel slot (picks the sandbox uid when run as root)
     check: bool = True  # execute: check the sandbox can run here first (the local runner did once)
-    strict: bool = False  # restore: no recovery of malformed notebooks
-    show_hidden_tests: bool = False  # feedback: nbgrader's own behaviour
     scored_in_scratch: bool = False  # feedback: score has just graded this submission in `scratch`
+    # the steps' parameters (steps/params.py) by Param name, e.g. {"strict": True}: a step reads
+    # its own with `param(name)`, so a new parameter needs no field here
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def param(self, name: str) -> Any:
+        """The step parameter `name` (a Param's name): its value in this run, else its declared default."""
+        from .params import param_value
+
+        return param_value(self.params, name)
 
 
 class PerSubmission(Protocol):

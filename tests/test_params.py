@@ -82,3 +82,20 @@ def test_the_jupyter_page_passes_its_other_step_parameters_to_argo(tmp_path: Any
     assert (sent["strict"], sent["feedback-hidden-tests"]) == ("true", "show")
     with pytest.raises(ValueError, match="unknown"):
         build_workflow("ps1", "ps1-x", parameters={"no-such": "1"})
+
+
+def test_step_parameters_travel_by_name_with_their_declared_defaults(tmp_path: Any) -> None:
+    from steps.restore import restore
+    from steps.workspace import SubmissionOptions
+
+    teacher = {p.name for p in grade_params() if not p.field}
+    assert set(GradeOptions().params) == teacher  # every teacher-set step parameter, limits apart
+    options = GradeOptions(strict=True, feedback_hidden_tests="show")
+    assert options.params["strict"] is True and options.params["hidden-tests"] == "show"
+    assert options.params["feedback"] is False and options.params["max-submission-mb"] == 200
+    opts = SubmissionOptions(scratch=tmp_path, params=options.params)
+    assert opts.param("strict") is True and opts.param("hidden-tests") == "show"
+    bare = SubmissionOptions(scratch=tmp_path)  # a parameter the run did not set: its declared default
+    assert bare.param("strict") is False and bare.param("hidden-tests") == "redact"
+    with pytest.raises(TypeError, match="restore takes no parameter hidden_tests"):
+        restore(tmp_path, hidden_tests="show")  # feedback's parameter, not restore's
