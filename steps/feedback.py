@@ -28,7 +28,7 @@ from typing import Any, Sequence
 
 import nbformat
 
-from .cli import for_each_submission, step_main
+from .cli import each_submission, step_main
 from .contract import MANUAL, STEPS
 from .params import HIDDEN_TESTS, PARAMS  # noqa: F401 - HIDDEN_TESTS: --hidden-tests' values, where callers look
 from .records import OK, REPAIRED, SKIPPED, Manifest, NotebookOutcome, StepRecord, read_json
@@ -251,25 +251,17 @@ def per_submission(
     )
 
 
-def feedback(
-    workspace: Path, students: Sequence[str] | None = None, show_hidden_tests: bool = False
-) -> list[StepRecord]:
-    """Write feedback for every scored submission in the manifest (or only `students`)."""
-
-    def one(ws: Path, manifest: Manifest, snapshot: dict, student: str, scratch: Path) -> StepRecord:
-        return feedback_submission(ws, manifest, snapshot, student, scratch, show_hidden_tests)
-
+def feedback(workspace: Path, students: Sequence[str] | None = None, **params: Any) -> list[StepRecord]:
+    """Write feedback for every scored submission in the manifest (or only `students`) through
+    `per_submission`, with feedback's parameters by keyword (`hidden_tests="show"`: nbgrader's behaviour)."""
     ws = Workspace(workspace)
     manifest = Manifest.load(ws.manifest)
     students = [s for s in (students or manifest.students()) if ws.record("score", s).is_file()]
-    return for_each_submission(STEP, one, workspace, students) if students else []
+    return each_submission(STEP, workspace, students, **params) if students else []
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    def run(workspace: Path, hidden_tests: str, **params: Any) -> list[StepRecord]:
-        return feedback(workspace, show_hidden_tests=hidden_tests == "show", **params)
-
-    return step_main(STEP, run, argv)
+    return step_main(STEP, feedback, argv)
 
 
 if __name__ == "__main__":
