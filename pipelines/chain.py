@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from steps.contract import OPTIONAL, Step
-from steps.failures import infra_reason, log_failure, optional_failed, ungraded_record
+from steps.failures import infra_reason, step_failed
 from steps.records import OK, Manifest, NotebookOutcome, StepRecord, read_json, write_json
 from steps.sandbox import Limits, Sandbox
 from steps.workspace import EXECUTE_LOG, SubmissionOptions, Workspace, per_submission, submission_chain
@@ -80,12 +80,10 @@ def grade_submission(
             with _next_sandbox_after(step, opts, more):
                 records[step.name] = per_submission(step)(ws, manifest, snapshot, student, opts)
         except Exception as e:  # noqa: BLE001 - our side broke for this submission: not a grade; the batch goes on
-            if step.name in OPTIONAL:
-                optional_failed(ws, manifest, step, student, e)
-                continue
-            kind, reason = infra_reason(e, step.name)
-            log_failure(student, reason, e)
-            return None, ungraded_record(ws.root, manifest, student, reason, kind), kind
+            # the chain stops here: score's record (what merge reads) says UNGRADED and why
+            record, kind = step_failed(ws, manifest, step, student, e, as_step="score")
+            if step.name not in OPTIONAL:
+                return None, record, kind
     return records.get("execute"), records["score"], ""
 
 

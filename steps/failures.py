@@ -23,7 +23,15 @@ from .errors import InfraError, TeacherError
 from .records import UNGRADED, Manifest, NotebookOutcome, StepRecord
 from .workspace import Workspace
 
-__all__ = ["infra_reason", "failed_record", "ungraded_record", "optional_failed", "log_failure", "contained"]
+__all__ = [
+    "infra_reason",
+    "failed_record",
+    "ungraded_record",
+    "optional_failed",
+    "log_failure",
+    "step_failed",
+    "contained",
+]
 
 log = logging.getLogger("gradeflow.failures")
 
@@ -93,6 +101,19 @@ def log_failure(student: str, reason: str, e: BaseException) -> None:
         log.warning("gradeflow could not grade %s: %s", student, reason, exc_info=True)
 
 
+def step_failed(
+    ws: Path | Workspace, manifest: Manifest, step: Step, student: str, e: Exception, as_step: str | None = None
+) -> tuple[StepRecord, str]:
+    """`step` raised for one submission: write and return the record that says so, with the
+    failure's kind. An optional step's failure costs only its own output (kind ""); any other
+    leaves the submission UNGRADED, recorded as `as_step` (default: the step itself)."""
+    if step.name in OPTIONAL:
+        return optional_failed(ws, manifest, step, student, e), ""
+    kind, reason = infra_reason(e, step.name)
+    log_failure(student, reason, e)
+    return failed_record(ws, manifest, as_step or step, student, reason, kind), kind
+
+
 def contained(step: Step | str, one: OneSubmission) -> OneSubmission:
     """`one` (a step's function for one submission) with its failure contained to that submission.
 
@@ -105,10 +126,6 @@ def contained(step: Step | str, one: OneSubmission) -> OneSubmission:
         except TeacherError:
             raise
         except Exception as e:  # noqa: BLE001 - our side broke for this submission: not a grade; the batch goes on
-            if s.name in OPTIONAL:
-                return optional_failed(ws, manifest, s, student, e)
-            kind, reason = infra_reason(e, s.name)
-            log_failure(student, reason, e)
-            return failed_record(ws, manifest, s, student, reason, kind)
+            return step_failed(ws, manifest, s, student, e)[0]
 
     return run

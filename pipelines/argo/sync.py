@@ -59,8 +59,7 @@ def _run_location(
     if wf is None:
         return run_prefix(store, store_prefix), run
     params = {p["name"]: p.get("value") for p in (wf.get("spec", {}).get("arguments", {}).get("parameters") or [])}
-    prefix = store_prefix or params.get("store-prefix") or "gradeflow"
-    return f"{store.rstrip('/')}/{prefix.strip('/')}", params.get("run-id") or wf["metadata"]["name"]
+    return run_prefix(store, store_prefix or params.get("store-prefix")), params.get("run-id") or wf["metadata"]["name"]
 
 
 def sync(
