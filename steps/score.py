@@ -21,7 +21,7 @@ from typing import Any, Sequence
 
 import nbformat
 
-from .cli import for_each_submission, step_main
+from .cli import each_submission, step_main
 from .contract import STEPS
 from .integrity import flag_for_review, withhold_credit
 from .nbgrader_pipeline import run_preprocessors, score_preprocessors
@@ -172,7 +172,7 @@ def per_submission(
 
 def score(workspace: Path, students: Sequence[str] | None = None) -> list[StepRecord]:
     """Score every submission in the manifest (or only `students`)."""
-    return for_each_submission(STEP, score_submission, workspace, students)
+    return each_submission(STEP, workspace, students)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
