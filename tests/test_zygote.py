@@ -195,24 +195,40 @@ def test_a_helper_module_of_the_submission_imports_as_in_a_new_kernel(zygote: st
     assert "" in out["uses_helper"]["imp"]["path"] or "/work" in out["uses_helper"]["imp"]["path"]
 
 
-def test_a_forked_kernel_collects_its_garbage_and_has_no_debugger(tmp_path: Path) -> None:
+def test_a_forked_kernel_collects_its_garbage_and_leaves_out_what_grading_does_not_use(tmp_path: Path) -> None:
     # the zygote imports with garbage collection off and freezes what it imported; its kernels
-    # must still collect what student code leaves. ipykernel's debugger is left out of them
-    # (debugpy is not imported), but student code can still import debugpy itself.
+    # must still collect what student code leaves. ipykernel's debugger (debugpy), IPython's jedi
+    # completion and its terminal shell (prompt_toolkit) are left out of them, even after a
+    # traceback and a completion, but student code can still import each of them itself.
     require_sandbox("bubblewrap")
+    left_out = "('debugpy', 'jedi', 'parso', 'prompt_toolkit', 'IPython.terminal.embed')"
     cells = {
         "gc": (
             "import gc, sys, json, weakref\nclass Node: pass\n"
             "a, b = Node(), Node()\na.other, b.other = b, a\nref = weakref.ref(a)\ndel a, b\ngc.collect()\n"
-            "print(json.dumps({'enabled': gc.isenabled(), 'cycle_collected': ref() is None,"
-            " 'debugpy_loaded': 'debugpy' in sys.modules}))"
+            "print(json.dumps({'enabled': gc.isenabled(), 'cycle_collected': ref() is None}))"
         ),
-        "debugpy": "import json, debugpy\nprint(json.dumps({'imported': debugpy.__name__}))",
+        "traceback": "try:\n    get_ipython().run_cell('1/0')\nexcept Exception:\n    pass",
+        "complete": (
+            "import json\n_, matches = get_ipython().complete('json.dum')\nprint(json.dumps({'matches': matches}))"
+        ),
+        "loaded": f"import json, sys\nprint(json.dumps({{'loaded': sorted(m for m in {left_out} if m in sys.modules)}}))",
+        "imports": (
+            "import json, debugpy, jedi, prompt_toolkit, IPython\n"
+            "from IPython.terminal.embed import InteractiveShellEmbed\n"
+            "print(json.dumps({'imported': [debugpy.__name__, jedi.__name__, prompt_toolkit.__name__],"
+            " 'embed': [IPython.embed.__module__, InteractiveShellEmbed.__name__]}))"
+        ),
     }
     record, out = _run(tmp_path, "bubblewrap", {"nb": cells})
     assert record.notebooks[0].status == OK and record.detail["teardown"]["kernels_forked"] == 1
-    assert out["nb"]["gc"] == {"enabled": True, "cycle_collected": True, "debugpy_loaded": False}
-    assert out["nb"]["debugpy"] == {"imported": "debugpy"}
+    assert out["nb"]["gc"] == {"enabled": True, "cycle_collected": True}
+    assert out["nb"]["complete"] == {"matches": ["json.dump", "json.dumps"]}
+    assert out["nb"]["loaded"] == {"loaded": []}
+    assert out["nb"]["imports"] == {
+        "imported": ["debugpy", "jedi", "prompt_toolkit"],
+        "embed": ["IPython.terminal.embed", "InteractiveShellEmbed"],
+    }
 
 
 @pytest.mark.parametrize(

@@ -155,12 +155,44 @@ def _clear_sandbox() -> None:
             return
 
 
-class _NoDebugpy:
-    """An import finder refusing debugpy, so that ipykernel.debugger finds it unavailable."""
+class _LeftOut:
+    """An import finder refusing the packages a grading kernel does without while the zygote imports.
+
+    ipykernel and IPython import them only when importing works, for what nobody uses while
+    grading: debugpy (ipykernel's debugger: nothing sends debug requests; ~10 % of the zygote's
+    CPU, 7 MiB per sandbox) and jedi with parso (IPython's static-analysis completion: nothing
+    asks for completions; ~10 %). The finder is removed after the zygote's imports, so student
+    code can still import any of them itself.
+    """
+
+    NAMES = ("debugpy", "jedi", "parso")
 
     def find_spec(self, name: str, path: object = None, target: object = None) -> None:
-        if name.partition(".")[0] == "debugpy":
-            raise ImportError(f"{name}: no debugger in a grading kernel")
+        if name.partition(".")[0] in self.NAMES:
+            raise ImportError(f"{name}: left out of a grading kernel")
+
+
+def _embed_on_call() -> object:
+    """A stand-in for `IPython.terminal.embed` while the zygote imports IPython.
+
+    IPython's package imports its terminal shell (prompt_toolkit, wcwidth, the terminal's
+    pygments lexers: ~25 % of the zygote's CPU) only to export `IPython.embed`, which a kernel
+    never calls. The stand-in's `embed` imports the real one when called; it leaves sys.modules
+    after the import, so `import IPython.terminal.embed` (or prompt_toolkit) in student code
+    loads the real module, as in a new kernel.
+    """
+    import types
+
+    module = types.ModuleType("IPython.terminal.embed")
+
+    def embed(**kwargs: object) -> object:
+        from IPython.terminal.embed import embed as real
+
+        return real(**kwargs)
+
+    embed.__module__ = module.__name__
+    module.embed = embed  # type: ignore[attr-defined]
+    return module
 
 
 def main(path: str) -> None:
@@ -173,25 +205,25 @@ def main(path: str) -> None:
     # which stay alive, and collecting traverses them again and again (~8 % of the zygote's CPU;
     # the cyclic garbage left uncollected is about 1 MiB).
     gc.disable()
-    # Kernels without ipykernel's debugger: nothing sends debug requests while grading, and
-    # importing debugpy is ~10 % of the zygote's CPU and 7 MiB per sandbox. ipykernel uses it only
-    # when importing it works; student code can still import debugpy (the block goes with the import).
-    blocker = _NoDebugpy()
-    sys.meta_path.insert(0, blocker)
+    # What a grading kernel does without is left out of the imports (see _LeftOut, _embed_on_call).
+    left_out = _LeftOut()
+    sys.meta_path.insert(0, left_out)
+    sys.modules["IPython.terminal.embed"] = _embed_on_call()
     try:
         import ipykernel.debugger  # noqa: F401 - imported lazily by every kernel's init
-    finally:
-        sys.meta_path.remove(blocker)
-    import ipykernel.ipkernel  # noqa: F401
-    import ipykernel.zmqshell  # noqa: F401
-    from ipykernel import kernelapp  # noqa: F401 - the point of the zygote
+        import ipykernel.ipkernel  # noqa: F401
+        import ipykernel.zmqshell  # noqa: F401
+        from ipykernel import kernelapp  # noqa: F401 - the point of the zygote
 
-    try:  # the rest of what every kernel imports, at its start or at its first traceback
-        import IPython.core.completerlib  # noqa: F401
-        import pygments.styles.default  # noqa: F401
-        import tornado.platform.asyncio  # noqa: F401
-    except ImportError:  # other versions: the kernel imports what it needs itself
-        pass
+        try:  # the rest of what every kernel imports, at its start or at its first traceback
+            import IPython.core.completerlib  # noqa: F401
+            import pygments.styles.default  # noqa: F401
+            import tornado.platform.asyncio  # noqa: F401
+        except ImportError:  # other versions: the kernel imports what it needs itself
+            pass
+    finally:
+        sys.meta_path.remove(left_out)
+        del sys.modules["IPython.terminal.embed"]
 
     # What was imported is never collected: freeze it, so that a kernel's collections skip it.
     # A full collection in a forked kernel would otherwise traverse all of it, writing to every
