@@ -212,7 +212,9 @@ def test_a_forked_kernel_collects_its_garbage_and_leaves_out_what_grading_does_n
         "complete": (
             "import json\n_, matches = get_ipython().complete('json.dum')\nprint(json.dumps({'matches': matches}))"
         ),
-        "loaded": f"import json, sys\nprint(json.dumps({{'loaded': sorted(m for m in {left_out} if m in sys.modules)}}))",
+        "loaded": (
+            f"import json, sys\nprint(json.dumps({{'loaded': sorted(m for m in {left_out} if m in sys.modules)}}))"
+        ),
         "imports": (
             "import json, debugpy, jedi, prompt_toolkit, IPython\n"
             "from IPython.terminal.embed import InteractiveShellEmbed\n"
