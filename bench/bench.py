@@ -17,7 +17,9 @@ yardstick for overhead; and, per gradeflow run, where its time went (from the ru
 
 Every gradeflow run also prints its phase split, per submission in slot-seconds, from the run's
 own records: restore, sandbox start, cells, kernels+papermill, score, and the parent's course
-writes.
+writes; and, when nbgrader ran too, whether every grade in its gradebook (auto score, max score,
+needs manual grade, per student, notebook and cell) is identical to nbgrader's. When one is
+not, the bench says which and exits 1: the times do not count.
     python bench/bench.py --integrity 10                       # the integrity probes' cost only
 
 `--integrity N` grades N submissions once, then executes each one again with and without the
@@ -266,6 +268,33 @@ def grade_run(base: Path, course: Path, n: int, jobs: int, sandbox: str, code: P
     return {"tool": f"gradeflow/{sandbox}", **r}
 
 
+def gradebook_scores(course: Path) -> dict[tuple[str, str, str], tuple[Any, ...]]:
+    """(auto_score, max_score, needs_manual_grade) per student, notebook and grade cell of ps1,
+    read from the course's gradebook.db: what the teacher sees after the tool ran."""
+    from nbgrader.api import Gradebook
+
+    out: dict[tuple[str, str, str], tuple[Any, ...]] = {}
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        for sub in gb.find_assignment("ps1").submissions:
+            for nb in sub.notebooks:
+                for g in nb.grades:
+                    out[(sub.student.id, nb.name, g.name)] = (g.auto_score, g.max_score, g.needs_manual_grade)
+    return out
+
+
+def compare_scores(nbgrader_course: Path, course: Path) -> dict[str, Any]:
+    """Every grade of one tool's run against nbgrader's on the same submissions: the speed
+    figures only count when the grades are the same."""
+    want, got = gradebook_scores(nbgrader_course), gradebook_scores(course)
+    different = sorted(k for k in want.keys() | got.keys() if want.get(k) != got.get(k))
+    return {
+        "grades": len(want),
+        "identical": len(want.keys() - set(different)),
+        "different": [{"grade": list(k), "nbgrader": want.get(k), "gradeflow": got.get(k)} for k in different[:20]],
+        "different_count": len(different),
+    }
+
+
 def bench_size(
     n: int,
     jobs: list[int],
@@ -299,6 +328,9 @@ def bench_size(
                 r["speedup"] = round(first["wall_s"] / r["wall_s"], 2)  # against the first job count given
                 if nbg_run:
                     r["ratio_wall"] = round(r["wall_s"] / nbg_run["wall_s"], 3)
+                    r["scores"] = compare_scores(
+                        root / f"n{n}" / "nbgrader", root / f"n{n}" / f"gradeflow-{sandbox}-j{j}"
+                    )
                 out["runs"].append(r)
 
     if nbconvert_sample:
@@ -531,8 +563,19 @@ def profile_lines(rows: list[dict[str, Any]]) -> str:
                 f" in the parent: course write {per['course_write_s']:.3f} | "
                 f"results+report {p['results_and_report_s']:.1f} s"
                 f" | kernels {p['kernels']} ({p['kernels_forked']} forked)"
+                f"{score_line(r['scores']) if 'scores' in r else ''}"
             )
     return "\n".join(lines)
+
+
+def score_line(scores: dict[str, Any]) -> str:
+    if not scores["different_count"]:
+        return f" | scores: all {scores['grades']} grades identical to nbgrader's"
+    first = scores["different"][0]
+    return (
+        f" | scores: {scores['different_count']} of {scores['grades']} grades DIFFERENT from nbgrader's,"
+        f" e.g. {'/'.join(first['grade'])}: nbgrader {first['nbgrader']}, gradeflow {first['gradeflow']}"
+    )
 
 
 def integrity_line(r: dict[str, Any]) -> str:
@@ -667,6 +710,10 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print("where gradeflow's time went (from the run's own records):")
     print(profile_lines(rows))
+    differ = [r["tool"] for row in rows for r in row["runs"] if r.get("scores", {}).get("different_count")]
+    if differ:
+        print(f"grades differ from nbgrader's ({', '.join(differ)}): the times above do not count", file=sys.stderr)
+        return 1
     return 0
 
 
