@@ -26,6 +26,7 @@ __all__ = [
     "add_limit_arguments",
     "limits_from_args",
     "argo_parameters",
+    "limit_arguments",
     "type_of",
     "NOT_ON_ARGO",
 ]
@@ -94,6 +95,16 @@ def limits_from_args(a: argparse.Namespace) -> Limits:
     from .sandbox import Limits
 
     return Limits(**{f.field: getattr(a, f.dest) for f in FLAGS})
+
+
+def limit_arguments(limits: Limits) -> list[str]:
+    """`limits` as the command-line flags of a step (`--memory 1024 ...`; '' for a cell timeout
+    left to the course), for a command built by hand, such as the emulated execute pod's."""
+    return [
+        arg
+        for f in FLAGS
+        for arg in (f"--{f.flag}", "" if getattr(limits, f.field) is None else str(getattr(limits, f.field)))
+    ]
 
 
 def argo_parameters(limits: Limits) -> dict[str, str]:

@@ -20,7 +20,15 @@ from pipelines.argo import commands
 from pipelines.argo.workflow import BOUND, CACHE_INPUTS, LIMITS, PARAMETERS, build_workflow
 from pipelines.jupyter.jobs import JobManager
 from steps.contract import STEPS
-from steps.limits import ARGO_FLAGS, FIXED, FLAGS, add_limit_arguments, argo_parameters, limits_from_args
+from steps.limits import (
+    ARGO_FLAGS,
+    FIXED,
+    FLAGS,
+    add_limit_arguments,
+    argo_parameters,
+    limit_arguments,
+    limits_from_args,
+)
 from steps.sandbox import Limits
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,6 +67,19 @@ def test_the_local_and_step_command_lines_default_to_limits() -> None:
     assert limits_from_args(p.parse_args(["--memory", "512", "--cell-timeout", "20"])) == Limits(
         memory_mb=512, cell_timeout=20
     )
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [Limits(), Limits(cell_timeout=7, memory_mb=300, cpu_time=11, wall_time=90, pids=40, disk_mb=20, output_kb=64)],
+)
+def test_a_hand_built_step_command_line_carries_every_limit(limits: Limits) -> None:
+    # the emulated execute pod builds `python -m steps.execute ...` itself: what it passes must
+    # parse back, in the step's own parser, to the same limits (a new limit included)
+    p = argparse.ArgumentParser()
+    add_limit_arguments(p)
+    assert limits_from_args(p.parse_args(limit_arguments(limits))) == limits
+    assert len(limit_arguments(limits)) == 2 * len(FLAGS)
 
 
 def test_submit_from_the_command_line_passes_the_teachers_limits(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -28,6 +28,7 @@ import steps
 
 from ..contract import RESTORED
 from ..errors import SandboxError
+from ..limits import limit_arguments
 from ..records import StepRecord
 from ..workspace import RECORD, Workspace
 from .base import Limits, Sandbox
@@ -143,20 +144,7 @@ class ArgoPodSandbox(Sandbox):
                 student,
                 "--sandbox",
                 "pod",
-                "--cell-timeout",
-                "" if limits.cell_timeout is None else str(limits.cell_timeout),
-                "--wall-time",
-                str(limits.wall_time),
-                "--memory",
-                str(limits.memory_mb),
-                "--cpu-time",
-                str(limits.cpu_time),
-                "--pids",
-                str(limits.pids),
-                "--disk",
-                str(limits.disk_mb),
-                "--output",
-                str(limits.output_kb),
+                *limit_arguments(limits),
             ]
             start = time.monotonic()
             try:
