@@ -176,10 +176,11 @@ def _run(
 
     progress(Event("collect", "start"))
     try:
+        # the teacher's collect parameters by name, as the chain hands each step its own: a new
+        # `grade=True` Param of collect reaches it with no edit here
+        chosen = {p.dest: options.params[p.name] for p in STEPS["collect"].params if p.name in options.params}
         manifest = wait_for_gradebook(
-            lambda: collect(
-                course_dir, assignment, ws, options.students, run_id, max_submission_mb=options.max_submission_mb
-            ),
+            lambda: collect(course_dir, assignment, ws, options.students, run_id, **chosen),
             _db_url(course_dir),
             options.gradebook_wait,
         )
