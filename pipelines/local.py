@@ -32,7 +32,7 @@ from steps.sandbox import DEFAULT_SANDBOX, Limits, Sandbox, get_sandbox
 from steps.workspace import Workspace, submission_chain
 
 from .chain import grade_submission, start_warming
-from .pool import Signals, make_pool, stop_pool
+from .pool import Signals, close_pool, make_pool, stop_pool
 from .runstate import course_lock, drop_unchanged, preflight, remember, teacher_os_error
 from .store import RUNS_DIR, open_store
 
@@ -152,6 +152,7 @@ def _grade(
             stop_pool(pool)
             raise
         pool.shutdown(wait=True)
+        close_pool(pool)
     return results
 
 

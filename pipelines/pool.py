@@ -97,7 +97,28 @@ def make_pool(jobs: int) -> ProcessPoolExecutor:
     slots = ctx.Queue()
     for i in range(jobs):
         slots.put(i)
-    return ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=(slots,))
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=(slots,))
+    _slot_queues[id(pool)] = slots
+    return pool
+
+
+_slot_queues: dict[int, Any] = {}  # each pool's slot queue, closed with the pool (close_pool)
+
+
+def close_pool(pool: ProcessPoolExecutor, manager: Any = None, timeout: float = 5.0) -> None:
+    """Close the pool's queues now, in this thread: its manager thread (which closes the task
+    queue) and the slot queue's feeder thread are joined before the interpreter exits.
+
+    A multiprocessing queue's semaphores are unlinked when the last reference goes; left to
+    interpreter shutdown, that can happen in a daemon feeder thread that is stopped between the
+    unlink and telling multiprocessing's resource tracker, which then prints "leaked semaphore"
+    warnings on the teacher's terminal after a Ctrl-C."""
+    if manager is not None:
+        manager.join(timeout)
+    slots = _slot_queues.pop(id(pool), None)
+    if slots is not None:
+        slots.close()
+        slots.join_thread()
 
 
 def stop_pool(pool: ProcessPoolExecutor, grace: float = 3.0) -> None:
@@ -110,6 +131,7 @@ def stop_pool(pool: ProcessPoolExecutor, grace: float = 3.0) -> None:
     # takes the lock is added to it (`or {}` would swap an empty one for a copy that stays empty,
     # and that worker would not be joined). shutdown then drops the attribute.
     processes = getattr(pool, "_processes", None)
+    manager = getattr(pool, "_executor_manager_thread", None)  # shutdown drops it; joined in close_pool
     pool.shutdown(wait=False, cancel_futures=True)
     procs = list((processes or {}).values())
     for p in procs:
@@ -123,6 +145,7 @@ def stop_pool(pool: ProcessPoolExecutor, grace: float = 3.0) -> None:
             with contextlib.suppress(OSError):
                 os.kill(p.pid, signal.SIGKILL)
             p.join(1)
+    close_pool(pool, manager)
 
 
 class Signals:
