@@ -49,6 +49,10 @@ from typing import Any
 import nbformat
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "tests")]  # the parity tests' gradebook reader (tests/parity.py)
+
+from parity import gradebook_grades  # noqa: E402
+
 CGROUP_V1 = Path("/sys/fs/cgroup")
 NOTEBOOKS_PER_SUBMISSION = 2  # the example course's ps1: problems and data_analysis
 
@@ -268,24 +272,10 @@ def grade_run(base: Path, course: Path, n: int, jobs: int, sandbox: str, code: P
     return {"tool": f"gradeflow/{sandbox}", **r}
 
 
-def gradebook_scores(course: Path) -> dict[tuple[str, str, str], tuple[Any, ...]]:
-    """(auto_score, max_score, needs_manual_grade) per student, notebook and grade cell of ps1,
-    read from the course's gradebook.db: what the teacher sees after the tool ran."""
-    from nbgrader.api import Gradebook
-
-    out: dict[tuple[str, str, str], tuple[Any, ...]] = {}
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
-        for sub in gb.find_assignment("ps1").submissions:
-            for nb in sub.notebooks:
-                for g in nb.grades:
-                    out[(sub.student.id, nb.name, g.name)] = (g.auto_score, g.max_score, g.needs_manual_grade)
-    return out
-
-
 def compare_scores(nbgrader_course: Path, course: Path) -> dict[str, Any]:
     """Every grade of one tool's run against nbgrader's on the same submissions: the speed
     figures only count when the grades are the same."""
-    want, got = gradebook_scores(nbgrader_course), gradebook_scores(course)
+    want, got = gradebook_grades(nbgrader_course), gradebook_grades(course)
     different = sorted(k for k in want.keys() | got.keys() if want.get(k) != got.get(k))
     return {
         "grades": len(want),
@@ -323,14 +313,13 @@ def bench_size(
         for sandbox in sandboxes:
             first = None
             for j in jobs:
-                r = grade_run(base, root / f"n{n}" / f"gradeflow-{sandbox}-j{j}", n, j, sandbox, code)
+                course = root / f"n{n}" / f"gradeflow-{sandbox}-j{j}"
+                r = grade_run(base, course, n, j, sandbox, code)
                 first = first or r
                 r["speedup"] = round(first["wall_s"] / r["wall_s"], 2)  # against the first job count given
                 if nbg_run:
                     r["ratio_wall"] = round(r["wall_s"] / nbg_run["wall_s"], 3)
-                    r["scores"] = compare_scores(
-                        root / f"n{n}" / "nbgrader", root / f"n{n}" / f"gradeflow-{sandbox}-j{j}"
-                    )
+                    r["scores"] = compare_scores(root / f"n{n}" / "nbgrader", course)
                 out["runs"].append(r)
 
     if nbconvert_sample:

@@ -76,7 +76,7 @@ def worker_scratch() -> Path:
     return _scratch
 
 
-def make_pool(jobs: int) -> ProcessPoolExecutor:
+def make_pool(jobs: int) -> WorkerPool:
     from multiprocessing import forkserver
 
     ctx = mp.get_context("forkserver")
@@ -97,15 +97,18 @@ def make_pool(jobs: int) -> ProcessPoolExecutor:
     slots = ctx.Queue()
     for i in range(jobs):
         slots.put(i)
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=(slots,))
-    _slot_queues[id(pool)] = slots
-    return pool
+    return WorkerPool(slots, max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=(slots,))
 
 
-_slot_queues: dict[int, Any] = {}  # each pool's slot queue, closed with the pool (close_pool)
+class WorkerPool(ProcessPoolExecutor):
+    """The workers, with the queue their slots come from (closed with the pool: close_pool)."""
+
+    def __init__(self, slots: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.slots = slots
 
 
-def close_pool(pool: ProcessPoolExecutor, manager: Any = None, timeout: float = 5.0) -> None:
+def close_pool(pool: WorkerPool, manager: Any = None, timeout: float = 5.0) -> None:
     """Close the pool's queues now, in this thread: its manager thread (which closes the task
     queue) and the slot queue's feeder thread are joined before the interpreter exits.
 
@@ -115,13 +118,11 @@ def close_pool(pool: ProcessPoolExecutor, manager: Any = None, timeout: float = 
     warnings on the teacher's terminal after a Ctrl-C."""
     if manager is not None:
         manager.join(timeout)
-    slots = _slot_queues.pop(id(pool), None)
-    if slots is not None:
-        slots.close()
-        slots.join_thread()
+    pool.slots.close()
+    pool.slots.join_thread()
 
 
-def stop_pool(pool: ProcessPoolExecutor, grace: float = 3.0) -> None:
+def stop_pool(pool: WorkerPool, grace: float = 3.0) -> None:
     """SIGTERM every worker (each tears its sandbox down), SIGKILL what is left after `grace` s.
 
     The pool is shut down first: that takes the pool's lock, so no worker is half-started by the

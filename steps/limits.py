@@ -97,16 +97,18 @@ def limits_from_args(a: argparse.Namespace) -> Limits:
     return Limits(**{f.field: getattr(a, f.dest) for f in FLAGS})
 
 
+def _text(limits: Limits, f: LimitFlag) -> str:
+    """One limit as a command line or an Argo parameter carries it ('' for a cell timeout left to the course)."""
+    value = getattr(limits, f.field)
+    return "" if value is None else str(value)
+
+
 def limit_arguments(limits: Limits) -> list[str]:
-    """`limits` as the command-line flags of a step (`--memory 1024 ...`; '' for a cell timeout
-    left to the course), for a command built by hand, such as the emulated execute pod's."""
-    return [
-        arg
-        for f in FLAGS
-        for arg in (f"--{f.flag}", "" if getattr(limits, f.field) is None else str(getattr(limits, f.field)))
-    ]
+    """`limits` as the command-line flags of a step (`--memory 1024 ...`), for a command built by
+    hand, such as the emulated execute pod's."""
+    return [arg for f in FLAGS for arg in (f"--{f.flag}", _text(limits, f))]
 
 
 def argo_parameters(limits: Limits) -> dict[str, str]:
-    """The Argo parameters of `limits`, as strings ('' for a cell timeout left to the course)."""
-    return {f.flag: "" if getattr(limits, f.field) is None else str(getattr(limits, f.field)) for f in ARGO_FLAGS}
+    """The Argo parameters of `limits`, as strings."""
+    return {f.flag: _text(limits, f) for f in ARGO_FLAGS}

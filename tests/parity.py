@@ -1,7 +1,7 @@
 """Parity with `nbgrader autograde`: build a course, grade it both ways, compare gradebooks.
 
-Used by the parity tests and by `bench/parity.py` (which prints the counts for the closing
-note). The peer corpus is nbgrader's own test notebooks, shipped in its wheel under
+Used by the parity tests and by `bench/bench.py` (whose runs must give nbgrader's grades). The
+peer corpus is nbgrader's own test notebooks, shipped in its wheel under
 `nbgrader/tests/apps/files/`, paired the way nbgrader's own autograde tests pair them.
 """
 
