@@ -271,6 +271,14 @@ def podman_containers(pids: set[int]) -> list[str]:
     return sorted(c["Names"][0] for c in json.loads(out or "[]") if int(c["Labels"][OWNER_LABEL]) in pids)
 
 
+def executing_a_submission(pids: set[int]) -> bool:
+    """Whether a sandbox of the run (`pids`) holds a submission's files in its /work (nbgrader's
+    timestamp.txt; the notebook stays outside, with papermill). The run's first sandbox is the
+    canary's (a one-cell test of the sandbox with nothing in /work, ended and removed by the run
+    itself within a second), and the next ones start empty too, ahead of their submission."""
+    return any((Path(d) / "work" / "timestamp.txt").exists() for d in run_leftovers(pids)["temp_dirs"])
+
+
 def test_kill_9_mid_execute_in_podman_then_the_next_run_removes_its_containers(slow_course: Path) -> None:
     require_sandbox("podman")
     proc = _start(slow_course, "--jobs", "1", "--sandbox", "podman")
@@ -278,9 +286,9 @@ def test_kill_9_mid_execute_in_podman_then_the_next_run_removes_its_containers(s
 
     def container_running() -> bool:
         pids.update(group_members(proc.pid))
-        return bool(podman_containers(pids))
+        return executing_a_submission(pids) and bool(podman_containers(pids))
 
-    _wait_for(container_running, 300, "a podman sandbox was running", proc)
+    _wait_for(container_running, 300, "a podman sandbox was executing a submission", proc)
     time.sleep(1.0)
     pids.update(group_members(proc.pid))
     # SIGKILL to the whole group (an OOM kill, a stop that escalated): the workers die too,
@@ -307,8 +315,7 @@ def test_a_signal_to_the_group_stops_within_seconds_and_leaves_nothing(slow_cour
 
     def sandbox_running() -> bool:
         pids.update(group_members(proc.pid))
-        found = run_leftovers(pids)
-        return any("execute" in d for d in found["temp_dirs"])
+        return executing_a_submission(pids)
 
     _wait_for(sandbox_running, 300, "a submission was executing", proc)
     time.sleep(1.0)
