@@ -301,11 +301,36 @@ def test_kill_9_mid_execute_in_podman_then_the_next_run_removes_its_containers(s
     left = podman_containers(pids)
     print(f"containers left by the killed run: {left}")
     assert left, "the killed run left no container: this test would show nothing"
+    print(f"podman clients left by the killed run: {podman_clients(pids)}")
 
     rerun = gradeflow(slow_course, "--sandbox", "podman")
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert podman_containers(pids) == []  # `podman ps -a` shows none of the dead run's
     assert run_leftovers(pids) == NOTHING
+    # nor any podman client of theirs (each in its own session, so the SIGKILL missed them):
+    # they end with their container
+    deadline = time.monotonic() + 5
+    while podman_clients(pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert podman_clients(pids) == []
+
+
+def podman_clients(pids: set[int]) -> list[int]:
+    """Live `podman run` processes of containers started by any of `pids`."""
+    from steps.sandbox.leftovers import OWNER_LABEL
+
+    labels = {f"{OWNER_LABEL}={p}".encode() for p in pids}
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if not proc.name.isdigit() or (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                continue
+            argv = set((proc / "cmdline").read_bytes().split(b"\0"))
+        except OSError:
+            continue
+        if b"run" in argv and labels & argv:
+            found.append(int(proc.name))
+    return found
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
