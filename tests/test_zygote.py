@@ -278,3 +278,37 @@ def test_an_exit_report_arriving_with_the_pid_is_not_lost(tmp_path: Path) -> Non
         finally:
             zygote.kill()
             server.close()
+
+
+def test_a_zygote_whose_grader_died_ends_its_kernel_and_itself(tmp_path: Path) -> None:
+    """The zygote's standard input is a pipe from the grader: when the grader dies (a SIGKILL closes
+    its end, as `stdin.close()` does here), the zygote kills its kernel and exits, so no sandbox
+    outlives a killed run (a podman container would: it is not the grader's child)."""
+    import os
+    import sys
+    import time
+
+    from steps.sandbox.base import minimal_env
+    from steps.sandbox.zygote import SOURCE, Zygote
+
+    sock = tmp_path / "zygote.sock"
+    env = minimal_env(str(tmp_path))
+    with open(tmp_path / "log", "w") as log:
+        zygote = Zygote([sys.executable, "-c", SOURCE, str(sock)], env, tmp_path, sock, log, start_timeout=60)
+        try:
+            kernel = zygote.spawn(["-f", str(tmp_path / "kernel.json")])
+            time.sleep(0.5)
+            assert kernel.poll() is None and zygote.proc.poll() is None  # both alive while the grader is
+            zygote.proc.stdin.close()
+            assert zygote.proc.wait(timeout=20) == 0
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                try:
+                    os.kill(kernel.pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.05)
+            else:
+                raise AssertionError(f"the kernel {kernel.pid} outlived its zygote")
+        finally:
+            zygote.kill()

@@ -69,7 +69,9 @@ class PodmanLauncher(KernelLauncher):
             "--rm",
             "--name",
             name,
-            *([] if as_pid_1 else ["--init"]),
+            # the zygote (PID 1) gets the grader's pipe as stdin (its lifeline, see zygote_main);
+            # a kernel started directly gets an init to reap what it leaves
+            *(["--interactive"] if as_pid_1 else ["--init"]),
             "--hostname",
             "sandbox",
             "--label",

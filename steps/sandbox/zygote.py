@@ -136,8 +136,10 @@ class Zygote:
         self.started = time.monotonic()
         self.ready_s: float | None = None  # how long the first kernel waited for it, for execute.json
         self.head_start_s: float | None = None  # started this long before its submission was handed over
+        # Its standard input is a pipe only this process writes to (nothing is ever written): if this
+        # process dies, even by SIGKILL, the zygote reads end of file and ends its sandbox itself.
         self.proc = subprocess.Popen(
-            command, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=logfh, stderr=logfh, start_new_session=True
+            command, env=env, cwd=cwd, stdin=subprocess.PIPE, stdout=logfh, stderr=logfh, start_new_session=True
         )
 
     def handed_over(self) -> None:
@@ -198,3 +200,5 @@ class Zygote:
             except OSError:
                 self.proc.kill()
         self.proc.wait()
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()

@@ -13,6 +13,9 @@ Protocol, one connection per kernel, JSON lines over the Unix socket SOCKET:
   -> {"argv": [...ipykernel arguments...]}       <- {"pid": N}
   -> "kill"          (or closing the connection)  <- {"exit": CODE}  when the kernel is gone
   -> {"exit": true}  the submission is done: the zygote exits, and with it the sandbox
+Its standard input is a pipe from the grader that nothing writes to: when it reads end of file,
+the grader is gone (killed, even by SIGKILL) and the zygote ends the sandbox itself, so a killed
+run leaves no sandbox running (a container outlives its podman client's parent otherwise).
 After each kernel the zygote kills every other process in the sandbox, so the next notebook
 starts from a clean process table, as a new sandbox would.
 Standard library and ipykernel only: the gradeflow package is not inside the sandbox.
@@ -24,6 +27,7 @@ import os
 import select
 import signal
 import socket
+import stat
 import struct
 import sys
 
@@ -41,6 +45,7 @@ def _run_kernel(argv: list) -> None:
     """In the forked child: become an ordinary kernel process (see ipykernel_launcher)."""
     _prctl_dumpable(1)
     os.setpgid(0, 0)
+    _detach_lifeline()
     # Signal dispositions are the interpreter's own (SIGPIPE and SIGXFSZ ignored, SIGINT raising
     # KeyboardInterrupt): the zygote never changes them, so the kernel has what a new one has.
     code = 0
@@ -100,8 +105,10 @@ def _serve_one(conn: socket.socket) -> None:
     pidfd = os.pidfd_open(kid) if hasattr(os, "pidfd_open") else None
     code, listening = None, True
     while code is None:
-        watch = [_listener] + ([conn] if listening else []) + ([pidfd] if pidfd is not None else [])
+        watch = [_listener, *_lifeline] + ([conn] if listening else []) + ([pidfd] if pidfd is not None else [])
         ready, _, _ = select.select(watch, [], [], 0.05 if pidfd is None else 5)
+        if _lifeline and _lifeline[0] in ready:
+            _check_lifeline(kid)
         if _listener in ready:  # answer at once: a connection from the kernel is hung up on
             _accept()
         if conn in ready:
@@ -138,6 +145,31 @@ def _accept() -> None:
         _pending.append(conn)
     else:
         conn.close()
+
+
+def _check_lifeline(kid: int = 0) -> None:
+    """The grader's pipe is readable: at end of file the grader is gone, so end the sandbox
+    (and the kernel `kid`, which a zygote that is not PID 1 must kill itself)."""
+    try:
+        data = os.read(_lifeline[0], 64)
+    except OSError:
+        data = b""
+    if not data:
+        if kid:
+            try:
+                os.killpg(kid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        _clear_sandbox()
+        os._exit(0)
+
+
+def _detach_lifeline() -> None:
+    """In a kernel: standard input is /dev/null, not the zygote's pipe from the grader."""
+    if _lifeline:
+        fd = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(fd, 0)
+        os.close(fd)
 
 
 def _clear_sandbox() -> None:
@@ -235,15 +267,25 @@ def main(path: str) -> None:
     _listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     _listener.bind(path)
     _listener.listen(4)
+    try:  # a pipe or socket from the grader (not /dev/null): watch it
+        if stat.S_ISFIFO(os.fstat(0).st_mode) or stat.S_ISSOCK(os.fstat(0).st_mode):
+            _lifeline.append(0)
+    except OSError:
+        pass
     while True:
         while not _pending:
-            _accept()
+            ready, _, _ = select.select([_listener, *_lifeline], [], [])
+            if _lifeline and _lifeline[0] in ready:
+                _check_lifeline()
+            if _listener in ready:
+                _accept()
         with _pending.pop(0) as conn:
             _serve_one(conn)
 
 
 _listener: socket.socket
 _pending: list = []  # the grader's requests, in order
+_lifeline: list = []  # [0] when standard input is the grader's pipe (see the module's docstring)
 
 if __name__ == "__main__":
     main(sys.argv[1])
