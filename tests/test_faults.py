@@ -78,18 +78,24 @@ def run_leftovers(pids: set[int]) -> dict[str, list[str]]:
     return {k: [x for x in v if any(f"-p{p}-" in x or f"gradeflow-{p}-" in x for p in pids)] for k, v in found.items()}
 
 
-def group_members(pgid: int) -> set[int]:
-    """Live processes of the process group (zombies waiting for init to reap them hold nothing)."""
-    found = set()
+def live_processes() -> dict[int, list[str]]:
+    """Every live process's /proc/PID/stat fields after the command name (zombies waiting for init
+    to reap them hold nothing)."""
+    found = {}
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
             try:
                 fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                found.add(int(proc.name))
+            if fields[0] != "Z":
+                found[int(proc.name)] = fields
     return found
+
+
+def group_members(pgid: int) -> set[int]:
+    """Live processes of the process group."""
+    return {pid for pid, fields in live_processes().items() if int(fields[2]) == pgid}
 
 
 @pytest.fixture(scope="module")
@@ -358,15 +364,13 @@ def podman_clients(pids: set[int]) -> list[int]:
 
     labels = {f"{OWNER_LABEL}={p}".encode() for p in pids}
     found = []
-    for proc in Path("/proc").iterdir():
+    for pid in live_processes():
         try:
-            if not proc.name.isdigit() or (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-                continue
-            argv = set((proc / "cmdline").read_bytes().split(b"\0"))
+            argv = set(Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0"))
         except OSError:
             continue
         if b"run" in argv and labels & argv:
-            found.append(int(proc.name))
+            found.append(pid)
     return found
 
 

@@ -107,18 +107,14 @@ def _serve_one(conn: socket.socket) -> None:
     while code is None:
         watch = [_listener, *_lifeline] + ([conn] if listening else []) + ([pidfd] if pidfd is not None else [])
         ready, _, _ = select.select(watch, [], [], 0.05 if pidfd is None else 5)
-        if _lifeline and _lifeline[0] in ready:
-            _check_lifeline(kid)
+        _check_lifeline(ready, kid)
         if _listener in ready:  # answer at once: a connection from the kernel is hung up on
             _accept()
         if conn in ready:
             data = conn.recv(64)
             listening = data != b""
             if data.startswith(b"kill") or not listening:
-                try:
-                    os.killpg(kid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+                _kill_kernel(kid)
         code = _reap(kid)
     if pidfd is not None:
         os.close(pidfd)
@@ -147,19 +143,25 @@ def _accept() -> None:
         conn.close()
 
 
-def _check_lifeline(kid: int = 0) -> None:
-    """The grader's pipe is readable: at end of file the grader is gone, so end the sandbox
-    (and the kernel `kid`, which a zygote that is not PID 1 must kill itself)."""
+def _kill_kernel(kid: int) -> None:
+    try:
+        os.killpg(kid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _check_lifeline(ready: list, kid: int = 0) -> None:
+    """If select found the grader's pipe readable and at end of file, the grader is gone: end the
+    sandbox (and the kernel `kid`, which a zygote that is not PID 1 must kill itself)."""
+    if not _lifeline or _lifeline[0] not in ready:
+        return
     try:
         data = os.read(_lifeline[0], 64)
     except OSError:
         data = b""
     if not data:
         if kid:
-            try:
-                os.killpg(kid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            _kill_kernel(kid)
         _clear_sandbox()
         os._exit(0)
 
@@ -275,8 +277,7 @@ def main(path: str) -> None:
     while True:
         while not _pending:
             ready, _, _ = select.select([_listener, *_lifeline], [], [])
-            if _lifeline and _lifeline[0] in ready:
-                _check_lifeline()
+            _check_lifeline(ready)
             if _listener in ready:
                 _accept()
         with _pending.pop(0) as conn:
